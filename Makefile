@@ -1,0 +1,93 @@
+# ngx_dtls: build nginx with the module, run it, test it.
+#
+#   make             nginx with the module built in (build/nginx/sbin/nginx)
+#                    and as a dynamic module
+#                    (build/nginx/modules/ngx_stream_dtls_module.so)
+#   make run         nginx on 127.0.0.1:5684 in front of a UDP echo backend
+#   make test        the test suite (prove)
+#
+# NGINX_SRC=/path/to/nginx-1.22.1 builds against that tree instead of
+# Debian's source package.
+
+SHELL      = /bin/sh
+TOP       := $(abspath .)
+BUILD      = $(TOP)/build
+PREFIX     = $(BUILD)/nginx
+NGINX_SRC ?= $(BUILD)/src/nginx
+SRC       := $(abspath $(NGINX_SRC))
+JOBS      ?= 2
+CC        ?= cc
+
+MODULE_SRCS = config ngx_dtls_module.c $(wildcard src/*.c src/*.h)
+
+NGINX_CONFIGURE = --prefix=$(PREFIX) \
+                  --with-compat --with-debug \
+                  --without-http \
+                  --with-stream --with-stream_ssl_module \
+                  --with-cc-opt="$(NGINX_CC_OPT)" \
+                  --with-ld-opt="$(NGINX_LD_OPT)"
+NGINX_CC_OPT ?= -O2 -g
+NGINX_LD_OPT ?=
+
+TOOLS = $(BUILD)/tools/dtls_client $(BUILD)/tools/udp_echo
+
+.PHONY: all deps source run test tools clean distclean
+
+all: $(PREFIX)/sbin/nginx $(PREFIX)/modules/ngx_stream_dtls_module.so
+
+deps:
+	@sh scripts/deps.sh
+
+source: deps
+	@sh scripts/nginx-src.sh $(SRC)
+
+# nginx with the module compiled in
+
+$(BUILD)/obj-static/Makefile: config | source
+	cd $(SRC) && ./configure $(NGINX_CONFIGURE) \
+	    --builddir=$(BUILD)/obj-static --add-module=$(TOP) \
+	    > $(BUILD)/configure-static.log
+	@echo "configured nginx (static module)"
+
+$(PREFIX)/sbin/nginx: $(BUILD)/obj-static/Makefile $(MODULE_SRCS)
+	$(MAKE) -C $(SRC) -f $(BUILD)/obj-static/Makefile -j$(JOBS) binary
+	mkdir -p $(PREFIX)/sbin $(PREFIX)/logs $(PREFIX)/conf
+	cp $(BUILD)/obj-static/nginx $@.new && mv -f $@.new $@
+
+# the same nginx without it, and the module to load with load_module
+
+$(BUILD)/obj-dynamic/Makefile: config | source
+	cd $(SRC) && ./configure $(NGINX_CONFIGURE) \
+	    --builddir=$(BUILD)/obj-dynamic --add-dynamic-module=$(TOP) \
+	    > $(BUILD)/configure-dynamic.log
+	@echo "configured nginx (dynamic module)"
+
+$(PREFIX)/modules/ngx_stream_dtls_module.so: $(BUILD)/obj-dynamic/Makefile \
+                                             $(MODULE_SRCS)
+	$(MAKE) -C $(SRC) -f $(BUILD)/obj-dynamic/Makefile -j$(JOBS) \
+	    binary modules
+	mkdir -p $(PREFIX)/sbin $(PREFIX)/modules
+	cp $(BUILD)/obj-dynamic/nginx $(PREFIX)/sbin/nginx-compat.new
+	mv -f $(PREFIX)/sbin/nginx-compat.new $(PREFIX)/sbin/nginx-compat
+	cp $(BUILD)/obj-dynamic/ngx_stream_dtls_module.so $@.new && mv -f $@.new $@
+
+# test tools
+
+tools: $(TOOLS)
+
+$(BUILD)/tools/%: t/tools/%.c
+	@mkdir -p $(BUILD)/tools
+	$(CC) -O2 -g -Wall -Wextra -o $@ $< -lssl -lcrypto -lpthread
+
+run: all tools
+	@sh scripts/run.sh
+
+test: all tools
+	prove -I t/lib t/
+
+clean:
+	rm -rf $(BUILD)/obj-static $(BUILD)/obj-dynamic $(BUILD)/tools \
+	       $(PREFIX)
+
+distclean:
+	rm -rf $(BUILD)

@@ -1,0 +1,640 @@
+
+/*
+ * Copyright (C) ngx_dtls authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_stream.h>
+
+#include "ngx_stream_dtls.h"
+
+
+#define NGX_STREAM_DTLS_DEFAULT_CIPHERS                                       \
+    "PSK-AES128-CCM8:PSK-AES128-CCM:PSK-AES128-GCM-SHA256:"                   \
+    "PSK-AES256-GCM-SHA384:PSK-CHACHA20-POLY1305:"                            \
+    "ECDHE-PSK-CHACHA20-POLY1305"
+
+#define NGX_STREAM_DTLS_COOKIE_LIFETIME  60
+
+
+static ngx_int_t ngx_stream_dtls_handler(ngx_stream_session_t *s);
+static ngx_int_t ngx_stream_dtls_drop(ngx_connection_t *c);
+static ngx_int_t ngx_stream_dtls_log_handler(ngx_stream_session_t *s);
+static ngx_int_t ngx_stream_dtls_create_ctx(ngx_conf_t *cf,
+    ngx_stream_dtls_srv_conf_t *dscf);
+static void ngx_stream_dtls_ctx_cleanup(void *data);
+static ngx_int_t ngx_stream_dtls_check_listens(ngx_conf_t *cf);
+static ngx_int_t ngx_stream_dtls_check_proxy(ngx_conf_t *cf);
+
+static ngx_int_t ngx_stream_dtls_preconfiguration(ngx_conf_t *cf);
+static void *ngx_stream_dtls_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_stream_dtls_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_stream_dtls_init(ngx_conf_t *cf);
+
+static char *ngx_stream_dtls_enable(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_stream_dtls_mtu(ngx_conf_t *cf, void *post, void *data);
+
+
+static ngx_conf_bitmask_t  ngx_stream_dtls_protocols[] = {
+    { ngx_string("DTLSv1"), NGX_STREAM_DTLS_DTLSv1 },
+    { ngx_string("DTLSv1.2"), NGX_STREAM_DTLS_DTLSv1_2 },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_post_handler_pt  ngx_stream_dtls_mtu_post =
+    ngx_stream_dtls_mtu;
+
+
+static ngx_command_t  ngx_stream_dtls_commands[] = {
+
+    { ngx_string("dtls"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_FLAG,
+      ngx_stream_dtls_enable,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_dtls_srv_conf_t, enable),
+      NULL },
+
+    { ngx_string("dtls_psk_file"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_stream_dtls_psk_file,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("dtls_psk_identity_hint"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_dtls_srv_conf_t, psk_identity_hint),
+      NULL },
+
+    { ngx_string("dtls_protocols"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_1MORE,
+      ngx_conf_set_bitmask_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_dtls_srv_conf_t, protocols),
+      &ngx_stream_dtls_protocols },
+
+    { ngx_string("dtls_ciphers"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_dtls_srv_conf_t, ciphers),
+      NULL },
+
+    { ngx_string("dtls_handshake_timeout"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_dtls_srv_conf_t, handshake_timeout),
+      NULL },
+
+    { ngx_string("dtls_mtu"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_dtls_srv_conf_t, mtu),
+      &ngx_stream_dtls_mtu_post },
+
+      ngx_null_command
+};
+
+
+static ngx_stream_module_t  ngx_stream_dtls_module_ctx = {
+    ngx_stream_dtls_preconfiguration,      /* preconfiguration */
+    ngx_stream_dtls_init,                  /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    ngx_stream_dtls_create_srv_conf,       /* create server configuration */
+    ngx_stream_dtls_merge_srv_conf         /* merge server configuration */
+};
+
+
+ngx_module_t  ngx_stream_dtls_module = {
+    NGX_MODULE_V1,
+    &ngx_stream_dtls_module_ctx,           /* module context */
+    ngx_stream_dtls_commands,              /* module directives */
+    NGX_STREAM_MODULE,                     /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_int_t
+ngx_stream_dtls_handler(ngx_stream_session_t *s)
+{
+    ngx_int_t                    rc;
+    ngx_connection_t            *c;
+    ngx_stream_dtls_conn_t      *ctx;
+    ngx_stream_dtls_srv_conf_t  *dscf;
+    u_char                       cookie[NGX_STREAM_DTLS_COOKIE_LEN];
+
+    dscf = ngx_stream_get_module_srv_conf(s, ngx_stream_dtls_module);
+
+    if (!dscf->enable) {
+        return NGX_DECLINED;
+    }
+
+    c = s->connection;
+
+    ctx = ngx_stream_get_module_ctx(s, ngx_stream_dtls_module);
+
+    if (ctx) {
+        /* called again once the handshake is done */
+        return ctx->handshaked ? NGX_OK : NGX_AGAIN;
+    }
+
+    c->log->action = "checking DTLS ClientHello";
+
+    switch (ngx_stream_dtls_hello(c, dscf->cookie, c->buffer, cookie)) {
+
+    case NGX_STREAM_DTLS_HELLO_OK:
+        break;
+
+    case NGX_STREAM_DTLS_HELLO_VERIFY:
+        ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
+                       "dtls ClientHello without cookie, "
+                       "HelloVerifyRequest sent");
+        return ngx_stream_dtls_drop(c);
+
+    case NGX_STREAM_DTLS_HELLO_BAD_COOKIE:
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "DTLS ClientHello with an invalid or expired cookie, "
+                      "HelloVerifyRequest sent");
+        return ngx_stream_dtls_drop(c);
+
+    default: /* NGX_STREAM_DTLS_HELLO_INVALID */
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "DTLS session must start with a ClientHello, "
+                      "datagram of %uz bytes dropped",
+                      c->buffer ? (size_t) (c->buffer->last - c->buffer->pos)
+                                : 0);
+        return ngx_stream_dtls_drop(c);
+    }
+
+    c->log->action = "DTLS handshaking";
+
+    if (ngx_stream_dtls_init_session(s, dscf, cookie) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_stream_dtls_handshake(s);
+
+    if (rc == NGX_ERROR) {
+        return NGX_STREAM_BAD_REQUEST;
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_stream_dtls_drop(ngx_connection_t *c)
+{
+    ngx_pool_t  *pool;
+
+    /*
+     * Before a valid cookie nothing is kept, and nothing is logged as a
+     * session either: close at once, without the log phase.
+     */
+
+#if (NGX_STAT_STUB)
+    (void) ngx_atomic_fetch_add(ngx_stat_active, -1);
+#endif
+
+    pool = c->pool;
+
+    ngx_close_connection(c);
+
+    ngx_destroy_pool(pool);
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_stream_dtls_log_handler(ngx_stream_session_t *s)
+{
+    ngx_stream_dtls_conn_t  *ctx;
+
+    /*
+     * The session ends (proxy_timeout, upstream error, return): tell
+     * the client with close_notify while the session can still send;
+     * the log phase is the last point where it can.
+     */
+
+    ctx = ngx_stream_get_module_ctx(s, ngx_stream_dtls_module);
+
+    if (ctx) {
+        ngx_stream_dtls_shutdown(ctx);
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_stream_dtls_conn_t *
+ngx_stream_dtls_get_conn(ngx_connection_t *c)
+{
+    ngx_stream_session_t  *s;
+
+    s = c->data;
+
+    return ngx_stream_get_module_ctx(s, ngx_stream_dtls_module);
+}
+
+
+static ngx_int_t
+ngx_stream_dtls_create_ctx(ngx_conf_t *cf, ngx_stream_dtls_srv_conf_t *dscf)
+{
+    int                  min, max;
+    SSL_CTX             *ctx;
+    ngx_pool_cleanup_t  *cln;
+
+    ctx = SSL_CTX_new(DTLS_server_method());
+    if (ctx == NULL) {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0, "SSL_CTX_new() failed");
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        SSL_CTX_free(ctx);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_stream_dtls_ctx_cleanup;
+    cln->data = ctx;
+
+    dscf->ctx = ctx;
+
+    if (SSL_CTX_set_ex_data(ctx, ngx_ssl_server_conf_index, dscf) == 0) {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                      "SSL_CTX_set_ex_data() failed");
+        return NGX_ERROR;
+    }
+
+    min = (dscf->protocols & NGX_STREAM_DTLS_DTLSv1) ? DTLS1_VERSION
+                                                     : DTLS1_2_VERSION;
+    max = (dscf->protocols & NGX_STREAM_DTLS_DTLSv1_2) ? DTLS1_2_VERSION
+                                                       : DTLS1_VERSION;
+
+    if (SSL_CTX_set_min_proto_version(ctx, min) != 1
+        || SSL_CTX_set_max_proto_version(ctx, max) != 1)
+    {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                      "SSL_CTX_set_min/max_proto_version() failed");
+        return NGX_ERROR;
+    }
+
+    /*
+     * cookies: ours, stateless, before OpenSSL sees the session;
+     * MTU: dtls_mtu, not the path MTU of a socket nginx shares;
+     * no renegotiation: a second handshake would bypass the cookie
+     */
+
+    SSL_CTX_set_options(ctx, SSL_OP_COOKIE_EXCHANGE
+                             | SSL_OP_NO_QUERY_MTU
+                             | SSL_OP_NO_RENEGOTIATION
+                             | SSL_OP_NO_COMPRESSION);
+
+    SSL_CTX_set_cookie_generate_cb(ctx, ngx_stream_dtls_generate_cookie_cb);
+    SSL_CTX_set_cookie_verify_cb(ctx, ngx_stream_dtls_verify_cookie_cb);
+
+    SSL_CTX_set_info_callback(ctx, ngx_stream_dtls_info_callback);
+
+    SSL_CTX_set_read_ahead(ctx, 1);
+
+    if (SSL_CTX_set_session_id_context(ctx, (u_char *) "ngx_dtls", 8) != 1) {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                      "SSL_CTX_set_session_id_context() failed");
+        return NGX_ERROR;
+    }
+
+    if (SSL_CTX_set_cipher_list(ctx, (char *) dscf->ciphers.data) != 1) {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                      "SSL_CTX_set_cipher_list(\"%V\") failed",
+                      &dscf->ciphers);
+        return NGX_ERROR;
+    }
+
+    SSL_CTX_set_psk_server_callback(ctx, ngx_stream_dtls_psk_server_cb);
+
+    if (dscf->psk_identity_hint.len
+        && SSL_CTX_use_psk_identity_hint(ctx,
+                                      (char *) dscf->psk_identity_hint.data)
+           != 1)
+    {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                      "SSL_CTX_use_psk_identity_hint(\"%V\") failed",
+                      &dscf->psk_identity_hint);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_stream_dtls_ctx_cleanup(void *data)
+{
+    SSL_CTX  *ctx = data;
+
+    SSL_CTX_free(ctx);
+}
+
+
+static ngx_int_t
+ngx_stream_dtls_check_listens(ngx_conf_t *cf)
+{
+    ngx_uint_t                    i, workers;
+    ngx_core_conf_t              *ccf;
+    ngx_stream_listen_t          *ls;
+    ngx_stream_dtls_srv_conf_t   *dscf;
+    ngx_stream_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_stream_conf_get_module_main_conf(cf, ngx_stream_core_module);
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cf->cycle->conf_ctx,
+                                           ngx_core_module);
+
+    /* worker_processes before the stream block: unset means the default */
+
+    workers = (ccf->worker_processes == NGX_CONF_UNSET)
+              ? 1 : (ngx_uint_t) ccf->worker_processes;
+
+    ls = cmcf->listen.elts;
+
+    for (i = 0; i < cmcf->listen.nelts; i++) {
+
+        dscf = ls[i].ctx->srv_conf[ngx_stream_dtls_module.ctx_index];
+
+        if (!dscf->enable) {
+            continue;
+        }
+
+        if (ls[i].type != SOCK_DGRAM) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"dtls\" needs \"listen ... udp\", "
+                          "but \"listen %V\" is not udp, in %s:%ui",
+                          &ls[i].addr_text, dscf->file, dscf->line);
+            return NGX_ERROR;
+        }
+
+        if (workers > 1 && !ls[i].reuseport) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"dtls\" with %ui worker processes needs "
+                          "\"listen %V udp reuseport\", so that every "
+                          "datagram of a client reaches one worker, "
+                          "in %s:%ui",
+                          workers, &ls[i].addr_text, dscf->file, dscf->line);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_stream_dtls_check_proxy(ngx_conf_t *cf)
+{
+    ngx_uint_t                     i, m;
+    ngx_uint_t                    *requests;
+    ngx_module_t                  *proxy;
+    ngx_command_t                 *cmd;
+    ngx_stream_dtls_srv_conf_t    *dscf;
+    ngx_stream_core_srv_conf_t   **cscfp;
+    ngx_stream_core_main_conf_t   *cmcf;
+
+    /*
+     * proxy_requests hands a client's later datagrams to a new session,
+     * which cannot decrypt them.  The proxy's configuration is private
+     * to it; its "proxy_requests" command says where the value lives.
+     */
+
+    proxy = NULL;
+
+    for (m = 0; cf->cycle->modules[m]; m++) {
+        if (ngx_strcmp(cf->cycle->modules[m]->name,
+                       "ngx_stream_proxy_module") == 0)
+        {
+            proxy = cf->cycle->modules[m];
+            break;
+        }
+    }
+
+    if (proxy == NULL) {
+        return NGX_OK;
+    }
+
+    for (cmd = proxy->commands; cmd->name.len; cmd++) {
+        if (ngx_strcmp(cmd->name.data, "proxy_requests") == 0) {
+            break;
+        }
+    }
+
+    if (cmd->name.len == 0) {
+        return NGX_OK;
+    }
+
+    cmcf = ngx_stream_conf_get_module_main_conf(cf, ngx_stream_core_module);
+    cscfp = cmcf->servers.elts;
+
+    for (i = 0; i < cmcf->servers.nelts; i++) {
+
+        dscf = cscfp[i]->ctx->srv_conf[ngx_stream_dtls_module.ctx_index];
+
+        if (!dscf->enable) {
+            continue;
+        }
+
+        requests = (ngx_uint_t *)
+                   ((u_char *) cscfp[i]->ctx->srv_conf[proxy->ctx_index]
+                    + cmd->offset);
+
+        if (*requests != 0 && *requests != NGX_CONF_UNSET_UINT) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"proxy_requests\" cannot be used with \"dtls\": "
+                          "it would start a new session for a client's "
+                          "later datagrams, which cannot be decrypted "
+                          "there, in %s:%ui", dscf->file, dscf->line);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_stream_dtls_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_stream_dtls_add_variables(cf);
+}
+
+
+static void *
+ngx_stream_dtls_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_stream_dtls_srv_conf_t  *dscf;
+
+    dscf = ngx_pcalloc(cf->pool, sizeof(ngx_stream_dtls_srv_conf_t));
+    if (dscf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     dscf->ctx = NULL;
+     *     dscf->protocols = 0;
+     *     dscf->ciphers = { 0, NULL };
+     *     dscf->psk_identity_hint = { 0, NULL };
+     *     dscf->cookie = NULL;
+     *     dscf->file = NULL;
+     *     dscf->line = 0;
+     */
+
+    dscf->enable = NGX_CONF_UNSET;
+    dscf->handshake_timeout = NGX_CONF_UNSET_MSEC;
+    dscf->mtu = NGX_CONF_UNSET_SIZE;
+    dscf->psk = NGX_CONF_UNSET_PTR;
+
+    return dscf;
+}
+
+
+static char *
+ngx_stream_dtls_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_stream_dtls_srv_conf_t *prev = parent;
+    ngx_stream_dtls_srv_conf_t *conf = child;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+
+    ngx_conf_merge_bitmask_value(conf->protocols, prev->protocols,
+                         (NGX_CONF_BITMASK_SET|NGX_STREAM_DTLS_DTLSv1_2));
+
+    ngx_conf_merge_str_value(conf->ciphers, prev->ciphers,
+                             NGX_STREAM_DTLS_DEFAULT_CIPHERS);
+    ngx_conf_merge_str_value(conf->psk_identity_hint,
+                             prev->psk_identity_hint, "");
+
+    ngx_conf_merge_msec_value(conf->handshake_timeout,
+                              prev->handshake_timeout, 10000);
+    ngx_conf_merge_size_value(conf->mtu, prev->mtu, 1200);
+
+    ngx_conf_merge_ptr_value(conf->psk, prev->psk, NULL);
+
+    if (conf->file == NULL) {
+        conf->file = prev->file;
+        conf->line = prev->line;
+    }
+
+    if (!conf->enable) {
+        return NGX_CONF_OK;
+    }
+
+    if (conf->psk == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "no \"dtls_psk_file\" is defined for \"dtls on\" "
+                      "in %s:%ui", conf->file, conf->line);
+        return NGX_CONF_ERROR;
+    }
+
+    conf->cookie = ngx_stream_dtls_cookie_secret(cf,
+                                              NGX_STREAM_DTLS_COOKIE_LIFETIME);
+    if (conf->cookie == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_stream_dtls_create_ctx(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_stream_dtls_init(ngx_conf_t *cf)
+{
+    ngx_stream_handler_pt        *h;
+    ngx_stream_core_main_conf_t  *cmcf;
+
+    if (ngx_stream_dtls_check_listens(cf) != NGX_OK
+        || ngx_stream_dtls_check_proxy(cf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_stream_dtls_bio_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    cmcf = ngx_stream_conf_get_module_main_conf(cf, ngx_stream_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_STREAM_SSL_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_stream_dtls_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_STREAM_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_stream_dtls_log_handler;
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_stream_dtls_enable(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_stream_dtls_srv_conf_t *dscf = conf;
+
+    char  *rv;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, conf);
+
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    /* remembered for the checks made once the whole block is read */
+
+    dscf->file = cf->conf_file->file.name.data;
+    dscf->line = cf->conf_file->line;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_stream_dtls_mtu(ngx_conf_t *cf, void *post, void *data)
+{
+    size_t  *mtu = data;
+
+    if (*mtu < 256 || *mtu > 65507) {
+        return "must be between 256 and 65507";
+    }
+
+    return NGX_CONF_OK;
+}

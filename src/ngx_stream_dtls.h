@@ -1,0 +1,161 @@
+
+/*
+ * Copyright (C) ngx_dtls authors
+ */
+
+
+#ifndef _NGX_STREAM_DTLS_H_INCLUDED_
+#define _NGX_STREAM_DTLS_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_stream.h>
+
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+
+
+#define NGX_STREAM_DTLS_COOKIE_LEN        32
+#define NGX_STREAM_DTLS_SECRET_LEN        32
+
+#define NGX_STREAM_DTLS_PSK_MIN_LEN       16
+#define NGX_STREAM_DTLS_PSK_MAX_LEN       64
+#define NGX_STREAM_DTLS_IDENTITY_MAX_LEN  128
+
+#define NGX_STREAM_DTLS_DTLSv1            0x0002
+#define NGX_STREAM_DTLS_DTLSv1_2          0x0004
+
+
+typedef struct {
+    ngx_str_t                   identity;
+    size_t                      key_len;
+    u_char                      key[NGX_STREAM_DTLS_PSK_MAX_LEN];
+    ngx_uint_t                  line;
+} ngx_stream_dtls_psk_t;
+
+
+typedef struct {
+    ngx_array_t                 keys;       /* ngx_stream_dtls_psk_t */
+    ngx_str_t                   file;
+} ngx_stream_dtls_psk_store_t;
+
+
+/* the stateless cookie: per-epoch keys derived from one base secret */
+
+typedef struct {
+    u_char                      base[NGX_STREAM_DTLS_SECRET_LEN];
+    time_t                      lifetime;
+    time_t                      epoch;      /* of key[0], per worker */
+    u_char                      key[2][NGX_STREAM_DTLS_SECRET_LEN];
+} ngx_stream_dtls_cookie_secret_t;
+
+
+typedef struct {
+    ngx_flag_t                  enable;
+
+    SSL_CTX                    *ctx;
+
+    ngx_uint_t                  protocols;
+    ngx_str_t                   ciphers;
+    ngx_str_t                   psk_identity_hint;
+    ngx_msec_t                  handshake_timeout;
+    size_t                      mtu;
+
+    ngx_stream_dtls_psk_store_t      *psk;
+    ngx_stream_dtls_cookie_secret_t  *cookie;
+
+    /* where "dtls on" was set, for errors found after parsing */
+    u_char                     *file;
+    ngx_uint_t                  line;
+} ngx_stream_dtls_srv_conf_t;
+
+
+/* per session */
+
+typedef struct {
+    SSL                        *ssl;
+    ngx_connection_t           *connection;
+
+    /* nginx's own UDP session I/O, beneath the DTLS records */
+    ngx_recv_pt                 recv;
+    ngx_send_chain_pt           send_chain;
+
+    ngx_buf_t                  *first;      /* ClientHello not yet read */
+    ngx_msec_t                  deadline;   /* of the handshake */
+
+    u_char                      cookie[NGX_STREAM_DTLS_COOKIE_LEN];
+
+    ngx_uint_t                  datagrams;  /* received while handshaking */
+    const char                 *failure;    /* why the handshake failed */
+
+    unsigned                    handshaked:1;
+    unsigned                    closed:1;   /* no more records out */
+} ngx_stream_dtls_conn_t;
+
+
+/* hello.c: the stateless first-datagram check */
+
+typedef enum {
+    NGX_STREAM_DTLS_HELLO_OK = 0,           /* ClientHello, valid cookie */
+    NGX_STREAM_DTLS_HELLO_VERIFY,           /* no cookie: HVR sent */
+    NGX_STREAM_DTLS_HELLO_BAD_COOKIE,       /* stale or forged: HVR sent */
+    NGX_STREAM_DTLS_HELLO_INVALID           /* not a ClientHello: dropped */
+} ngx_stream_dtls_hello_e;
+
+ngx_stream_dtls_cookie_secret_t *ngx_stream_dtls_cookie_secret(
+    ngx_conf_t *cf, time_t lifetime);
+ngx_stream_dtls_hello_e ngx_stream_dtls_hello(ngx_connection_t *c,
+    ngx_stream_dtls_cookie_secret_t *secret, ngx_buf_t *b, u_char *cookie);
+int ngx_stream_dtls_verify_cookie_cb(SSL *ssl, const unsigned char *cookie,
+    unsigned int len);
+int ngx_stream_dtls_generate_cookie_cb(SSL *ssl, unsigned char *cookie,
+    unsigned int *len);
+
+
+/* handshake.c */
+
+ngx_int_t ngx_stream_dtls_init_session(ngx_stream_session_t *s,
+    ngx_stream_dtls_srv_conf_t *dscf, u_char *cookie);
+ngx_int_t ngx_stream_dtls_handshake(ngx_stream_session_t *s);
+void ngx_stream_dtls_info_callback(const SSL *ssl, int where, int ret);
+
+
+/* bio.c */
+
+ngx_int_t ngx_stream_dtls_bio_init(ngx_conf_t *cf);
+BIO *ngx_stream_dtls_bio_new(ngx_stream_dtls_conn_t *ctx);
+ssize_t ngx_stream_dtls_send_datagram(ngx_connection_t *c,
+    ngx_send_chain_pt send_chain, u_char *data, size_t len);
+
+
+/* io.c: the session's I/O once the handshake is done */
+
+void ngx_stream_dtls_set_io(ngx_connection_t *c);
+ssize_t ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size);
+ssize_t ngx_stream_dtls_send(ngx_connection_t *c, u_char *buf, size_t size);
+ngx_chain_t *ngx_stream_dtls_send_chain(ngx_connection_t *c, ngx_chain_t *in,
+    off_t limit);
+void ngx_stream_dtls_shutdown(ngx_stream_dtls_conn_t *ctx);
+
+
+/* psk.c */
+
+char *ngx_stream_dtls_psk_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+unsigned int ngx_stream_dtls_psk_server_cb(SSL *ssl, const char *identity,
+    unsigned char *psk, unsigned int max_psk_len);
+
+
+/* variables.c */
+
+ngx_int_t ngx_stream_dtls_add_variables(ngx_conf_t *cf);
+
+
+ngx_stream_dtls_conn_t *ngx_stream_dtls_get_conn(ngx_connection_t *c);
+
+
+extern ngx_module_t  ngx_stream_dtls_module;
+
+
+#endif /* _NGX_STREAM_DTLS_H_INCLUDED_ */

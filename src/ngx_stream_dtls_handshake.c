@@ -1,0 +1,329 @@
+
+/*
+ * Copyright (C) ngx_dtls authors
+ */
+
+
+/*
+ * A session's handshake, once its ClientHello carried a valid cookie:
+ * the SSL object, OpenSSL's retransmissions on nginx timers, the
+ * deadline, and a specific reason in the log when it fails.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_stream.h>
+
+#include "ngx_stream_dtls.h"
+
+
+static void ngx_stream_dtls_handshake_handler(ngx_event_t *rev);
+static void ngx_stream_dtls_handshake_failed(ngx_connection_t *c,
+    ngx_stream_dtls_conn_t *ctx, const char *reason);
+static void ngx_stream_dtls_cleanup(void *data);
+
+
+ngx_int_t
+ngx_stream_dtls_init_session(ngx_stream_session_t *s,
+    ngx_stream_dtls_srv_conf_t *dscf, u_char *cookie)
+{
+    int                      rc;
+    BIO                     *bio;
+    SSL                     *ssl;
+    BIO_ADDR                *peer;
+    ngx_connection_t        *c;
+    ngx_pool_cleanup_t      *cln;
+    ngx_stream_dtls_conn_t  *ctx;
+
+    c = s->connection;
+
+    ctx = ngx_pcalloc(c->pool, sizeof(ngx_stream_dtls_conn_t));
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(c->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    ssl = SSL_new(dscf->ctx);
+    if (ssl == NULL) {
+        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0, "SSL_new() failed");
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_stream_dtls_cleanup;
+    cln->data = ctx;
+
+    ctx->ssl = ssl;
+    ctx->connection = c;
+    ctx->recv = c->recv;
+    ctx->send_chain = c->send_chain;
+    ctx->first = c->buffer;
+    ctx->deadline = ngx_current_msec + dscf->handshake_timeout;
+    ngx_memcpy(ctx->cookie, cookie, NGX_STREAM_DTLS_COOKIE_LEN);
+
+    ngx_stream_set_ctx(s, ctx, ngx_stream_dtls_module);
+
+    if (SSL_set_ex_data(ssl, ngx_ssl_connection_index, c) == 0) {
+        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0, "SSL_set_ex_data() failed");
+        return NGX_ERROR;
+    }
+
+    bio = ngx_stream_dtls_bio_new(ctx);
+    if (bio == NULL) {
+        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0, "BIO_new() failed");
+        return NGX_ERROR;
+    }
+
+    SSL_set_bio(ssl, bio, bio);
+
+    if (SSL_set_mtu(ssl, dscf->mtu) == 0) {
+        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0, "SSL_set_mtu(%uz) failed",
+                      dscf->mtu);
+        return NGX_ERROR;
+    }
+
+    /*
+     * The ClientHello is the second one, with the cookie we checked:
+     * DTLSv1_listen() takes it and sets the handshake message sequence
+     * where the HelloVerifyRequest left it.
+     */
+
+    peer = BIO_ADDR_new();
+    if (peer == NULL) {
+        return NGX_ERROR;
+    }
+
+    ERR_clear_error();
+
+    rc = DTLSv1_listen(ssl, peer);
+
+    BIO_ADDR_free(peer);
+
+    if (rc != 1) {
+        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0,
+                      "DTLSv1_listen() refused a checked ClientHello");
+        return NGX_ERROR;
+    }
+
+    /* nothing of the ClientHello may reach the upstream */
+
+    c->buffer = NULL;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_stream_dtls_handshake(ngx_stream_session_t *s)
+{
+    int                      n, sslerr;
+    ngx_msec_t               timer;
+    ngx_msec_int_t           left;
+    struct timeval           tv;
+    ngx_connection_t        *c;
+    ngx_stream_dtls_conn_t  *ctx;
+
+    c = s->connection;
+    ctx = ngx_stream_get_module_ctx(s, ngx_stream_dtls_module);
+
+    ERR_clear_error();
+
+    n = SSL_do_handshake(ctx->ssl);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_STREAM, c->log, 0,
+                   "SSL_do_handshake: %d", n);
+
+    if (n == 1) {
+        ctx->handshaked = 1;
+
+        if (c->read->timer_set) {
+            ngx_del_timer(c->read);
+        }
+
+        ngx_stream_dtls_set_io(c);
+
+        ngx_log_debug2(NGX_LOG_DEBUG_STREAM, c->log, 0,
+                       "dtls handshake done: %s, %s",
+                       SSL_get_version(ctx->ssl),
+                       SSL_get_cipher_name(ctx->ssl));
+
+        return NGX_OK;
+    }
+
+    sslerr = SSL_get_error(ctx->ssl, n);
+
+    if (sslerr != SSL_ERROR_WANT_READ && sslerr != SSL_ERROR_WANT_WRITE) {
+        ngx_stream_dtls_handshake_failed(c, ctx, NULL);
+        return NGX_ERROR;
+    }
+
+    /* the earlier of OpenSSL's retransmission and the deadline */
+
+    left = (ngx_msec_int_t) (ctx->deadline - ngx_current_msec);
+
+    if (left <= 0) {
+        left = 1;
+    }
+
+    timer = (ngx_msec_t) left;
+
+    if (DTLSv1_get_timeout(ctx->ssl, &tv) == 1) {
+        timer = ngx_min(timer,
+                        (ngx_msec_t) (tv.tv_sec * 1000
+                                      + (tv.tv_usec + 999) / 1000));
+    }
+
+    ngx_add_timer(c->read, timer ? timer : 1);
+
+    c->read->handler = ngx_stream_dtls_handshake_handler;
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_stream_dtls_handshake_handler(ngx_event_t *rev)
+{
+    ngx_int_t                rc;
+    ngx_connection_t        *c;
+    ngx_stream_session_t    *s;
+    ngx_stream_dtls_conn_t  *ctx;
+
+    c = rev->data;
+    s = c->data;
+    ctx = ngx_stream_get_module_ctx(s, ngx_stream_dtls_module);
+
+    if (c->close) {
+        ngx_stream_finalize_session(s, NGX_STREAM_OK);
+        return;
+    }
+
+    if (rev->timedout) {
+        rev->timedout = 0;
+
+        if ((ngx_msec_int_t) (ctx->deadline - ngx_current_msec) <= 0) {
+
+            /*
+             * A Finished record that fails to decrypt is dropped
+             * silently (RFC 6347, 4.1.2.7), so a wrong key shows only as
+             * a client whose Finished never arrived after its
+             * ChangeCipherSpec.
+             */
+
+            ngx_stream_dtls_handshake_failed(c, ctx,
+                SSL_get_state(ctx->ssl) == TLS_ST_SR_CHANGE
+                ? "timed out: the client's Finished did not decrypt, "
+                  "wrong PSK?"
+                : "timed out");
+
+            ngx_stream_finalize_session(s, NGX_STREAM_BAD_REQUEST);
+            return;
+        }
+
+        ERR_clear_error();
+
+        if (DTLSv1_handle_timeout(ctx->ssl) < 0) {
+            ngx_stream_dtls_handshake_failed(c, ctx,
+                                             "retransmission failed");
+            ngx_stream_finalize_session(s, NGX_STREAM_BAD_REQUEST);
+            return;
+        }
+
+    } else {
+        ctx->datagrams++;
+    }
+
+    rc = ngx_stream_dtls_handshake(s);
+
+    if (rc == NGX_AGAIN) {
+        return;
+    }
+
+    if (rc == NGX_ERROR) {
+        ngx_stream_finalize_session(s, NGX_STREAM_BAD_REQUEST);
+        return;
+    }
+
+    rev->handler = ngx_stream_session_handler;
+
+    ngx_stream_core_run_phases(s);
+}
+
+
+static void
+ngx_stream_dtls_handshake_failed(ngx_connection_t *c,
+    ngx_stream_dtls_conn_t *ctx, const char *reason)
+{
+    if (reason == NULL) {
+        reason = ctx->failure;
+    }
+
+    if (reason == NULL) {
+        switch (ERR_GET_REASON(ERR_peek_last_error())) {
+
+        case SSL_R_NO_SHARED_CIPHER:
+            reason = "no shared cipher";
+            break;
+
+        case SSL_R_UNSUPPORTED_PROTOCOL:
+        case SSL_R_WRONG_VERSION_NUMBER:
+        case SSL_R_VERSION_TOO_LOW:
+        case SSL_R_VERSION_TOO_HIGH:
+            reason = "protocol version not enabled";
+            break;
+
+        default:
+            reason = "error";
+        }
+    }
+
+    c->log->action = "DTLS handshaking";
+
+    ngx_ssl_error(NGX_LOG_INFO, c->log, 0, "DTLS handshake failed: %s",
+                  reason);
+}
+
+
+void
+ngx_stream_dtls_info_callback(const SSL *ssl, int where, int ret)
+{
+    ngx_connection_t        *c;
+    ngx_stream_dtls_conn_t  *ctx;
+
+    if (!(where & SSL_CB_READ_ALERT)) {
+        return;
+    }
+
+    c = SSL_get_ex_data(ssl, ngx_ssl_connection_index);
+
+    if (SSL_alert_type_string(ret)[0] == 'W') {
+        ngx_log_debug1(NGX_LOG_DEBUG_STREAM, c->log, 0,
+                       "dtls alert received: %s",
+                       SSL_alert_desc_string_long(ret));
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, c->log, 0, "DTLS fatal alert received: %s",
+                  SSL_alert_desc_string_long(ret));
+
+    ctx = ngx_stream_dtls_get_conn(c);
+
+    if (ctx && !ctx->handshaked) {
+        ctx->failure = "alert received";
+    }
+}
+
+
+static void
+ngx_stream_dtls_cleanup(void *data)
+{
+    ngx_stream_dtls_conn_t  *ctx = data;
+
+    /* the BIO goes with the SSL object; OpenSSL wipes its key copies */
+
+    SSL_free(ctx->ssl);
+}

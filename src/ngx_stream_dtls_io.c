@@ -1,0 +1,242 @@
+
+/*
+ * Copyright (C) ngx_dtls authors
+ */
+
+
+/*
+ * An established session's I/O: c->recv returns one record's plaintext
+ * per call, c->send_chain sends each datagram (the buffers up to a flush
+ * or last_buf) as one record, so proxy_pass and return work unchanged.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_stream.h>
+
+#include "ngx_stream_dtls.h"
+
+
+static void ngx_stream_dtls_close(ngx_connection_t *c,
+    ngx_stream_dtls_conn_t *ctx);
+
+
+void
+ngx_stream_dtls_set_io(ngx_connection_t *c)
+{
+    c->recv = ngx_stream_dtls_recv;
+    c->send = ngx_stream_dtls_send;
+    c->send_chain = ngx_stream_dtls_send_chain;
+}
+
+
+ssize_t
+ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
+{
+    int                      n, sslerr;
+    ngx_stream_dtls_conn_t  *ctx;
+
+    ctx = ngx_stream_dtls_get_conn(c);
+
+    if (ctx->closed) {
+        c->read->ready = 0;
+        return NGX_AGAIN;
+    }
+
+    ERR_clear_error();
+
+    n = SSL_read(ctx->ssl, buf, size);
+
+    if (n > 0) {
+        /* the datagram may hold another record */
+        c->read->ready = 1;
+        return n;
+    }
+
+    c->read->ready = 0;
+
+    sslerr = SSL_get_error(ctx->ssl, n);
+
+    if (sslerr == SSL_ERROR_WANT_READ || sslerr == SSL_ERROR_WANT_WRITE) {
+        return NGX_AGAIN;
+    }
+
+    if (sslerr == SSL_ERROR_ZERO_RETURN) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "client closed DTLS session (close_notify)");
+
+    } else {
+        ngx_ssl_error(NGX_LOG_INFO, c->log, 0, "DTLS session failed");
+    }
+
+    ngx_stream_dtls_close(c, ctx);
+
+    /*
+     * not 0 or NGX_ERROR: the proxy would forward either as an empty
+     * datagram to the upstream
+     */
+
+    return NGX_AGAIN;
+}
+
+
+ssize_t
+ngx_stream_dtls_send(ngx_connection_t *c, u_char *buf, size_t size)
+{
+    int                      n;
+    size_t                   max;
+    ngx_stream_dtls_conn_t  *ctx;
+
+    ctx = ngx_stream_dtls_get_conn(c);
+
+    if (ctx->closed) {
+        return NGX_ERROR;
+    }
+
+    if (size == 0) {
+        return 0;
+    }
+
+    max = DTLS_get_data_mtu(ctx->ssl);
+
+    if (size > max) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "datagram of %uz bytes dropped: a record of it "
+                      "exceeds dtls_mtu (%uz bytes of data at most)",
+                      size, max);
+        return size;
+    }
+
+    ERR_clear_error();
+
+    n = SSL_write(ctx->ssl, buf, size);
+
+    if (n > 0) {
+        return n;
+    }
+
+    ngx_ssl_error(NGX_LOG_INFO, c->log, 0, "SSL_write() failed");
+
+    return NGX_ERROR;
+}
+
+
+ngx_chain_t *
+ngx_stream_dtls_send_chain(ngx_connection_t *c, ngx_chain_t *in,
+    off_t limit)
+{
+    u_char       *p, *data;
+    size_t        size;
+    ssize_t       n;
+    ngx_buf_t    *one;
+    ngx_uint_t    flush, parts;
+    ngx_chain_t  *cl, *next;
+
+    while (in) {
+
+        /* one datagram: the buffers up to a flush or last_buf */
+
+        size = 0;
+        parts = 0;
+        flush = 0;
+        one = NULL;
+
+        for (cl = in; cl; cl = cl->next) {
+
+            if (!ngx_buf_special(cl->buf)) {
+                size += ngx_buf_size(cl->buf);
+                parts++;
+                one = cl->buf;
+            }
+
+            if (cl->buf->flush || cl->buf->last_buf) {
+                flush = 1;
+                cl = cl->next;
+                break;
+            }
+        }
+
+        if (!flush) {
+            return in;
+        }
+
+        next = cl;
+
+        if (parts <= 1) {
+            data = one ? one->pos : NULL;
+
+        } else {
+            data = ngx_alloc(size, c->log);
+            if (data == NULL) {
+                return NGX_CHAIN_ERROR;
+            }
+
+            p = data;
+
+            for (cl = in; cl != next; cl = cl->next) {
+                if (!ngx_buf_special(cl->buf)) {
+                    p = ngx_cpymem(p, cl->buf->pos, ngx_buf_size(cl->buf));
+                }
+            }
+        }
+
+        n = ngx_stream_dtls_send(c, data, size);
+
+        if (parts > 1) {
+            ngx_free(data);
+        }
+
+        if (n == NGX_ERROR) {
+            return NGX_CHAIN_ERROR;
+        }
+
+        for (cl = in; cl != next; cl = cl->next) {
+            cl->buf->pos = cl->buf->last;
+        }
+
+        in = next;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_stream_dtls_close(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx)
+{
+    ngx_stream_dtls_shutdown(ctx);
+
+    /*
+     * End the session as nginx ends idle ones at worker shutdown: the
+     * content handler (the proxy) sees c->close on its next event and
+     * finalizes, releasing the upstream side too.
+     */
+
+    c->close = 1;
+
+    ngx_post_event(c->read, &ngx_posted_events);
+}
+
+
+void
+ngx_stream_dtls_shutdown(ngx_stream_dtls_conn_t *ctx)
+{
+    if (ctx->closed) {
+        return;
+    }
+
+    ctx->closed = 1;
+
+    /* the listening socket is already closed at worker shutdown */
+
+    if (!ctx->handshaked || ngx_exiting || ngx_terminate) {
+        return;
+    }
+
+    ERR_clear_error();
+
+    (void) SSL_shutdown(ctx->ssl);
+
+    ERR_clear_error();
+}
