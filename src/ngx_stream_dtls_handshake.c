@@ -294,7 +294,9 @@ ngx_stream_dtls_info_callback(const SSL *ssl, int where, int ret)
     ngx_connection_t        *c;
     ngx_stream_dtls_conn_t  *ctx;
 
-    if (!(where & SSL_CB_READ_ALERT)) {
+    /* SSL_CB_READ_ALERT shares its SSL_CB_ALERT bit with write alerts */
+
+    if (!(where & SSL_CB_ALERT) || !(where & SSL_CB_READ)) {
         return;
     }
 
@@ -312,7 +314,7 @@ ngx_stream_dtls_info_callback(const SSL *ssl, int where, int ret)
 
     ctx = ngx_stream_dtls_get_conn(c);
 
-    if (ctx && !ctx->handshaked) {
+    if (ctx && !ctx->handshaked && ctx->failure == NULL) {
         ctx->failure = "alert received";
     }
 }

@@ -87,8 +87,7 @@ ngx_stream_dtls_psk_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (file.fd == NGX_INVALID_FILE) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%s\" failed",
-                           file.name.data);
+                           "cannot open PSK file \"%s\"", file.name.data);
         return NGX_CONF_ERROR;
     }
 

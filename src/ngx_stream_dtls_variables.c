@@ -14,6 +14,8 @@
 typedef const char *(*ngx_stream_dtls_get_str_pt)(const SSL *ssl);
 
 
+static ngx_stream_dtls_conn_t *ngx_stream_dtls_established(
+    ngx_stream_session_t *s);
 static ngx_int_t ngx_stream_dtls_variable(ngx_stream_session_t *s,
     ngx_stream_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_stream_dtls_session_reused(ngx_stream_session_t *s,
