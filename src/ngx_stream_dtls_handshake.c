@@ -139,6 +139,7 @@ ngx_stream_dtls_handshake(ngx_stream_session_t *s)
 
     if (n == 1) {
         ctx->handshaked = 1;
+        c->idle = 0;
 
         if (c->read->timer_set) {
             ngx_del_timer(c->read);
@@ -180,6 +181,10 @@ ngx_stream_dtls_handshake(ngx_stream_session_t *s)
     ngx_add_timer(c->read, timer ? timer : 1);
 
     c->read->handler = ngx_stream_dtls_handshake_handler;
+
+    /* a handshake has nothing to lose: worker shutdown may end it */
+
+    c->idle = 1;
 
     return NGX_AGAIN;
 }

@@ -1,0 +1,754 @@
+package Test::Nginx;
+
+# A small harness for the ngx_dtls tests, in the manner of nginx-tests:
+# a test writes its nginx.conf with ports expanded, says what it needs,
+# starts nginx with its backends, talks to it and checks the error log.
+#
+# Knobs: TEST_NGINX_BINARY, TEST_NGINX_LEAVE, TEST_NGINX_VERBOSE,
+# TEST_NGINX_GLOBALS.
+#
+#	my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
+#	$t->write_file_expand('nginx.conf', <<'EOF');
+#	events {
+#	}
+#	stream {
+#	    server {
+#	        listen      127.0.0.1:%%PORT_8980_UDP%% udp;
+#	        dtls        on;
+#	        proxy_pass  127.0.0.1:%%PORT_8981_UDP%%;
+#	    }
+#	}
+#	EOF
+#	$t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
+#	$t->run()->plan(2);
+#	my ($out, $rc) = $t->run_tool('dtls_client', '-c',
+#		'127.0.0.1:' . port(8980, udp => 1), '-i', 'id', '-k', $hex);
+#
+# nginx runs in the foreground as a child of the test ("daemon off;" is
+# among the globals prepended to nginx.conf, or put where the conf says
+# %%TEST_GLOBALS%%), with pid and error.log (debug) in the test directory.
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use base qw/ Exporter /;
+
+our @EXPORT = qw/ port /;
+our @EXPORT_OK = qw/ port_free /;
+
+###############################################################################
+
+use Cwd qw/ abs_path /;
+use File::Basename qw/ dirname /;
+use File::Path qw/ make_path /;
+use File::Temp qw/ tempdir /;
+use IO::Select;
+use IO::Socket::IP;
+use POSIX qw/ WNOHANG _exit /;
+use Socket qw/ SOCK_DGRAM SOCK_STREAM /;
+use Test::More qw//;
+use Time::HiRes qw/ sleep time /;
+
+###############################################################################
+
+our $REPO = abs_path(dirname(__FILE__) . '/../../..');
+our $VERBOSE = $ENV{TEST_NGINX_VERBOSE};
+
+my %ports;          # "8980" or "8980_UDP" => the port picked for this test
+my %ports_used;
+my @instances;      # for END
+
+sub new {
+	my ($class) = @_;
+
+	my $self = bless {}, $class;
+
+	$self->{_testdir} = tempdir('nginx-dtls-test-XXXXXXXXXX',
+		TMPDIR => 1, CLEANUP => !$ENV{TEST_NGINX_LEAVE});
+	$self->{_binary} = $ENV{TEST_NGINX_BINARY}
+		|| "$REPO/build/nginx/sbin/nginx";
+	$self->{_daemons} = [];
+
+	Test::More::diag("testdir: $self->{_testdir}")
+		if $ENV{TEST_NGINX_LEAVE};
+
+	# a test killed by a signal still runs END, which stops nginx
+
+	for my $sig (qw/ INT TERM HUP /) {
+		$SIG{$sig} = sub { die "killed by SIG$sig\n" }
+			if !$SIG{$sig} || $SIG{$sig} eq 'DEFAULT';
+	}
+
+	push @instances, $self;
+	return $self;
+}
+
+sub testdir { $_[0]->{_testdir} }
+sub binary { $_[0]->{_binary} }
+
+sub plan {
+	my ($self, $n) = @_;
+	Test::More::plan(tests => $n);
+	return $self;
+}
+
+###############################################################################
+
+# features and modules
+
+sub version_info {
+	my ($self) = @_;
+
+	return $self->{_version} if defined $self->{_version};
+
+	Test::More::plan(skip_all => "no nginx binary at $self->{_binary}")
+		unless -x $self->{_binary};
+
+	$self->{_version} = `$self->{_binary} -V 2>&1`;
+	return $self->{_version};
+}
+
+sub has {
+	my ($self, @features) = @_;
+
+	for my $f (@features) {
+		Test::More::plan(skip_all => "no $f") unless $self->has_feature($f);
+	}
+
+	return $self;
+}
+
+sub has_feature {
+	my ($self, $f) = @_;
+
+	my $v = $self->version_info();
+
+	return $v =~ /--with-stream(?![_\w])/ if $f eq 'stream' || $f eq 'udp';
+	return $v =~ /--with-debug/ if $f eq 'debug';
+	return $self->has_dtls() if $f eq 'dtls';
+	return $v =~ /--with-${f}(?:_module)?(?![_\w])/;
+}
+
+sub has_module {
+	my ($self, $name) = @_;
+
+	my $ok = $name eq 'dtls' ? $self->has_dtls()
+		: $self->version_info() =~ /--(?:add|add-dynamic|with)-\S*$name/;
+
+	Test::More::plan(skip_all => "no module $name") unless $ok;
+	return $self;
+}
+
+# built in (--add-module, and the module name in the binary), or loaded
+# with load_module from TEST_NGINX_GLOBALS
+
+sub has_dtls {
+	my ($self) = @_;
+
+	return 1 if ($ENV{TEST_NGINX_GLOBALS} || '')
+		=~ /load_module\s+\S*ngx_stream_dtls_module/;
+
+	return 0 unless $self->version_info() =~ /--add-module=/;
+
+	open my $fh, '<:raw', $self->{_binary} or return 0;
+	local $/;
+	my $bin = <$fh>;
+	return index($bin, "ngx_stream_dtls_module\0") >= 0;
+}
+
+###############################################################################
+
+# files
+
+sub write_file {
+	my ($self, $name, $content) = @_;
+
+	my $path = "$self->{_testdir}/$name";
+	make_path(dirname($path));
+
+	open my $fh, '>', $path or die "Can't create $path: $!\n";
+	binmode $fh;
+	print $fh $content;
+	close $fh;
+
+	return $self;
+}
+
+sub write_file_expand {
+	my ($self, $name, $content) = @_;
+
+	$content = $self->expand($content);
+
+	if (!($content =~ s/%%TEST_GLOBALS%%/$self->globals()/e)
+		&& $name eq 'nginx.conf')
+	{
+		$content = $self->globals() . $content;
+	}
+
+	return $self->write_file($name, $content);
+}
+
+sub expand {
+	my ($self, $content) = @_;
+
+	$content =~ s/%%TESTDIR%%/$self->{_testdir}/g;
+	$content =~ s/%%PORT_(\d+)(_UDP)?%%/port($1, udp => !!$2)/ge;
+
+	return $content;
+}
+
+sub globals {
+	my ($self) = @_;
+
+	my $d = $self->{_testdir};
+	my $g = "daemon off;\n"
+		. "pid $d/nginx.pid;\n"
+		. "error_log $d/error.log debug;\n";
+
+	$g .= $ENV{TEST_NGINX_GLOBALS} . "\n" if $ENV{TEST_NGINX_GLOBALS};
+
+	return "# harness globals\n$g\n";
+}
+
+sub read_file {
+	my ($self, $name) = @_;
+
+	my $path = $name =~ m{^/} ? $name : "$self->{_testdir}/$name";
+
+	open my $fh, '<', $path or return '';
+	binmode $fh;
+	local $/;
+	my $content = <$fh>;
+	return defined $content ? $content : '';
+}
+
+# the error log, or its part written after the mark taken with log_mark()
+
+sub error_log {
+	my ($self, $mark) = @_;
+
+	my $log = $self->read_file('error.log');
+	return $mark ? substr($log, $mark) : $log;
+}
+
+sub log_mark {
+	my ($self) = @_;
+	return length $self->read_file('error.log');
+}
+
+# lines of the error log matching a regex (since an optional mark)
+
+sub grep_log {
+	my ($self, $re, $mark) = @_;
+	return grep { /$re/ } split /\n/, $self->error_log($mark);
+}
+
+# waits until the error log matches, bounded; returns true if it did
+
+sub wait_log {
+	my ($self, $re, $timeout, $mark) = @_;
+	return $self->wait_for(sub { $self->error_log($mark) =~ $re },
+		$timeout || 5);
+}
+
+# [alert], [crit] and [emerg] lines: an empty string is a clean log
+
+sub log_alerts {
+	my ($self, $mark) = @_;
+	return join "\n", $self->grep_log(qr/\[(alert|crit|emerg)\]/, $mark);
+}
+
+###############################################################################
+
+# ports
+
+sub port {
+	shift if ref $_[0];
+	my ($n, %opts) = @_;
+
+	my $key = $n . ($opts{udp} ? '_UDP' : '');
+	return $ports{$key} if exists $ports{$key};
+
+	for (1 .. 1000) {
+		my $p = 20000 + int(rand(12000));
+		next if $ports_used{$p};
+		next unless port_free($p);
+
+		$ports_used{$p} = 1;
+		return $ports{$key} = $p;
+	}
+
+	die "Can't find a free port\n";
+}
+
+# free on 127.0.0.1 (and ::1 if there is one) for both TCP and UDP
+
+sub port_free {
+	my ($port, $addr) = @_;
+
+	my @addrs = $addr ? ($addr) : ('127.0.0.1', '::1');
+
+	for my $a (@addrs) {
+		for my $type (SOCK_STREAM, SOCK_DGRAM) {
+			my $s = IO::Socket::IP->new(LocalHost => $a,
+				LocalPort => $port, Type => $type,
+				$type == SOCK_STREAM ? (ReuseAddr => 1) : ());
+
+			next if !$s && $a eq '::1' && !$addr
+				&& $! =~ /assign|not available|family/i;
+
+			return 0 unless $s;
+			close $s;
+		}
+	}
+
+	return 1;
+}
+
+###############################################################################
+
+# nginx
+
+sub run {
+	my ($self) = @_;
+
+	die "nginx is already running\n" if $self->{_pid};
+
+	my $d = $self->{_testdir};
+	my @cmd = ($self->{_binary}, '-p', "$d/", '-c', 'nginx.conf',
+		'-e', 'error.log');
+
+	unlink "$d/nginx.pid";
+	Test::More::diag("run: @cmd") if $VERBOSE;
+
+	my $pid = $self->spawn("$d/stderr.log", @cmd);
+	$self->{_pid} = $pid;
+
+	my @listen = $self->listen_addrs();
+	my $status;
+	my $up = $self->wait_for(sub {
+		if (waitpid($pid, WNOHANG) == $pid) {
+			$status = $?;
+			return -1;
+		}
+		return 0 unless -s "$d/nginx.pid";
+		for my $l (@listen) {
+			return 0 if port_free($l->[1], $l->[0]);
+		}
+		return 1;
+	}, 5);
+
+	if (!$up || $up < 0) {
+		if ($up) {
+			$self->{_pid} = undef;
+			$self->{_exit_status} = $status;
+		}
+		$self->stop() if $self->{_pid};
+		die "Can't start nginx"
+			. ($up ? " (exit status " . ($status >> 8) . ")" : " (timeout)")
+			. "\n" . $self->log_tail();
+	}
+
+	# workers, if any: give them a moment to be forked
+
+	$self->wait_for(sub { scalar $self->workers() }, 2);
+
+	return $self;
+}
+
+# run() or skip_all with a message: for features that may be missing
+
+sub try_run {
+	my ($self, $message) = @_;
+
+	eval { $self->run(); };
+
+	if ($@) {
+		Test::More::diag($@) if $VERBOSE;
+		Test::More::plan(skip_all => $message);
+	}
+
+	return $self;
+}
+
+# [host, port] of every listen directive of nginx.conf
+
+sub listen_addrs {
+	my ($self) = @_;
+
+	my @addrs;
+	my $conf = $self->read_file('nginx.conf');
+	$conf =~ s/#.*$//mg;
+
+	while ($conf =~ /^\s*listen\s+([^\s;]+)[^;]*;/mg) {
+		my $l = $1;
+		next if $l =~ /^unix:/;
+
+		my ($host, $port) = $l =~ /^\[(.+)\]:(\d+)$/ ? ($1, $2)
+			: $l =~ /^(.+):(\d+)$/ ? ($1, $2)
+			: $l =~ /^(\d+)$/ ? ('0.0.0.0', $1) : ();
+		next unless $port;
+
+		$host = '0.0.0.0' if $host eq '*';
+		$host = '127.0.0.1' if $host eq 'localhost';
+		push @addrs, [ $host, $port ];
+	}
+
+	return @addrs;
+}
+
+sub pid {
+	my ($self) = @_;
+	return $self->{_pid};
+}
+
+sub running {
+	my ($self) = @_;
+
+	return 0 unless $self->{_pid};
+
+	if (waitpid($self->{_pid}, WNOHANG) == $self->{_pid}) {
+		$self->{_exit_status} = $?;
+		$self->{_pid} = undef;
+		return 0;
+	}
+
+	return 1;
+}
+
+# the exit status ($?) of the last nginx that ended
+
+sub exit_status {
+	my ($self) = @_;
+	return $self->{_exit_status};
+}
+
+# pids of the processes whose parent is nginx's master
+
+sub workers {
+	my ($self) = @_;
+
+	my $master = $self->{_pid} or return ();
+	return children($master);
+}
+
+sub children {
+	my ($ppid) = @_;
+
+	my @pids;
+
+	opendir my $dh, '/proc' or return ();
+
+	for my $p (grep { /^\d+$/ } readdir $dh) {
+		open my $fh, '<', "/proc/$p/stat" or next;
+		my $stat = <$fh>;
+		push @pids, $p if $stat && $stat =~ /\)\s+\S+\s+(\d+)/
+			&& $1 == $ppid;
+	}
+
+	@pids = sort { $a <=> $b } @pids;
+	return @pids;
+}
+
+# HUP, then waits until a worker that was not there before is up;
+# returns true if one is
+
+sub reload {
+	my ($self) = @_;
+
+	return 0 unless $self->running();
+
+	my %old = map { $_ => 1 } $self->workers();
+
+	Test::More::diag("reload") if $VERBOSE;
+	kill 'HUP', $self->{_pid};
+
+	return $self->wait_for(sub {
+		return grep { !$old{$_} } $self->workers();
+	}, 5);
+}
+
+# QUIT, then TERM, then KILL, bounded; returns nginx's exit status
+
+sub stop {
+	my ($self) = @_;
+
+	if ($self->{_pid}) {
+		my $pid = $self->{_pid};
+		my @workers = $self->workers();
+
+		for my $sig (qw/ QUIT TERM KILL /) {
+			kill $sig, $pid;
+			last if $self->wait_for(sub { !$self->running() },
+				$sig eq 'KILL' ? 5 : $sig eq 'QUIT' ? 10 : 3);
+
+			Test::More::diag("nginx did not exit on $sig") if $sig ne 'KILL';
+		}
+
+		# workers left behind by a killed master
+
+		kill 'KILL', grep { kill 0, $_ } @workers;
+
+		Test::More::diag($self->log_tail(100)) if $VERBOSE;
+	}
+
+	$self->stop_daemons();
+
+	return $self->{_exit_status};
+}
+
+# nginx -t on nginx.conf (or another file of the test directory);
+# returns (exit code, output) or the exit code in scalar context
+
+sub test_config {
+	my ($self, $conf) = @_;
+
+	my $d = $self->{_testdir};
+
+	my ($out, $rc) = $self->run_tool({ stderr => 1, timeout => 10 },
+		$self->{_binary}, '-t', '-p', "$d/", '-c', $conf || 'nginx.conf',
+		'-e', 'error.log');
+
+	return wantarray ? ($rc, $out) : $rc;
+}
+
+sub nginx_t { shift->test_config(@_) }
+
+sub log_tail {
+	my ($self, $lines) = @_;
+
+	$lines ||= 30;
+
+	my @log = split /\n/, $self->error_log();
+	@log = @log[-$lines .. -1] if @log > $lines;
+
+	my $stderr = $self->read_file('stderr.log');
+
+	return ($stderr ne '' ? "stderr:\n$stderr" : '')
+		. "error.log (tail):\n" . join("\n", @log) . "\n";
+}
+
+###############################################################################
+
+# helper processes
+
+# starts a command in the background with stdout and stderr in a log file
+# of the test directory; returns its pid; stop() ends it
+
+sub run_daemon {
+	my ($self, $cmd, @args) = @_;
+
+	my $n = scalar @{$self->{_daemons}};
+	my $log = "$self->{_testdir}/daemon$n.log";
+
+	Test::More::diag("daemon: $cmd @args") if $VERBOSE;
+
+	my $pid = $self->spawn($log, $cmd, @args);
+	push @{$self->{_daemons}}, { pid => $pid, log => $log };
+
+	return $pid;
+}
+
+sub daemon_output {
+	my ($self, $pid) = @_;
+
+	for my $d (@{$self->{_daemons}}) {
+		return $self->read_file($d->{log}) if $d->{pid} == $pid;
+	}
+
+	return '';
+}
+
+# udp_echo on ADDR:PORT (an optional reply prefix), waits for "ready"
+
+sub udp_echo {
+	my ($self, $listen, $prefix) = @_;
+
+	my $pid = $self->run_daemon($self->tool('udp_echo'), '-l', $listen,
+		defined $prefix ? ('-p', $prefix) : ());
+
+	$self->wait_for(sub { $self->daemon_output($pid) =~ /udp_echo ready/ },
+		5) or die "udp_echo on $listen did not start:\n"
+			. $self->daemon_output($pid);
+
+	return $pid;
+}
+
+sub stop_daemons {
+	my ($self) = @_;
+
+	while (my $d = pop @{$self->{_daemons}}) {
+		my $pid = $d->{pid};
+
+		kill 'TERM', $pid;
+		next if wait_for(undef,
+			sub { waitpid($pid, WNOHANG) != 0 }, 3);
+
+		kill 'KILL', $pid;
+		waitpid($pid, 0);
+	}
+}
+
+# <repo>/build/tools/NAME, or skip_all
+
+sub tool {
+	my ($self, $name) = @_;
+
+	my $path = "$REPO/build/tools/$name";
+	Test::More::plan(skip_all => "no $path (make tools)") unless -x $path;
+
+	return $path;
+}
+
+# runs a tool (a name in build/tools or a path) with a timeout; returns
+# (stdout, exit code) or stdout alone in scalar context; the exit code is
+# -1 when it had to be killed.  Options as a leading hash reference:
+# timeout (seconds, default 30), stderr (mix stderr into the output).
+
+sub run_tool {
+	my ($self, @args) = @_;
+
+	my %opts = ref $args[0] eq 'HASH' ? %{shift @args} : ();
+	my $timeout = $opts{timeout} || 30;
+
+	my $cmd = shift @args;
+	$cmd = $self->tool($cmd) unless $cmd =~ m{/};
+
+	if ($VERBOSE) {
+		my @shown = @args;
+		for my $i (1 .. $#shown) {
+			$shown[$i] = '***' if $shown[$i - 1] eq '-k';
+		}
+		Test::More::diag("tool: $cmd @shown");
+	}
+
+	pipe(my $r, my $w) or die "pipe: $!\n";
+
+	my $pid = fork();
+	die "fork: $!\n" unless defined $pid;
+
+	if ($pid == 0) {
+		close $r;
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>&', $w;
+		if ($opts{stderr}) {
+			open STDERR, '>&', $w;
+		} else {
+			open STDERR, '>>', "$self->{_testdir}/tools.stderr.log";
+		}
+		{ no warnings 'exec'; exec { $cmd } $cmd, @args; }
+		print STDERR "exec $cmd: $!\n";
+		_exit(127);
+	}
+
+	close $w;
+
+	my $out = '';
+	my $sel = IO::Select->new($r);
+	my $end = time() + $timeout;
+	my $killed = 0;
+
+	while (1) {
+		my $left = $end - time();
+
+		if ($left <= 0) {
+			kill 'KILL', $pid;
+			$killed = 1;
+			last;
+		}
+
+		next unless $sel->can_read($left);
+		last unless sysread($r, $out, 65536, length $out);
+	}
+
+	close $r;
+	waitpid($pid, 0);
+
+	my $rc = $killed ? -1 : $? & 127 ? -1 : $? >> 8;
+
+	Test::More::diag("exit code $rc, output:\n$out") if $VERBOSE;
+
+	return wantarray ? ($out, $rc) : $out;
+}
+
+# one datagram to HOST:PORT and its reply (undef when none came in time)
+
+sub udp_request {
+	my ($self, $peer, $data, $timeout) = @_;
+
+	my ($host, $port) = $peer =~ /^\[?(.+?)\]?:(\d+)$/
+		or die "bad address $peer\n";
+
+	my $s = IO::Socket::IP->new(PeerHost => $host, PeerPort => $port,
+		Proto => 'udp') or die "Can't create UDP socket: $@\n";
+
+	$s->send($data);
+
+	my $reply;
+	my $sel = IO::Select->new($s);
+
+	if ($sel->can_read($timeout || 3)) {
+		defined $s->recv($reply, 65536) or $reply = undef;
+	}
+
+	close $s;
+	return $reply;
+}
+
+###############################################################################
+
+# forks and execs a command with stdout and stderr to a file
+
+sub spawn {
+	my ($self, $log, @cmd) = @_;
+
+	my $pid = fork();
+	die "fork: $!\n" unless defined $pid;
+
+	if ($pid == 0) {
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>', $log or _exit(126);
+		open STDERR, '>&', \*STDOUT;
+		{ no warnings 'exec'; exec { $cmd[0] } @cmd; }
+		print STDERR "exec $cmd[0]: $!\n";
+		_exit(127);
+	}
+
+	return $pid;
+}
+
+# polls a condition every 50ms until it is true or the timeout (seconds)
+# passes; returns the condition's last value
+
+sub wait_for {
+	my ($self, $cond, $timeout) = @_;
+
+	my $end = time() + ($timeout || 5);
+
+	while (1) {
+		my $v = $cond->();
+		return $v if $v || time() >= $end;
+		sleep 0.05;
+	}
+}
+
+###############################################################################
+
+sub DESTROY {
+	my ($self) = @_;
+	local ($?, $!, $@);
+	$self->stop() if $self->{_pid} || @{$self->{_daemons} || []};
+}
+
+END {
+	local $?;
+	for my $t (@instances) {
+		$t->stop() if $t->{_pid} || @{$t->{_daemons} || []};
+	}
+}
+
+###############################################################################
+
+1;

@@ -1,0 +1,1573 @@
+/*
+ * dtls_client: a DTLS 1.2 (PSK) test client for the ngx_dtls tests.
+ *
+ *   dtls_client -c HOST:PORT [-i IDENTITY] [-k HEXKEY] [-C CIPHERS]
+ *               [-m MODE] [-n N] [-P N] [-s STRING] [-t MS] [-R] [-v]
+ *
+ * Every session is bounded by -t milliseconds (default 5000); nothing
+ * blocks without a deadline.  Events are printed one per line on stdout;
+ * -v prints a trace to stderr.  The PSK is never printed.
+ *
+ * Modes:
+ *   echo        handshake, -n datagrams "STRING-i", a reply for each,
+ *               close_notify, up to 1s for the server's close_notify
+ *   send-only   handshake, STRING once, print what comes back until
+ *               close_notify or -t, exit without closing
+ *   handshake   handshake only, then close_notify
+ *   nocookie    send a real ClientHello raw, report whether a
+ *               HelloVerifyRequest came back
+ *   stall       cookie exchange, second ClientHello, receive the server's
+ *               flight, then stop
+ *   garbage     -n random datagrams and one empty datagram, expect silence
+ *   sequential  -n sessions one after another (handshake, echo, close)
+ *   parallel    -P sessions at once, each handshake, -n echoes, close
+ *
+ * Exit status: 0 when the goal of the mode was reached, 1 when not,
+ * 2 on usage errors.
+ */
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+
+
+#define DEFAULT_CIPHERS                                                      \
+    "PSK-AES128-GCM-SHA256:PSK-AES128-CCM8:PSK-AES256-GCM-SHA384:"           \
+    "PSK-CHACHA20-POLY1305:ECDHE-PSK-CHACHA20-POLY1305"
+
+#define MTU              1200
+#define BUF_SIZE         65536
+#define REC_SIZE         16384
+#define CLOSE_WAIT_MS    1000
+
+/* DTLS record and handshake header sizes, RFC 6347 */
+#define REC_HDR          13
+#define HS_HDR           12
+
+
+typedef enum {
+    MODE_ECHO = 0,
+    MODE_SEND_ONLY,
+    MODE_HANDSHAKE,
+    MODE_NOCOOKIE,
+    MODE_STALL,
+    MODE_GARBAGE,
+    MODE_SEQUENTIAL,
+    MODE_PARALLEL
+} dtls_mode_e;
+
+
+typedef struct {
+    struct sockaddr_storage  peer;
+    socklen_t                peer_len;
+    const char              *peer_str;
+    const char              *identity;
+    unsigned char            key[256];
+    size_t                   key_len;
+    int                      has_key;
+    const char              *ciphers;
+    dtls_mode_e                  mode;
+    long                     n;
+    long                     parallel;
+    const char              *payload;
+    long                     timeout;
+    int                      resume;
+    int                      verbose;
+} conf_t;
+
+
+typedef struct {
+    int                      id;
+    int                      fd;
+    SSL                     *ssl;
+    int64_t                  deadline;
+    int                      quiet;
+    int                      close_received;
+    char                     alert[64];
+    char                     last[256];     /* last event of a quiet one */
+} sess_t;
+
+
+typedef struct {
+    int                      id;
+    int                      ok;
+    pthread_t                tid;
+} worker_t;
+
+
+static conf_t             cf;
+static SSL_CTX           *ctx;
+static pthread_mutex_t    out_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_barrier_t  barrier;
+
+
+static void usage(void);
+static int parse_args(int argc, char **argv);
+static int parse_addr(const char *s, struct sockaddr_storage *ss,
+    socklen_t *len);
+static int parse_hex(const char *s, unsigned char *out, size_t max,
+    size_t *len);
+static int64_t now_ms(void);
+static void out(sess_t *s, const char *fmt, ...);
+static void dbg(sess_t *s, const char *fmt, ...);
+static void escape(const unsigned char *in, size_t len, char *out,
+    size_t size);
+
+static SSL_CTX *make_ctx(void);
+static unsigned int psk_cb(SSL *ssl, const char *hint, char *identity,
+    unsigned int max_identity_len, unsigned char *psk,
+    unsigned int max_psk_len);
+static void info_cb(const SSL *ssl, int where, int ret);
+static void msg_cb(int write_p, int version, int content_type,
+    const void *buf, size_t len, SSL *ssl, void *arg);
+
+static int udp_socket(void);
+static int sess_open(sess_t *s, int id, SSL_SESSION *sess);
+static void sess_free(sess_t *s);
+static int sess_wait(sess_t *s, int64_t deadline, short events);
+static const char *sess_reason(sess_t *s, int rc, int err);
+static int sess_handshake(sess_t *s);
+static int sess_write(sess_t *s, const char *data, size_t len);
+static int sess_read(sess_t *s, unsigned char *buf, size_t size,
+    int64_t deadline);
+static int sess_echo(sess_t *s, const char *data, int check);
+static void sess_shutdown(sess_t *s, int wait);
+
+static int mode_single(void);
+static int mode_nocookie(void);
+static int mode_stall(void);
+static int mode_garbage(void);
+static int mode_multi(void);
+static void *worker(void *arg);
+static int run_session(int id, int echoes, SSL_SESSION *resume,
+    SSL_SESSION **save, int *reused);
+static int raw_client_hello(SSL **sslp, BIO **rbio, BIO **wbio,
+    unsigned char *buf, size_t size);
+static int raw_recv(int fd, unsigned char *buf, size_t size,
+    int64_t deadline);
+static int is_hvr(const unsigned char *p, size_t len, size_t *cookie_len);
+
+
+int
+main(int argc, char **argv)
+{
+    int  rc;
+
+    if (parse_args(argc, argv) != 0) {
+        usage();
+        return 2;
+    }
+
+    ctx = make_ctx();
+    if (ctx == NULL) {
+        return 2;
+    }
+
+    switch (cf.mode) {
+    case MODE_NOCOOKIE:
+        rc = mode_nocookie();
+        break;
+    case MODE_STALL:
+        rc = mode_stall();
+        break;
+    case MODE_GARBAGE:
+        rc = mode_garbage();
+        break;
+    case MODE_SEQUENTIAL:
+    case MODE_PARALLEL:
+        rc = mode_multi();
+        break;
+    default:
+        rc = mode_single();
+        break;
+    }
+
+    SSL_CTX_free(ctx);
+    return rc;
+}
+
+
+/* command line */
+
+
+static void
+usage(void)
+{
+    fprintf(stderr,
+        "usage: dtls_client -c HOST:PORT [options]\n"
+        "  -c HOST:PORT  server, 127.0.0.1:5684 or [::1]:5684\n"
+        "  -i IDENTITY   PSK identity (default \"client1\")\n"
+        "  -k HEXKEY     PSK in hex\n"
+        "  -C CIPHERS    cipher list (default " DEFAULT_CIPHERS ")\n"
+        "  -m MODE       echo, send-only, handshake, nocookie, stall,\n"
+        "                garbage, sequential, parallel (default echo)\n"
+        "  -n N          datagrams (echo, parallel, garbage) or sessions\n"
+        "                (sequential), default 1\n"
+        "  -P N          parallel sessions (default 10)\n"
+        "  -s STRING     payload (default \"hello\"); in garbage mode a\n"
+        "                number is the datagram length\n"
+        "  -t MS         timeout per session (default 5000)\n"
+        "  -R            sequential: resume the first session\n"
+        "  -v            trace to stderr\n");
+}
+
+
+static int
+parse_args(int argc, char **argv)
+{
+    int    opt;
+    char  *end;
+
+    cf.identity = "client1";
+    cf.ciphers = DEFAULT_CIPHERS;
+    cf.mode = MODE_ECHO;
+    cf.n = 1;
+    cf.parallel = 10;
+    cf.payload = "hello";
+    cf.timeout = 5000;
+
+    while ((opt = getopt(argc, argv, "c:i:k:C:m:n:P:s:t:Rvh")) != -1) {
+        switch (opt) {
+        case 'c':
+            cf.peer_str = optarg;
+            if (parse_addr(optarg, &cf.peer, &cf.peer_len) != 0) {
+                fprintf(stderr, "dtls_client: invalid address \"%s\"\n",
+                        optarg);
+                return -1;
+            }
+            break;
+        case 'i':
+            cf.identity = optarg;
+            break;
+        case 'k':
+            if (parse_hex(optarg, cf.key, sizeof(cf.key), &cf.key_len) != 0) {
+                fprintf(stderr, "dtls_client: invalid hex key\n");
+                return -1;
+            }
+            cf.has_key = 1;
+            break;
+        case 'C':
+            cf.ciphers = optarg;
+            break;
+        case 'm':
+            if (strcmp(optarg, "echo") == 0) {
+                cf.mode = MODE_ECHO;
+            } else if (strcmp(optarg, "send-only") == 0) {
+                cf.mode = MODE_SEND_ONLY;
+            } else if (strcmp(optarg, "handshake") == 0) {
+                cf.mode = MODE_HANDSHAKE;
+            } else if (strcmp(optarg, "nocookie") == 0) {
+                cf.mode = MODE_NOCOOKIE;
+            } else if (strcmp(optarg, "stall") == 0) {
+                cf.mode = MODE_STALL;
+            } else if (strcmp(optarg, "garbage") == 0) {
+                cf.mode = MODE_GARBAGE;
+            } else if (strcmp(optarg, "sequential") == 0) {
+                cf.mode = MODE_SEQUENTIAL;
+            } else if (strcmp(optarg, "parallel") == 0) {
+                cf.mode = MODE_PARALLEL;
+            } else {
+                fprintf(stderr, "dtls_client: unknown mode \"%s\"\n", optarg);
+                return -1;
+            }
+            break;
+        case 'n':
+            cf.n = strtol(optarg, &end, 10);
+            if (*end != '\0' || cf.n < 0 || cf.n > 1000000) {
+                return -1;
+            }
+            break;
+        case 'P':
+            cf.parallel = strtol(optarg, &end, 10);
+            if (*end != '\0' || cf.parallel < 1 || cf.parallel > 10000) {
+                return -1;
+            }
+            break;
+        case 's':
+            cf.payload = optarg;
+            break;
+        case 't':
+            cf.timeout = strtol(optarg, &end, 10);
+            if (*end != '\0' || cf.timeout < 1) {
+                return -1;
+            }
+            break;
+        case 'R':
+            cf.resume = 1;
+            break;
+        case 'v':
+            cf.verbose = 1;
+            break;
+        default:
+            return -1;
+        }
+    }
+
+    if (cf.peer_str == NULL || optind != argc) {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char                  host[128];
+    long                  port;
+    char                 *end;
+    size_t                hlen;
+    const char           *colon, *rb;
+    struct sockaddr_in   *sin;
+    struct sockaddr_in6  *sin6;
+
+    memset(ss, 0, sizeof(*ss));
+
+    if (s[0] == '[') {
+        rb = strchr(s, ']');
+        if (rb == NULL || rb[1] != ':') {
+            return -1;
+        }
+        hlen = rb - s - 1;
+        s++;
+        colon = rb + 1;
+
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL) {
+            return -1;
+        }
+        hlen = colon - s;
+    }
+
+    if (hlen >= sizeof(host)) {
+        return -1;
+    }
+
+    memcpy(host, s, hlen);
+    host[hlen] = '\0';
+
+    port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port <= 0 || port > 65535) {
+        return -1;
+    }
+
+    sin = (struct sockaddr_in *) ss;
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t) port);
+        *len = sizeof(struct sockaddr_in);
+        return 0;
+    }
+
+    sin6 = (struct sockaddr_in6 *) ss;
+    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t) port);
+        *len = sizeof(struct sockaddr_in6);
+        return 0;
+    }
+
+    return -1;
+}
+
+
+static int
+parse_hex(const char *s, unsigned char *out, size_t max, size_t *len)
+{
+    size_t        i, n;
+    unsigned int  b;
+
+    n = strlen(s);
+    if (n == 0 || n % 2 || n / 2 > max) {
+        return -1;
+    }
+
+    for (i = 0; i < n; i += 2) {
+        if (!isxdigit((unsigned char) s[i])
+            || !isxdigit((unsigned char) s[i + 1])
+            || sscanf(s + i, "%2x", &b) != 1)
+        {
+            return -1;
+        }
+        out[i / 2] = (unsigned char) b;
+    }
+
+    *len = n / 2;
+    return 0;
+}
+
+
+/* output */
+
+
+static int64_t
+now_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+/*
+ * An event line on stdout.  Sessions of the multi modes are quiet: they
+ * keep their last event, printed if the session fails.
+ */
+
+static void
+out(sess_t *s, const char *fmt, ...)
+{
+    va_list  ap;
+
+    if (s && s->quiet) {
+        va_start(ap, fmt);
+        vsnprintf(s->last, sizeof(s->last), fmt, ap);
+        va_end(ap);
+    }
+
+    if (cf.verbose) {
+        va_start(ap, fmt);
+        pthread_mutex_lock(&out_lock);
+        fprintf(stderr, "[%d] ", s ? s->id : 0);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        pthread_mutex_unlock(&out_lock);
+        va_end(ap);
+    }
+
+    if (s && s->quiet) {
+        return;
+    }
+
+    va_start(ap, fmt);
+    pthread_mutex_lock(&out_lock);
+    vprintf(fmt, ap);
+    putchar('\n');
+    fflush(stdout);
+    pthread_mutex_unlock(&out_lock);
+    va_end(ap);
+}
+
+
+static void
+dbg(sess_t *s, const char *fmt, ...)
+{
+    va_list  ap;
+
+    if (!cf.verbose) {
+        return;
+    }
+
+    va_start(ap, fmt);
+    pthread_mutex_lock(&out_lock);
+    fprintf(stderr, "[%d] ", s ? s->id : 0);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    pthread_mutex_unlock(&out_lock);
+    va_end(ap);
+}
+
+
+/* printable ASCII as is, anything else (and backslash) as \xNN */
+
+static void
+escape(const unsigned char *in, size_t len, char *out, size_t size)
+{
+    size_t  i, o;
+
+    for (i = 0, o = 0; i < len && o + 5 < size; i++) {
+        if (in[i] >= 0x20 && in[i] < 0x7f && in[i] != '\\') {
+            out[o++] = in[i];
+        } else {
+            o += snprintf(out + o, size - o, "\\x%02x", in[i]);
+        }
+    }
+
+    out[o] = '\0';
+}
+
+
+/* OpenSSL */
+
+
+static SSL_CTX *
+make_ctx(void)
+{
+    char     *list;
+    size_t    len;
+    SSL_CTX  *c;
+
+    c = SSL_CTX_new(DTLS_client_method());
+    if (c == NULL) {
+        ERR_print_errors_fp(stderr);
+        return NULL;
+    }
+
+    SSL_CTX_set_max_proto_version(c, DTLS1_2_VERSION);
+    SSL_CTX_set_options(c, SSL_OP_NO_QUERY_MTU);
+
+    /*
+     * CCM8 ciphers (64-bit tags) are below the default security level
+     * in some OpenSSL builds; when asked for, lower the level.
+     */
+
+    len = strlen(cf.ciphers);
+    list = malloc(len + sizeof(":@SECLEVEL=0"));
+    if (list == NULL) {
+        SSL_CTX_free(c);
+        return NULL;
+    }
+
+    memcpy(list, cf.ciphers, len + 1);
+
+    if (strstr(list, "CCM8") && strstr(list, "@SECLEVEL") == NULL) {
+        memcpy(list + len, ":@SECLEVEL=0", sizeof(":@SECLEVEL=0"));
+    }
+
+    if (SSL_CTX_set_cipher_list(c, list) != 1) {
+        fprintf(stderr, "dtls_client: invalid cipher list \"%s\"\n",
+                cf.ciphers);
+        free(list);
+        SSL_CTX_free(c);
+        return NULL;
+    }
+
+    free(list);
+
+    SSL_CTX_set_psk_client_callback(c, psk_cb);
+    SSL_CTX_set_info_callback(c, info_cb);
+    SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT);
+
+    return c;
+}
+
+
+static unsigned int
+psk_cb(SSL *ssl, const char *hint, char *identity,
+    unsigned int max_identity_len, unsigned char *psk,
+    unsigned int max_psk_len)
+{
+    size_t  n;
+
+    (void) ssl;
+    (void) hint;
+
+    n = strlen(cf.identity);
+
+    if (!cf.has_key || n + 1 > max_identity_len || cf.key_len > max_psk_len) {
+        return 0;
+    }
+
+    memcpy(identity, cf.identity, n + 1);
+    memcpy(psk, cf.key, cf.key_len);
+
+    return (unsigned int) cf.key_len;
+}
+
+
+static void
+info_cb(const SSL *ssl, int where, int ret)
+{
+    sess_t  *s;
+
+    if (!(where & SSL_CB_ALERT)) {
+        return;
+    }
+
+    s = SSL_get_app_data(ssl);
+    if (s == NULL) {
+        return;
+    }
+
+    if (where & SSL_CB_READ) {
+        if ((ret & 0xff) == SSL3_AD_CLOSE_NOTIFY) {
+            s->close_received = 1;
+            return;
+        }
+
+        snprintf(s->alert, sizeof(s->alert), "%s",
+                 SSL_alert_desc_string_long(ret));
+        out(s, "alert received: %s", s->alert);
+
+    } else if ((ret & 0xff) != SSL3_AD_CLOSE_NOTIFY) {
+        out(s, "alert sent: %s", SSL_alert_desc_string_long(ret));
+    }
+}
+
+
+static void
+msg_cb(int write_p, int version, int content_type, const void *buf,
+    size_t len, SSL *ssl, void *arg)
+{
+    sess_t               *s;
+    const unsigned char  *p;
+
+    (void) version;
+    (void) arg;
+
+    if (content_type != SSL3_RT_HANDSHAKE
+        && content_type != SSL3_RT_ALERT
+        && content_type != SSL3_RT_CHANGE_CIPHER_SPEC)
+    {
+        return;
+    }
+
+    s = SSL_get_app_data(ssl);
+    p = buf;
+
+    dbg(s, "%s %s type=%d len=%zu", write_p ? ">" : "<",
+        content_type == SSL3_RT_HANDSHAKE ? "handshake"
+        : content_type == SSL3_RT_ALERT ? "alert" : "ccs",
+        len ? p[content_type == SSL3_RT_ALERT && len > 1 ? 1 : 0] : -1,
+        len);
+}
+
+
+/* sessions */
+
+
+static int
+udp_socket(void)
+{
+    int  fd;
+
+    fd = socket(cf.peer.ss_family, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    if (fd == -1) {
+        perror("dtls_client: socket");
+        return -1;
+    }
+
+    if (connect(fd, (struct sockaddr *) &cf.peer, cf.peer_len) == -1) {
+        perror("dtls_client: connect");
+        close(fd);
+        return -1;
+    }
+
+    return fd;
+}
+
+
+static int
+sess_open(sess_t *s, int id, SSL_SESSION *sess)
+{
+    BIO       *bio;
+    BIO_ADDR  *addr;
+
+    memset(s, 0, sizeof(*s));
+    s->id = id;
+    s->deadline = now_ms() + cf.timeout;
+
+    s->fd = udp_socket();
+    if (s->fd == -1) {
+        return -1;
+    }
+
+    s->ssl = SSL_new(ctx);
+    bio = BIO_new_dgram(s->fd, BIO_NOCLOSE);
+    addr = BIO_ADDR_new();
+
+    if (s->ssl == NULL || bio == NULL || addr == NULL) {
+        BIO_free(bio);
+        BIO_ADDR_free(addr);
+        goto failed;
+    }
+
+    if (cf.peer.ss_family == AF_INET) {
+        struct sockaddr_in  *sin = (struct sockaddr_in *) &cf.peer;
+
+        BIO_ADDR_rawmake(addr, AF_INET, &sin->sin_addr,
+                         sizeof(sin->sin_addr), sin->sin_port);
+
+    } else {
+        struct sockaddr_in6  *sin6 = (struct sockaddr_in6 *) &cf.peer;
+
+        BIO_ADDR_rawmake(addr, AF_INET6, &sin6->sin6_addr,
+                         sizeof(sin6->sin6_addr), sin6->sin6_port);
+    }
+
+    BIO_ctrl_set_connected(bio, addr);
+    BIO_ADDR_free(addr);
+
+    SSL_set_bio(s->ssl, bio, bio);
+    SSL_set_app_data(s->ssl, s);
+    SSL_set_mtu(s->ssl, MTU);
+
+    if (cf.verbose) {
+        SSL_set_msg_callback(s->ssl, msg_cb);
+    }
+
+    if (sess) {
+        SSL_set_session(s->ssl, sess);
+    }
+
+    return 0;
+
+failed:
+
+    ERR_print_errors_fp(stderr);
+    sess_free(s);
+    return -1;
+}
+
+
+static void
+sess_free(sess_t *s)
+{
+    if (s->ssl) {
+        SSL_free(s->ssl);
+        s->ssl = NULL;
+    }
+
+    if (s->fd != -1) {
+        close(s->fd);
+        s->fd = -1;
+    }
+}
+
+
+/*
+ * Waits for the socket until the deadline, running the DTLS retransmission
+ * timer meanwhile.  Returns 1 when the caller should retry the operation,
+ * 0 when the deadline passed, -1 when the handshake gave up retransmitting.
+ */
+
+static int
+sess_wait(sess_t *s, int64_t deadline, short events)
+{
+    int             rc;
+    int64_t         left, t;
+    struct pollfd   pfd;
+    struct timeval  tv;
+
+    for ( ;; ) {
+        left = deadline - now_ms();
+        if (left <= 0) {
+            return 0;
+        }
+
+        t = left;
+
+        if (DTLSv1_get_timeout(s->ssl, &tv)) {
+            t = (int64_t) tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
+            if (t > left) {
+                t = left;
+            }
+        }
+
+        pfd.fd = s->fd;
+        pfd.events = events;
+        pfd.revents = 0;
+
+        rc = poll(&pfd, 1, (int) t);
+
+        if (rc > 0) {
+            return 1;
+        }
+
+        if (rc == -1 && errno != EINTR) {
+            return -1;
+        }
+
+        if (rc == 0 && DTLSv1_get_timeout(s->ssl, &tv)
+            && tv.tv_sec == 0 && tv.tv_usec == 0)
+        {
+            dbg(s, "retransmission timer expired");
+
+            if (DTLSv1_handle_timeout(s->ssl) < 0) {
+                return -1;
+            }
+        }
+    }
+}
+
+
+static const char *
+sess_reason(sess_t *s, int rc, int err)
+{
+    const char     *r;
+    unsigned long   e;
+
+    (void) s;
+
+    e = ERR_peek_last_error();
+    if (e) {
+        r = ERR_reason_error_string(e);
+        if (r) {
+            return r;
+        }
+    }
+
+    if (err == SSL_ERROR_SYSCALL) {
+        return (rc == 0 || errno == 0) ? "unexpected eof" : strerror(errno);
+    }
+
+    if (err == SSL_ERROR_ZERO_RETURN) {
+        return "close_notify";
+    }
+
+    return "error";
+}
+
+
+static int
+sess_handshake(sess_t *s)
+{
+    int          rc, err, w;
+    const char  *reason;
+
+    for ( ;; ) {
+        ERR_clear_error();
+        errno = 0;
+
+        rc = SSL_connect(s->ssl);
+        if (rc == 1) {
+            break;
+        }
+
+        err = SSL_get_error(s->ssl, rc);
+
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+            w = sess_wait(s, s->deadline,
+                          err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT);
+            if (w == 1) {
+                continue;
+            }
+
+            out(s, "handshake failed: %s",
+                w == 0 ? "timeout" : "retransmissions exhausted");
+            return -1;
+        }
+
+        reason = sess_reason(s, rc, err);
+        out(s, "handshake failed: %s", reason);
+        return -1;
+    }
+
+    out(s, "handshake ok protocol=%s cipher=%s reused=%d",
+        SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl),
+        SSL_session_reused(s->ssl) ? 1 : 0);
+
+    return 0;
+}
+
+
+static int
+sess_write(sess_t *s, const char *data, size_t len)
+{
+    int  rc, err;
+
+    for ( ;; ) {
+        ERR_clear_error();
+        errno = 0;
+
+        rc = SSL_write(s->ssl, data, (int) len);
+        if (rc > 0) {
+            dbg(s, "sent %d bytes", rc);
+            return 0;
+        }
+
+        err = SSL_get_error(s->ssl, rc);
+
+        if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+            && sess_wait(s, s->deadline,
+                         err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT) == 1)
+        {
+            continue;
+        }
+
+        out(s, "send failed: %s",
+            err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE
+            ? "timeout" : sess_reason(s, rc, err));
+        return -1;
+    }
+}
+
+
+/*
+ * Reads one record.  Returns its length, 0 on close_notify, -1 on timeout,
+ * -2 on errors (reported).
+ */
+
+static int
+sess_read(sess_t *s, unsigned char *buf, size_t size, int64_t deadline)
+{
+    int  rc, err, w;
+
+    for ( ;; ) {
+        ERR_clear_error();
+        errno = 0;
+
+        rc = SSL_read(s->ssl, buf, (int) size);
+        if (rc > 0) {
+            return rc;
+        }
+
+        err = SSL_get_error(s->ssl, rc);
+
+        if (err == SSL_ERROR_ZERO_RETURN) {
+            s->close_received = 1;
+            return 0;
+        }
+
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+            w = sess_wait(s, deadline,
+                          err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT);
+            if (w == 1) {
+                continue;
+            }
+
+            return w == 0 ? -1 : -2;
+        }
+
+        out(s, "recv failed: %s", sess_reason(s, rc, err));
+        return -2;
+    }
+}
+
+
+/*
+ * Sends data and waits for one reply.  With "check", the reply must end
+ * with the data (the backend may add a prefix).
+ */
+
+static int
+sess_echo(sess_t *s, const char *data, int check)
+{
+    int            n;
+    size_t         len;
+    char           text[4 * REC_SIZE + 1];
+    unsigned char  buf[REC_SIZE];
+
+    len = strlen(data);
+
+    if (sess_write(s, data, len) != 0) {
+        return -1;
+    }
+
+    n = sess_read(s, buf, sizeof(buf), s->deadline);
+
+    if (n > 0) {
+        escape(buf, n, text, sizeof(text));
+        out(s, "recv %s", text);
+
+        if (check
+            && ((size_t) n < len || memcmp(buf + n - len, data, len) != 0))
+        {
+            out(s, "reply mismatch: sent %s", data);
+            return -1;
+        }
+
+        return 0;
+    }
+
+    if (n == 0) {
+        out(s, "close_notify received");
+
+    } else if (n == -1) {
+        out(s, "recv failed: timeout");
+    }
+
+    return -1;
+}
+
+
+static void
+sess_shutdown(sess_t *s, int wait)
+{
+    int            n;
+    int64_t        deadline;
+    char           text[4 * REC_SIZE + 1];
+    unsigned char  buf[REC_SIZE];
+
+    ERR_clear_error();
+
+    if (SSL_shutdown(s->ssl) < 0) {
+        out(s, "close_notify failed: %s", sess_reason(s, -1, SSL_ERROR_SSL));
+        return;
+    }
+
+    out(s, "close_notify sent");
+
+    if (!wait) {
+        return;
+    }
+
+    if (s->close_received) {
+        out(s, "close_notify received");
+        return;
+    }
+
+    deadline = now_ms() + CLOSE_WAIT_MS;
+
+    for ( ;; ) {
+        n = sess_read(s, buf, sizeof(buf), deadline);
+
+        if (n > 0) {
+            escape(buf, n, text, sizeof(text));
+            out(s, "recv %s", text);
+            continue;
+        }
+
+        if (n == 0) {
+            out(s, "close_notify received");
+        }
+
+        return;
+    }
+}
+
+
+/* modes */
+
+
+static int
+mode_single(void)
+{
+    int            rc, n;
+    long           i;
+    char           data[4096];
+    char           text[4 * REC_SIZE + 1];
+    sess_t         s;
+    unsigned char  buf[REC_SIZE];
+
+    if (sess_open(&s, 0, NULL) != 0) {
+        return 1;
+    }
+
+    rc = 1;
+
+    if (sess_handshake(&s) != 0) {
+        goto done;
+    }
+
+    switch (cf.mode) {
+
+    case MODE_HANDSHAKE:
+        sess_shutdown(&s, 1);
+        rc = 0;
+        break;
+
+    case MODE_SEND_ONLY:
+        if (sess_write(&s, cf.payload, strlen(cf.payload)) != 0) {
+            break;
+        }
+
+        rc = 0;
+
+        for ( ;; ) {
+            n = sess_read(&s, buf, sizeof(buf), s.deadline);
+
+            if (n > 0) {
+                escape(buf, n, text, sizeof(text));
+                out(&s, "recv %s", text);
+                continue;
+            }
+
+            if (n == 0) {
+                out(&s, "close_notify received");
+            }
+
+            break;
+        }
+
+        break;
+
+    default: /* MODE_ECHO */
+        for (i = 1; i <= cf.n; i++) {
+            snprintf(data, sizeof(data), "%s-%ld", cf.payload, i);
+
+            if (sess_echo(&s, data, 0) != 0) {
+                goto done;
+            }
+        }
+
+        out(&s, "echo ok n=%ld", cf.n);
+        rc = 0;
+
+        sess_shutdown(&s, 1);
+        break;
+    }
+
+done:
+
+    sess_free(&s);
+    return rc;
+}
+
+
+/*
+ * A ClientHello made by OpenSSL on memory BIOs: the first datagram it
+ * writes.  The SSL object stays alive to continue the handshake.
+ */
+
+static int
+raw_client_hello(SSL **sslp, BIO **rbio, BIO **wbio, unsigned char *buf,
+    size_t size)
+{
+    SSL  *ssl;
+    int   n;
+
+    ssl = SSL_new(ctx);
+    *rbio = BIO_new(BIO_s_mem());
+    *wbio = BIO_new(BIO_s_mem());
+
+    if (ssl == NULL || *rbio == NULL || *wbio == NULL) {
+        ERR_print_errors_fp(stderr);
+        return -1;
+    }
+
+    BIO_set_mem_eof_return(*rbio, -1);
+    SSL_set_bio(ssl, *rbio, *wbio);
+    SSL_set_mtu(ssl, MTU);
+    *sslp = ssl;
+
+    ERR_clear_error();
+
+    if (SSL_connect(ssl) != -1
+        || SSL_get_error(ssl, -1) != SSL_ERROR_WANT_READ)
+    {
+        ERR_print_errors_fp(stderr);
+        return -1;
+    }
+
+    n = BIO_read(*wbio, buf, (int) size);
+    return n > 0 ? n : -1;
+}
+
+
+/* one datagram until the deadline: its length, -1 on timeout or error */
+
+static int
+raw_recv(int fd, unsigned char *buf, size_t size, int64_t deadline)
+{
+    int            rc;
+    ssize_t        n;
+    int64_t        left;
+    struct pollfd  pfd;
+
+    for ( ;; ) {
+        left = deadline - now_ms();
+        if (left <= 0) {
+            return -1;
+        }
+
+        pfd.fd = fd;
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+
+        rc = poll(&pfd, 1, (int) left);
+        if (rc == 0) {
+            return -1;
+        }
+
+        if (rc == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+
+        n = recv(fd, buf, size, 0);
+        if (n >= 0) {
+            return (int) n;
+        }
+
+        if (errno == EAGAIN || errno == EINTR) {
+            continue;
+        }
+
+        /* ECONNREFUSED and the like: nothing is listening */
+
+        dbg(NULL, "recv: %s", strerror(errno));
+        return -1;
+    }
+}
+
+
+static int
+is_hvr(const unsigned char *p, size_t len, size_t *cookie_len)
+{
+    /* record: type 22; handshake: type 3; body: version(2), cookie len */
+
+    if (len < REC_HDR + HS_HDR + 3
+        || p[0] != SSL3_RT_HANDSHAKE
+        || p[REC_HDR] != DTLS1_MT_HELLO_VERIFY_REQUEST)
+    {
+        return 0;
+    }
+
+    *cookie_len = p[REC_HDR + HS_HDR + 2];
+    return 1;
+}
+
+
+static int
+mode_nocookie(void)
+{
+    int            fd, n, len;
+    SSL           *ssl;
+    BIO           *rbio, *wbio;
+    size_t         cookie_len;
+    unsigned char  hello[BUF_SIZE], buf[BUF_SIZE];
+
+    ssl = NULL;
+
+    len = raw_client_hello(&ssl, &rbio, &wbio, hello, sizeof(hello));
+    if (len < 0) {
+        SSL_free(ssl);
+        return 1;
+    }
+
+    fd = udp_socket();
+    if (fd == -1) {
+        SSL_free(ssl);
+        return 1;
+    }
+
+    if (send(fd, hello, len, 0) != len) {
+        perror("dtls_client: send");
+    }
+
+    dbg(NULL, "sent ClientHello without cookie, %d bytes", len);
+
+    n = raw_recv(fd, buf, sizeof(buf), now_ms() + cf.timeout);
+
+    close(fd);
+    SSL_free(ssl);
+
+    if (n < 0) {
+        out(NULL, "reply none");
+        return 1;
+    }
+
+    if (is_hvr(buf, n, &cookie_len)) {
+        out(NULL, "hvr received len=%d cookie_len=%zu request_len=%d",
+            n, cookie_len, len);
+        return 0;
+    }
+
+    out(NULL, "reply len=%d", n);
+    return 1;
+}
+
+
+static int
+mode_stall(void)
+{
+    int            fd, n, len, rc;
+    SSL           *ssl;
+    BIO           *rbio, *wbio;
+    size_t         cookie_len;
+    int64_t        deadline;
+    unsigned char  hello[BUF_SIZE], buf[BUF_SIZE];
+
+    ssl = NULL;
+    rc = 1;
+    deadline = now_ms() + cf.timeout;
+
+    len = raw_client_hello(&ssl, &rbio, &wbio, hello, sizeof(hello));
+    if (len < 0) {
+        SSL_free(ssl);
+        return 1;
+    }
+
+    fd = udp_socket();
+    if (fd == -1) {
+        SSL_free(ssl);
+        return 1;
+    }
+
+    if (send(fd, hello, len, 0) != len) {
+        perror("dtls_client: send");
+    }
+
+    n = raw_recv(fd, buf, sizeof(buf), deadline);
+    if (n < 0) {
+        out(NULL, "handshake failed: timeout");
+        goto done;
+    }
+
+    if (is_hvr(buf, n, &cookie_len)) {
+        out(NULL, "hvr received len=%d cookie_len=%zu request_len=%d",
+            n, cookie_len, len);
+
+        /* the second ClientHello, with the cookie */
+
+        BIO_write(rbio, buf, n);
+
+        ERR_clear_error();
+        if (SSL_connect(ssl) != -1
+            || SSL_get_error(ssl, -1) != SSL_ERROR_WANT_READ)
+        {
+            out(NULL, "handshake failed: %s",
+                sess_reason(NULL, -1, SSL_ERROR_SSL));
+            goto done;
+        }
+
+        len = BIO_read(wbio, hello, sizeof(hello));
+        if (len <= 0 || send(fd, hello, len, 0) != len) {
+            out(NULL, "handshake failed: cannot send ClientHello");
+            goto done;
+        }
+
+        dbg(NULL, "sent ClientHello with cookie, %d bytes", len);
+
+        n = raw_recv(fd, buf, sizeof(buf), deadline);
+        if (n < 0) {
+            out(NULL, "handshake failed: timeout");
+            goto done;
+        }
+    }
+
+    if (buf[0] == SSL3_RT_HANDSHAKE && n > REC_HDR
+        && buf[REC_HDR] == SSL3_MT_SERVER_HELLO)
+    {
+        out(NULL, "server flight received len=%d", n);
+        rc = 0;
+
+    } else {
+        out(NULL, "reply len=%d", n);
+    }
+
+done:
+
+    close(fd);
+    SSL_free(ssl);
+    return rc;
+}
+
+
+static int
+mode_garbage(void)
+{
+    int            fd, n, fixed;
+    long           i, len;
+    char          *end;
+    unsigned char  buf[BUF_SIZE];
+
+    fixed = 0;
+    len = strtol(cf.payload, &end, 10);
+    if (*end == '\0' && len >= 0 && len <= BUF_SIZE) {
+        fixed = 1;
+    }
+
+    fd = udp_socket();
+    if (fd == -1) {
+        return 1;
+    }
+
+    for (i = 0; i < cf.n; i++) {
+        if (!fixed) {
+            RAND_bytes(buf, 1);
+            len = 1 + buf[0] % 200;
+        }
+
+        RAND_bytes(buf, (int) len);
+
+        if (send(fd, buf, len, 0) != len) {
+            dbg(NULL, "send: %s", strerror(errno));
+        }
+    }
+
+    if (send(fd, buf, 0, 0) != 0) {
+        dbg(NULL, "send: %s", strerror(errno));
+    }
+
+    dbg(NULL, "sent %ld garbage datagrams and an empty one", cf.n);
+
+    n = raw_recv(fd, buf, sizeof(buf), now_ms() + cf.timeout);
+
+    close(fd);
+
+    if (n < 0) {
+        out(NULL, "reply none");
+        return 0;
+    }
+
+    out(NULL, "reply len=%d", n);
+    return 1;
+}
+
+
+/*
+ * A full session of the multi modes: handshake, echoes checked against
+ * what was sent, close_notify.  Returns 0 on success.
+ */
+
+static int
+run_session(int id, int echoes, SSL_SESSION *resume, SSL_SESSION **save,
+    int *reused)
+{
+    int     i, rc;
+    char    data[4096];
+    sess_t  s;
+
+    if (sess_open(&s, id, resume) != 0) {
+        return -1;
+    }
+
+    s.quiet = 1;
+    rc = -1;
+
+    if (cf.mode == MODE_PARALLEL) {
+        pthread_barrier_wait(&barrier);
+        s.deadline = now_ms() + cf.timeout;
+    }
+
+    if (sess_handshake(&s) != 0) {
+        s.quiet = 0;
+        out(&s, "session %d failed: %s", id, s.last);
+        goto done;
+    }
+
+    if (reused) {
+        *reused = SSL_session_reused(s.ssl);
+    }
+
+    if (save) {
+        *save = SSL_get1_session(s.ssl);
+    }
+
+    for (i = 1; i <= echoes; i++) {
+        snprintf(data, sizeof(data), "%s-%d-%d", cf.payload, id, i);
+
+        if (sess_echo(&s, data, 1) != 0) {
+            s.quiet = 0;
+            out(&s, "session %d failed: %s", id, s.last);
+            goto done;
+        }
+    }
+
+    sess_shutdown(&s, 0);
+    rc = 0;
+
+done:
+
+    sess_free(&s);
+    return rc;
+}
+
+
+static void *
+worker(void *arg)
+{
+    worker_t  *w = arg;
+
+    w->ok = run_session(w->id, (int) cf.n, NULL, NULL, NULL) == 0;
+    return NULL;
+}
+
+
+static int
+mode_multi(void)
+{
+    long             i, ok, failed, reused_n, started;
+    int              reused;
+    worker_t        *w;
+    SSL_SESSION     *first;
+    pthread_attr_t   attr;
+
+    ok = 0;
+    failed = 0;
+    reused_n = 0;
+
+    if (cf.mode == MODE_SEQUENTIAL) {
+        first = NULL;
+
+        for (i = 1; i <= cf.n; i++) {
+            reused = 0;
+
+            if (run_session((int) i, 1, cf.resume ? first : NULL,
+                            cf.resume && first == NULL ? &first : NULL,
+                            &reused)
+                == 0)
+            {
+                ok++;
+                reused_n += reused ? 1 : 0;
+
+            } else {
+                failed++;
+            }
+        }
+
+        if (first) {
+            SSL_SESSION_free(first);
+        }
+
+        if (cf.resume) {
+            out(NULL, "summary ok=%ld failed=%ld reused=%ld",
+                ok, failed, reused_n);
+        } else {
+            out(NULL, "summary ok=%ld failed=%ld", ok, failed);
+        }
+
+        return failed == 0 && ok > 0 ? 0 : 1;
+    }
+
+    /* parallel: all sessions start their handshakes together */
+
+    w = calloc(cf.parallel, sizeof(worker_t));
+    if (w == NULL) {
+        return 1;
+    }
+
+    pthread_barrier_init(&barrier, NULL, (unsigned) cf.parallel);
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 1024 * 1024);
+
+    started = 0;
+
+    for (i = 0; i < cf.parallel; i++) {
+        w[i].id = (int) i + 1;
+
+        if (pthread_create(&w[i].tid, &attr, worker, &w[i]) != 0) {
+            fprintf(stderr, "dtls_client: cannot start thread %ld\n", i + 1);
+            break;
+        }
+
+        started++;
+    }
+
+    if (started != cf.parallel) {
+        /* the barrier would never open: a bounded exit instead */
+        fflush(stdout);
+        _exit(1);
+    }
+
+    for (i = 0; i < cf.parallel; i++) {
+        pthread_join(w[i].tid, NULL);
+
+        if (w[i].ok) {
+            ok++;
+        } else {
+            failed++;
+        }
+    }
+
+    pthread_attr_destroy(&attr);
+    pthread_barrier_destroy(&barrier);
+    free(w);
+
+    out(NULL, "summary ok=%ld failed=%ld", ok, failed);
+
+    return failed == 0 ? 0 : 1;
+}
