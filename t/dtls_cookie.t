@@ -1,0 +1,253 @@
+#!/usr/bin/perl
+
+# The stateless cookie exchange (RFC 6347, 4.2.1), with ClientHellos built
+# here byte by byte: a HelloVerifyRequest never larger than the request,
+# a cookie bound to the source address, port and ClientHello, nothing kept
+# before a valid cookie, and no reply to anything but a ClientHello.
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+use IO::Select;
+use IO::Socket::IP;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx;
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
+
+$t->write_file('psk', 'dev-1:' . unpack('H*', join '', map { chr rand 256 }
+	1 .. 16) . "\n");
+chmod 0600, $t->testdir() . '/psk';
+
+$t->write_file_expand('nginx.conf', <<'EOF');
+
+events {
+}
+
+stream {
+    log_format  dtls  '$remote_port $status';
+
+    server {
+        listen                  127.0.0.1:%%PORT_8980_UDP%% udp;
+        dtls                    on;
+        dtls_psk_file           psk;
+        dtls_handshake_timeout  1s;
+        access_log              %%TESTDIR%%/access.log dtls;
+        return                  "ok";
+    }
+}
+
+EOF
+
+$t->run()->plan(28);
+
+my $port = port(8980, udp => 1);
+
+###############################################################################
+
+# a ClientHello without a cookie gets a HelloVerifyRequest
+
+my $s = client();
+my %hello = (random => random(32), seq => 7);
+my $request = client_hello(%hello);
+my $reply = exchange($s, $request);
+
+ok(defined $reply, 'hvr sent');
+is(length($reply), 60, 'hvr length');
+ok(length($reply) <= length($request), 'hvr not larger than clienthello');
+
+my $hvr = parse_hvr($reply);
+is($hvr->{type}, 22, 'hvr record type handshake');
+is($hvr->{msg_type}, 3, 'hvr message type');
+is($hvr->{record_seq}, 7, 'hvr record sequence is the clienthello\'s');
+is($hvr->{version}, 0xfeff, 'hvr server_version DTLS 1.0');
+is(length($hvr->{cookie}), 32, 'cookie length');
+
+my $cookie = $hvr->{cookie};
+
+# the smallest ClientHello there can be still gets no larger a reply
+
+my $small = client_hello(random => random(32), suites => "\x00\xa8");
+my $small_reply = exchange(client(), $small);
+ok(length($small_reply) <= length($small), 'hvr to smallest clienthello')
+	or diag(length($small_reply) . ' > ' . length($small));
+
+# the cookie, sent back from the same address and port, starts a handshake
+
+$reply = exchange($s, client_hello(%hello, cookie => $cookie, msg_seq => 1,
+	seq => 8));
+is(msg_type($reply), 2, 'valid cookie gets a ServerHello');
+
+# the same cookie from another port is refused: another HelloVerifyRequest
+
+my $mark = $t->log_mark();
+
+$reply = exchange(client(), client_hello(%hello, cookie => $cookie,
+	msg_seq => 1));
+is(msg_type($reply), 3, 'cookie from another port refused');
+ok($t->wait_log(qr/invalid or expired cookie/, 3, $mark),
+	'cookie from another port logged');
+isnt(parse_hvr($reply)->{cookie}, $cookie, 'new cookie for the new port');
+
+# a cookie for another ClientHello is refused
+
+my $s2 = client();
+my %hello2 = (random => random(32));
+my $cookie2 = parse_hvr(exchange($s2, client_hello(%hello2)))->{cookie};
+
+$reply = exchange($s2, client_hello(%hello2, random => random(32),
+	cookie => $cookie2, msg_seq => 1));
+is(msg_type($reply), 3, 'cookie for another random refused');
+
+$reply = exchange($s2, client_hello(%hello2, suites => "\x00\xae\x00\xa8",
+	cookie => $cookie2, msg_seq => 1));
+is(msg_type($reply), 3, 'cookie for other cipher suites refused');
+
+# a cookie altered by one bit is refused
+
+my $forged = $cookie2;
+substr($forged, 5, 1) = chr(ord(substr($forged, 5, 1)) ^ 0x01);
+
+$reply = exchange($s2, client_hello(%hello2, cookie => $forged,
+	msg_seq => 1));
+is(msg_type($reply), 3, 'forged cookie refused');
+
+# and the unaltered one still works from its own port
+
+$reply = exchange($s2, client_hello(%hello2, cookie => $cookie2,
+	msg_seq => 1));
+is(msg_type($reply), 2, 'original cookie accepted');
+
+# nothing is kept after a HelloVerifyRequest: the next datagram from the
+# same port starts a new session, which drops it as not a ClientHello
+
+my $s3 = client();
+exchange($s3, client_hello(random => random(32)));
+my ($id) = $t->error_log() =~ /.*\*(\d+) udp client 127\.0\.0\.1:${\
+	$s3->sockport()} connected/s;
+
+$mark = $t->log_mark();
+$reply = exchange($s3, 'x' x 80);
+
+ok(!defined $reply, 'datagram after hvr: no reply');
+ok($t->wait_log(qr/\*(\d+) DTLS session must start with a ClientHello/, 3,
+	$mark), 'datagram after hvr: new session');
+my ($id2) = $t->error_log($mark)
+	=~ /\*(\d+) DTLS session must start with a ClientHello/;
+ok($id && $id2 && $id2 > $id, 'datagram after hvr: not the old session')
+	or diag("sessions $id, $id2");
+
+# no reply to anything that is not one whole epoch-0 ClientHello
+
+my $good = client_hello(random => random(32));
+
+is(exchange(client(), 'GET / HTTP/1.0' . "\r\n" x 20), undef, 'no reply: text');
+is(exchange(client(), substr($good, 0, length($good) - 1)), undef,
+	'no reply: truncated clienthello');
+is(exchange(client(), client_hello(random => random(32), fragment => 1)),
+	undef, 'no reply: fragmented clienthello');
+is(exchange(client(), client_hello(random => random(32), epoch => 1)),
+	undef, 'no reply: epoch 1');
+is(exchange(client(), client_hello(random => random(32), version => 0x0303)),
+	undef, 'no reply: TLS version');
+is(exchange(client(), client_hello(random => random(32), msg_type => 2)),
+	undef, 'no reply: not a ClientHello');
+is(exchange(client(), ''), undef, 'no reply: empty datagram');
+
+# cookie exchanges and dropped datagrams leave no session to log
+
+$t->stop();
+
+my @lines = split /\n/, $t->read_file('access.log');
+is(scalar(grep { /^${\$s->sockport()} 400$/ } @lines), 1,
+	'access log: only the session that got past the cookie');
+
+###############################################################################
+
+sub client {
+	my $s = IO::Socket::IP->new(
+		Proto => 'udp',
+		PeerAddr => "127.0.0.1:$port",
+		LocalAddr => '127.0.0.1',
+	) or die "Can't create UDP socket: $!\n";
+
+	return $s;
+}
+
+sub exchange {
+	my ($s, $data) = @_;
+
+	$s->send($data);
+
+	return undef unless IO::Select->new($s)->can_read(1);
+
+	my $reply;
+	$s->recv($reply, 65536);
+	return $reply;
+}
+
+sub random {
+	return join '', map { chr int rand 256 } 1 .. shift;
+}
+
+# a DTLS 1.2 ClientHello in one record; the options bend it out of shape
+
+sub client_hello {
+	my (%o) = @_;
+
+	my $cookie = $o{cookie} // '';
+	my $sid = $o{session_id} // '';
+	my $suites = $o{suites} // "\xc0\xa8\x00\xa8\x00\xa9";
+
+	my $body = pack('n', $o{version} // 0xfefd) . $o{random}
+		. pack('C', length $sid) . $sid
+		. pack('C', length $cookie) . $cookie
+		. pack('n', length $suites) . $suites
+		. pack('CC', 1, 0);
+
+	my $len = length $body;
+	my $frag = $o{fragment} ? $len - 10 : $len;
+
+	my $hs = pack('C', $o{msg_type} // 1) . substr(pack('N', $len), 1)
+		. pack('n', $o{msg_seq} // 0)
+		. "\0\0\0" . substr(pack('N', $frag), 1)
+		. substr($body, 0, $frag);
+
+	return pack('Cnn', 22, 0xfeff, $o{epoch} // 0)
+		. pack('nN', 0, $o{seq} // 0)
+		. pack('n', length $hs) . $hs;
+}
+
+sub msg_type {
+	my ($record) = @_;
+	return undef unless defined $record && length($record) > 13;
+	return ord(substr($record, 13, 1));
+}
+
+sub parse_hvr {
+	my ($r) = @_;
+	my %h;
+
+	return \%h unless defined $r && length($r) >= 28;
+
+	($h{type}) = unpack('C', $r);
+	(undef, $h{record_seq}) = unpack('nN', substr($r, 5, 6));
+	$h{msg_type} = msg_type($r);
+	$h{version} = unpack('n', substr($r, 25, 2));
+	$h{cookie} = substr($r, 28, unpack('C', substr($r, 27, 1)));
+
+	return \%h;
+}
+
+###############################################################################

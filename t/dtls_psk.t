@@ -1,0 +1,181 @@
+#!/usr/bin/perl
+
+# DTLS-PSK sessions carrying data: through proxy_pass to a balanced
+# upstream, through return, with the session variables in content and in
+# the access log; every default cipher suite; resumption; dtls_mtu on the
+# way back; and openssl s_client as a client we did not write.
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx;
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
+
+$t->tool('dtls_client');
+
+my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
+my $key2 = unpack('H*', join '', map { chr int rand 256 } 1 .. 32);
+
+$t->write_file('psk', "# test keys\ndev-1:$key\nurn:dev:2:$key2\n");
+chmod 0600, $t->testdir() . '/psk';
+
+$t->write_file_expand('nginx.conf', <<'EOF');
+
+events {
+}
+
+stream {
+    dtls_psk_file  psk;
+
+    log_format  dtls  '$remote_port "$dtls_psk_identity" $dtls_protocol '
+                      '$dtls_cipher $dtls_session_reused $status';
+
+    access_log  %%TESTDIR%%/access.log dtls;
+
+    upstream backends {
+        server 127.0.0.1:%%PORT_8981_UDP%%;
+        server 127.0.0.1:%%PORT_8982_UDP%%;
+    }
+
+    server {
+        listen                  127.0.0.1:%%PORT_8980_UDP%% udp;
+        dtls                    on;
+        dtls_psk_identity_hint  "gw-1";
+        proxy_pass              backends;
+        proxy_timeout           2s;
+    }
+
+    server {
+        listen                  127.0.0.1:%%PORT_8983_UDP%% udp;
+        dtls                    on;
+        return                  "$dtls_psk_identity $dtls_protocol $dtls_cipher";
+    }
+
+    server {
+        listen                  127.0.0.1:%%PORT_8984_UDP%% udp;
+        dtls                    on;
+        proxy_pass              127.0.0.1:%%PORT_8985_UDP%%;
+        proxy_timeout           2s;
+    }
+}
+
+EOF
+
+$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'a:');
+$t->udp_echo('127.0.0.1:' . port(8982, udp => 1), 'b:');
+$t->udp_echo('127.0.0.1:' . port(8985, udp => 1), 'x' x 100);
+
+$t->run()->plan(21);
+
+my $proxy = '127.0.0.1:' . port(8980, udp => 1);
+my $ret = '127.0.0.1:' . port(8983, udp => 1);
+my $big = '127.0.0.1:' . port(8984, udp => 1);
+
+###############################################################################
+
+# each record reaches a backend as one datagram, each reply comes back as
+# one record; sessions are balanced over the upstream servers
+
+my ($out, $rc) = client('-c', $proxy, '-m', 'echo', '-n', 5);
+
+like($out, qr/^handshake ok protocol=DTLSv1\.2 /m, 'proxy: handshake');
+is(scalar(() = $out =~ /^recv ([ab]):hello-\d$/mg), 5,
+	'proxy: 5 datagrams each way');
+like($out, qr/^close_notify received$/m, 'proxy: close_notify answered');
+
+my %seen;
+
+for (1 .. 4) {
+	($out) = client('-c', $proxy, '-m', 'echo');
+	$seen{$1}++ if $out =~ /^recv ([ab]):/m;
+}
+
+ok($seen{a} && $seen{b}, 'proxy: both upstream servers used');
+
+# return, with the session's variables
+
+($out) = client('-c', $ret, '-m', 'send-only', '-s', 'x');
+like($out, qr/^recv dev-1 DTLSv1\.2 \S+$/m, 'return: variables');
+like($out, qr/^close_notify received$/m, 'return: close_notify');
+
+($out) = client('-c', $ret, '-m', 'send-only', '-s', 'x', '-i', 'urn:dev:2',
+	'-k', $key2);
+like($out, qr/^recv urn:dev:2 /m, 'identity with colons, 32-byte key');
+
+# every default cipher suite
+
+for my $cipher (qw/PSK-AES128-CCM8 PSK-AES128-CCM PSK-AES128-GCM-SHA256
+	PSK-AES256-GCM-SHA384 PSK-CHACHA20-POLY1305
+	ECDHE-PSK-CHACHA20-POLY1305/)
+{
+	($out) = client('-c', $ret, '-m', 'send-only', '-s', 'x',
+		'-C', $cipher);
+	like($out, qr/^recv dev-1 DTLSv1\.2 \Q$cipher\E$/m, "cipher $cipher");
+}
+
+# resumption
+
+($out) = client('-c', $proxy, '-m', 'sequential', '-n', 3, '-R');
+like($out, qr/^summary ok=3 failed=0 reused=2$/m, 'resumption');
+
+# a reply whose record would exceed dtls_mtu is dropped, and logged
+
+my $mark = $t->log_mark();
+
+($out) = client('-c', $big, '-m', 'send-only', '-s', 'y' x 1100, '-t', 1500);
+unlike($out, qr/^recv /m, 'dtls_mtu: oversized reply not sent');
+ok($t->wait_log(qr/datagram of 1200 bytes dropped: a record of it exceeds /
+	. qr/dtls_mtu/, 3, $mark), 'dtls_mtu: logged');
+
+($out) = client('-c', $big, '-m', 'send-only', '-s', 'y' x 1060);
+like($out, qr/^recv x{100}y{1060}$/m, 'dtls_mtu: 1160 bytes fit');
+
+# openssl s_client
+
+SKIP: {
+	skip 'no openssl binary', 2 unless `openssl version 2>/dev/null`;
+
+	$out = s_client($proxy, 'dev-1', $key, "one\n");
+	like($out, qr/^[ab]:one$/m, 's_client: echo through proxy');
+
+	$out = s_client($proxy, 'dev-1', 'ff' x 16, "two\n");
+	unlike($out, qr/two/, 's_client: wrong key gets nothing');
+}
+
+# the access log
+
+$t->stop();
+
+my $log = $t->read_file('access.log');
+like($log, qr/^\d+ "dev-1" DTLSv1\.2 PSK-\S+ \. 200$/m, 'access log');
+like($log, qr/^\d+ "dev-1" DTLSv1\.2 \S+ r 200$/m, 'access log: reused');
+
+###############################################################################
+
+sub client {
+	return $t->run_tool('dtls_client', '-i', 'dev-1', '-k', $key, @_);
+}
+
+sub s_client {
+	my ($peer, $identity, $psk, $input) = @_;
+
+	# the input is sent, then s_client waits a second for the reply
+
+	return `(printf '$input'; sleep 1) | timeout 10 openssl s_client \\
+		-dtls1_2 -connect $peer -psk_identity $identity -psk $psk \\
+		-quiet 2>&1`;
+}
+
+###############################################################################
