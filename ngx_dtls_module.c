@@ -37,6 +37,7 @@ static ngx_int_t ngx_stream_dtls_init(ngx_conf_t *cf);
 static char *ngx_stream_dtls_enable(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_stream_dtls_mtu(ngx_conf_t *cf, void *post, void *data);
+static void ngx_stream_dtls_exit(ngx_cycle_t *cycle);
 
 
 static ngx_conf_bitmask_t  ngx_stream_dtls_protocols[] = {
@@ -127,8 +128,8 @@ ngx_module_t  ngx_stream_dtls_module = {
     NULL,                                  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
-    NULL,                                  /* exit master */
+    ngx_stream_dtls_exit,                  /* exit process */
+    ngx_stream_dtls_exit,                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
 
@@ -637,4 +638,11 @@ ngx_stream_dtls_mtu(ngx_conf_t *cf, void *post, void *data)
     }
 
     return NGX_CONF_OK;
+}
+
+
+static void
+ngx_stream_dtls_exit(ngx_cycle_t *cycle)
+{
+    ngx_stream_dtls_cookie_wipe();
 }

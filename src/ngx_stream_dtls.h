@@ -105,6 +105,7 @@ typedef enum {
 
 ngx_stream_dtls_cookie_secret_t *ngx_stream_dtls_cookie_secret(
     ngx_conf_t *cf, time_t lifetime);
+void ngx_stream_dtls_cookie_wipe(void);
 ngx_stream_dtls_hello_e ngx_stream_dtls_hello(ngx_connection_t *c,
     ngx_stream_dtls_cookie_secret_t *secret, ngx_buf_t *b, u_char *cookie);
 int ngx_stream_dtls_verify_cookie_cb(SSL *ssl, const unsigned char *cookie,

@@ -8,10 +8,11 @@
  * The first datagram of a session, checked before any state is kept
  * (RFC 6347, 4.2.1).  A ClientHello without a valid cookie is answered
  * with a HelloVerifyRequest no larger than itself; anything else is
- * dropped unanswered.  The cookie is an HMAC over the client's address,
- * port and ClientHello parameters, keyed per epoch of the cookie
- * lifetime, so it expires, cannot be moved to another address, and
- * every worker can check what any other worker issued.
+ * dropped unanswered.  The cookie is an HMAC over the client's address
+ * and port, the server's, and the ClientHello parameters, keyed per epoch
+ * of the cookie lifetime, so it expires and cannot be moved to another
+ * address.  The base secret is drawn once in the master process and kept
+ * across reloads: every worker, old or new, checks what any other issued.
  */
 
 
@@ -54,13 +55,17 @@ static ngx_int_t ngx_stream_dtls_parse_hello(u_char *p, size_t size,
     ngx_stream_dtls_client_hello_t *ch);
 static ngx_int_t ngx_stream_dtls_make_cookie(ngx_connection_t *c,
     u_char *key, ngx_stream_dtls_client_hello_t *ch, u_char *cookie);
+static ngx_int_t ngx_stream_dtls_mac_address(EVP_MAC_CTX *mctx,
+    struct sockaddr *sa);
 static void ngx_stream_dtls_epoch_keys(ngx_stream_dtls_cookie_secret_t *secret);
 static void ngx_stream_dtls_send_hello_verify(ngx_connection_t *c,
     ngx_stream_dtls_client_hello_t *ch, u_char *cookie, size_t limit);
 static void ngx_stream_dtls_cookie_secret_cleanup(void *data);
 
 
-static EVP_MAC  *ngx_stream_dtls_hmac;
+static EVP_MAC     *ngx_stream_dtls_hmac;
+static u_char       ngx_stream_dtls_base[NGX_STREAM_DTLS_SECRET_LEN];
+static ngx_uint_t   ngx_stream_dtls_base_set;
 
 
 ngx_stream_dtls_cookie_secret_t *
@@ -91,12 +96,25 @@ ngx_stream_dtls_cookie_secret(ngx_conf_t *cf, time_t lifetime)
     cln->handler = ngx_stream_dtls_cookie_secret_cleanup;
     cln->data = secret;
 
-    /* made before the workers fork, so all of them share it */
+    /*
+     * made before the workers fork, so all of them share it, and kept
+     * for the next configuration, so that a cookie issued just before a
+     * reload still works just after it
+     */
 
-    if (RAND_bytes(secret->base, NGX_STREAM_DTLS_SECRET_LEN) != 1) {
-        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0, "RAND_bytes() failed");
-        return NULL;
+    if (!ngx_stream_dtls_base_set) {
+        if (RAND_bytes(ngx_stream_dtls_base, NGX_STREAM_DTLS_SECRET_LEN)
+            != 1)
+        {
+            ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0, "RAND_bytes() failed");
+            return NULL;
+        }
+
+        ngx_stream_dtls_base_set = 1;
     }
+
+    ngx_memcpy(secret->base, ngx_stream_dtls_base,
+               NGX_STREAM_DTLS_SECRET_LEN);
 
     secret->lifetime = lifetime;
     secret->epoch = -1;
@@ -111,6 +129,14 @@ ngx_stream_dtls_cookie_secret_cleanup(void *data)
     ngx_stream_dtls_cookie_secret_t  *secret = data;
 
     OPENSSL_cleanse(secret, sizeof(ngx_stream_dtls_cookie_secret_t));
+}
+
+
+void
+ngx_stream_dtls_cookie_wipe(void)
+{
+    OPENSSL_cleanse(ngx_stream_dtls_base, NGX_STREAM_DTLS_SECRET_LEN);
+    ngx_stream_dtls_base_set = 0;
 }
 
 
@@ -297,31 +323,85 @@ static ngx_int_t
 ngx_stream_dtls_make_cookie(ngx_connection_t *c, u_char *key,
     ngx_stream_dtls_client_hello_t *ch, u_char *cookie)
 {
+    size_t        len;
+    ngx_int_t     rc;
+    EVP_MAC_CTX  *mctx;
+    OSSL_PARAM    params[2];
+
+    mctx = EVP_MAC_CTX_new(ngx_stream_dtls_hmac);
+    if (mctx == NULL) {
+        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0, "EVP_MAC_CTX_new() failed");
+        return NGX_ERROR;
+    }
+
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                 "SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+
+    if (EVP_MAC_init(mctx, key, NGX_STREAM_DTLS_SECRET_LEN, params) != 1) {
+        rc = NGX_ERROR;
+        goto done;
+    }
+
+    rc = ngx_stream_dtls_mac_address(mctx, c->sockaddr);
+    if (rc != NGX_OK) {
+        goto done;
+    }
+
+    rc = ngx_stream_dtls_mac_address(mctx, c->local_sockaddr);
+    if (rc != NGX_OK) {
+        goto done;
+    }
+
+    if (EVP_MAC_update(mctx, ch->version, 2 + 32) != 1
+        || EVP_MAC_update(mctx, ch->session_id.data - 1,
+                          ch->session_id.len + 1) != 1
+        || EVP_MAC_update(mctx, ch->cipher_suites.data - 2,
+                          ch->cipher_suites.len + 2) != 1
+        || EVP_MAC_final(mctx, cookie, &len, NGX_STREAM_DTLS_COOKIE_LEN)
+           != 1)
+    {
+        rc = NGX_ERROR;
+    }
+
+done:
+
+    if (rc == NGX_ERROR) {
+        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0, "cookie HMAC failed");
+    }
+
+    EVP_MAC_CTX_free(mctx);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_stream_dtls_mac_address(EVP_MAC_CTX *mctx, struct sockaddr *sa)
+{
     u_char               *addr;
-    size_t                addr_len, len;
+    size_t                len;
     in_port_t             port;
-    EVP_MAC_CTX          *mctx;
-    OSSL_PARAM            params[2];
     struct sockaddr_in   *sin;
 #if (NGX_HAVE_INET6)
     struct sockaddr_in6  *sin6;
 #endif
 
-    switch (c->sockaddr->sa_family) {
+    switch (sa->sa_family) {
 
 #if (NGX_HAVE_INET6)
     case AF_INET6:
-        sin6 = (struct sockaddr_in6 *) c->sockaddr;
+        sin6 = (struct sockaddr_in6 *) sa;
         addr = sin6->sin6_addr.s6_addr;
-        addr_len = 16;
+        len = 16;
         port = sin6->sin6_port;
         break;
 #endif
 
     case AF_INET:
-        sin = (struct sockaddr_in *) c->sockaddr;
+        sin = (struct sockaddr_in *) sa;
         addr = (u_char *) &sin->sin_addr;
-        addr_len = 4;
+        len = 4;
         port = sin->sin_port;
         break;
 
@@ -335,33 +415,11 @@ ngx_stream_dtls_make_cookie(ngx_connection_t *c, u_char *key,
         return NGX_DECLINED;
     }
 
-    mctx = EVP_MAC_CTX_new(ngx_stream_dtls_hmac);
-    if (mctx == NULL) {
-        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0, "EVP_MAC_CTX_new() failed");
-        return NGX_ERROR;
-    }
-
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-                                                 "SHA256", 0);
-    params[1] = OSSL_PARAM_construct_end();
-
-    if (EVP_MAC_init(mctx, key, NGX_STREAM_DTLS_SECRET_LEN, params) != 1
-        || EVP_MAC_update(mctx, addr, addr_len) != 1
-        || EVP_MAC_update(mctx, (u_char *) &port, sizeof(in_port_t)) != 1
-        || EVP_MAC_update(mctx, ch->version, 2 + 32) != 1
-        || EVP_MAC_update(mctx, ch->session_id.data - 1,
-                          ch->session_id.len + 1) != 1
-        || EVP_MAC_update(mctx, ch->cipher_suites.data - 2,
-                          ch->cipher_suites.len + 2) != 1
-        || EVP_MAC_final(mctx, cookie, &len, NGX_STREAM_DTLS_COOKIE_LEN)
-           != 1)
+    if (EVP_MAC_update(mctx, addr, len) != 1
+        || EVP_MAC_update(mctx, (u_char *) &port, sizeof(in_port_t)) != 1)
     {
-        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0, "cookie HMAC failed");
-        EVP_MAC_CTX_free(mctx);
         return NGX_ERROR;
     }
-
-    EVP_MAC_CTX_free(mctx);
 
     return NGX_OK;
 }

@@ -50,7 +50,7 @@ stream {
 
 EOF
 
-$t->run()->plan(28);
+$t->run()->plan(30);
 
 my $port = port(8980, udp => 1);
 
@@ -164,6 +164,21 @@ is(exchange(client(), client_hello(random => random(32), version => 0x0303)),
 is(exchange(client(), client_hello(random => random(32), msg_type => 2)),
 	undef, 'no reply: not a ClientHello');
 is(exchange(client(), ''), undef, 'no reply: empty datagram');
+
+# a cookie issued just before a reload still works after it, with the
+# new worker: the secret outlives the configuration
+
+my $s4 = client();
+my %hello4 = (random => random(32));
+my $cookie4 = parse_hvr(exchange($s4, client_hello(%hello4)))->{cookie};
+
+my %old = map { $_ => 1 } $t->workers();
+ok($t->reload() && $t->wait_for(sub { !grep { $old{$_} } $t->workers() }, 10),
+	'reload');
+
+$reply = exchange($s4, client_hello(%hello4, cookie => $cookie4,
+	msg_seq => 1));
+is(msg_type($reply), 2, 'cookie from before the reload accepted');
 
 # cookie exchanges and dropped datagrams leave no session to log
 
