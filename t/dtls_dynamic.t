@@ -1,0 +1,157 @@
+#!/usr/bin/perl
+
+# Tests of the dynamic module: build/nginx/sbin/nginx-compat (nginx without
+# the module) loads build/nginx/modules/ngx_stream_dtls_module.so with
+# load_module, proxies DTLS to a UDP echo backend, sets the variables, and
+# survives a reload; without load_module, "dtls" is an unknown directive.
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+use Cwd qw/ abs_path /;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx;
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+# always nginx-compat and the .so of this repository, whatever
+# TEST_NGINX_BINARY and TEST_NGINX_GLOBALS say
+
+my $repo = abs_path("$FindBin::Bin/..");
+my $compat = "$repo/build/nginx/sbin/nginx-compat";
+my $so = "$repo/build/nginx/modules/ngx_stream_dtls_module.so";
+
+plan(skip_all => "no $compat") unless -x $compat;
+plan(skip_all => "no $so") unless -f $so;
+
+$ENV{TEST_NGINX_BINARY} = $compat;
+delete $ENV{TEST_NGINX_GLOBALS};
+
+my $t = Test::Nginx->new()->has(qw/stream udp/);
+
+$t->tool('dtls_client');
+$t->tool('udp_echo');
+
+my $d = $t->testdir();
+my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
+
+$t->write_file('psk', "dev:$key\n");
+chmod 0600, "$d/psk" or die "chmod psk: $!\n";
+
+$t->write_file_expand('nginx.conf', <<"EOF");
+load_module  $so;
+
+%%TEST_GLOBALS%%
+
+events {
+}
+
+stream {
+    log_format  dtls  '\$remote_addr \$dtls_protocol \$dtls_cipher '
+                      '\$dtls_psk_identity \$dtls_session_reused';
+
+    server {
+        listen          127.0.0.1:%%PORT_8980_UDP%% udp;
+        dtls            on;
+        dtls_psk_file   psk;
+        proxy_pass      127.0.0.1:%%PORT_8981_UDP%%;
+        proxy_timeout   5s;
+        access_log      $d/access.log dtls;
+    }
+}
+
+EOF
+
+# the same server without load_module
+
+$t->write_file_expand('noload.conf', <<'EOF');
+%%TEST_GLOBALS%%
+
+events {
+}
+
+stream {
+    server {
+        listen          127.0.0.1:%%PORT_8980_UDP%% udp;
+        dtls            on;
+        dtls_psk_file   psk;
+        proxy_pass      127.0.0.1:%%PORT_8981_UDP%%;
+    }
+}
+EOF
+
+$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'echo:');
+
+$t->plan(13);
+
+my $p = port(8980, udp => 1);
+
+sub echo3 {
+	my ($o) = $t->run_tool({ timeout => 15 }, 'dtls_client', '-m', 'echo',
+		'-n', '3', '-i', 'dev', '-k', $key, '-c', "127.0.0.1:$p",
+		'-t', '5000');
+	return $o;
+}
+
+###############################################################################
+
+# nginx-compat has no dtls of its own
+
+is($t->binary(), $compat, 'binary is nginx-compat');
+
+my ($rc, $out) = $t->test_config('noload.conf');
+my @lines = split /\n/, $t->read_file('noload.conf');
+my ($line) = grep { $lines[$_ - 1] =~ /^\s*dtls\s+on/ } 1 .. @lines;
+
+isnt($rc, 0, 'without load_module: nginx -t fails');
+like($out, qr/unknown directive "dtls" in \Q$d\E\/noload\.conf:$line\b/,
+	'without load_module: unknown directive "dtls"');
+
+# with load_module
+
+($rc, $out) = $t->test_config();
+is($rc, 0, 'with load_module: nginx -t passes') or diag($out);
+
+my $mark = $t->log_mark();
+$t->run();
+
+# a DTLS session through the loaded module to the echo backend
+
+$out = echo3();
+like($out, qr/^handshake ok protocol=DTLSv1\.2 cipher=\S+ reused=0$/m,
+	'handshake');
+like($out, qr/^recv echo:hello-1\nrecv echo:hello-2\nrecv echo:hello-3$/m,
+	'replies from the backend');
+like($out, qr/^echo ok n=3$/m, 'echo ok');
+
+# the variables of the module, in the access log at the session's end
+
+ok($t->wait_for(sub { $t->read_file('access.log') ne '' }, 5),
+	'access log written');
+like($t->read_file('access.log'),
+	qr/^127\.0\.0\.1 DTLSv1\.2 PSK-\S+ dev \.$/m, 'variables');
+
+# a reload with the module loaded: the new workers still speak DTLS
+
+my %old = map { $_ => 1 } $t->workers();
+ok($t->reload() && $t->wait_for(sub { !grep { $old{$_} } $t->workers() }, 10),
+	'reload');
+
+$out = echo3();
+like($out, qr/^echo ok n=3$/m, 'echo ok after reload');
+
+# the error log: no alerts, and never the key
+
+is($t->log_alerts($mark), '', 'no alerts since start');
+ok(index($t->error_log(), $key) < 0, 'no key in error log');
+
+###############################################################################

@@ -1,0 +1,114 @@
+#!/usr/bin/perl
+
+# Tests of a dtls listener on [::1]: sessions proxied to a UDP echo backend
+# on 127.0.0.1, the HelloVerifyRequest to a ClientHello without a cookie,
+# silence to garbage, and the client's IPv6 address in the logs.
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+use IO::Socket::IP;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx;
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
+
+$t->tool('dtls_client');
+$t->tool('udp_echo');
+
+IO::Socket::IP->new(LocalHost => '::1', LocalPort => 0, Proto => 'udp')
+	or plan(skip_all => 'no ::1');
+
+my $d = $t->testdir();
+my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
+
+$t->write_file('psk', "dev:$key\n");
+chmod 0600, "$d/psk" or die "chmod psk: $!\n";
+
+$t->write_file_expand('nginx.conf', <<"EOF");
+
+events {
+}
+
+stream {
+    log_format  dtls  '\$remote_addr \$dtls_protocol \$dtls_psk_identity';
+
+    server {
+        listen          [::1]:%%PORT_8980_UDP%% udp;
+        dtls            on;
+        dtls_psk_file   psk;
+        proxy_pass      127.0.0.1:%%PORT_8981_UDP%%;
+        proxy_timeout   5s;
+        access_log      $d/access.log dtls;
+    }
+}
+
+EOF
+
+$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'echo:');
+
+my $mark = $t->log_mark();
+$t->run()->plan(12);
+
+my $peer = '[::1]:' . port(8980, udp => 1);
+
+###############################################################################
+
+# a session over IPv6, proxied to the IPv4 backend
+
+my ($out, $rc) = $t->run_tool({ timeout => 15 }, 'dtls_client', '-m', 'echo',
+	'-n', '3', '-i', 'dev', '-k', $key, '-c', $peer, '-t', '5000');
+
+like($out, qr/^handshake ok protocol=DTLSv1\.2 cipher=\S+ reused=0$/m,
+	'echo: handshake');
+like($out, qr/^recv echo:hello-1\nrecv echo:hello-2\nrecv echo:hello-3$/m,
+	'echo: replies from the backend');
+like($out, qr/^echo ok n=3$/m, 'echo: ok');
+is($rc, 0, 'echo: exit code');
+
+ok($t->wait_for(sub { $t->read_file('access.log') ne '' }, 5),
+	'access log written');
+like($t->read_file('access.log'), qr/^::1 DTLSv1\.2 dev$/m,
+	'access log: IPv6 client and variables');
+
+# a ClientHello without a cookie gets a HelloVerifyRequest, no larger
+
+($out, $rc) = $t->run_tool({ timeout => 10 }, 'dtls_client',
+	'-m', 'nocookie', '-c', $peer, '-t', '2000');
+
+like($out, qr/^hvr received len=60 cookie_len=32 request_len=\d+$/m,
+	'nocookie: hvr');
+
+my ($len, $request) = $out =~ /len=(\d+) cookie_len=\d+ request_len=(\d+)/;
+ok(defined $len && $len <= $request, 'nocookie: hvr not larger than request');
+
+# garbage first datagrams get no reply
+
+my $gmark = $t->log_mark();
+
+($out, $rc) = $t->run_tool({ timeout => 10 }, 'dtls_client',
+	'-m', 'garbage', '-n', '3', '-c', $peer, '-t', '1000');
+
+like($out, qr/^reply none$/m, 'garbage: no reply');
+my $dropped = 'DTLS session must start with a ClientHello, datagram of \d+'
+	. ' bytes dropped.*udp client: ::1,';
+ok($t->wait_log(qr/$dropped/, 5, $gmark),
+	'garbage: logged with the IPv6 client');
+
+# the error log: no alerts, and never the key
+
+is($t->log_alerts($mark), '', 'no alerts');
+ok(index($t->error_log(), $key) < 0, 'no key in error log');
+
+###############################################################################
