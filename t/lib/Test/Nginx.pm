@@ -543,7 +543,7 @@ sub run_daemon {
 	my $n = scalar @{$self->{_daemons}};
 	my $log = "$self->{_testdir}/daemon$n.log";
 
-	Test::More::diag("daemon: $cmd @args") if $VERBOSE;
+	Test::More::diag("daemon: $cmd " . shown(@args)) if $VERBOSE;
 
 	my $pid = $self->spawn($log, $cmd, @args);
 	push @{$self->{_daemons}}, { pid => $pid, log => $log };
@@ -607,6 +607,18 @@ sub tool {
 # -1 when it had to be killed.  Options as a leading hash reference:
 # timeout (seconds, default 30), stderr (mix stderr into the output).
 
+# command arguments as they may be shown: the key after -k never is
+
+sub shown {
+	my @shown = @_;
+
+	for my $i (1 .. $#shown) {
+		$shown[$i] = '***' if $shown[$i - 1] eq '-k';
+	}
+
+	return "@shown";
+}
+
 sub run_tool {
 	my ($self, @args) = @_;
 
@@ -616,13 +628,7 @@ sub run_tool {
 	my $cmd = shift @args;
 	$cmd = $self->tool($cmd) unless $cmd =~ m{/};
 
-	if ($VERBOSE) {
-		my @shown = @args;
-		for my $i (1 .. $#shown) {
-			$shown[$i] = '***' if $shown[$i - 1] eq '-k';
-		}
-		Test::More::diag("tool: $cmd @shown");
-	}
+	Test::More::diag("tool: $cmd " . shown(@args)) if $VERBOSE;
 
 	pipe(my $r, my $w) or die "pipe: $!\n";
 

@@ -1,0 +1,210 @@
+#!/usr/bin/perl
+
+# Volume: 1,000 DTLS sessions one after another and 200 at once, proxied
+# to a UDP backend; every session is logged, and released: the worker's
+# memory does not grow with another 1,000 sessions.
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx;
+
+use Time::HiRes qw/ time /;
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
+
+$t->tool('dtls_client');
+$t->tool('udp_echo');
+
+$t->write_file_expand('nginx.conf', <<'EOF');
+
+events {
+    worker_connections  1024;
+}
+
+stream {
+    log_format  load  '$dtls_psk_identity $dtls_protocol $dtls_cipher '
+                      '$status $upstream_addr $upstream_bytes_received';
+
+    access_log  %%TESTDIR%%/access.log  load;
+
+    # all datagrams of all sessions arrive on the listen socket: with
+    # 200 clients at once (and a debug log) the default receive buffer
+    # overflows, and a lost application datagram is never retransmitted
+
+    server {
+        listen                  127.0.0.1:%%PORT_8980_UDP%% udp rcvbuf=4m;
+        dtls                    on;
+        dtls_psk_file           psk;
+        dtls_handshake_timeout  2s;
+        proxy_pass              127.0.0.1:%%PORT_8981_UDP%%;
+        proxy_timeout           5s;
+    }
+}
+
+EOF
+
+my $key = join '', map { sprintf '%02x', int(rand(256)) } 1 .. 16;
+
+$t->write_file('psk', "load-1:$key\n");
+chmod 0600, $t->testdir() . '/psk';
+
+$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'be:');
+$t->run()->plan(22);
+
+my $p = port(8980, udp => 1);
+my $backend = '127.0.0.1:' . port(8981, udp => 1);
+
+my @client = ('-c', "127.0.0.1:$p", '-i', 'load-1', '-k', $key);
+
+###############################################################################
+
+# the replies come from the backend
+
+my ($out, $rc) = client(30, @client, '-m', 'echo', '-n', '2');
+like($out, qr/^recv be:hello-2$/m, 'reply through the backend');
+is($rc, 0, 'echo: exit code');
+
+my $lines = 1;
+ok(wait_access($lines), 'echo: logged');
+
+# 1,000 sessions one after another
+
+my $start = time();
+($out, $rc) = client(240, @client, '-m', 'sequential', '-n', '1000',
+	'-t', '5000');
+my $seq_time = time() - $start;
+diag(sprintf('1000 sequential sessions: %.1fs', $seq_time));
+
+like($out, qr/^summary ok=1000 failed=0$/m, 'sequential: all sessions')
+	or diag(substr($out, 0, 2000));
+is($rc, 0, 'sequential: exit code');
+
+$lines += 1000;
+ok(wait_access($lines), 'sequential: 1000 access log lines')
+	or diag(scalar access_log());
+is(good_lines(access_log()), $lines, 'sequential: all logged with status 200');
+
+# 200 sessions at once
+
+$start = time();
+($out, $rc) = client(120, @client, '-m', 'parallel', '-P', '200', '-n', '3',
+	'-t', '20000');
+diag(sprintf('200 parallel sessions: %.1fs', time() - $start));
+
+like($out, qr/^summary ok=200 failed=0$/m, 'parallel: all sessions')
+	or diag(substr($out, 0, 2000)
+		. "datagrams dropped by the kernel on the listen socket: "
+		. listen_drops());
+is($rc, 0, 'parallel: exit code');
+
+$lines += 200;
+ok(wait_access($lines), 'parallel: 200 access log lines')
+	or diag(scalar access_log());
+is(good_lines(access_log()), $lines, 'parallel: all logged with status 200');
+
+is($t->log_alerts(), '', 'no alerts after the load');
+
+# another 1,000 sessions: the worker does not keep them
+
+my ($worker) = $t->workers();
+ok($worker, 'worker pid');
+
+my $rss_before = rss($worker);
+
+$start = time();
+($out, $rc) = client(240, @client, '-m', 'sequential', '-n', '1000',
+	'-t', '5000');
+diag(sprintf('1000 more sequential sessions: %.1fs', time() - $start));
+
+like($out, qr/^summary ok=1000 failed=0$/m, 'sequential again: all sessions')
+	or diag(substr($out, 0, 2000));
+
+$lines += 1000;
+ok(wait_access($lines), 'sequential again: 1000 access log lines')
+	or diag(scalar access_log());
+
+my $rss_after = rss($worker);
+
+diag("worker $worker VmRSS: "
+	. (defined $rss_before ? $rss_before : '?') . " kB before, "
+	. (defined $rss_after ? $rss_after : '?') . " kB after 1000 more"
+	. " sessions");
+
+ok(defined $rss_before && defined $rss_after, 'worker RSS read');
+ok(defined $rss_before && defined $rss_after
+	&& $rss_after - $rss_before < 5 * 1024,
+	'worker RSS growth under 5 MB');
+
+is(($t->workers())[0], $worker, 'same worker throughout');
+
+###############################################################################
+
+# after the stop: every session logged once, all of them good
+
+is($t->stop(), 0, 'stop: exit status');
+
+my @access = access_log();
+is(scalar @access, $lines, 'access log: one line per session');
+is(good_lines(@access), $lines, 'access log: identity, protocol, status 200,'
+	. ' upstream');
+
+is($t->log_alerts(), '', 'no alerts');
+
+###############################################################################
+
+sub client {
+	my ($timeout, @args) = @_;
+	return $t->run_tool({ timeout => $timeout }, 'dtls_client', @args);
+}
+
+sub access_log {
+	return split /\n/, $t->read_file('access.log');
+}
+
+sub wait_access {
+	my ($n) = @_;
+	return $t->wait_for(sub { scalar(my @l = access_log()) >= $n }, 10);
+}
+
+# a session that got through: identity, DTLS 1.2, status 200, proxied to
+# the backend which sent something back
+
+sub good_lines {
+	return scalar grep {
+		/^load-1 DTLSv1\.2 \S+ 200 \Q$backend\E [1-9]\d*$/
+	} @_;
+}
+
+# the "drops" column of /proc/net/udp for the listen socket
+
+sub listen_drops {
+	my $local = sprintf '0100007F:%04X', $p;
+
+	for (split /\n/, $t->read_file('/proc/net/udp')) {
+		my @f = split ' ';
+		return $f[-1] if @f > 2 && $f[1] eq $local;
+	}
+
+	return '?';
+}
+
+sub rss {
+	my ($pid) = @_;
+
+	my $status = $t->read_file("/proc/$pid/status");
+	return $status =~ /^VmRSS:\s+(\d+) kB/m ? $1 : undef;
+}
+
+###############################################################################
