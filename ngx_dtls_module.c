@@ -11,10 +11,18 @@
 #include "ngx_stream_dtls.h"
 
 
-#define NGX_STREAM_DTLS_DEFAULT_CIPHERS                                       \
+/* AEAD suites only; CCM8 first, as CoAP (RFC 7252, 9.1.3) requires it */
+
+#define NGX_STREAM_DTLS_PSK_CIPHERS                                           \
     "PSK-AES128-CCM8:PSK-AES128-CCM:PSK-AES128-GCM-SHA256:"                   \
     "PSK-AES256-GCM-SHA384:PSK-CHACHA20-POLY1305:"                            \
     "ECDHE-PSK-CHACHA20-POLY1305"
+
+#define NGX_STREAM_DTLS_CERT_CIPHERS                                          \
+    "ECDHE-ECDSA-AES128-CCM8:ECDHE-ECDSA-AES128-GCM-SHA256:"                  \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"            \
+    "ECDHE-ECDSA-AES128-CCM:ECDHE-RSA-AES128-GCM-SHA256:"                     \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
 
 #define NGX_STREAM_DTLS_COOKIE_LIFETIME  60
 
@@ -27,6 +35,8 @@ static ngx_int_t ngx_stream_dtls_create_ctx(ngx_conf_t *cf,
 static void ngx_stream_dtls_ctx_cleanup(void *data);
 static ngx_int_t ngx_stream_dtls_check_listens(ngx_conf_t *cf);
 static ngx_int_t ngx_stream_dtls_check_proxy(ngx_conf_t *cf);
+static ngx_int_t ngx_stream_dtls_check_auth(ngx_conf_t *cf,
+    ngx_stream_dtls_srv_conf_t *dscf);
 
 static ngx_int_t ngx_stream_dtls_preconfiguration(ngx_conf_t *cf);
 static void *ngx_stream_dtls_create_srv_conf(ngx_conf_t *cf);
@@ -43,6 +53,15 @@ static void ngx_stream_dtls_exit(ngx_cycle_t *cycle);
 static ngx_conf_bitmask_t  ngx_stream_dtls_protocols[] = {
     { ngx_string("DTLSv1"), NGX_STREAM_DTLS_DTLSv1 },
     { ngx_string("DTLSv1.2"), NGX_STREAM_DTLS_DTLSv1_2 },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_stream_dtls_verify[] = {
+    { ngx_string("off"), NGX_STREAM_DTLS_VERIFY_OFF },
+    { ngx_string("on"), NGX_STREAM_DTLS_VERIFY_ON },
+    { ngx_string("optional"), NGX_STREAM_DTLS_VERIFY_OPTIONAL },
+    { ngx_string("optional_no_ca"), NGX_STREAM_DTLS_VERIFY_OPTIONAL_NO_CA },
     { ngx_null_string, 0 }
 };
 
@@ -93,6 +112,62 @@ static ngx_command_t  ngx_stream_dtls_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_STREAM_SRV_CONF_OFFSET,
       offsetof(ngx_stream_dtls_srv_conf_t, handshake_timeout),
+      NULL },
+
+    { ngx_string("dtls_certificate"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_array_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_dtls_srv_conf_t, certificates),
+      NULL },
+
+    { ngx_string("dtls_certificate_key"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_array_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_dtls_srv_conf_t, certificate_keys),
+      NULL },
+
+    { ngx_string("dtls_password_file"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_stream_dtls_password_file,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("dtls_verify_client"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_dtls_srv_conf_t, verify),
+      &ngx_stream_dtls_verify },
+
+    { ngx_string("dtls_verify_depth"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_dtls_srv_conf_t, verify_depth),
+      NULL },
+
+    { ngx_string("dtls_client_certificate"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_dtls_srv_conf_t, client_certificate),
+      NULL },
+
+    { ngx_string("dtls_trusted_certificate"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_dtls_srv_conf_t, trusted_certificate),
+      NULL },
+
+    { ngx_string("dtls_crl"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_dtls_srv_conf_t, crl),
       NULL },
 
     { ngx_string("dtls_mtu"),
@@ -280,7 +355,9 @@ ngx_stream_dtls_create_ctx(ngx_conf_t *cf, ngx_stream_dtls_srv_conf_t *dscf)
     cln->handler = ngx_stream_dtls_ctx_cleanup;
     cln->data = ctx;
 
-    dscf->ctx = ctx;
+    dscf->ssl.ctx = ctx;
+    dscf->ssl.log = cf->log;
+    dscf->ssl.buffer_size = NGX_SSL_BUFSIZE;
 
     if (SSL_CTX_set_ex_data(ctx, ngx_ssl_server_conf_index, dscf) == 0) {
         ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
@@ -330,6 +407,16 @@ ngx_stream_dtls_create_ctx(ngx_conf_t *cf, ngx_stream_dtls_srv_conf_t *dscf)
                       "SSL_CTX_set_cipher_list(\"%V\") failed",
                       &dscf->ciphers);
         return NGX_ERROR;
+    }
+
+    if (dscf->certificates
+        && ngx_stream_dtls_certificates(cf, dscf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (dscf->psk == NULL) {
+        return NGX_OK;
     }
 
     SSL_CTX_set_psk_server_callback(ctx, ngx_stream_dtls_psk_server_cb);
@@ -481,6 +568,68 @@ ngx_stream_dtls_check_proxy(ngx_conf_t *cf)
 
 
 static ngx_int_t
+ngx_stream_dtls_check_auth(ngx_conf_t *cf, ngx_stream_dtls_srv_conf_t *dscf)
+{
+    ngx_str_t  *cert;
+
+    /* every client proves who it is, unless the configuration says not */
+
+    if (dscf->psk == NULL && dscf->certificates == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "no \"dtls_psk_file\" or \"dtls_certificate\" is "
+                      "defined for \"dtls on\" in %s:%ui",
+                      dscf->file, dscf->line);
+        return NGX_ERROR;
+    }
+
+    if (dscf->certificates == NULL) {
+        return NGX_OK;
+    }
+
+    if (dscf->certificate_keys == NULL
+        || dscf->certificate_keys->nelts < dscf->certificates->nelts)
+    {
+        cert = dscf->certificates->elts;
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "no \"dtls_certificate_key\" is defined "
+                      "for certificate \"%V\" in %s:%ui",
+                      &cert[dscf->certificates->nelts - 1],
+                      dscf->file, dscf->line);
+        return NGX_ERROR;
+    }
+
+    switch (dscf->verify) {
+
+    case NGX_STREAM_DTLS_VERIFY_OFF:
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "\"dtls_verify_client off\": clients of the server "
+                      "in %s:%ui that use certificate suites are not "
+                      "authenticated", dscf->file, dscf->line);
+        break;
+
+    case NGX_STREAM_DTLS_VERIFY_ON:
+    case NGX_STREAM_DTLS_VERIFY_OPTIONAL:
+        if (dscf->client_certificate.len == 0
+            && dscf->trusted_certificate.len == 0)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "no \"dtls_client_certificate\" is defined for "
+                          "the server with \"dtls_certificate\" in %s:%ui, "
+                          "which verifies clients by default: set "
+                          "dtls_client_certificate, or dtls_verify_client "
+                          "off to accept unauthenticated clients",
+                          dscf->file, dscf->line);
+            return NGX_ERROR;
+        }
+
+        break;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
 ngx_stream_dtls_preconfiguration(ngx_conf_t *cf)
 {
     return ngx_stream_dtls_add_variables(cf);
@@ -500,11 +649,14 @@ ngx_stream_dtls_create_srv_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
-     *     dscf->ctx = NULL;
+     *     dscf->ssl = { NULL, NULL, 0 };
      *     dscf->protocols = 0;
      *     dscf->ciphers = { 0, NULL };
      *     dscf->psk_identity_hint = { 0, NULL };
      *     dscf->cookie = NULL;
+     *     dscf->client_certificate = { 0, NULL };
+     *     dscf->trusted_certificate = { 0, NULL };
+     *     dscf->crl = { 0, NULL };
      *     dscf->file = NULL;
      *     dscf->line = 0;
      */
@@ -513,6 +665,11 @@ ngx_stream_dtls_create_srv_conf(ngx_conf_t *cf)
     dscf->handshake_timeout = NGX_CONF_UNSET_MSEC;
     dscf->mtu = NGX_CONF_UNSET_SIZE;
     dscf->psk = NGX_CONF_UNSET_PTR;
+    dscf->certificates = NGX_CONF_UNSET_PTR;
+    dscf->certificate_keys = NGX_CONF_UNSET_PTR;
+    dscf->passwords = NGX_CONF_UNSET_PTR;
+    dscf->verify = NGX_CONF_UNSET_UINT;
+    dscf->verify_depth = NGX_CONF_UNSET_UINT;
 
     return dscf;
 }
@@ -529,8 +686,7 @@ ngx_stream_dtls_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_bitmask_value(conf->protocols, prev->protocols,
                          (NGX_CONF_BITMASK_SET|NGX_STREAM_DTLS_DTLSv1_2));
 
-    ngx_conf_merge_str_value(conf->ciphers, prev->ciphers,
-                             NGX_STREAM_DTLS_DEFAULT_CIPHERS);
+    ngx_conf_merge_str_value(conf->ciphers, prev->ciphers, "");
     ngx_conf_merge_str_value(conf->psk_identity_hint,
                              prev->psk_identity_hint, "");
 
@@ -539,6 +695,20 @@ ngx_stream_dtls_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_size_value(conf->mtu, prev->mtu, 1200);
 
     ngx_conf_merge_ptr_value(conf->psk, prev->psk, NULL);
+
+    ngx_conf_merge_ptr_value(conf->certificates, prev->certificates, NULL);
+    ngx_conf_merge_ptr_value(conf->certificate_keys, prev->certificate_keys,
+                             NULL);
+    ngx_conf_merge_ptr_value(conf->passwords, prev->passwords, NULL);
+
+    ngx_conf_merge_uint_value(conf->verify, prev->verify,
+                              NGX_STREAM_DTLS_VERIFY_ON);
+    ngx_conf_merge_uint_value(conf->verify_depth, prev->verify_depth, 1);
+    ngx_conf_merge_str_value(conf->client_certificate,
+                             prev->client_certificate, "");
+    ngx_conf_merge_str_value(conf->trusted_certificate,
+                             prev->trusted_certificate, "");
+    ngx_conf_merge_str_value(conf->crl, prev->crl, "");
 
     if (conf->file == NULL) {
         conf->file = prev->file;
@@ -549,11 +719,21 @@ ngx_stream_dtls_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_OK;
     }
 
-    if (conf->psk == NULL) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "no \"dtls_psk_file\" is defined for \"dtls on\" "
-                      "in %s:%ui", conf->file, conf->line);
+    if (ngx_stream_dtls_check_auth(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
+    }
+
+    if (conf->ciphers.len == 0) {
+        if (conf->psk && conf->certificates) {
+            ngx_str_set(&conf->ciphers, NGX_STREAM_DTLS_PSK_CIPHERS ":"
+                                        NGX_STREAM_DTLS_CERT_CIPHERS);
+
+        } else if (conf->psk) {
+            ngx_str_set(&conf->ciphers, NGX_STREAM_DTLS_PSK_CIPHERS);
+
+        } else {
+            ngx_str_set(&conf->ciphers, NGX_STREAM_DTLS_CERT_CIPHERS);
+        }
     }
 
     conf->cookie = ngx_stream_dtls_cookie_secret(cf,

@@ -26,6 +26,11 @@
 #define NGX_STREAM_DTLS_DTLSv1            0x0002
 #define NGX_STREAM_DTLS_DTLSv1_2          0x0004
 
+#define NGX_STREAM_DTLS_VERIFY_OFF             0
+#define NGX_STREAM_DTLS_VERIFY_ON              1
+#define NGX_STREAM_DTLS_VERIFY_OPTIONAL        2
+#define NGX_STREAM_DTLS_VERIFY_OPTIONAL_NO_CA  3
+
 
 typedef struct {
     ngx_str_t                   identity;
@@ -54,7 +59,7 @@ typedef struct {
 typedef struct {
     ngx_flag_t                  enable;
 
-    SSL_CTX                    *ctx;
+    ngx_ssl_t                   ssl;        /* a DTLS SSL_CTX */
 
     ngx_uint_t                  protocols;
     ngx_str_t                   ciphers;
@@ -64,6 +69,16 @@ typedef struct {
 
     ngx_stream_dtls_psk_store_t      *psk;
     ngx_stream_dtls_cookie_secret_t  *cookie;
+
+    ngx_array_t                *certificates;
+    ngx_array_t                *certificate_keys;
+    ngx_array_t                *passwords;
+
+    ngx_uint_t                  verify;
+    ngx_uint_t                  verify_depth;
+    ngx_str_t                   client_certificate;
+    ngx_str_t                   trusted_certificate;
+    ngx_str_t                   crl;
 
     /* where "dtls on" was set, for errors found after parsing */
     u_char                     *file;
@@ -138,6 +153,14 @@ ssize_t ngx_stream_dtls_send(ngx_connection_t *c, u_char *buf, size_t size);
 ngx_chain_t *ngx_stream_dtls_send_chain(ngx_connection_t *c, ngx_chain_t *in,
     off_t limit);
 void ngx_stream_dtls_shutdown(ngx_stream_dtls_conn_t *ctx);
+
+
+/* cert.c */
+
+ngx_int_t ngx_stream_dtls_certificates(ngx_conf_t *cf,
+    ngx_stream_dtls_srv_conf_t *dscf);
+char *ngx_stream_dtls_password_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 
 /* psk.c */

@@ -48,7 +48,7 @@ ngx_stream_dtls_init_session(ngx_stream_session_t *s,
         return NGX_ERROR;
     }
 
-    ssl = SSL_new(dscf->ctx);
+    ssl = SSL_new(dscf->ssl.ctx);
     if (ssl == NULL) {
         ngx_ssl_error(NGX_LOG_ALERT, c->log, 0, "SSL_new() failed");
         return NGX_ERROR;
@@ -272,6 +272,10 @@ ngx_stream_dtls_handshake_failed(ngx_connection_t *c,
 
         case SSL_R_NO_SHARED_CIPHER:
             reason = "no shared cipher";
+            break;
+
+        case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+            reason = "client sent no required certificate";
             break;
 
         case SSL_R_UNSUPPORTED_PROTOCOL:

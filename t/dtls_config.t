@@ -287,8 +287,8 @@ EOF
 ($rc, $out) = $t->test_config('nopsk.conf');
 isnt($rc, 0, 'no dtls_psk_file: fails');
 $line = line_of('nopsk.conf', qr/dtls\s+on/);
-like($out, rx(qr/no "dtls_psk_file" is defined for "dtls on"/,
-	   qr/ in \Q$d\E\/nopsk\.conf:$line\b/),
+like($out, rx(qr/no "dtls_psk_file" or "dtls_certificate" is defined /,
+	   qr/for "dtls on" in \Q$d\E\/nopsk\.conf:$line\b/),
 	'no dtls_psk_file: message, file and line');
 
 # PSK file problems: the reason, the file, its line, the conf and its line;
