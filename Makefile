@@ -82,7 +82,11 @@ $(BUILD)/tools/%: t/tools/%.c
 run: all tools
 	@sh scripts/run.sh
 
+# independent clients the tests use
+TEST_PACKAGES = openssl gnutls-bin
+
 test: all tools
+	@sh scripts/deps.sh $(TEST_PACKAGES)
 	prove -I t/lib t/
 
 clean:

@@ -252,6 +252,11 @@ ngx_stream_dtls_handler(ngx_stream_session_t *s)
                       "HelloVerifyRequest sent");
         return ngx_stream_dtls_drop(c);
 
+    case NGX_STREAM_DTLS_HELLO_STRAY:
+        ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
+                       "dtls record of no live session dropped");
+        return ngx_stream_dtls_drop(c);
+
     default: /* NGX_STREAM_DTLS_HELLO_INVALID */
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "DTLS session must start with a ClientHello, "

@@ -115,6 +115,7 @@ typedef enum {
     NGX_STREAM_DTLS_HELLO_OK = 0,           /* ClientHello, valid cookie */
     NGX_STREAM_DTLS_HELLO_VERIFY,           /* no cookie: HVR sent */
     NGX_STREAM_DTLS_HELLO_BAD_COOKIE,       /* stale or forged: HVR sent */
+    NGX_STREAM_DTLS_HELLO_STRAY,            /* record of an ended session */
     NGX_STREAM_DTLS_HELLO_INVALID           /* not a ClientHello: dropped */
 } ngx_stream_dtls_hello_e;
 

@@ -53,6 +53,7 @@ typedef struct {
 
 static ngx_int_t ngx_stream_dtls_parse_hello(u_char *p, size_t size,
     ngx_stream_dtls_client_hello_t *ch);
+static ngx_uint_t ngx_stream_dtls_stray_record(u_char *p, size_t size);
 static ngx_int_t ngx_stream_dtls_make_cookie(ngx_connection_t *c,
     u_char *key, ngx_stream_dtls_client_hello_t *ch, u_char *cookie);
 static ngx_int_t ngx_stream_dtls_mac_address(EVP_MAC_CTX *mctx,
@@ -148,11 +149,15 @@ ngx_stream_dtls_hello(ngx_connection_t *c,
     ngx_stream_dtls_client_hello_t   ch;
     u_char                           expected[NGX_STREAM_DTLS_COOKIE_LEN];
 
-    if (b == NULL
-        || ngx_stream_dtls_parse_hello(b->pos, b->last - b->pos, &ch)
-           != NGX_OK)
-    {
+    if (b == NULL) {
         return NGX_STREAM_DTLS_HELLO_INVALID;
+    }
+
+    if (ngx_stream_dtls_parse_hello(b->pos, b->last - b->pos, &ch)
+        != NGX_OK)
+    {
+        return ngx_stream_dtls_stray_record(b->pos, b->last - b->pos)
+               ? NGX_STREAM_DTLS_HELLO_STRAY : NGX_STREAM_DTLS_HELLO_INVALID;
     }
 
     ngx_stream_dtls_epoch_keys(secret);
@@ -316,6 +321,28 @@ ngx_stream_dtls_parse_hello(u_char *p, size_t size,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A whole DTLS record of a later epoch: what a client sends to a session
+ * nginx has ended (its close_notify after ours, a retransmitted Finished
+ * after a timeout), not worth an info line each.
+ */
+
+static ngx_uint_t
+ngx_stream_dtls_stray_record(u_char *p, size_t size)
+{
+    if (size < NGX_DTLS_RECORD_HEADER_LEN
+        || p[0] < 20 || p[0] > 23
+        || p[1] != NGX_DTLS_VERSION_MAJOR
+        || (p[3] == 0 && p[4] == 0))
+    {
+        return 0;
+    }
+
+    return (size_t) ((p[11] << 8) | p[12])
+           <= size - NGX_DTLS_RECORD_HEADER_LEN;
 }
 
 

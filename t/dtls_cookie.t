@@ -50,7 +50,7 @@ stream {
 
 EOF
 
-$t->run()->plan(30);
+$t->run()->plan(33);
 
 my $port = port(8980, udp => 1);
 
@@ -179,6 +179,18 @@ ok($t->reload() && $t->wait_for(sub { !grep { $old{$_} } $t->workers() }, 10),
 $reply = exchange($s4, client_hello(%hello4, cookie => $cookie4,
 	msg_seq => 1));
 is(msg_type($reply), 2, 'cookie from before the reload accepted');
+
+# a record of a later epoch (a client's close_notify after nginx ended the
+# session) is dropped quietly: debug, not info
+
+$mark = $t->log_mark();
+
+is(exchange(client(), pack('Cnn', 21, 0xfefd, 1) . pack('nN', 0, 3)
+	. pack('n', 26) . random(26)), undef, 'no reply: record of epoch 1');
+ok($t->wait_log(qr/\[debug\].*dtls record of no live session dropped/, 3,
+	$mark), 'record of epoch 1: debug line');
+unlike($t->error_log($mark), qr/\[info\].*must start with a ClientHello/,
+	'record of epoch 1: no info line');
 
 # cookie exchanges and dropped datagrams leave no session to log
 
