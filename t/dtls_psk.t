@@ -64,6 +64,14 @@ stream {
     }
 
     server {
+        listen                  127.0.0.1:%%PORT_8986_UDP%% udp;
+        dtls                    on;
+        dtls_protocols          DTLSv1 DTLSv1.2;
+        dtls_ciphers            "PSK-AES128-CBC-SHA:@SECLEVEL=0";
+        return                  "$dtls_protocol $dtls_cipher";
+    }
+
+    server {
         listen                  127.0.0.1:%%PORT_8984_UDP%% udp;
         dtls                    on;
         proxy_pass              127.0.0.1:%%PORT_8985_UDP%%;
@@ -77,11 +85,12 @@ $t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'a:');
 $t->udp_echo('127.0.0.1:' . port(8982, udp => 1), 'b:');
 $t->udp_echo('127.0.0.1:' . port(8985, udp => 1), 'x' x 100);
 
-$t->run()->plan(21);
+$t->run()->plan(24);
 
 my $proxy = '127.0.0.1:' . port(8980, udp => 1);
 my $ret = '127.0.0.1:' . port(8983, udp => 1);
 my $big = '127.0.0.1:' . port(8984, udp => 1);
+my $v10 = '127.0.0.1:' . port(8986, udp => 1);
 
 ###############################################################################
 
@@ -154,6 +163,24 @@ SKIP: {
 	unlike($out, qr/two/, 's_client: wrong key gets nothing');
 }
 
+# dtls_protocols: DTLS 1.0 only where it is enabled
+
+SKIP: {
+	skip 'no openssl binary', 3 unless `openssl version 2>/dev/null`;
+
+	my $dtls1 = '-dtls1 -cipher PSK-AES128-CBC-SHA:@SECLEVEL=0';
+
+	$mark = $t->log_mark();
+
+	$out = s_client($ret, 'dev-1', $key, "x\n", $dtls1);
+	unlike($out, qr/DTLSv1/, 'DTLS 1.0 refused by default');
+	ok($t->wait_log(qr/DTLS handshake failed: protocol version not enabled/,
+		3, $mark), 'DTLS 1.0 refusal logged');
+
+	$out = s_client($v10, 'dev-1', $key, "x\n", $dtls1);
+	like($out, qr/^DTLSv1 PSK-AES128-CBC-SHA$/m, 'DTLS 1.0 when enabled');
+}
+
 # the access log
 
 $t->stop();
@@ -169,12 +196,14 @@ sub client {
 }
 
 sub s_client {
-	my ($peer, $identity, $psk, $input) = @_;
+	my ($peer, $identity, $psk, $input, $options) = @_;
+
+	$options //= '-dtls1_2';
 
 	# the input is sent, then s_client waits a second for the reply
 
 	return `(printf '$input'; sleep 1) | timeout 10 openssl s_client \\
-		-dtls1_2 -connect $peer -psk_identity $identity -psk $psk \\
+		$options -connect $peer -psk_identity $identity -psk $psk \\
 		-quiet 2>&1`;
 }
 
