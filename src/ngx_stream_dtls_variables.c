@@ -11,35 +11,34 @@
 #include "ngx_stream_dtls.h"
 
 
-typedef const char *(*ngx_stream_dtls_get_str_pt)(const SSL *ssl);
 typedef ngx_int_t (*ngx_stream_dtls_ssl_get_pt)(ngx_connection_t *c,
     ngx_pool_t *pool, ngx_str_t *s);
 
 
-static ngx_stream_dtls_conn_t *ngx_stream_dtls_established(
-    ngx_stream_session_t *s);
-static ngx_int_t ngx_stream_dtls_variable(ngx_stream_session_t *s,
-    ngx_stream_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_stream_dtls_session_reused(ngx_stream_session_t *s,
+static ngx_int_t ngx_stream_dtls_static_variable(ngx_stream_session_t *s,
     ngx_stream_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_stream_dtls_ssl_variable(ngx_stream_session_t *s,
     ngx_stream_variable_value_t *v, uintptr_t data);
-static const char *ngx_stream_dtls_get_cipher(const SSL *ssl);
+static ngx_int_t ngx_stream_dtls_get(ngx_stream_session_t *s,
+    ngx_stream_dtls_ssl_get_pt get, ngx_str_t *str);
+static ngx_int_t ngx_stream_dtls_get_psk_identity(ngx_connection_t *c,
+    ngx_pool_t *pool, ngx_str_t *s);
 
 
 static ngx_stream_variable_t  ngx_stream_dtls_vars[] = {
 
-    { ngx_string("dtls_protocol"), NULL, ngx_stream_dtls_variable,
-      (uintptr_t) SSL_get_version, NGX_STREAM_VAR_CHANGEABLE, 0 },
+    { ngx_string("dtls_protocol"), NULL, ngx_stream_dtls_static_variable,
+      (uintptr_t) ngx_ssl_get_protocol, NGX_STREAM_VAR_CHANGEABLE, 0 },
 
-    { ngx_string("dtls_cipher"), NULL, ngx_stream_dtls_variable,
-      (uintptr_t) ngx_stream_dtls_get_cipher, NGX_STREAM_VAR_CHANGEABLE, 0 },
+    { ngx_string("dtls_cipher"), NULL, ngx_stream_dtls_static_variable,
+      (uintptr_t) ngx_ssl_get_cipher_name, NGX_STREAM_VAR_CHANGEABLE, 0 },
 
-    { ngx_string("dtls_psk_identity"), NULL, ngx_stream_dtls_variable,
-      (uintptr_t) SSL_get_psk_identity, NGX_STREAM_VAR_CHANGEABLE, 0 },
+    { ngx_string("dtls_psk_identity"), NULL, ngx_stream_dtls_static_variable,
+      (uintptr_t) ngx_stream_dtls_get_psk_identity,
+      NGX_STREAM_VAR_CHANGEABLE, 0 },
 
-    { ngx_string("dtls_session_reused"), NULL,
-      ngx_stream_dtls_session_reused, 0, NGX_STREAM_VAR_CHANGEABLE, 0 },
+    { ngx_string("dtls_session_reused"), NULL, ngx_stream_dtls_static_variable,
+      (uintptr_t) ngx_ssl_get_session_reused, NGX_STREAM_VAR_CHANGEABLE, 0 },
 
     { ngx_string("dtls_session_id"), NULL, ngx_stream_dtls_ssl_variable,
       (uintptr_t) ngx_ssl_get_session_id, NGX_STREAM_VAR_CHANGEABLE, 0 },
@@ -89,103 +88,43 @@ ngx_stream_dtls_add_variables(ngx_conf_t *cf)
 }
 
 
-static ngx_stream_dtls_conn_t *
-ngx_stream_dtls_established(ngx_stream_session_t *s)
-{
-    ngx_stream_dtls_conn_t  *ctx;
-
-    ctx = ngx_stream_get_module_ctx(s, ngx_stream_dtls_module);
-
-    return (ctx && ctx->handshaked) ? ctx : NULL;
-}
-
+/* the getters that return OpenSSL's own strings, as nginx's do */
 
 static ngx_int_t
-ngx_stream_dtls_variable(ngx_stream_session_t *s,
+ngx_stream_dtls_static_variable(ngx_stream_session_t *s,
     ngx_stream_variable_value_t *v, uintptr_t data)
 {
-    ngx_stream_dtls_get_str_pt  get = (ngx_stream_dtls_get_str_pt) data;
+    ngx_int_t  rc;
+    ngx_str_t  str;
 
-    const char              *str;
-    ngx_stream_dtls_conn_t  *ctx;
+    rc = ngx_stream_dtls_get(s, (ngx_stream_dtls_ssl_get_pt) data, &str);
 
-    ctx = ngx_stream_dtls_established(s);
-
-    str = ctx ? get(ctx->ssl) : NULL;
-
-    if (str == NULL) {
+    if (rc != NGX_OK || str.data == NULL) {
         v->not_found = 1;
-        return NGX_OK;
+        return rc;
     }
 
-    v->len = ngx_strlen(str);
+    v->len = ngx_strlen(str.data);
+    v->data = str.data;
     v->valid = 1;
     v->no_cacheable = 0;
     v->not_found = 0;
-    v->data = (u_char *) str;
 
     return NGX_OK;
 }
 
-
-static ngx_int_t
-ngx_stream_dtls_session_reused(ngx_stream_session_t *s,
-    ngx_stream_variable_value_t *v, uintptr_t data)
-{
-    ngx_stream_dtls_conn_t  *ctx;
-
-    ctx = ngx_stream_dtls_established(s);
-
-    if (ctx == NULL) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    v->len = 1;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-    v->data = (u_char *) (SSL_session_reused(ctx->ssl) ? "r" : ".");
-
-    return NGX_OK;
-}
-
-
-/*
- * nginx's own $ssl_* getters, which read c->ssl->connection: given a
- * c->ssl for the length of the call, as the session is not an nginx SSL
- * connection (nginx's SSL close path does not fit a shared UDP socket)
- */
 
 static ngx_int_t
 ngx_stream_dtls_ssl_variable(ngx_stream_session_t *s,
     ngx_stream_variable_value_t *v, uintptr_t data)
 {
-    ngx_stream_dtls_ssl_get_pt  get = (ngx_stream_dtls_ssl_get_pt) data;
+    ngx_int_t  rc;
+    ngx_str_t  str;
 
-    ngx_int_t                rc;
-    ngx_str_t                str;
-    ngx_connection_t        *c;
-    ngx_ssl_connection_t     sc;
-    ngx_stream_dtls_conn_t  *ctx;
+    rc = ngx_stream_dtls_get(s, (ngx_stream_dtls_ssl_get_pt) data, &str);
 
-    ctx = ngx_stream_dtls_established(s);
-
-    if (ctx == NULL) {
+    if (rc != NGX_OK || str.data == NULL) {
         v->not_found = 1;
-        return NGX_OK;
-    }
-
-    c = s->connection;
-
-    ngx_memzero(&sc, sizeof(ngx_ssl_connection_t));
-    sc.connection = ctx->ssl;
-
-    c->ssl = &sc;
-    rc = get(c, c->pool, &str);
-    c->ssl = NULL;
-
-    if (rc != NGX_OK) {
         return rc;
     }
 
@@ -199,8 +138,51 @@ ngx_stream_dtls_ssl_variable(ngx_stream_session_t *s,
 }
 
 
-static const char *
-ngx_stream_dtls_get_cipher(const SSL *ssl)
+/*
+ * nginx's own $ssl_* getters read c->ssl->connection: they are given a
+ * c->ssl for the length of the call, as the session is not an nginx SSL
+ * connection (nginx's SSL close path does not fit a shared UDP socket)
+ */
+
+static ngx_int_t
+ngx_stream_dtls_get(ngx_stream_session_t *s, ngx_stream_dtls_ssl_get_pt get,
+    ngx_str_t *str)
 {
-    return SSL_get_cipher_name(ssl);
+    ngx_int_t                rc;
+    ngx_connection_t        *c;
+    ngx_ssl_connection_t     sc;
+    ngx_stream_dtls_conn_t  *ctx;
+
+    ngx_str_null(str);
+
+    ctx = ngx_stream_get_module_ctx(s, ngx_stream_dtls_module);
+
+    if (ctx == NULL || !ctx->handshaked) {
+        return NGX_OK;
+    }
+
+    c = s->connection;
+
+    ngx_memzero(&sc, sizeof(ngx_ssl_connection_t));
+    sc.connection = ctx->ssl;
+
+    c->ssl = &sc;
+    rc = get(c, c->pool, str);
+    c->ssl = NULL;
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_stream_dtls_get_psk_identity(ngx_connection_t *c, ngx_pool_t *pool,
+    ngx_str_t *s)
+{
+    const char  *identity;
+
+    identity = SSL_get_psk_identity(c->ssl->connection);
+
+    s->data = (u_char *) identity;
+
+    return NGX_OK;
 }
