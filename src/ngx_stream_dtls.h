@@ -101,7 +101,6 @@ typedef struct {
 
     u_char                      cookie[NGX_STREAM_DTLS_COOKIE_LEN];
 
-    ngx_uint_t                  datagrams;  /* received while handshaking */
     const char                 *failure;    /* why the handshake failed */
 
     unsigned                    handshaked:1;

@@ -194,6 +194,7 @@ static void
 ngx_stream_dtls_handshake_handler(ngx_event_t *rev)
 {
     ngx_int_t                rc;
+    const char              *reason;
     ngx_connection_t        *c;
     ngx_stream_session_t    *s;
     ngx_stream_dtls_conn_t  *ctx;
@@ -219,11 +220,18 @@ ngx_stream_dtls_handshake_handler(ngx_event_t *rev)
              * ChangeCipherSpec.
              */
 
-            ngx_stream_dtls_handshake_failed(c, ctx,
-                SSL_get_state(ctx->ssl) == TLS_ST_SR_CHANGE
-                ? "timed out: the client's Finished did not decrypt, "
-                  "wrong PSK?"
-                : "timed out");
+            if (SSL_get_state(ctx->ssl) != TLS_ST_SR_CHANGE) {
+                reason = "timed out";
+
+            } else if (SSL_get_psk_identity(ctx->ssl)) {
+                reason = "timed out: the client's Finished did not decrypt, "
+                         "wrong PSK?";
+
+            } else {
+                reason = "timed out: the client's Finished did not decrypt";
+            }
+
+            ngx_stream_dtls_handshake_failed(c, ctx, reason);
 
             ngx_stream_finalize_session(s, NGX_STREAM_BAD_REQUEST);
             return;
@@ -237,9 +245,6 @@ ngx_stream_dtls_handshake_handler(ngx_event_t *rev)
             ngx_stream_finalize_session(s, NGX_STREAM_BAD_REQUEST);
             return;
         }
-
-    } else {
-        ctx->datagrams++;
     }
 
     rc = ngx_stream_dtls_handshake(s);
