@@ -1,8 +1,23 @@
 /*
- * dtls_client: a DTLS 1.2 (PSK) test client for the ngx_dtls tests.
+ * dtls_client: a DTLS 1.2 (PSK and certificate) test client for the
+ * ngx_dtls tests.
  *
  *   dtls_client -c HOST:PORT [-i IDENTITY] [-k HEXKEY] [-C CIPHERS]
- *               [-m MODE] [-n N] [-P N] [-s STRING] [-t MS] [-R] [-v]
+ *               [-a CERTFILE] [-K KEYFILE] [-A CAFILE] [-S SERVERNAME]
+ *               [-M MTU] [-m MODE] [-n N] [-P N] [-s STRING] [-t MS]
+ *               [-R] [-v]
+ *
+ * Certificates: -a is the client's certificate chain (PEM, leaf first),
+ * -K its key (default: the key in CERTFILE).  -A verifies the server's
+ * chain against CAFILE (not its name); without -A the server's
+ * certificate is not verified.  When the server sends a certificate,
+ * "handshake ok" is followed by
+ *
+ *   server certificate subject=DN issuer=DN verify=ok|none|FAILED:reason
+ *
+ * (DNs in RFC 2253 form; "none" without -A).  With -a or -A and no -C,
+ * the certificate suites are offered (CERT_CIPHERS), after the PSK ones
+ * when -k is given too.  -S sends SNI.
  *
  * Every session is bounded by -t milliseconds (default 5000); nothing
  * blocks without a deadline.  Events are printed one per line on stdout;
@@ -51,6 +66,12 @@
     "PSK-AES128-GCM-SHA256:PSK-AES128-CCM8:PSK-AES256-GCM-SHA384:"           \
     "PSK-CHACHA20-POLY1305:ECDHE-PSK-CHACHA20-POLY1305"
 
+#define CERT_CIPHERS                                                         \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-CCM8:"                 \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"           \
+    "ECDHE-ECDSA-AES128-CCM:ECDHE-RSA-AES128-GCM-SHA256:"                    \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
+
 #define MTU              1200
 #define BUF_SIZE         65536
 #define REC_SIZE         16384
@@ -82,7 +103,12 @@ typedef struct {
     size_t                   key_len;
     int                      has_key;
     const char              *ciphers;
-    dtls_mode_e                  mode;
+    const char              *cert;
+    const char              *cert_key;
+    const char              *ca;
+    const char              *server_name;
+    long                     mtu;
+    dtls_mode_e              mode;
     long                     n;
     long                     parallel;
     const char              *payload;
@@ -134,6 +160,8 @@ static unsigned int psk_cb(SSL *ssl, const char *hint, char *identity,
     unsigned int max_identity_len, unsigned char *psk,
     unsigned int max_psk_len);
 static void info_cb(const SSL *ssl, int where, int ret);
+static void print_server_cert(sess_t *s);
+static void name_rfc2253(X509_NAME *name, char *buf, size_t size);
 static void msg_cb(int write_p, int version, int content_type,
     const void *buf, size_t len, SSL *ssl, void *arg);
 
@@ -214,7 +242,14 @@ usage(void)
         "  -c HOST:PORT  server, 127.0.0.1:5684 or [::1]:5684\n"
         "  -i IDENTITY   PSK identity (default \"client1\")\n"
         "  -k HEXKEY     PSK in hex\n"
-        "  -C CIPHERS    cipher list (default " DEFAULT_CIPHERS ")\n"
+        "  -C CIPHERS    cipher list (default " DEFAULT_CIPHERS ";\n"
+        "                with -a or -A: " CERT_CIPHERS ",\n"
+        "                after the PSK ones with -k)\n"
+        "  -a CERTFILE   client certificate chain (PEM, leaf first)\n"
+        "  -K KEYFILE    client key (default: CERTFILE)\n"
+        "  -A CAFILE     verify the server's certificate chain against it\n"
+        "  -S NAME       server name (SNI)\n"
+        "  -M MTU        largest datagram sent (default 1200)\n"
         "  -m MODE       echo, send-only, handshake, nocookie, stall,\n"
         "                garbage, sequential, parallel (default echo)\n"
         "  -n N          datagrams (echo, parallel, garbage) or sessions\n"
@@ -235,14 +270,17 @@ parse_args(int argc, char **argv)
     char  *end;
 
     cf.identity = "client1";
-    cf.ciphers = DEFAULT_CIPHERS;
+    cf.ciphers = NULL;
+    cf.mtu = MTU;
     cf.mode = MODE_ECHO;
     cf.n = 1;
     cf.parallel = 10;
     cf.payload = "hello";
     cf.timeout = 5000;
 
-    while ((opt = getopt(argc, argv, "c:i:k:C:m:n:P:s:t:Rvh")) != -1) {
+    while ((opt = getopt(argc, argv, "c:i:k:C:a:K:A:S:M:m:n:P:s:t:Rvh"))
+           != -1)
+    {
         switch (opt) {
         case 'c':
             cf.peer_str = optarg;
@@ -264,6 +302,25 @@ parse_args(int argc, char **argv)
             break;
         case 'C':
             cf.ciphers = optarg;
+            break;
+        case 'a':
+            cf.cert = optarg;
+            break;
+        case 'K':
+            cf.cert_key = optarg;
+            break;
+        case 'A':
+            cf.ca = optarg;
+            break;
+        case 'S':
+            cf.server_name = optarg;
+            break;
+        case 'M':
+            cf.mtu = strtol(optarg, &end, 10);
+            if (*end != '\0' || cf.mtu < 256 || cf.mtu > 65507) {
+                fprintf(stderr, "dtls_client: -M must be 256 to 65507\n");
+                return -1;
+            }
             break;
         case 'm':
             if (strcmp(optarg, "echo") == 0) {
@@ -321,6 +378,23 @@ parse_args(int argc, char **argv)
 
     if (cf.peer_str == NULL || optind != argc) {
         return -1;
+    }
+
+    if (cf.cert_key && cf.cert == NULL) {
+        fprintf(stderr, "dtls_client: -K needs -a\n");
+        return -1;
+    }
+
+    if (cf.ciphers == NULL) {
+        if (cf.cert == NULL && cf.ca == NULL) {
+            cf.ciphers = DEFAULT_CIPHERS;
+
+        } else if (cf.has_key) {
+            cf.ciphers = DEFAULT_CIPHERS ":" CERT_CIPHERS;
+
+        } else {
+            cf.ciphers = CERT_CIPHERS;
+        }
     }
 
     return 0;
@@ -553,6 +627,34 @@ make_ctx(void)
 
     free(list);
 
+    if (cf.cert) {
+        if (SSL_CTX_use_certificate_chain_file(c, cf.cert) != 1
+            || SSL_CTX_use_PrivateKey_file(c, cf.cert_key ? cf.cert_key
+                                                          : cf.cert,
+                                           SSL_FILETYPE_PEM) != 1
+            || SSL_CTX_check_private_key(c) != 1)
+        {
+            fprintf(stderr, "dtls_client: cannot use certificate \"%s\" "
+                    "with key \"%s\"\n", cf.cert,
+                    cf.cert_key ? cf.cert_key : cf.cert);
+            ERR_print_errors_fp(stderr);
+            SSL_CTX_free(c);
+            return NULL;
+        }
+    }
+
+    if (cf.ca) {
+        if (SSL_CTX_load_verify_locations(c, cf.ca, NULL) != 1) {
+            fprintf(stderr, "dtls_client: cannot load CA file \"%s\"\n",
+                    cf.ca);
+            ERR_print_errors_fp(stderr);
+            SSL_CTX_free(c);
+            return NULL;
+        }
+
+        SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+    }
+
     SSL_CTX_set_psk_client_callback(c, psk_cb);
     SSL_CTX_set_info_callback(c, info_cb);
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT);
@@ -709,7 +811,16 @@ sess_open(sess_t *s, int id, SSL_SESSION *sess)
 
     SSL_set_bio(s->ssl, bio, bio);
     SSL_set_app_data(s->ssl, s);
-    SSL_set_mtu(s->ssl, MTU);
+    if (SSL_set_mtu(s->ssl, cf.mtu) == 0) {
+        fprintf(stderr, "dtls_client: MTU %ld refused\n", cf.mtu);
+        goto failed;
+    }
+
+    if (cf.server_name
+        && SSL_set_tlsext_host_name(s->ssl, cf.server_name) != 1)
+    {
+        goto failed;
+    }
 
     if (cf.verbose) {
         SSL_set_msg_callback(s->ssl, msg_cb);
@@ -866,7 +977,70 @@ sess_handshake(sess_t *s)
         SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl),
         SSL_session_reused(s->ssl) ? 1 : 0);
 
+    print_server_cert(s);
+
     return 0;
+}
+
+
+/* the server's certificate, if it sent one (never with PSK suites) */
+
+static void
+print_server_cert(sess_t *s)
+{
+    long   v;
+    X509  *x;
+    char   subject[512], issuer[512], verify[256];
+
+    x = SSL_get1_peer_certificate(s->ssl);
+    if (x == NULL) {
+        return;
+    }
+
+    name_rfc2253(X509_get_subject_name(x), subject, sizeof(subject));
+    name_rfc2253(X509_get_issuer_name(x), issuer, sizeof(issuer));
+
+    X509_free(x);
+
+    if (cf.ca == NULL) {
+        snprintf(verify, sizeof(verify), "none");
+
+    } else {
+        v = SSL_get_verify_result(s->ssl);
+
+        if (v == X509_V_OK) {
+            snprintf(verify, sizeof(verify), "ok");
+
+        } else {
+            snprintf(verify, sizeof(verify), "FAILED:%s",
+                     X509_verify_cert_error_string(v));
+        }
+    }
+
+    out(s, "server certificate subject=%s issuer=%s verify=%s",
+        subject, issuer, verify);
+}
+
+
+static void
+name_rfc2253(X509_NAME *name, char *buf, size_t size)
+{
+    int   n;
+    BIO  *b;
+
+    buf[0] = '\0';
+
+    b = BIO_new(BIO_s_mem());
+    if (b == NULL) {
+        return;
+    }
+
+    X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253);
+
+    n = BIO_read(b, buf, (int) size - 1);
+    buf[n > 0 ? n : 0] = '\0';
+
+    BIO_free(b);
 }
 
 
@@ -1137,7 +1311,12 @@ raw_client_hello(SSL **sslp, BIO **rbio, BIO **wbio, unsigned char *buf,
 
     BIO_set_mem_eof_return(*rbio, -1);
     SSL_set_bio(ssl, *rbio, *wbio);
-    SSL_set_mtu(ssl, MTU);
+    SSL_set_mtu(ssl, cf.mtu);
+
+    if (cf.server_name) {
+        SSL_set_tlsext_host_name(ssl, cf.server_name);
+    }
+
     *sslp = ssl;
 
     ERR_clear_error();
