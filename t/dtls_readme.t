@@ -1,8 +1,10 @@
 #!/usr/bin/perl
 
-# The configurations the README and docs/directives.md show, taken from
-# those files as they are, run on test ports: a client with a key from the
-# PSK file gets its datagrams echoed by the backend through nginx.
+# The configurations README.md and docs/ show, taken from those files as
+# they are and run on test ports: every ```nginx block with "dtls on".
+# A client with a key from the PSK file, or a certificate of the test CA,
+# gets its datagrams echoed by a backend through nginx; where the example
+# routes by SNI, each name reaches its own backend.
 
 ###############################################################################
 
@@ -14,54 +16,92 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::DTLS::PKI;
 
 ###############################################################################
 
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my @examples = (
-	[ 'README.md', example("$FindBin::Bin/../README.md") ],
-	[ 'docs/directives.md',
-		example("$FindBin::Bin/../docs/directives.md") ],
-);
+my $top = "$FindBin::Bin/..";
+my @examples = map { my $f = $_; map { [ $f, $_ ] } examples("$top/$f") }
+	'README.md', map { s!^\Q$top/\E!!r } glob("$top/docs/*.md");
 
-plan(skip_all => 'no examples found') if grep { !$_->[1] } @examples;
+plan(skip_all => 'no examples found') unless @examples;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
 $t->tool('dtls_client');
 
 my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
+my $pki = Test::DTLS::PKI->new($t->testdir() . '/pki');
 
-$t->plan(3 * @examples);
+$t->plan(4 * @examples);
 
 ###############################################################################
 
 for my $example (@examples) {
 	my ($name, $conf) = @$example;
 
-	# the example's addresses, ports and PSK file, made the test's
+	# the example's addresses, ports, keys and certificates, made the test's
 
-	$conf =~ s!/etc/nginx/dtls\.psk!%%TESTDIR%%/dtls.psk!g;
+	my %files = (
+		'dtls.psk' => '%%TESTDIR%%/dtls.psk',
+		'certs/server.crt' => $pki->path('server-ec.crt'),
+		'certs/server.key' => $pki->path('server-ec.key'),
+		'certs/ca.crt' => $pki->path('root.crt'),
+	);
+
+	$conf =~ s!/etc/nginx/([\w./]+)!$files{$1} // die "unknown file $1"!ge;
 	$conf =~ s/listen(\s+)5684 /listen${1}127.0.0.1:%%PORT_8980_UDP%% /g;
 	$conf =~ s/127\.0\.0\.1:5683/127.0.0.1:%%PORT_8981_UDP%%/g;
+	$conf =~ s/127\.0\.0\.1:5685/127.0.0.1:%%PORT_8982_UDP%%/g;
 
 	$t->write_file('dtls.psk', "# identity:hexkey\ngw-1:$key\n");
 	chmod 0600, $t->testdir() . '/dtls.psk';
 
 	$t->write_file_expand('nginx.conf', "events {\n}\n\n$conf");
 
-	$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'coap:');
+	$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), '5683:');
+	$t->udp_echo('127.0.0.1:' . port(8982, udp => 1), '5685:');
 	$t->run();
 
-	my ($out, $rc) = $t->run_tool('dtls_client',
-		'-c', '127.0.0.1:' . port(8980, udp => 1),
-		'-i', 'gw-1', '-k', $key, '-m', 'echo', '-n', 3);
+	my @client = $conf =~ /dtls_psk_file/
+		? ('-i', 'gw-1', '-k', $key)
+		: ('-a', $pki->path('client.crt'), '-K', $pki->path('client.key'),
+			'-A', $pki->path('root.crt'));
+
+	my ($out) = client(@client);
 
 	like($out, qr/^handshake ok /m, "$name: handshake");
-	is(scalar(() = $out =~ /^recv coap:hello-\d$/mg), 3,
+	is(scalar(() = $out =~ /^recv 568[35]:hello-\d$/mg), 3,
 		"$name: echo through nginx");
+
+	# an example that maps server names to upstreams routes each name
+
+	SKIP: {
+		my ($map) = $conf =~ /map \$dtls_server_name \$\w+ \{(.*?)\}/s;
+		skip "$name: no SNI routing", 1 unless $map;
+
+		# upstream name => the echo backend's prefix
+
+		my %backend = map { $_->[0] => $_->[1] == 8981 ? 5683 : 5685 }
+			map { [ /^(\w+)/, /PORT_(\d+)_UDP/ ] }
+			$conf =~ /upstream (\w+\s*\{\s*server [^;]+);/g;
+		my %routes = $map =~ /^\s*(\S+)\s+(\w+);/mg;
+
+		my $ok = 1;
+
+		for my $sni (grep { $_ ne 'default' } keys %routes) {
+			($out) = client(@client, '-S', $sni);
+			$ok &&= $out =~ /^recv $backend{$routes{$sni}}:hello-1$/m;
+
+			($out) = client(@client, '-S', "x.$sni");
+			$ok &&= $out =~ /^recv $backend{$routes{default}}:hello-1$/m;
+		}
+
+		ok($ok, "$name: each server name reaches its upstream");
+	}
 
 	$t->stop();
 
@@ -70,20 +110,23 @@ for my $example (@examples) {
 
 ###############################################################################
 
-# the first ```nginx block that has "dtls on", with what surrounds it
+sub client {
+	my ($out) = $t->run_tool('dtls_client',
+		'-c', '127.0.0.1:' . port(8980, udp => 1),
+		'-m', 'echo', '-n', 3, @_);
+	return $out;
+}
 
-sub example {
+# the ```nginx blocks that have "dtls on"
+
+sub examples {
 	my ($file) = @_;
 
-	open my $fh, '<', $file or return undef;
+	open my $fh, '<', $file or return;
 	local $/;
 	my $text = <$fh>;
 
-	for my $block ($text =~ /^```nginx\n(.*?)^```/msg) {
-		return $block if $block =~ /^\s*dtls\s+on;/m;
-	}
-
-	return undef;
+	return grep { /^\s*dtls\s+on;/m } $text =~ /^```nginx\n(.*?)^```/msg;
 }
 
 ###############################################################################

@@ -1,0 +1,532 @@
+#!/usr/bin/perl
+
+# DTLS with certificates: handshake flights larger than dtls_mtu are
+# fragmented (every datagram nginx sends is measured on the way, through a
+# relay in this test) and reassembled; SNI routing with $dtls_server_name
+# in a map; client certificates and the session variables in the access
+# log; the default suites (no PSK suite without dtls_psk_file, no CBC
+# suite ever, both kinds with both); and two clients we did not write,
+# openssl s_client and GnuTLS's gnutls-cli, with certificates and PSK.
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx;
+use Test::DTLS::PKI;
+
+use IO::Select;
+use IO::Socket::IP;
+use POSIX qw/ WNOHANG _exit /;
+use Time::HiRes qw/ time /;
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
+
+$t->tool('udp_echo');
+
+plan(skip_all => 'no openssl binary')
+	unless `openssl version 2>/dev/null` =~ /^OpenSSL/;
+
+my $gnutls = `gnutls-cli --version 2>/dev/null` =~ /gnutls/i;
+
+my %pki = make_pki($t->testdir());
+
+my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
+
+$t->write_file('psk', "dev-1:$key\n");
+chmod 0600, $t->testdir() . '/psk';
+
+$t->write_file('nginx.conf.in', <<'EOF');
+
+events {
+}
+
+stream {
+    log_format  cert  '$server_port "$dtls_server_name" "$dtls_client_s_dn" '
+                      '"$dtls_client_i_dn" $dtls_client_verify '
+                      '"$dtls_psk_identity" $dtls_protocol $dtls_cipher '
+                      '$status';
+
+    access_log  %%TESTDIR%%/access.log cert;
+
+    dtls_handshake_timeout   3s;
+    dtls_client_certificate  %%CLIENT_CA%%;
+    dtls_verify_depth        3;
+
+    # a three-certificate chain: fragmented at 576, and at 1200
+
+    server {
+        listen                127.0.0.1:%%PORT_8980_UDP%% udp;
+        dtls                  on;
+        dtls_certificate      %%LONG_CRT%%;
+        dtls_certificate_key  %%LONG_KEY%%;
+        dtls_mtu              576;
+        proxy_pass            127.0.0.1:%%PORT_8990_UDP%%;
+        proxy_timeout         2s;
+    }
+
+    server {
+        listen                127.0.0.1:%%PORT_8981_UDP%% udp;
+        dtls                  on;
+        dtls_certificate      %%LONG_CRT%%;
+        dtls_certificate_key  %%LONG_KEY%%;
+        proxy_pass            127.0.0.1:%%PORT_8990_UDP%%;
+        proxy_timeout         2s;
+    }
+
+    # SNI routing; certificates only, default suites
+
+    map $dtls_server_name $backend {
+        a.example  backend_a;
+        b.example  backend_b;
+        default    backend_a;
+    }
+
+    upstream backend_a {
+        server 127.0.0.1:%%PORT_8991_UDP%%;
+    }
+
+    upstream backend_b {
+        server 127.0.0.1:%%PORT_8992_UDP%%;
+    }
+
+    server {
+        listen                127.0.0.1:%%PORT_8982_UDP%% udp;
+        dtls                  on;
+        dtls_certificate      %%EC_CRT%%;
+        dtls_certificate_key  %%EC_KEY%%;
+        proxy_pass            $backend;
+        proxy_timeout         2s;
+    }
+
+    # PSK only
+
+    server {
+        listen                127.0.0.1:%%PORT_8983_UDP%% udp;
+        dtls                  on;
+        dtls_psk_file         psk;
+        proxy_pass            127.0.0.1:%%PORT_8990_UDP%%;
+        proxy_timeout         2s;
+    }
+
+    # certificates and PSK
+
+    server {
+        listen                127.0.0.1:%%PORT_8984_UDP%% udp;
+        dtls                  on;
+        dtls_psk_file         psk;
+        dtls_certificate      %%EC_CRT%%;
+        dtls_certificate_key  %%EC_KEY%%;
+        proxy_pass            127.0.0.1:%%PORT_8990_UDP%%;
+        proxy_timeout         2s;
+    }
+}
+
+EOF
+
+my $conf = $t->read_file('nginx.conf.in');
+$conf =~ s/%%CLIENT_CA%%/$pki{client_ca}/g;
+$conf =~ s/%%LONG_CRT%%/$pki{long_crt}/g;
+$conf =~ s/%%LONG_KEY%%/$pki{long_key}/g;
+$conf =~ s/%%EC_CRT%%/$pki{ec_crt}/g;
+$conf =~ s/%%EC_KEY%%/$pki{ec_key}/g;
+$t->write_file_expand('nginx.conf', $conf);
+
+$t->udp_echo('127.0.0.1:' . port(8990, udp => 1), 'e:');
+$t->udp_echo('127.0.0.1:' . port(8991, udp => 1), 'A:');
+$t->udp_echo('127.0.0.1:' . port(8992, udp => 1), 'B:');
+
+$t->run()->plan(52);
+
+my $long576 = '127.0.0.1:' . port(8980, udp => 1);
+my $long1200 = '127.0.0.1:' . port(8981, udp => 1);
+my $sni = '127.0.0.1:' . port(8982, udp => 1);
+my $psk = '127.0.0.1:' . port(8983, udp => 1);
+my $both = '127.0.0.1:' . port(8984, udp => 1);
+
+my @client_cert = ('-cert', $pki{client_crt}, '-key', $pki{client_key});
+my @ca = ('-CAfile', $pki{ca}, '-verify_return_error');
+
+###############################################################################
+
+# the three-certificate chain, through a relay that measures every
+# datagram: nginx's are never larger than dtls_mtu, and its Certificate
+# message takes several of them at 576
+
+my ($out, $r) = relayed($long576, "one\n",
+	@ca, @client_cert, '-mtu', 576);
+
+like($out, qr/^e:one$/m, 'mtu 576: handshake and echo');
+like($out, qr/Verify return code: 0 \(ok\)/, 'mtu 576: chain verified');
+ok($r->{s2c_max} && $r->{s2c_max} <= 576,
+	"mtu 576: largest datagram from nginx $r->{s2c_max} <= 576");
+cmp_ok($r->{cert_datagrams}, '>', 1,
+	'mtu 576: Certificate message in several datagrams');
+cmp_ok($r->{cert_len}, '>', 576, 'mtu 576: Certificate message larger');
+ok($r->{cert_complete}, 'mtu 576: Certificate fragments cover it all');
+ok($r->{c2s_max} && $r->{c2s_max} <= 576,
+	"mtu 576: largest datagram from the client $r->{c2s_max} <= 576");
+cmp_ok($r->{c2s_flight}, '>', 1,
+	'mtu 576: client flight in several datagrams too');
+
+($out, $r) = relayed($long1200, "two\n", @ca, @client_cert);
+
+like($out, qr/^e:two$/m, 'mtu 1200: handshake and echo');
+ok($r->{s2c_max} && $r->{s2c_max} <= 1200,
+	"mtu 1200: largest datagram from nginx $r->{s2c_max} <= 1200");
+cmp_ok($r->{cert_len}, '>', 1200, 'mtu 1200: Certificate message larger');
+cmp_ok($r->{cert_datagrams}, '>', 1,
+	'mtu 1200: Certificate message in several datagrams');
+
+# the client's certificate chain (three certificates) in several
+# datagrams too, reassembled by nginx
+
+($out, $r) = relayed($long576, "four\n", @ca, '-mtu', 576,
+	'-cert', $pki{client_long_crt}, '-key', $pki{client_long_key},
+	'-cert_chain', $pki{client_long_crt});
+
+like($out, qr/^e:four$/m, 'client chain at 576: echo');
+cmp_ok($r->{c2s_cert_datagrams}, '>', 1,
+	'client chain at 576: client Certificate in several datagrams');
+ok($r->{c2s_max} && $r->{c2s_max} <= 576,
+	"client chain at 576: largest datagram from the client $r->{c2s_max}");
+ok($r->{s2c_max} && $r->{s2c_max} <= 576,
+	"client chain at 576: largest datagram from nginx $r->{s2c_max}");
+
+# without the relay, the client at 576 and nginx at 1200
+
+$out = s_client($long1200, "three\n", @ca, @client_cert, '-mtu', 576);
+like($out, qr/^e:three$/m, 'client mtu 576, nginx 1200');
+
+# SNI routing: $dtls_server_name in a map picks the upstream
+
+$out = s_client($sni, "x\n", @ca, @client_cert, '-servername', 'a.example');
+like($out, qr/^A:x$/m, 'sni a.example: backend_a');
+
+$out = s_client($sni, "y\n", @ca, @client_cert, '-servername', 'b.example');
+like($out, qr/^B:y$/m, 'sni b.example: backend_b');
+
+$out = s_client($sni, "z\n", @ca, @client_cert, '-servername', 'c.example');
+like($out, qr/^A:z$/m, 'sni c.example: default');
+
+$out = s_client($sni, "w\n", @ca, @client_cert, '-noservername');
+like($out, qr/^A:w$/m, 'no sni: default');
+
+# openssl s_client with a client certificate
+
+$out = s_client($sni, "cert\n", @ca, @client_cert);
+like($out, qr/^A:cert$/m, 's_client: client certificate, echo');
+like($out, qr/Verify return code: 0 \(ok\)/, 's_client: server verified');
+like($out, qr/Cipher is ECDHE-ECDSA-/, 's_client: ECDHE-ECDSA suite');
+
+# default suites with certificates only: no PSK suite, no CBC suite
+
+my $mark = $t->log_mark();
+
+$out = s_client($sni, "psk\n", '-psk_identity', 'dev-1', '-psk', $key,
+	'-cipher', 'PSK-AES128-GCM-SHA256');
+unlike($out, qr/^[AB]:/m, 'certificates only: PSK client gets nothing');
+ok($t->wait_log(qr/DTLS handshake failed: no shared cipher/, 3, $mark),
+	'certificates only: PSK client, no shared cipher');
+
+$mark = $t->log_mark();
+
+$out = s_client($sni, "cbc\n", @ca, @client_cert,
+	'-cipher', 'ECDHE-ECDSA-AES128-SHA');
+unlike($out, qr/^[AB]:/m, 'CBC suite: nothing');
+ok($t->wait_log(qr/DTLS handshake failed: no shared cipher/, 3, $mark),
+	'CBC suite: no shared cipher');
+
+$mark = $t->log_mark();
+
+$out = s_client($psk, "cbc\n", '-psk_identity', 'dev-1', '-psk', $key,
+	'-cipher', 'PSK-AES128-CBC-SHA');
+unlike($out, qr/^e:/m, 'PSK CBC suite: nothing');
+ok($t->wait_log(qr/DTLS handshake failed: no shared cipher/, 3, $mark),
+	'PSK CBC suite: no shared cipher');
+
+# certificates and PSK: both kinds of client
+
+$out = s_client($both, "psk\n", '-psk_identity', 'dev-1', '-psk', $key,
+	'-cipher', 'PSK-AES128-GCM-SHA256');
+like($out, qr/^e:psk$/m, 'certificates and PSK: PSK client');
+
+$out = s_client($both, "cert\n", @ca, @client_cert);
+like($out, qr/^e:cert$/m, 'certificates and PSK: certificate client');
+
+# a client without a certificate is refused (dtls_verify_client is on)
+
+$mark = $t->log_mark();
+
+$out = s_client($both, "nocert\n", @ca);
+unlike($out, qr/^e:/m, 'no client certificate: nothing');
+ok($t->wait_log(qr/DTLS handshake failed: client sent no required cert/,
+	3, $mark), 'no client certificate: logged');
+
+# gnutls-cli
+
+SKIP: {
+	skip 'no gnutls-cli', 8 unless $gnutls;
+
+	my ($port) = $sni =~ /:(\d+)$/;
+
+	$out = gnutls_cli($port, "gnutls\n",
+		'--x509cafile=' . $pki{ca},
+		'--x509certfile=' . $pki{client_crt},
+		'--x509keyfile=' . $pki{client_key},
+		'--verify-hostname=' . $pki{server_name},
+		'--sni-hostname=b.example',
+		'--priority=NORMAL:-VERS-ALL:+VERS-DTLS1.2');
+
+	like($out, qr/Handshake was completed/, 'gnutls-cli: certificates');
+	like($out, qr/Status: The certificate is trusted/,
+		'gnutls-cli: server certificate verified');
+	like($out, qr/Successfully sent 1 certificate/,
+		'gnutls-cli: client certificate sent');
+	like($out, qr/^B:gnutls$/m, 'gnutls-cli: certificates, echo');
+
+	($port) = $long576 =~ /:(\d+)$/;
+
+	$out = gnutls_cli($port, "long\n",
+		'--x509cafile=' . $pki{ca},
+		'--x509certfile=' . $pki{client_crt},
+		'--x509keyfile=' . $pki{client_key},
+		'--verify-hostname=' . $pki{server_name},
+		'--mtu=576',
+		'--priority=NORMAL:-VERS-ALL:+VERS-DTLS1.2');
+
+	like($out, qr/^e:long$/m, 'gnutls-cli: chain at mtu 576');
+
+	($port) = $psk =~ /:(\d+)$/;
+
+	$out = gnutls_cli($port, "gnutls-psk\n",
+		'--pskusername=dev-1', '--pskkey=' . $key,
+		'--priority=NORMAL:-VERS-ALL:+VERS-DTLS1.2:-KX-ALL:+PSK:+ECDHE-PSK');
+
+	like($out, qr/Handshake was completed/, 'gnutls-cli: PSK');
+	like($out, qr/^- Description: \S*-\((?:ECDHE-)?PSK\)-/m,
+		'gnutls-cli: PSK key exchange');
+	like($out, qr/^e:gnutls-psk$/m, 'gnutls-cli: PSK, echo');
+}
+
+# the access log
+
+$t->stop();
+
+my $log = $t->read_file('access.log');
+
+my ($long_port) = $long576 =~ /:(\d+)$/;
+my ($sni_port) = $sni =~ /:(\d+)$/;
+my ($psk_port) = $psk =~ /:(\d+)$/;
+my ($both_port) = $both =~ /:(\d+)$/;
+
+my $dn = quotemeta $pki{client_dn};
+my $i_dn = quotemeta $pki{client_i_dn};
+my $long_dn = quotemeta $pki{client_long_dn};
+
+# "$dtls_server_name" "$dtls_client_s_dn" "$dtls_client_i_dn"
+# $dtls_client_verify "$dtls_psk_identity" $dtls_protocol $dtls_cipher
+
+like($log, qr/^$long_port "-" "$dn" "$i_dn" SUCCESS "-" DTLSv1\.2 /m,
+	'access log: chain at 576');
+like($log, qr/^$long_port "-" "$long_dn" "[^"]+" SUCCESS /m,
+	'access log: client chain at 576');
+like($log, qr/^$sni_port "a\.example" "$dn" "$i_dn" SUCCESS /m,
+	'access log: server name a.example');
+like($log, qr/^$sni_port "b\.example" "$dn" /m,
+	'access log: server name b.example');
+like($log, qr/^$sni_port "-" "$dn" "$i_dn" SUCCESS "-" DTLSv1\.2 /m,
+	'access log: no server name, client DN, issuer DN');
+like($log, qr/^$sni_port "-" "$dn" "$i_dn" \S+ "-" \S+ ECDHE-ECDSA-\S+ 200$/m,
+	'access log: ECDHE-ECDSA suite');
+like($log, qr/^$both_port "-" "-" "-" NONE "dev-1" DTLSv1\.2 PSK-AES128-GCM-/m,
+	'access log: PSK session with certificates set');
+
+SKIP: {
+	skip 'no gnutls-cli', 1 unless $gnutls;
+
+	like($log, qr/^$psk_port "-" "-" "-" NONE "dev-1" DTLSv1\.2 \S*PSK-/m,
+		'access log: gnutls-cli PSK session');
+}
+
+unlike($log, qr/ DTLSv1\.2 \S*(?:CBC|-SHA) \d+$/m, 'no CBC suite used');
+
+is($t->log_alerts(), '', 'no alerts');
+
+###############################################################################
+
+# openssl s_client: the input is sent, then it waits a second for the reply
+
+sub s_client {
+	my ($peer, $input, @args) = @_;
+
+	my $cmd = "(printf '$input'; sleep 1) | timeout 10 openssl s_client "
+		. "-dtls1_2 -connect $peer " . join(' ', @args) . " 2>&1";
+
+	return `$cmd`;
+}
+
+sub gnutls_cli {
+	my ($port, $input, @args) = @_;
+
+	my $cmd = "(printf '$input'; sleep 1) | timeout 10 gnutls-cli --udp "
+		. "-p $port 127.0.0.1 " . join(' ', @args) . " 2>&1";
+
+	return `$cmd`;
+}
+
+# s_client through a UDP relay that records every datagram; returns the
+# client's output and what was seen
+
+sub relayed {
+	my ($peer, $input, @args) = @_;
+
+	my ($host, $port) = $peer =~ /^(.+):(\d+)$/;
+
+	my $front = IO::Socket::IP->new(LocalHost => '127.0.0.1',
+		LocalPort => 0, Proto => 'udp') or die "relay: $@\n";
+	my $back = IO::Socket::IP->new(PeerHost => $host, PeerPort => $port,
+		Proto => 'udp') or die "relay: $@\n";
+
+	my $relay = '127.0.0.1:' . $front->sockport();
+	my $outfile = $t->testdir() . '/relay.out';
+
+	my $pid = fork();
+	die "fork: $!\n" unless defined $pid;
+
+	if ($pid == 0) {
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>', $outfile or _exit(126);
+		open STDERR, '>&', \*STDOUT;
+		my $cmd = "(printf '$input'; sleep 1) | timeout 10 "
+			. "openssl s_client -dtls1_2 -connect $relay @args";
+		{ no warnings 'exec'; exec 'sh', '-c', $cmd; }
+		_exit(127);
+	}
+
+	my %r = (s2c_max => 0, c2s_max => 0, c2s_flight => 0,
+		c2s_cert_datagrams => 0, cert_datagrams => 0, cert_len => 0);
+	my %frag;
+	my $client;
+	my $sel = IO::Select->new($front, $back);
+	my $end = time() + 15;
+
+	while (time() < $end) {
+		last if waitpid($pid, WNOHANG) == $pid;
+
+		for my $s ($sel->can_read(0.1)) {
+			my $buf;
+
+			if ($s == $front) {
+				my $from = $front->recv($buf, 65536);
+				next unless defined $from;
+				$client = $from;
+				$r{c2s_max} = length $buf if length $buf > $r{c2s_max};
+				my @hs = records($buf, 22);
+				$r{c2s_flight}++
+					if grep { $_->{msg_type} =~ /^(11|15|16)$/ } @hs;
+				$r{c2s_cert_datagrams}++
+					if grep { $_->{msg_type} == 11 } @hs;
+				$back->send($buf);
+
+			} else {
+				next unless defined $back->recv($buf, 65536);
+				$r{s2c_max} = length $buf if length $buf > $r{s2c_max};
+
+				my @cert = grep { $_->{msg_type} == 11 } records($buf, 22);
+				$r{cert_datagrams}++ if @cert;
+
+				for my $h (@cert) {
+					$r{cert_len} = $h->{len};
+					$frag{$_} = 1 for $h->{offset}
+						.. $h->{offset} + $h->{frag_len} - 1;
+				}
+
+				$front->send($buf, 0, $client) if $client;
+			}
+		}
+	}
+
+	if (waitpid($pid, WNOHANG) == 0) {
+		kill 'KILL', $pid;
+		waitpid($pid, 0);
+	}
+
+	$r{cert_complete} = $r{cert_len} && keys(%frag) == $r{cert_len};
+
+	return ($t->read_file($outfile), \%r);
+}
+
+# the handshake fragments of the epoch 0 records of a datagram, of one
+# content type
+
+sub records {
+	my ($buf, $want) = @_;
+
+	my @h;
+
+	while (length $buf >= 13) {
+		my ($type, $epoch, $len) = unpack('C x2 n x6 n', $buf);
+		my $body = substr($buf, 13, $len);
+		$buf = substr($buf, 13 + $len);
+
+		next unless $type == $want;
+
+		if ($epoch != 0) {
+			push @h, { msg_type => -1 };
+			next;
+		}
+
+		while (length $body >= 12) {
+			my ($mt, $l1, $l2, $seq, $o1, $o2, $f1, $f2)
+				= unpack('C C n n C n C n', $body);
+			my $fl = ($f1 << 16) + $f2;
+
+			push @h, { msg_type => $mt, len => ($l1 << 16) + $l2,
+				offset => ($o1 << 16) + $o2, frag_len => $fl };
+
+			$body = substr($body, 12 + $fl);
+		}
+	}
+
+	return @h;
+}
+
+###############################################################################
+
+# the test PKI (Test::DTLS::PKI), made in the test directory
+
+sub make_pki {
+	my ($dir) = @_;
+
+	my $pki = Test::DTLS::PKI->new("$dir/pki");
+
+	return (
+		ca => $pki->path('root.crt'),
+		client_ca => $pki->path('root.crt'),
+		long_crt => $pki->path('server-long.crt'),
+		long_key => $pki->path('server-long.key'),
+		ec_crt => $pki->path('server-ec.crt'),
+		ec_key => $pki->path('server-ec.key'),
+		server_name => 'localhost',
+		client_crt => $pki->path('client.crt'),
+		client_key => $pki->path('client.key'),
+		client_dn => $pki->info('client')->{subject},
+		client_i_dn => $pki->info('client')->{issuer},
+		client_long_crt => $pki->path('client-long.crt'),
+		client_long_key => $pki->path('client-long.key'),
+		client_long_dn => $pki->info('client-long')->{subject},
+	);
+}
+
+###############################################################################
