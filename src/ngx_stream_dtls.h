@@ -163,6 +163,13 @@ char *ngx_stream_dtls_password_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 
+/* secret.c */
+
+ngx_int_t ngx_stream_dtls_read_secret(ngx_conf_t *cf, const char *what,
+    ngx_str_t *name, ngx_str_t *text);
+void ngx_stream_dtls_free_secret(ngx_str_t *text);
+
+
 /* psk.c */
 
 char *ngx_stream_dtls_psk_file(ngx_conf_t *cf, ngx_command_t *cmd,

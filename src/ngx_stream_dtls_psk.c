@@ -37,11 +37,7 @@ ngx_stream_dtls_psk_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_stream_dtls_srv_conf_t *dscf = conf;
 
     char                         *rv;
-    u_char                       *text;
-    ssize_t                       n;
-    ngx_str_t                    *value;
-    ngx_file_t                    file;
-    ngx_file_info_t               fi;
+    ngx_str_t                    *value, text;
     ngx_pool_cleanup_t           *cln;
     ngx_stream_dtls_psk_store_t  *store;
 
@@ -77,86 +73,19 @@ ngx_stream_dtls_psk_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     cln->handler = ngx_stream_dtls_psk_cleanup;
     cln->data = store;
 
-    ngx_memzero(&file, sizeof(ngx_file_t));
-
-    file.name = store->file;
-    file.log = cf->log;
-
-    file.fd = ngx_open_file(file.name.data, NGX_FILE_RDONLY,
-                            NGX_FILE_OPEN, 0);
-
-    if (file.fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "cannot open PSK file \"%s\"", file.name.data);
+    if (ngx_stream_dtls_read_secret(cf, "PSK file", &store->file, &text)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
-    text = NULL;
-    rv = NGX_CONF_ERROR;
+    rv = ngx_stream_dtls_psk_parse(cf, store, text.data,
+                                   text.data + text.len);
 
-    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_fd_info_n " \"%s\" failed", file.name.data);
-        goto done;
-    }
-
-    if (!ngx_is_file(&fi)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "PSK file \"%s\" is not a regular file",
-                           file.name.data);
-        goto done;
-    }
-
-    if (ngx_file_access(&fi) & (S_IRGRP|S_IROTH)) {
-        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                           "PSK file \"%s\" is readable by %s, "
-                           "keep it to its owner (chmod 600)",
-                           file.name.data,
-                           (ngx_file_access(&fi) & S_IROTH)
-                           ? "others" : "its group");
-    }
-
-    if (ngx_file_size(&fi) > 16 * 1024 * 1024) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "PSK file \"%s\" is larger than 16M",
-                           file.name.data);
-        goto done;
-    }
-
-    text = ngx_alloc(ngx_file_size(&fi) + 1, cf->log);
-    if (text == NULL) {
-        goto done;
-    }
-
-    n = ngx_read_file(&file, text, ngx_file_size(&fi), 0);
-
-    if (n == NGX_ERROR) {
-        goto done;
-    }
-
-    if (n != ngx_file_size(&fi)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           ngx_read_file_n " \"%s\" returned only %z bytes",
-                           file.name.data, n);
-        goto done;
-    }
-
-    rv = ngx_stream_dtls_psk_parse(cf, store, text, text + n);
+    ngx_stream_dtls_free_secret(&text);
 
     if (rv == NGX_CONF_OK) {
         dscf->psk = store;
-    }
-
-done:
-
-    if (text) {
-        OPENSSL_cleanse(text, ngx_file_size(&fi));
-        ngx_free(text);
-    }
-
-    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
-                      ngx_close_file_n " \"%s\" failed", file.name.data);
     }
 
     return rv;
