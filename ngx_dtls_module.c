@@ -24,8 +24,6 @@
     "ECDHE-ECDSA-AES128-CCM:ECDHE-RSA-AES128-GCM-SHA256:"                     \
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
 
-#define NGX_STREAM_DTLS_COOKIE_LIFETIME  60
-
 
 static ngx_int_t ngx_stream_dtls_handler(ngx_stream_session_t *s);
 static ngx_int_t ngx_stream_dtls_drop(ngx_connection_t *c);
@@ -47,6 +45,8 @@ static ngx_int_t ngx_stream_dtls_init(ngx_conf_t *cf);
 static char *ngx_stream_dtls_enable(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_stream_dtls_mtu(ngx_conf_t *cf, void *post, void *data);
+static char *ngx_stream_dtls_cookie_lifetime(ngx_conf_t *cf, void *post,
+    void *data);
 static void ngx_stream_dtls_exit(ngx_cycle_t *cycle);
 
 
@@ -68,6 +68,9 @@ static ngx_conf_enum_t  ngx_stream_dtls_verify[] = {
 
 static ngx_conf_post_handler_pt  ngx_stream_dtls_mtu_post =
     ngx_stream_dtls_mtu;
+
+static ngx_conf_post_handler_pt  ngx_stream_dtls_cookie_lifetime_post =
+    ngx_stream_dtls_cookie_lifetime;
 
 
 static ngx_command_t  ngx_stream_dtls_commands[] = {
@@ -112,6 +115,20 @@ static ngx_command_t  ngx_stream_dtls_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_STREAM_SRV_CONF_OFFSET,
       offsetof(ngx_stream_dtls_srv_conf_t, handshake_timeout),
+      NULL },
+
+    { ngx_string("dtls_cookie_lifetime"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_dtls_srv_conf_t, cookie_lifetime),
+      &ngx_stream_dtls_cookie_lifetime_post },
+
+    { ngx_string("dtls_cookie_secret"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_stream_dtls_cookie_secret_file,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("dtls_certificate"),
@@ -670,6 +687,8 @@ ngx_stream_dtls_create_srv_conf(ngx_conf_t *cf)
     dscf->handshake_timeout = NGX_CONF_UNSET_MSEC;
     dscf->mtu = NGX_CONF_UNSET_SIZE;
     dscf->psk = NGX_CONF_UNSET_PTR;
+    dscf->cookie_lifetime = NGX_CONF_UNSET;
+    dscf->cookie_base = NGX_CONF_UNSET_PTR;
     dscf->certificates = NGX_CONF_UNSET_PTR;
     dscf->certificate_keys = NGX_CONF_UNSET_PTR;
     dscf->passwords = NGX_CONF_UNSET_PTR;
@@ -700,6 +719,9 @@ ngx_stream_dtls_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_size_value(conf->mtu, prev->mtu, 1200);
 
     ngx_conf_merge_ptr_value(conf->psk, prev->psk, NULL);
+
+    ngx_conf_merge_sec_value(conf->cookie_lifetime, prev->cookie_lifetime, 60);
+    ngx_conf_merge_ptr_value(conf->cookie_base, prev->cookie_base, NULL);
 
     ngx_conf_merge_ptr_value(conf->certificates, prev->certificates, NULL);
     ngx_conf_merge_ptr_value(conf->certificate_keys, prev->certificate_keys,
@@ -741,8 +763,8 @@ ngx_stream_dtls_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
         }
     }
 
-    conf->cookie = ngx_stream_dtls_cookie_secret(cf,
-                                              NGX_STREAM_DTLS_COOKIE_LIFETIME);
+    conf->cookie = ngx_stream_dtls_cookie_secret(cf, conf->cookie_lifetime,
+                                                 conf->cookie_base);
     if (conf->cookie == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -820,6 +842,19 @@ ngx_stream_dtls_mtu(ngx_conf_t *cf, void *post, void *data)
 
     if (*mtu < 256 || *mtu > 65507) {
         return "must be between 256 and 65507";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_stream_dtls_cookie_lifetime(ngx_conf_t *cf, void *post, void *data)
+{
+    time_t  *lifetime = data;
+
+    if (*lifetime < 1) {
+        return "must be at least 1s";
     }
 
     return NGX_CONF_OK;

@@ -69,6 +69,8 @@ typedef struct {
 
     ngx_stream_dtls_psk_store_t      *psk;
     ngx_stream_dtls_cookie_secret_t  *cookie;
+    time_t                      cookie_lifetime;
+    u_char                     *cookie_base;    /* dtls_cookie_secret */
 
     ngx_array_t                *certificates;
     ngx_array_t                *certificate_keys;
@@ -119,7 +121,9 @@ typedef enum {
 } ngx_stream_dtls_hello_e;
 
 ngx_stream_dtls_cookie_secret_t *ngx_stream_dtls_cookie_secret(
-    ngx_conf_t *cf, time_t lifetime);
+    ngx_conf_t *cf, time_t lifetime, u_char *base);
+char *ngx_stream_dtls_cookie_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 void ngx_stream_dtls_cookie_wipe(void);
 ngx_stream_dtls_hello_e ngx_stream_dtls_hello(ngx_connection_t *c,
     ngx_stream_dtls_cookie_secret_t *secret, ngx_buf_t *b, u_char *cookie);

@@ -62,6 +62,7 @@ static void ngx_stream_dtls_epoch_keys(ngx_stream_dtls_cookie_secret_t *secret);
 static void ngx_stream_dtls_send_hello_verify(ngx_connection_t *c,
     ngx_stream_dtls_client_hello_t *ch, u_char *cookie, size_t limit);
 static void ngx_stream_dtls_cookie_secret_cleanup(void *data);
+static void ngx_stream_dtls_base_cleanup(void *data);
 
 
 static EVP_MAC     *ngx_stream_dtls_hmac;
@@ -70,7 +71,7 @@ static ngx_uint_t   ngx_stream_dtls_base_set;
 
 
 ngx_stream_dtls_cookie_secret_t *
-ngx_stream_dtls_cookie_secret(ngx_conf_t *cf, time_t lifetime)
+ngx_stream_dtls_cookie_secret(ngx_conf_t *cf, time_t lifetime, u_char *base)
 {
     ngx_pool_cleanup_t               *cln;
     ngx_stream_dtls_cookie_secret_t  *secret;
@@ -97,6 +98,16 @@ ngx_stream_dtls_cookie_secret(ngx_conf_t *cf, time_t lifetime)
     cln->handler = ngx_stream_dtls_cookie_secret_cleanup;
     cln->data = secret;
 
+    secret->lifetime = lifetime;
+    secret->epoch = -1;
+
+    /* several instances share a secret from dtls_cookie_secret */
+
+    if (base) {
+        ngx_memcpy(secret->base, base, NGX_STREAM_DTLS_SECRET_LEN);
+        return secret;
+    }
+
     /*
      * made before the workers fork, so all of them share it, and kept
      * for the next configuration, so that a cookie issued just before a
@@ -117,10 +128,86 @@ ngx_stream_dtls_cookie_secret(ngx_conf_t *cf, time_t lifetime)
     ngx_memcpy(secret->base, ngx_stream_dtls_base,
                NGX_STREAM_DTLS_SECRET_LEN);
 
-    secret->lifetime = lifetime;
-    secret->epoch = -1;
-
     return secret;
+}
+
+
+char *
+ngx_stream_dtls_cookie_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_stream_dtls_srv_conf_t *dscf = conf;
+
+    u_char              *base;
+    ngx_str_t           *value, name, text;
+    unsigned int         len;
+    ngx_pool_cleanup_t  *cln;
+
+    if (dscf->cookie_base != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    name = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_stream_dtls_read_secret(cf, "cookie secret file", &name, &text)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (text.len < NGX_STREAM_DTLS_SECRET_LEN) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cookie secret file \"%s\" has %uz bytes, "
+                           "at least %d are needed",
+                           name.data, text.len, NGX_STREAM_DTLS_SECRET_LEN);
+        ngx_stream_dtls_free_secret(&text);
+        return NGX_CONF_ERROR;
+    }
+
+    base = ngx_pcalloc(cf->pool, NGX_STREAM_DTLS_SECRET_LEN);
+    if (base == NULL) {
+        ngx_stream_dtls_free_secret(&text);
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_stream_dtls_free_secret(&text);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_stream_dtls_base_cleanup;
+    cln->data = base;
+
+    /* any length of secret, 32 bytes of key */
+
+    len = NGX_STREAM_DTLS_SECRET_LEN;
+
+    if (EVP_Digest(text.data, text.len, base, &len, EVP_sha256(), NULL)
+        != 1)
+    {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0, "EVP_Digest() failed");
+        ngx_stream_dtls_free_secret(&text);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_stream_dtls_free_secret(&text);
+
+    dscf->cookie_base = base;
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_stream_dtls_base_cleanup(void *data)
+{
+    OPENSSL_cleanse(data, NGX_STREAM_DTLS_SECRET_LEN);
 }
 
 

@@ -12,12 +12,10 @@ use strict;
 
 use Test::More;
 
-use IO::Select;
-use IO::Socket::IP;
-
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::DTLS::Hello;
 
 ###############################################################################
 
@@ -58,7 +56,7 @@ my $port = port(8980, udp => 1);
 
 # a ClientHello without a cookie gets a HelloVerifyRequest
 
-my $s = client();
+my $s = client($port);
 my %hello = (random => random(32), seq => 7);
 my $request = client_hello(%hello);
 my $reply = exchange($s, $request);
@@ -79,7 +77,7 @@ my $cookie = $hvr->{cookie};
 # the smallest ClientHello there can be still gets no larger a reply
 
 my $small = client_hello(random => random(32), suites => "\x00\xa8");
-my $small_reply = exchange(client(), $small);
+my $small_reply = exchange(client($port), $small);
 ok(length($small_reply) <= length($small), 'hvr to smallest clienthello')
 	or diag(length($small_reply) . ' > ' . length($small));
 
@@ -93,7 +91,7 @@ is(msg_type($reply), 2, 'valid cookie gets a ServerHello');
 
 my $mark = $t->log_mark();
 
-$reply = exchange(client(), client_hello(%hello, cookie => $cookie,
+$reply = exchange(client($port), client_hello(%hello, cookie => $cookie,
 	msg_seq => 1));
 is(msg_type($reply), 3, 'cookie from another port refused');
 ok($t->wait_log(qr/invalid or expired cookie/, 3, $mark),
@@ -102,7 +100,7 @@ isnt(parse_hvr($reply)->{cookie}, $cookie, 'new cookie for the new port');
 
 # a cookie for another ClientHello is refused
 
-my $s2 = client();
+my $s2 = client($port);
 my %hello2 = (random => random(32));
 my $cookie2 = parse_hvr(exchange($s2, client_hello(%hello2)))->{cookie};
 
@@ -132,7 +130,7 @@ is(msg_type($reply), 2, 'original cookie accepted');
 # nothing is kept after a HelloVerifyRequest: the next datagram from the
 # same port starts a new session, which drops it as not a ClientHello
 
-my $s3 = client();
+my $s3 = client($port);
 exchange($s3, client_hello(random => random(32)));
 my ($id) = $t->error_log() =~ /.*\*(\d+) udp client 127\.0\.0\.1:${\
 	$s3->sockport()} connected/s;
@@ -152,23 +150,23 @@ ok($id && $id2 && $id2 > $id, 'datagram after hvr: not the old session')
 
 my $good = client_hello(random => random(32));
 
-is(exchange(client(), 'GET / HTTP/1.0' . "\r\n" x 20), undef, 'no reply: text');
-is(exchange(client(), substr($good, 0, length($good) - 1)), undef,
+is(exchange(client($port), 'GET / HTTP/1.0' . "\r\n" x 20), undef, 'no reply: text');
+is(exchange(client($port), substr($good, 0, length($good) - 1)), undef,
 	'no reply: truncated clienthello');
-is(exchange(client(), client_hello(random => random(32), fragment => 1)),
+is(exchange(client($port), client_hello(random => random(32), fragment => 1)),
 	undef, 'no reply: fragmented clienthello');
-is(exchange(client(), client_hello(random => random(32), epoch => 1)),
+is(exchange(client($port), client_hello(random => random(32), epoch => 1)),
 	undef, 'no reply: epoch 1');
-is(exchange(client(), client_hello(random => random(32), version => 0x0303)),
+is(exchange(client($port), client_hello(random => random(32), version => 0x0303)),
 	undef, 'no reply: TLS version');
-is(exchange(client(), client_hello(random => random(32), msg_type => 2)),
+is(exchange(client($port), client_hello(random => random(32), msg_type => 2)),
 	undef, 'no reply: not a ClientHello');
-is(exchange(client(), ''), undef, 'no reply: empty datagram');
+is(exchange(client($port), ''), undef, 'no reply: empty datagram');
 
 # a cookie issued just before a reload still works after it, with the
 # new worker: the secret outlives the configuration
 
-my $s4 = client();
+my $s4 = client($port);
 my %hello4 = (random => random(32));
 my $cookie4 = parse_hvr(exchange($s4, client_hello(%hello4)))->{cookie};
 
@@ -185,7 +183,7 @@ is(msg_type($reply), 2, 'cookie from before the reload accepted');
 
 $mark = $t->log_mark();
 
-is(exchange(client(), pack('Cnn', 21, 0xfefd, 1) . pack('nN', 0, 3)
+is(exchange(client($port), pack('Cnn', 21, 0xfefd, 1) . pack('nN', 0, 3)
 	. pack('n', 26) . random(26)), undef, 'no reply: record of epoch 1');
 ok($t->wait_log(qr/\[debug\].*dtls record of no live session dropped/, 3,
 	$mark), 'record of epoch 1: debug line');
@@ -201,80 +199,5 @@ is(scalar(grep { /^${\$s->sockport()} 400$/ } @lines), 1,
 	'access log: only the session that got past the cookie');
 
 ###############################################################################
-
-sub client {
-	my $s = IO::Socket::IP->new(
-		Proto => 'udp',
-		PeerAddr => "127.0.0.1:$port",
-		LocalAddr => '127.0.0.1',
-	) or die "Can't create UDP socket: $!\n";
-
-	return $s;
-}
-
-sub exchange {
-	my ($s, $data) = @_;
-
-	$s->send($data);
-
-	return undef unless IO::Select->new($s)->can_read(1);
-
-	my $reply;
-	$s->recv($reply, 65536);
-	return $reply;
-}
-
-sub random {
-	return join '', map { chr int rand 256 } 1 .. shift;
-}
-
-# a DTLS 1.2 ClientHello in one record; the options bend it out of shape
-
-sub client_hello {
-	my (%o) = @_;
-
-	my $cookie = $o{cookie} // '';
-	my $sid = $o{session_id} // '';
-	my $suites = $o{suites} // "\xc0\xa8\x00\xa8\x00\xa9";
-
-	my $body = pack('n', $o{version} // 0xfefd) . $o{random}
-		. pack('C', length $sid) . $sid
-		. pack('C', length $cookie) . $cookie
-		. pack('n', length $suites) . $suites
-		. pack('CC', 1, 0);
-
-	my $len = length $body;
-	my $frag = $o{fragment} ? $len - 10 : $len;
-
-	my $hs = pack('C', $o{msg_type} // 1) . substr(pack('N', $len), 1)
-		. pack('n', $o{msg_seq} // 0)
-		. "\0\0\0" . substr(pack('N', $frag), 1)
-		. substr($body, 0, $frag);
-
-	return pack('Cnn', 22, 0xfeff, $o{epoch} // 0)
-		. pack('nN', 0, $o{seq} // 0)
-		. pack('n', length $hs) . $hs;
-}
-
-sub msg_type {
-	my ($record) = @_;
-	return undef unless defined $record && length($record) > 13;
-	return ord(substr($record, 13, 1));
-}
-
-sub parse_hvr {
-	my ($r) = @_;
-	my %h;
-
-	return \%h unless defined $r && length($r) >= 28;
-
-	($h{type}) = unpack('C', $r);
-	(undef, $h{record_seq}) = unpack('nN', substr($r, 5, 6));
-	$h{msg_type} = msg_type($r);
-	$h{version} = unpack('n', substr($r, 25, 2));
-	$h{cookie} = substr($r, 28, unpack('C', substr($r, 27, 1)));
-
-	return \%h;
-}
 
 ###############################################################################
