@@ -66,6 +66,11 @@ static ngx_conf_enum_t  ngx_stream_dtls_verify[] = {
 };
 
 
+static ngx_conf_num_bounds_t  ngx_stream_dtls_handshake_limit_bounds = {
+    ngx_conf_check_num_bounds, 1, NGX_MAX_INT32_VALUE
+};
+
+
 static ngx_conf_post_handler_pt  ngx_stream_dtls_mtu_post =
     ngx_stream_dtls_mtu;
 
@@ -187,6 +192,13 @@ static ngx_command_t  ngx_stream_dtls_commands[] = {
       offsetof(ngx_stream_dtls_srv_conf_t, crl),
       NULL },
 
+    { ngx_string("dtls_handshake_limit"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_dtls_srv_conf_t, handshake_limit),
+      &ngx_stream_dtls_handshake_limit_bounds },
+
     { ngx_string("dtls_mtu"),
       NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -285,7 +297,13 @@ ngx_stream_dtls_handler(ngx_stream_session_t *s)
 
     c->log->action = "DTLS handshaking";
 
-    if (ngx_stream_dtls_init_session(s, dscf, cookie) != NGX_OK) {
+    rc = ngx_stream_dtls_init_session(s, dscf, cookie);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_stream_dtls_drop(c);
+    }
+
+    if (rc != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -679,12 +697,15 @@ ngx_stream_dtls_create_srv_conf(ngx_conf_t *cf)
      *     dscf->client_certificate = { 0, NULL };
      *     dscf->trusted_certificate = { 0, NULL };
      *     dscf->crl = { 0, NULL };
+     *     dscf->handshakes = 0;
+     *     dscf->handshakes_dropped = 0;
      *     dscf->file = NULL;
      *     dscf->line = 0;
      */
 
     dscf->enable = NGX_CONF_UNSET;
     dscf->handshake_timeout = NGX_CONF_UNSET_MSEC;
+    dscf->handshake_limit = NGX_CONF_UNSET_UINT;
     dscf->mtu = NGX_CONF_UNSET_SIZE;
     dscf->psk = NGX_CONF_UNSET_PTR;
     dscf->cookie_lifetime = NGX_CONF_UNSET;
@@ -716,6 +737,8 @@ ngx_stream_dtls_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_msec_value(conf->handshake_timeout,
                               prev->handshake_timeout, 10000);
+    ngx_conf_merge_uint_value(conf->handshake_limit, prev->handshake_limit,
+                              1024);
     ngx_conf_merge_size_value(conf->mtu, prev->mtu, 1200);
 
     ngx_conf_merge_ptr_value(conf->psk, prev->psk, NULL);

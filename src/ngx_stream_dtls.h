@@ -65,7 +65,12 @@ typedef struct {
     ngx_str_t                   ciphers;
     ngx_str_t                   psk_identity_hint;
     ngx_msec_t                  handshake_timeout;
+    ngx_uint_t                  handshake_limit;
     size_t                      mtu;
+
+    /* this worker's, for this server */
+    ngx_uint_t                  handshakes;         /* in progress */
+    ngx_uint_t                  handshakes_dropped; /* over the limit */
 
     ngx_stream_dtls_psk_store_t      *psk;
     ngx_stream_dtls_cookie_secret_t  *cookie;
@@ -93,6 +98,7 @@ typedef struct {
 typedef struct {
     SSL                        *ssl;
     ngx_connection_t           *connection;
+    ngx_stream_dtls_srv_conf_t *conf;
 
     /* nginx's own UDP session I/O, beneath the DTLS records */
     ngx_recv_pt                 recv;
@@ -106,6 +112,7 @@ typedef struct {
     const char                 *failure;    /* why the handshake failed */
 
     unsigned                    handshaked:1;
+    unsigned                    counted:1;  /* holds a handshake slot */
     unsigned                    closed:1;   /* no more records out */
 } ngx_stream_dtls_conn_t;
 

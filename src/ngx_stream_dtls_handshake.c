@@ -21,6 +21,7 @@
 static void ngx_stream_dtls_handshake_handler(ngx_event_t *rev);
 static void ngx_stream_dtls_handshake_failed(ngx_connection_t *c,
     ngx_stream_dtls_conn_t *ctx, const char *reason);
+static void ngx_stream_dtls_release(ngx_stream_dtls_conn_t *ctx);
 static void ngx_stream_dtls_cleanup(void *data);
 
 
@@ -37,6 +38,17 @@ ngx_stream_dtls_init_session(ngx_stream_session_t *s,
     ngx_stream_dtls_conn_t  *ctx;
 
     c = s->connection;
+
+    /* a bound on what handshakes in progress may hold, per worker */
+
+    if (dscf->handshakes >= dscf->handshake_limit) {
+        dscf->handshakes_dropped++;
+
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "DTLS handshake limit %ui reached, ClientHello dropped",
+                      dscf->handshake_limit);
+        return NGX_DECLINED;
+    }
 
     ctx = ngx_pcalloc(c->pool, sizeof(ngx_stream_dtls_conn_t));
     if (ctx == NULL) {
@@ -59,6 +71,12 @@ ngx_stream_dtls_init_session(ngx_stream_session_t *s,
 
     ctx->ssl = ssl;
     ctx->connection = c;
+    ctx->conf = dscf;
+
+    /* the slot is released once: handshake done, or session freed */
+
+    dscf->handshakes++;
+    ctx->counted = 1;
     ctx->recv = c->recv;
     ctx->send_chain = c->send_chain;
     ctx->first = c->buffer;
@@ -140,6 +158,8 @@ ngx_stream_dtls_handshake(ngx_stream_session_t *s)
     if (n == 1) {
         ctx->handshaked = 1;
         c->idle = 0;
+
+        ngx_stream_dtls_release(ctx);
 
         if (c->read->timer_set) {
             ngx_del_timer(c->read);
@@ -335,9 +355,21 @@ ngx_stream_dtls_info_callback(const SSL *ssl, int where, int ret)
 
 
 static void
+ngx_stream_dtls_release(ngx_stream_dtls_conn_t *ctx)
+{
+    if (ctx->counted) {
+        ctx->counted = 0;
+        ctx->conf->handshakes--;
+    }
+}
+
+
+static void
 ngx_stream_dtls_cleanup(void *data)
 {
     ngx_stream_dtls_conn_t  *ctx = data;
+
+    ngx_stream_dtls_release(ctx);
 
     /* the BIO goes with the SSL object; OpenSSL wipes its key copies */
 

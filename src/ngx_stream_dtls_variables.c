@@ -19,6 +19,8 @@ static ngx_int_t ngx_stream_dtls_static_variable(ngx_stream_session_t *s,
     ngx_stream_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_stream_dtls_ssl_variable(ngx_stream_session_t *s,
     ngx_stream_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_stream_dtls_counter_variable(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_stream_dtls_get(ngx_stream_session_t *s,
     ngx_stream_dtls_ssl_get_pt get, ngx_str_t *str);
 static ngx_int_t ngx_stream_dtls_get_psk_identity(ngx_connection_t *c,
@@ -65,6 +67,15 @@ static ngx_stream_variable_t  ngx_stream_dtls_vars[] = {
     { ngx_string("dtls_client_v_end"), NULL, ngx_stream_dtls_ssl_variable,
       (uintptr_t) ngx_ssl_get_client_v_end, NGX_STREAM_VAR_CHANGEABLE, 0 },
 
+    { ngx_string("dtls_handshakes"), NULL, ngx_stream_dtls_counter_variable,
+      offsetof(ngx_stream_dtls_srv_conf_t, handshakes),
+      NGX_STREAM_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("dtls_handshakes_dropped"), NULL,
+      ngx_stream_dtls_counter_variable,
+      offsetof(ngx_stream_dtls_srv_conf_t, handshakes_dropped),
+      NGX_STREAM_VAR_NOCACHEABLE, 0 },
+
       ngx_stream_null_variable
 };
 
@@ -83,6 +94,33 @@ ngx_stream_dtls_add_variables(ngx_conf_t *cf)
         var->get_handler = v->get_handler;
         var->data = v->data;
     }
+
+    return NGX_OK;
+}
+
+
+/* this worker's counters of the session's server */
+
+static ngx_int_t
+ngx_stream_dtls_counter_variable(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, uintptr_t data)
+{
+    u_char                      *p;
+    ngx_stream_dtls_srv_conf_t  *dscf;
+
+    dscf = ngx_stream_get_module_srv_conf(s, ngx_stream_dtls_module);
+
+    p = ngx_pnalloc(s->connection->pool, NGX_ATOMIC_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_sprintf(p, "%ui", *(ngx_uint_t *) ((u_char *) dscf + data))
+             - p;
+    v->data = p;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
 
     return NGX_OK;
 }

@@ -1,0 +1,174 @@
+#!/usr/bin/perl
+
+# Floods: 20,000 cookie-less ClientHellos from distinct ports cost no
+# lasting memory and are answered with nothing larger than themselves,
+# while a real client gets through; 1,000 clients that stop right after
+# the cookie are held to dtls_handshake_limit and all released by
+# dtls_handshake_timeout.
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+use Socket qw/ MSG_DONTWAIT /;
+use Time::HiRes qw/ time sleep /;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx;
+use Test::DTLS::Hello;
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
+
+$t->tool('dtls_client');
+
+my $key = unpack('H*', random(16));
+
+$t->write_file('psk', "dev-1:$key\n");
+chmod 0600, $t->testdir() . '/psk';
+
+# info, not debug: 20,000 sessions' debug lines would be the test's cost
+
+$t->write_file_expand('nginx.conf', <<'EOF');
+
+%%TEST_GLOBALS%%
+
+error_log  %%TESTDIR%%/error.log info;
+
+events {
+}
+
+stream {
+    dtls_psk_file           psk;
+
+    server {
+        listen                  127.0.0.1:%%PORT_8980_UDP%% udp rcvbuf=4m;
+        dtls                    on;
+        proxy_pass              127.0.0.1:%%PORT_8982_UDP%%;
+    }
+
+    server {
+        listen                  127.0.0.1:%%PORT_8981_UDP%% udp rcvbuf=4m;
+        dtls                    on;
+        dtls_handshake_limit    200;
+        dtls_handshake_timeout  4s;
+        return                  "$dtls_handshakes $dtls_handshakes_dropped";
+    }
+}
+
+EOF
+
+$t->udp_echo('127.0.0.1:' . port(8982, udp => 1));
+$t->run()->plan(10);
+
+my $flood = port(8980, udp => 1);
+my $limited = port(8981, udp => 1);
+
+my ($worker) = $t->workers();
+
+###############################################################################
+
+# 20,000 ClientHellos without cookies, each from its own port, while a
+# real client makes sessions one after another
+
+my $rss = rss($worker);
+
+my $client = $t->run_daemon($t->tool('dtls_client'), '-c', "127.0.0.1:$flood",
+	'-i', 'dev-1', '-k', $key, '-m', 'sequential', '-n', 50, '-t', 10000);
+
+my ($sent, $replies, $larger) = (0, 0, 0);
+my $start = time();
+
+for (1 .. 20000) {
+	my $s = client($flood);
+	my $hello = client_hello(random => random(32));
+	my $reply = exchange($s, $hello);
+
+	$sent++;
+	next unless defined $reply;
+
+	$replies++;
+	$larger++ if length($reply) > length($hello);
+}
+
+my $elapsed = time() - $start;
+
+diag(sprintf('%d ClientHellos in %.1fs, %d replies', $sent, $elapsed,
+	$replies));
+
+ok($replies >= 19000, 'flood: answered') or diag("$replies replies");
+is($larger, 0, 'flood: no reply larger than its request');
+
+my $grown = rss($worker) - $rss;
+diag("worker RSS grew by $grown kB");
+ok($grown < 5 * 1024, 'flood: worker RSS grew less than 5 MB');
+
+ok($t->wait_for(sub { $t->daemon_output($client) =~ /^summary/m }, 30),
+	'flood: real client finished');
+like($t->daemon_output($client), qr/^summary ok=50 failed=0$/m,
+	'flood: real client got through');
+
+# 1,000 clients stop right after their cookie was accepted: 200 hold the
+# limit's slots, 800 are dropped, and all slots come back at the timeout
+
+# (cookies first, then every ClientHello with its cookie at once, so that
+# no slot times out before the last of them arrives)
+
+my @clients = map {
+	my $s = client($limited);
+	my %hello = (random => random(32));
+	my $hvr = parse_hvr(exchange($s, client_hello(%hello)));
+	[ $s, client_hello(%hello, cookie => $hvr->{cookie}, msg_seq => 1) ];
+} 1 .. 1000;
+
+$_->[0]->send($_->[1]) for @clients;
+
+sleep 1;
+
+my $flights = 0;
+
+for (@clients) {
+	my $reply;
+	$_->[0]->recv($reply, 65536, MSG_DONTWAIT);
+	$flights++ if defined $reply && msg_type($reply) == 2;
+}
+
+is($flights, 200, 'limit: 200 handshakes started, the rest dropped');
+
+my ($out) = $t->run_tool('dtls_client', '-c', "127.0.0.1:$limited",
+	'-i', 'dev-1', '-k', $key, '-m', 'send-only', '-s', 'x', '-t', 1000);
+like($out, qr/^handshake failed/m, 'limit: held while full');
+
+sleep 4;
+
+($out) = $t->run_tool('dtls_client', '-c', "127.0.0.1:$limited",
+	'-i', 'dev-1', '-k', $key, '-m', 'send-only', '-s', 'x');
+like($out, qr/^recv 0 (\d+)$/m, 'limit: all slots back after the timeout');
+
+my ($dropped) = $out =~ /^recv 0 (\d+)$/m;
+ok($dropped && $dropped >= 800, 'limit: drops counted')
+	or diag("dropped $dropped");
+
+$t->stop();
+
+is($t->log_alerts(), '', 'no alerts');
+
+###############################################################################
+
+sub rss {
+	my ($pid) = @_;
+
+	open my $fh, '<', "/proc/$pid/status" or return 0;
+	my ($kb) = join('', <$fh>) =~ /^VmRSS:\s+(\d+)/m;
+	return $kb;
+}
+
+###############################################################################
