@@ -31,7 +31,15 @@ NGINX_LD_OPT ?=
 
 TOOLS = $(BUILD)/tools/dtls_client $(BUILD)/tools/udp_echo
 
-.PHONY: all deps source run test tools clean distclean
+# nginx and the module under AddressSanitizer and UBSan, for make test-asan;
+# nginx core copies empty strings from NULL (ngx_pstrdup() at start-up),
+# so that one check is off
+ASAN_NGINX = $(BUILD)/obj-asan/nginx
+ASAN_CC_OPT = -O1 -g -fno-omit-frame-pointer \
+              -fsanitize=address,undefined -fno-sanitize=nonnull-attribute
+ASAN_LOGS = $(BUILD)/asan-logs
+
+.PHONY: all deps source run test test-asan tools clean distclean
 
 all: $(PREFIX)/sbin/nginx $(PREFIX)/modules/ngx_stream_dtls_module.so
 
@@ -71,6 +79,20 @@ $(PREFIX)/modules/ngx_stream_dtls_module.so: $(BUILD)/obj-dynamic/Makefile \
 	mv -f $(PREFIX)/sbin/nginx-compat.new $(PREFIX)/sbin/nginx-compat
 	cp $(BUILD)/obj-dynamic/ngx_stream_dtls_module.so $@.new && mv -f $@.new $@
 
+# the same nginx with the module, under the sanitizers
+
+$(BUILD)/obj-asan/Makefile: config | source
+	cd $(SRC) && ./configure --with-compat --with-debug --without-http \
+	    --with-stream --with-stream_ssl_module \
+	    --with-cc-opt="$(ASAN_CC_OPT)" \
+	    --with-ld-opt="-fsanitize=address,undefined" \
+	    --builddir=$(BUILD)/obj-asan --add-module=$(TOP) \
+	    > $(BUILD)/configure-asan.log
+	@echo "configured nginx (sanitizers)"
+
+$(ASAN_NGINX): $(BUILD)/obj-asan/Makefile $(MODULE_SRCS)
+	$(MAKE) -C $(SRC) -f $(BUILD)/obj-asan/Makefile -j$(JOBS) binary
+
 # test tools
 
 tools: $(TOOLS)
@@ -83,15 +105,31 @@ run: all tools
 	@sh scripts/run.sh
 
 # independent clients the tests use
-TEST_PACKAGES = openssl gnutls-bin
+TEST_PACKAGES = openssl gnutls-bin libcoap3-bin golang-go \
+                golang-github-pion-dtls.v2-dev
 
 test: all tools
 	@sh scripts/deps.sh $(TEST_PACKAGES)
 	prove -I t/lib t/
 
+# the whole suite against the sanitized nginx; any report fails it
+
+test-asan: all tools $(ASAN_NGINX)
+	@sh scripts/deps.sh $(TEST_PACKAGES)
+	rm -rf $(ASAN_LOGS) && mkdir -p $(ASAN_LOGS)
+	TEST_NGINX_BINARY=$(ASAN_NGINX) TEST_NGINX_ASAN=1 \
+	ASAN_OPTIONS=detect_leaks=1:log_path=$(ASAN_LOGS)/asan \
+	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(ASAN_LOGS)/ubsan \
+	    prove -I t/lib t/
+	@if ls $(ASAN_LOGS)/* >/dev/null 2>&1; then \
+	    cat $(ASAN_LOGS)/*; echo "test-asan: sanitizer reports above"; \
+	    exit 1; \
+	fi
+	@echo "test-asan: no sanitizer reports"
+
 clean:
-	rm -rf $(BUILD)/obj-static $(BUILD)/obj-dynamic $(BUILD)/tools \
-	       $(PREFIX)
+	rm -rf $(BUILD)/obj-static $(BUILD)/obj-dynamic $(BUILD)/obj-asan \
+	       $(BUILD)/tools $(PREFIX)
 
 distclean:
 	rm -rf $(BUILD)

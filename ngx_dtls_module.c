@@ -30,7 +30,6 @@ static ngx_int_t ngx_stream_dtls_drop(ngx_connection_t *c);
 static ngx_int_t ngx_stream_dtls_log_handler(ngx_stream_session_t *s);
 static ngx_int_t ngx_stream_dtls_create_ctx(ngx_conf_t *cf,
     ngx_stream_dtls_srv_conf_t *dscf);
-static void ngx_stream_dtls_ctx_cleanup(void *data);
 static ngx_int_t ngx_stream_dtls_check_listens(ngx_conf_t *cf);
 static ngx_int_t ngx_stream_dtls_check_proxy(ngx_conf_t *cf);
 static ngx_int_t ngx_stream_dtls_check_auth(ngx_conf_t *cf,
@@ -392,12 +391,14 @@ ngx_stream_dtls_create_ctx(ngx_conf_t *cf, ngx_stream_dtls_srv_conf_t *dscf)
         return NGX_ERROR;
     }
 
-    cln->handler = ngx_stream_dtls_ctx_cleanup;
-    cln->data = ctx;
-
     dscf->ssl.ctx = ctx;
     dscf->ssl.log = cf->log;
     dscf->ssl.buffer_size = NGX_SSL_BUFSIZE;
+
+    /* nginx's, as its certificate loaders keep references of their own */
+
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = &dscf->ssl;
 
     if (SSL_CTX_set_ex_data(ctx, ngx_ssl_server_conf_index, dscf) == 0) {
         ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
@@ -473,15 +474,6 @@ ngx_stream_dtls_create_ctx(ngx_conf_t *cf, ngx_stream_dtls_srv_conf_t *dscf)
     }
 
     return NGX_OK;
-}
-
-
-static void
-ngx_stream_dtls_ctx_cleanup(void *data)
-{
-    SSL_CTX  *ctx = data;
-
-    SSL_CTX_free(ctx);
 }
 
 
