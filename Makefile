@@ -39,7 +39,8 @@ ASAN_CC_OPT = -O1 -g -fno-omit-frame-pointer \
               -fsanitize=address,undefined -fno-sanitize=nonnull-attribute
 ASAN_LOGS = $(BUILD)/asan-logs
 
-.PHONY: all deps source run test test-asan tools clean distclean
+.PHONY: all deps source run test test-asan tools interop-report clean \
+        distclean
 
 all: $(PREFIX)/sbin/nginx $(PREFIX)/modules/ngx_stream_dtls_module.so
 
@@ -110,12 +111,14 @@ TEST_PACKAGES = openssl gnutls-bin libcoap3-bin golang-go \
 
 test: all tools
 	@sh scripts/deps.sh $(TEST_PACKAGES)
+	@sh scripts/interop-deps.sh
 	prove -I t/lib t/
 
 # the whole suite against the sanitized nginx; any report fails it
 
 test-asan: all tools $(ASAN_NGINX)
 	@sh scripts/deps.sh $(TEST_PACKAGES)
+	@sh scripts/interop-deps.sh
 	rm -rf $(ASAN_LOGS) && mkdir -p $(ASAN_LOGS)
 	TEST_NGINX_BINARY=$(ASAN_NGINX) TEST_NGINX_ASAN=1 \
 	ASAN_OPTIONS=detect_leaks=1:log_path=$(ASAN_LOGS)/asan \
@@ -127,9 +130,19 @@ test-asan: all tools $(ASAN_NGINX)
 	fi
 	@echo "test-asan: no sanitizer reports"
 
+# docs/interop.md from the interop tests' last run
+
+interop-report:
+	perl scripts/interop-report.pl > docs/interop.md
+
 clean:
 	rm -rf $(BUILD)/obj-static $(BUILD)/obj-dynamic $(BUILD)/obj-asan \
 	       $(BUILD)/tools $(PREFIX)
 
-distclean:
+dist# docs/interop.md from the interop tests' last run
+
+interop-report:
+	perl scripts/interop-report.pl > docs/interop.md
+
+clean:
 	rm -rf $(BUILD)

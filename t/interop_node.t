@@ -1,0 +1,242 @@
+#!/usr/bin/perl
+
+# Interop: node-dtls-client (npm, DTLS in TypeScript) against nginx with
+# DTLS-PSK, through proxy_pass to a UDP echo backend.  For each default
+# suite the client has: the handshake (the suite in the access log), 100
+# datagrams each way up to the largest that fits dtls_mtu 1200, the
+# client's close_notify, the handshake after a HelloVerifyRequest; once, a
+# client with the wrong key.  node-dtls-client offers no session ID and
+# no ticket, so there is no resumption to test.
+#
+# The client is t/interop/node/client.js; node-dtls-client is installed
+# into build/interop-node by scripts/interop-deps.sh.  Results also go to
+# build/interop/node-dtls-client.tsv (Test::DTLS::Interop).
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx;
+use Test::DTLS::Interop;
+
+use Time::HiRes qw/ time /;
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+my $t = Test::Nginx->new()->has(qw/stream udp debug/)->has_module('dtls');
+
+$t->tool('udp_echo');
+
+my $node = which('node')
+	or plan(skip_all => 'no node');
+
+my $modules = "$Test::Nginx::REPO/build/interop-node/node_modules";
+my $client = "$FindBin::Bin/interop/node/client.js";
+
+plan(skip_all => "no $modules/node-dtls-client (scripts/interop-deps.sh)")
+	unless -f "$modules/node-dtls-client/package.json";
+
+my $version = $t->read_file("$modules/node-dtls-client/package.json")
+	=~ /"version"\s*:\s*"([^"]+)"/ ? $1 : '?';
+
+# OpenSSL's name, the client's name, the largest datagram that fits
+# dtls_mtu 1200 (29 bytes of record for CCM8, 37 for GCM and CCM)
+
+my @suites = (
+	[ 'PSK-AES128-CCM8', 'TLS_PSK_WITH_AES_128_CCM_8', 1200 - 29 ],
+	[ 'PSK-AES128-CCM', 'TLS_PSK_WITH_AES_128_CCM', 1200 - 37 ],
+	[ 'PSK-AES128-GCM-SHA256', 'TLS_PSK_WITH_AES_128_GCM_SHA256', 1200 - 37 ],
+	[ 'PSK-AES256-GCM-SHA384', 'TLS_PSK_WITH_AES_256_GCM_SHA384', 1200 - 37 ],
+);
+
+my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
+
+$t->write_file('psk', "dev-1:$key\n");
+chmod 0600, $t->testdir() . '/psk';
+
+$t->write_file_expand('nginx.conf', <<'EOF');
+
+events {
+}
+
+stream {
+    dtls_psk_file  psk;
+
+    log_format  dtls  '$remote_port "$dtls_psk_identity" $dtls_cipher '
+                      '$dtls_session_reused $status';
+
+    access_log  %%TESTDIR%%/access.log dtls;
+
+    server {
+        listen                  127.0.0.1:%%PORT_8980_UDP%% udp;
+        dtls                    on;
+        dtls_psk_identity_hint  "gw-1";
+        dtls_handshake_timeout  1s;
+        proxy_pass              127.0.0.1:%%PORT_8981_UDP%%;
+        proxy_timeout           3s;
+    }
+}
+
+EOF
+
+$t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
+$t->run()->plan(5 * @suites + 2);
+
+my $r = Test::DTLS::Interop->new('node-dtls-client', $version);
+my $port = port(8980, udp => 1);
+
+###############################################################################
+
+for my $s (@suites) {
+	my ($suite, $name, $max) = @$s;
+
+	my $mark = $t->log_mark();
+	my $amark = length $t->read_file('access.log');
+
+	my ($out, $rc) = client('--identity', 'dev-1', '--key', $key,
+		'--cipher', $name, '--count', 100, '--size-max', $max);
+
+	my ($log) = wait_access($amark);
+	my ($cport, $cipher) = $log ? $log =~ /^(\d+) "dev-1" (\S+) / : ();
+	my @ids = $cport ? conn_ids($cport, $mark) : ();
+
+	my $ok = $out =~ /^handshake ok cipher=\Q$name\E$/m
+		&& defined $cipher && $cipher eq $suite;
+	ok($r->record($suite, 'handshake', $ok), "$suite: handshake")
+		or diag("client exit code $rc:\n${out}access log: "
+			. ($log // "none\n"));
+
+	$ok = $out =~ /^echo ok n=100$/m;
+	ok($r->record($suite, 'echo 100', $ok),
+		"$suite: 100 datagrams of up to $max bytes each way")
+		or diag("client:\n$out");
+
+	my ($sent, $logged) = close_notify($out, \@ids, $max, $mark);
+	ok($r->record($suite, 'close', $sent && $logged),
+		"$suite: close_notify reaches nginx")
+		or diag("client:\n${out}close_notify "
+			. ($sent ? 'sent, not logged' : 'never sent')
+			. "\nerror log:\n" . shown_ids(\@ids, $mark));
+
+	$ok = $out =~ /^handshake ok/m && @ids
+		&& grep { /dtls ClientHello without cookie, HelloVerifyRequest sent/ }
+			grep_ids(\@ids, $mark);
+	ok($r->record($suite, 'cookie', $ok),
+		"$suite: handshake after HelloVerifyRequest")
+		or diag("client:\n${out}error log:\n" . shown_ids(\@ids, $mark));
+
+	is($rc, 0, "$suite: client exit code");
+}
+
+# the wrong key: the client gives up in its own time, nginx says why
+
+my $mark = $t->log_mark();
+my $start = time();
+
+my ($out, $rc) = client('--identity', 'dev-1', '--key', 'ff' x 16,
+	'--cipher', $suites[0][1], '--count', 1);
+
+my $took = time() - $start;
+
+my $ok = $rc != 0 && $rc != -1 && $out !~ /^handshake ok/m && $took < 8
+	&& $t->wait_log(qr/DTLS handshake failed: timed out: the client's /
+		. qr/Finished did not decrypt, wrong PSK\?/, 4, $mark);
+ok($r->record('-', 'wrong key', $ok), 'wrong key: refused in bounded time')
+	or diag(sprintf "client exit code %s after %.1fs:\n%s", $rc, $took, $out);
+
+$t->stop();
+
+is($t->log_alerts(), '', 'no alerts in the error log');
+
+###############################################################################
+
+sub client {
+	return $t->run_tool({ stderr => 1, timeout => 30 }, $node, $client,
+		'--modules', $modules, '--host', '127.0.0.1', '--port', $port,
+		'--timeout', 2000, @_);
+}
+
+# the access log line of the session that ended after a mark (it is
+# written when the session ends)
+
+sub wait_access {
+	my ($amark) = @_;
+
+	my $line;
+
+	$t->wait_for(sub {
+		my $log = substr($t->read_file('access.log'), $amark);
+		($line) = $log =~ /^(.+\n)/;
+		return $line;
+	}, 5);
+
+	return $line;
+}
+
+# whether a session's close_notify reached nginx's socket (a datagram of
+# an alert's size: 2 bytes, 8 of explicit nonce, a tag of 8 bytes for CCM8
+# or 16, 13 of header; no echo datagram has this size), and whether nginx
+# logged it
+
+sub close_notify {
+	my ($out, $ids, $max, $mark) = @_;
+
+	return (0, 0) unless $out =~ /^closed$/m && @$ids;
+
+	my $re = join '|', @$ids;
+	my $n = 13 + 8 + 2 + ($max == 1200 - 29 ? 8 : 16);
+
+	my $logged = $t->wait_log(qr/\*(?:$re) client closed DTLS session /
+		. qr/\(close_notify\)/, 3, $mark);
+	my $sent = $logged
+		|| $t->grep_log(qr/\*(?:$re) recvmsg: fd:\d+ n:$n$/, $mark);
+
+	return ($sent ? 1 : 0, $logged ? 1 : 0);
+}
+
+# the connections of a client port (its HelloVerifyRequest, its session)
+
+sub conn_ids {
+	my ($cport, $mark) = @_;
+
+	my %ids = map { /\*(\d+) udp client 127\.0\.0\.1:$cport connected/
+		? ($1 => 1) : () } $t->grep_log(qr/udp client/, $mark);
+
+	return sort { $a <=> $b } keys %ids;
+}
+
+sub grep_ids {
+	my ($ids, $mark) = @_;
+
+	return () unless @$ids;
+
+	my $re = join '|', @$ids;
+	return $t->grep_log(qr/\*(?:$re) /, $mark);
+}
+
+# what to show of them when a check fails: not every debug line
+
+sub shown_ids {
+	my @lines = grep { !/\[debug\]/ || /\bdtls\b/i } grep_ids(@_);
+	return join '', map { "$_\n" } @lines > 30 ? @lines[0 .. 29] : @lines;
+}
+
+sub which {
+	my ($name) = @_;
+
+	for my $dir (split /:/, $ENV{PATH} || '') {
+		return "$dir/$name" if $dir ne '' && -x "$dir/$name";
+	}
+
+	return undef;
+}
+
+###############################################################################

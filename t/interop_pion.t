@@ -1,0 +1,277 @@
+#!/usr/bin/perl
+
+# Interop: pion/dtls (Go, v2, Debian's golang-github-pion-dtls.v2-dev)
+# against nginx with DTLS-PSK, through proxy_pass to a UDP echo backend.
+# For each default suite the client has: the handshake (the suite in the
+# access log), 100 datagrams each way up to the largest that fits dtls_mtu
+# 1200, the client's close_notify, the handshake after a
+# HelloVerifyRequest, session resumption (pion's SessionStore, by session
+# ID); once, a client with the wrong key.
+#
+# The client is t/interop/pion/main.go, built into build/tools/pion_client
+# by scripts/interop-deps.sh.  Results also go to
+# build/interop/pion-dtls.tsv (Test::DTLS::Interop).
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx;
+use Test::DTLS::Interop;
+
+use Time::HiRes qw/ time /;
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+my $t = Test::Nginx->new()->has(qw/stream udp debug/)->has_module('dtls');
+
+$t->tool('udp_echo');
+
+my $client = "$Test::Nginx::REPO/build/tools/pion_client";
+
+plan(skip_all => "no $client (scripts/interop-deps.sh; needs go and "
+	. "golang-github-pion-dtls.v2-dev)") unless -x $client;
+
+diag("$client is older than t/interop/pion/main.go: "
+	. "run scripts/interop-deps.sh")
+	if -M $client > -M "$FindBin::Bin/interop/pion/main.go";
+
+my $version = `dpkg-query -W -f='\${Version}' golang-github-pion-dtls.v2-dev \\
+	2>/dev/null` || '?';
+$version =~ s/-[^-]+$//;
+
+# OpenSSL's name, the client's name, the largest datagram that fits
+# dtls_mtu 1200 (29 bytes of record for CCM8, 37 for GCM and CCM); pion
+# has neither AES-256-GCM nor ChaCha20-Poly1305
+
+my @suites = (
+	[ 'PSK-AES128-CCM8', 'TLS_PSK_WITH_AES_128_CCM_8', 1200 - 29 ],
+	[ 'PSK-AES128-CCM', 'TLS_PSK_WITH_AES_128_CCM', 1200 - 37 ],
+	[ 'PSK-AES128-GCM-SHA256', 'TLS_PSK_WITH_AES_128_GCM_SHA256', 1200 - 37 ],
+);
+
+my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
+
+$t->write_file('psk', "dev-1:$key\n");
+chmod 0600, $t->testdir() . '/psk';
+
+$t->write_file_expand('nginx.conf', <<'EOF');
+
+events {
+}
+
+stream {
+    dtls_psk_file  psk;
+
+    log_format  dtls  '$remote_port "$dtls_psk_identity" $dtls_cipher '
+                      '$dtls_session_reused $status';
+
+    access_log  %%TESTDIR%%/access.log dtls;
+
+    server {
+        listen                  127.0.0.1:%%PORT_8980_UDP%% udp;
+        dtls                    on;
+        dtls_psk_identity_hint  "gw-1";
+        dtls_handshake_timeout  1s;
+        proxy_pass              127.0.0.1:%%PORT_8981_UDP%%;
+        proxy_timeout           3s;
+    }
+}
+
+EOF
+
+$t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
+$t->run()->plan(6 * @suites + 2);
+
+my $r = Test::DTLS::Interop->new('pion-dtls', $version);
+my $port = port(8980, udp => 1);
+
+###############################################################################
+
+for my $s (@suites) {
+	my ($suite, $name, $max) = @$s;
+
+	my $mark = $t->log_mark();
+	my $amark = length $t->read_file('access.log');
+
+	my ($out, $rc) = client('--identity', 'dev-1', '--key', $key,
+		'--cipher', $name, '--count', 100, '--size-max', $max);
+
+	my ($log) = wait_access($amark, 1);
+	my ($cport, $cipher) = $log ? $log =~ /^(\d+) "dev-1" (\S+) / : ();
+	my @ids = $cport ? conn_ids($cport, $mark) : ();
+
+	my $ok = $out =~ /^handshake ok cipher=\Q$name\E /m
+		&& defined $cipher && $cipher eq $suite;
+	ok($r->record($suite, 'handshake', $ok), "$suite: handshake")
+		or diag("client exit code $rc:\n${out}access log: "
+			. ($log // "none\n"));
+
+	$ok = $out =~ /^echo ok n=100$/m;
+	ok($r->record($suite, 'echo 100', $ok),
+		"$suite: 100 datagrams of up to $max bytes each way")
+		or diag("client:\n$out");
+
+	# pion 2.2.6's Conn.Close() races its own read loop, which may close
+	# the socket before the close_notify is written (Close() cancels the
+	# reader first, and the reader closes the socket when cancelled): a
+	# session whose close_notify never reached nginx's socket (no datagram
+	# of an alert's size) is tried again, up to 4 times, with a short one
+
+	my ($sent, $logged, @tries) = close_notify($out, \@ids, $max, $mark);
+
+	for (1 .. 4) {
+		last if $sent;
+
+		my $m = $t->log_mark();
+		my $am = length $t->read_file('access.log');
+
+		my ($o) = client('--identity', 'dev-1', '--key', $key,
+			'--cipher', $name, '--count', 1);
+
+		my ($l) = wait_access($am, 1);
+		my ($p) = $l ? $l =~ /^(\d+) / : ();
+		my @i = $p ? conn_ids($p, $m) : ();
+
+		($sent, $logged) = close_notify($o, \@i, $max, $m);
+		push @tries, $sent ? 'sent' : 'not sent';
+	}
+
+	diag("$suite: pion did not send close_notify, tried again: @tries")
+		if @tries;
+
+	ok($r->record($suite, 'close', $sent && $logged),
+		"$suite: close_notify reaches nginx")
+		or diag("client:\n${out}close_notify "
+			. ($sent ? 'sent, not logged' : 'never sent')
+			. "\nerror log:\n" . shown_ids(\@ids, $mark));
+
+	$ok = $out =~ /^handshake ok/m && @ids
+		&& grep { /dtls ClientHello without cookie, HelloVerifyRequest sent/ }
+			grep_ids(\@ids, $mark);
+	ok($r->record($suite, 'cookie', $ok),
+		"$suite: handshake after HelloVerifyRequest")
+		or diag("client:\n${out}error log:\n" . shown_ids(\@ids, $mark));
+
+	is($rc, 0, "$suite: client exit code");
+
+	# a second session offers the first one's session ID
+
+	$amark = length $t->read_file('access.log');
+
+	($out, $rc) = client('--identity', 'dev-1', '--key', $key,
+		'--cipher', $name, '--count', 1, '--resume', 1);
+
+	my @log = wait_access($amark, 2);
+
+	# in either order: the first session's line comes late when its
+	# close_notify was lost (see above) and proxy_timeout ends it
+
+	$ok = $rc == 0 && $out =~ /^resumed yes$/m && @log == 2
+		&& (grep { /^\d+ "dev-1" \Q$suite\E \. 200$/ } @log) == 1
+		&& (grep { /^\d+ "dev-1" \Q$suite\E r 200$/ } @log) == 1;
+	ok($r->record($suite, 'resumption', $ok), "$suite: resumption")
+		or diag("client exit code $rc:\n${out}access log:\n", @log);
+}
+
+# the wrong key: the client gives up in its own time, nginx says why
+
+my $mark = $t->log_mark();
+my $start = time();
+
+my ($out, $rc) = client('--identity', 'dev-1', '--key', 'ff' x 16,
+	'--cipher', $suites[0][1], '--count', 1);
+
+my $took = time() - $start;
+
+my $ok = $rc != 0 && $rc != -1 && $out !~ /^handshake ok/m && $took < 8
+	&& $t->wait_log(qr/DTLS handshake failed: timed out: the client's /
+		. qr/Finished did not decrypt, wrong PSK\?/, 4, $mark);
+ok($r->record('-', 'wrong key', $ok), 'wrong key: refused in bounded time')
+	or diag(sprintf "client exit code %s after %.1fs:\n%s", $rc, $took, $out);
+
+$t->stop();
+
+is($t->log_alerts(), '', 'no alerts in the error log');
+
+###############################################################################
+
+sub client {
+	return $t->run_tool({ stderr => 1, timeout => 30 }, $client,
+		'--host', '127.0.0.1', '--port', $port, '--timeout', 2000, @_);
+}
+
+# the access log lines of the sessions that ended after a mark (a line is
+# written when its session ends)
+
+sub wait_access {
+	my ($amark, $n) = @_;
+
+	my @lines;
+
+	$t->wait_for(sub {
+		my $log = substr($t->read_file('access.log'), $amark);
+		@lines = $log =~ /^(.+\n)/mg;
+		return @lines >= $n;
+	}, 5);
+
+	return @lines;
+}
+
+# whether a session's close_notify reached nginx's socket (a datagram of
+# an alert's size: 2 bytes, 8 of explicit nonce, a tag of 8 bytes for CCM8
+# or 16, 13 of header; no echo datagram has this size), and whether nginx
+# logged it
+
+sub close_notify {
+	my ($out, $ids, $max, $mark) = @_;
+
+	return (0, 0) unless $out =~ /^closed$/m && @$ids;
+
+	my $re = join '|', @$ids;
+	my $n = 13 + 8 + 2 + ($max == 1200 - 29 ? 8 : 16);
+
+	my $logged = $t->wait_log(qr/\*(?:$re) client closed DTLS session /
+		. qr/\(close_notify\)/, 3, $mark);
+	my $sent = $logged
+		|| $t->grep_log(qr/\*(?:$re) recvmsg: fd:\d+ n:$n$/, $mark);
+
+	return ($sent ? 1 : 0, $logged ? 1 : 0);
+}
+
+# the connections of a client port (its HelloVerifyRequest, its session)
+
+sub conn_ids {
+	my ($cport, $mark) = @_;
+
+	my %ids = map { /\*(\d+) udp client 127\.0\.0\.1:$cport connected/
+		? ($1 => 1) : () } $t->grep_log(qr/udp client/, $mark);
+
+	return sort { $a <=> $b } keys %ids;
+}
+
+sub grep_ids {
+	my ($ids, $mark) = @_;
+
+	return () unless @$ids;
+
+	my $re = join '|', @$ids;
+	return $t->grep_log(qr/\*(?:$re) /, $mark);
+}
+
+# what to show of them when a check fails: not every debug line
+
+sub shown_ids {
+	my @lines = grep { !/\[debug\]/ || /\bdtls\b/i } grep_ids(@_);
+	return join '', map { "$_\n" } @lines > 30 ? @lines[0 .. 29] : @lines;
+}
+
+###############################################################################
