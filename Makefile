@@ -29,7 +29,8 @@ NGINX_CONFIGURE = --prefix=$(PREFIX) \
 NGINX_CC_OPT ?= -O2 -g
 NGINX_LD_OPT ?=
 
-TOOLS = $(BUILD)/tools/dtls_client $(BUILD)/tools/udp_echo
+TOOLS = $(BUILD)/tools/dtls_client $(BUILD)/tools/udp_echo \
+        $(BUILD)/tools/udp_relay
 
 # nginx and the module under AddressSanitizer and UBSan, for make test-asan;
 # nginx core copies empty strings from NULL (ngx_pstrdup() at start-up),
@@ -139,10 +140,5 @@ clean:
 	rm -rf $(BUILD)/obj-static $(BUILD)/obj-dynamic $(BUILD)/obj-asan \
 	       $(BUILD)/tools $(PREFIX)
 
-dist# docs/interop.md from the interop tests' last run
-
-interop-report:
-	perl scripts/interop-report.pl > docs/interop.md
-
-clean:
+distclean:
 	rm -rf $(BUILD)

@@ -8,10 +8,10 @@ set -eu
 dir=${1:-build/src/nginx}
 version=1.22.1
 
-[ -f "$dir/auto/configure" ] && exit 0
+[ -f "$dir/configure" ] && [ -f "$dir/src/core/nginx.c" ] && exit 0
 
 if [ -n "${NGINX_SRC:-}" ]; then
-    echo "nginx-src: NGINX_SRC=$NGINX_SRC has no auto/configure" >&2
+    echo "nginx-src: NGINX_SRC=$NGINX_SRC is not an nginx source tree" >&2
     exit 1
 fi
 
