@@ -141,7 +141,13 @@ ngx_stream_dtls_bio_read(BIO *bio, char *buf, int len)
 
     n = ctx->recv(ctx->connection, (u_char *) buf, len);
 
-    if (n == NGX_AGAIN) {
+    /*
+     * An empty datagram holds no record: OpenSSL would take a read of 0
+     * for the end of the session, so that anyone able to send from the
+     * client's address could end it
+     */
+
+    if (n == NGX_AGAIN || n == 0) {
         BIO_set_retry_read(bio);
         return -1;
     }

@@ -35,6 +35,7 @@
 #define NGX_DTLS_MT_CLIENT_HELLO       1
 #define NGX_DTLS_MT_HELLO_VERIFY       3
 #define NGX_DTLS_VERSION_MAJOR         0xfe
+#define NGX_DTLS_MAX_PLAINTEXT         16384   /* 2^14, RFC 6347 4.1 */
 
 #define NGX_DTLS_HVR_LEN                                                      \
     (NGX_DTLS_RECORD_HEADER_LEN + NGX_DTLS_HS_HEADER_LEN + 3                  \
@@ -228,6 +229,8 @@ ngx_stream_dtls_cookie_wipe(void)
 }
 
 
+/* without a secret (dtls_cookie off) only the ClientHello is checked */
+
 ngx_stream_dtls_hello_e
 ngx_stream_dtls_hello(ngx_connection_t *c,
     ngx_stream_dtls_cookie_secret_t *secret, ngx_buf_t *b, u_char *cookie)
@@ -245,6 +248,10 @@ ngx_stream_dtls_hello(ngx_connection_t *c,
     {
         return ngx_stream_dtls_stray_record(b->pos, b->last - b->pos)
                ? NGX_STREAM_DTLS_HELLO_STRAY : NGX_STREAM_DTLS_HELLO_INVALID;
+    }
+
+    if (secret == NULL) {
+        return NGX_STREAM_DTLS_HELLO_OK;
     }
 
     ngx_stream_dtls_epoch_keys(secret);
@@ -310,7 +317,10 @@ ngx_stream_dtls_parse_hello(u_char *p, size_t size,
     p += NGX_DTLS_RECORD_HEADER_LEN;
     size -= NGX_DTLS_RECORD_HEADER_LEN;
 
-    if (len > size || len < NGX_DTLS_HS_HEADER_LEN) {
+    if (len > size
+        || len < NGX_DTLS_HS_HEADER_LEN
+        || len > NGX_DTLS_MAX_PLAINTEXT)
+    {
         return NGX_DECLINED;
     }
 
