@@ -121,6 +121,13 @@ static ngx_command_t  ngx_stream_dtls_commands[] = {
       offsetof(ngx_stream_dtls_srv_conf_t, handshake_timeout),
       NULL },
 
+    { ngx_string("dtls_cookie"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_dtls_srv_conf_t, cookie_exchange),
+      NULL },
+
     { ngx_string("dtls_cookie_lifetime"),
       NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_sec_slot,
@@ -425,10 +432,13 @@ ngx_stream_dtls_create_ctx(ngx_conf_t *cf, ngx_stream_dtls_srv_conf_t *dscf)
      * no renegotiation: a second handshake would bypass the cookie
      */
 
-    SSL_CTX_set_options(ctx, SSL_OP_COOKIE_EXCHANGE
-                             | SSL_OP_NO_QUERY_MTU
+    SSL_CTX_set_options(ctx, SSL_OP_NO_QUERY_MTU
                              | SSL_OP_NO_RENEGOTIATION
                              | SSL_OP_NO_COMPRESSION);
+
+    if (dscf->cookie_exchange) {
+        SSL_CTX_set_options(ctx, SSL_OP_COOKIE_EXCHANGE);
+    }
 
     SSL_CTX_set_cookie_generate_cb(ctx, ngx_stream_dtls_generate_cookie_cb);
     SSL_CTX_set_cookie_verify_cb(ctx, ngx_stream_dtls_verify_cookie_cb);
@@ -700,6 +710,7 @@ ngx_stream_dtls_create_srv_conf(ngx_conf_t *cf)
     dscf->handshake_limit = NGX_CONF_UNSET_UINT;
     dscf->mtu = NGX_CONF_UNSET_SIZE;
     dscf->psk = NGX_CONF_UNSET_PTR;
+    dscf->cookie_exchange = NGX_CONF_UNSET;
     dscf->cookie_lifetime = NGX_CONF_UNSET;
     dscf->cookie_base = NGX_CONF_UNSET_PTR;
     dscf->certificates = NGX_CONF_UNSET_PTR;
@@ -735,6 +746,7 @@ ngx_stream_dtls_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_ptr_value(conf->psk, prev->psk, NULL);
 
+    ngx_conf_merge_value(conf->cookie_exchange, prev->cookie_exchange, 1);
     ngx_conf_merge_sec_value(conf->cookie_lifetime, prev->cookie_lifetime, 60);
     ngx_conf_merge_ptr_value(conf->cookie_base, prev->cookie_base, NULL);
 
@@ -778,10 +790,18 @@ ngx_stream_dtls_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
         }
     }
 
-    conf->cookie = ngx_stream_dtls_cookie_secret(cf, conf->cookie_lifetime,
-                                                 conf->cookie_base);
-    if (conf->cookie == NULL) {
-        return NGX_CONF_ERROR;
+    if (conf->cookie_exchange) {
+        conf->cookie = ngx_stream_dtls_cookie_secret(cf, conf->cookie_lifetime,
+                                                     conf->cookie_base);
+        if (conf->cookie == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+    } else {
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "\"dtls_cookie off\": the server in %s:%ui starts a "
+                      "handshake for every ClientHello, spoofed ones too",
+                      conf->file, conf->line);
     }
 
     if (ngx_stream_dtls_create_ctx(cf, conf) != NGX_OK) {

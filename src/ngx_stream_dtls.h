@@ -74,6 +74,7 @@ typedef struct {
 
     ngx_stream_dtls_psk_store_t      *psk;
     ngx_stream_dtls_cookie_secret_t  *cookie;
+    ngx_flag_t                  cookie_exchange;
     time_t                      cookie_lifetime;
     u_char                     *cookie_base;    /* dtls_cookie_secret */
 

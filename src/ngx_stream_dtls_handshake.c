@@ -97,6 +97,7 @@ ngx_stream_dtls_init_session(ngx_stream_session_t *s,
     }
 
     SSL_set_bio(ssl, bio, bio);
+    SSL_set_accept_state(ssl);
 
     if (SSL_set_mtu(ssl, dscf->mtu) == 0) {
         ngx_ssl_error(NGX_LOG_ALERT, c->log, 0, "SSL_set_mtu(%uz) failed",
@@ -107,24 +108,27 @@ ngx_stream_dtls_init_session(ngx_stream_session_t *s,
     /*
      * The ClientHello is the second one, with the cookie we checked:
      * DTLSv1_listen() takes it and sets the handshake message sequence
-     * where the HelloVerifyRequest left it.
+     * where the HelloVerifyRequest left it.  Without the exchange, the
+     * handshake reads the first ClientHello itself.
      */
 
-    peer = BIO_ADDR_new();
-    if (peer == NULL) {
-        return NGX_ERROR;
-    }
+    if (dscf->cookie_exchange) {
+        peer = BIO_ADDR_new();
+        if (peer == NULL) {
+            return NGX_ERROR;
+        }
 
-    ERR_clear_error();
+        ERR_clear_error();
 
-    rc = DTLSv1_listen(ssl, peer);
+        rc = DTLSv1_listen(ssl, peer);
 
-    BIO_ADDR_free(peer);
+        BIO_ADDR_free(peer);
 
-    if (rc != 1) {
-        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0,
-                      "DTLSv1_listen() refused a checked ClientHello");
-        return NGX_ERROR;
+        if (rc != 1) {
+            ngx_ssl_error(NGX_LOG_ALERT, c->log, 0,
+                          "DTLSv1_listen() refused a checked ClientHello");
+            return NGX_ERROR;
+        }
     }
 
     /* nothing of the ClientHello may reach the upstream */

@@ -2,7 +2,8 @@
 
 # Cookie lifetime and a cookie secret shared between nginx instances:
 # a cookie expires after two lifetimes at most; instances that read the
-# same dtls_cookie_secret accept each other's cookies, others do not.
+# same dtls_cookie_secret accept each other's cookies, others do not; and
+# dtls_cookie off, which skips the exchange, with the warning it earns.
 
 ###############################################################################
 
@@ -23,7 +24,7 @@ use Test::DTLS::Hello;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-plan(tests => 12);
+plan(tests => 16);
 
 my $secret = random(48);
 my $psk = 'dev-1:' . unpack('H*', random(16)) . "\n";
@@ -129,10 +130,33 @@ is(msg_type(exchange($s, client_hello(%hello, cookie => $cookie,
 
 $d->stop();
 
+# without the exchange the first ClientHello starts the handshake
+
+my $f = instance('dtls_cookie off;');
+$f->run();
+
+$s = client($port);
+is(msg_type(exchange($s, client_hello(random => random(32)))), 2,
+	'dtls_cookie off: ServerHello without a cookie');
+
+my ($out) = $f->run_tool('dtls_client', '-c', "127.0.0.1:$port",
+	'-i', 'dev-1', '-k', ($psk =~ /:(\w+)/)[0], '-m', 'send-only', '-s', 'x');
+like($out, qr/^recv ok$/m, 'dtls_cookie off: a client gets through');
+unlike($f->error_log(), qr/HelloVerifyRequest sent/,
+	'dtls_cookie off: no HelloVerifyRequest');
+
+$f->stop();
+
 # nginx -t
 
-my $e = instance('dtls_cookie_secret short;', short => random(31));
-my ($rc, $out) = $e->test_config();
+my $e = instance('dtls_cookie off;');
+my ($rc);
+($rc, $out) = $e->test_config();
+like($out, qr/\[warn\] "dtls_cookie off": the server in \S+:\d+ starts a /,
+	'dtls_cookie off: warning');
+
+$e = instance('dtls_cookie_secret short;', short => random(31));
+($rc, $out) = $e->test_config();
 isnt($rc, 0, 'short secret: fails');
 like($out, qr/"\S+\/short" has 31 bytes, at least 32 are needed in \S+:\d+/,
 	'short secret: message');
