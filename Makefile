@@ -40,7 +40,10 @@ ASAN_CC_OPT = -O1 -g -fno-omit-frame-pointer \
               -fsanitize=address,undefined -fno-sanitize=nonnull-attribute
 ASAN_LOGS = $(BUILD)/asan-logs
 
-.PHONY: all deps source run test test-asan tools interop-report clean \
+# fuzzing: clang and libFuzzer, see t/fuzz/README.md
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps source run test test-asan fuzz tools interop-report clean \
         distclean
 
 all: $(PREFIX)/sbin/nginx $(PREFIX)/modules/ngx_stream_dtls_module.so
@@ -131,6 +134,12 @@ test-asan: all tools $(ASAN_NGINX)
 	fi
 	@echo "test-asan: no sanitizer reports"
 
+# each libFuzzer target for FUZZ_SECONDS; a crash fails it
+
+fuzz:
+	$(MAKE) -C t/fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS) NGINX_SRC=$(SRC) \
+	    JOBS=$(JOBS)
+
 # docs/interop.md from the interop tests' last run
 
 interop-report:
@@ -138,7 +147,7 @@ interop-report:
 
 clean:
 	rm -rf $(BUILD)/obj-static $(BUILD)/obj-dynamic $(BUILD)/obj-asan \
-	       $(BUILD)/tools $(PREFIX)
+	       $(BUILD)/obj-fuzz $(BUILD)/fuzz $(BUILD)/tools $(PREFIX)
 
 distclean:
 	rm -rf $(BUILD)
