@@ -1,0 +1,115 @@
+#!/usr/bin/perl
+
+# One run of nginx under valgrind's memcheck: PSK and certificate
+# handshakes with echoes through proxy_pass, a wrong key, a stalled
+# handshake and a cookie exchange; valgrind must report no error, and no
+# memory definitely lost but what nginx itself leaves at exit
+# (t/valgrind/nginx.supp).
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx;
+use Test::DTLS::PKI;
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
+
+plan(skip_all => 'no valgrind') unless `valgrind --version 2>/dev/null`;
+plan(skip_all => 'not under ASan') if $ENV{TEST_NGINX_ASAN};
+
+$t->tool('dtls_client');
+
+my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
+my $pki = Test::DTLS::PKI->new($t->testdir() . '/pki');
+
+$t->write_file('psk', "dev-1:$key\n");
+chmod 0600, $t->testdir() . '/psk';
+
+# single process, so that valgrind watches the sessions themselves
+
+$t->write_file('valgrind.conf', $t->expand(<<'EOF'));
+
+daemon off;
+master_process off;
+pid %%TESTDIR%%/nginx.pid;
+error_log %%TESTDIR%%/error.log info;
+
+events {
+}
+
+stream {
+    server {
+        listen                   127.0.0.1:%%PORT_8980_UDP%% udp;
+        dtls                     on;
+        dtls_psk_file            psk;
+        dtls_certificate         %%TESTDIR%%/pki/server-ec.crt;
+        dtls_certificate_key     %%TESTDIR%%/pki/server-ec.key;
+        dtls_client_certificate  %%TESTDIR%%/pki/root.crt;
+        dtls_handshake_timeout   3s;
+        proxy_pass               127.0.0.1:%%PORT_8981_UDP%%;
+        proxy_timeout            5s;
+    }
+}
+
+EOF
+
+$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'e:');
+
+my $d = $t->testdir();
+my $vg = $t->run_daemon('valgrind', '--tool=memcheck', '--leak-check=full',
+	'--errors-for-leak-kinds=definite',
+	"--suppressions=$FindBin::Bin/valgrind/nginx.supp",
+	"--log-file=$d/valgrind.log",
+	$t->binary(), '-p', "$d/", '-c', 'valgrind.conf', '-e', 'error.log');
+
+plan(tests => 6);
+
+my $peer = '127.0.0.1:' . port(8980, udp => 1);
+
+ok($t->wait_for(sub { -s "$d/nginx.pid" }, 30), 'nginx under valgrind');
+
+my ($out) = $t->run_tool({ timeout => 60 }, 'dtls_client', '-c', $peer,
+	'-i', 'dev-1', '-k', $key, '-m', 'echo', '-n', 5, '-t', 20000);
+like($out, qr/^echo ok n=5$/m, 'psk: echoes');
+
+($out) = $t->run_tool({ timeout => 60 }, 'dtls_client', '-c', $peer,
+	'-a', $pki->path('client.crt'), '-K', $pki->path('client.key'),
+	'-m', 'echo', '-n', 5, '-t', 20000);
+like($out, qr/^echo ok n=5$/m, 'certificate: echoes');
+
+# failures: a wrong key, a stall, a cookie exchange only
+
+$t->run_tool({ timeout => 60 }, 'dtls_client', '-c', $peer, '-i', 'dev-1',
+	'-k', 'ff' x 16, '-m', 'handshake', '-t', 6000);
+$t->run_tool({ timeout => 60 }, 'dtls_client', '-c', $peer, '-m', 'stall',
+	'-i', 'dev-1', '-k', $key, '-t', 6000);
+$t->run_tool({ timeout => 60 }, 'dtls_client', '-c', $peer, '-m', 'nocookie',
+	'-t', 6000);
+
+ok($t->wait_for(sub { $t->error_log() =~ /DTLS handshake failed: timed out/ },
+	30), 'failed handshakes ended');
+
+# nginx exits on QUIT (sessions end at shutdown), valgrind then reports
+
+kill 'QUIT', $vg;
+$t->wait_for(sub { $t->read_file('valgrind.log') =~ /ERROR SUMMARY/ }, 60);
+
+my $log = $t->read_file('valgrind.log');
+
+like($log, qr/ERROR SUMMARY: 0 errors/, 'valgrind: no errors')
+	or diag($log);
+unlike($log, qr/definitely lost: [1-9]/, 'valgrind: nothing definitely lost')
+	or diag($log);
+
+###############################################################################
