@@ -270,7 +270,9 @@ ngx_stream_dtls_handler(ngx_stream_session_t *s)
 
     c->log->action = "checking DTLS ClientHello";
 
-    switch (ngx_stream_dtls_hello(c, dscf->cookie, c->buffer, cookie)) {
+    switch (ngx_stream_dtls_hello(c, c->send_chain, dscf->cookie, c->buffer,
+                                  cookie))
+    {
 
     case NGX_STREAM_DTLS_HELLO_OK:
         break;

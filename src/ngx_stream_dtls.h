@@ -134,7 +134,8 @@ char *ngx_stream_dtls_cookie_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 void ngx_stream_dtls_cookie_wipe(void);
 ngx_stream_dtls_hello_e ngx_stream_dtls_hello(ngx_connection_t *c,
-    ngx_stream_dtls_cookie_secret_t *secret, ngx_buf_t *b, u_char *cookie);
+    ngx_send_chain_pt send_chain, ngx_stream_dtls_cookie_secret_t *secret,
+    ngx_buf_t *b, u_char *cookie);
 int ngx_stream_dtls_verify_cookie_cb(SSL *ssl, const unsigned char *cookie,
     unsigned int len);
 int ngx_stream_dtls_generate_cookie_cb(SSL *ssl, unsigned char *cookie,
@@ -147,6 +148,7 @@ ngx_int_t ngx_stream_dtls_init_session(ngx_stream_session_t *s,
     ngx_stream_dtls_srv_conf_t *dscf, u_char *cookie);
 ngx_int_t ngx_stream_dtls_handshake(ngx_stream_session_t *s);
 void ngx_stream_dtls_info_callback(const SSL *ssl, int where, int ret);
+void ngx_stream_dtls_send_alert(ngx_stream_dtls_conn_t *ctx, u_char alert);
 
 
 /* bio.c */
@@ -165,6 +167,8 @@ ssize_t ngx_stream_dtls_send(ngx_connection_t *c, u_char *buf, size_t size);
 ngx_chain_t *ngx_stream_dtls_send_chain(ngx_connection_t *c, ngx_chain_t *in,
     off_t limit);
 void ngx_stream_dtls_shutdown(ngx_stream_dtls_conn_t *ctx);
+ngx_int_t ngx_stream_dtls_new_hello(ngx_stream_dtls_conn_t *ctx, u_char *p,
+    size_t len);
 
 
 /* cert.c */

@@ -156,6 +156,15 @@ ngx_stream_dtls_bio_read(BIO *bio, char *buf, int len)
         return -1;
     }
 
+    /* a new ClientHello once the session is up (RFC 6347, 4.2.8) */
+
+    if (ctx->handshaked
+        && ngx_stream_dtls_new_hello(ctx, (u_char *) buf, n) == NGX_OK)
+    {
+        BIO_set_retry_read(bio);
+        return -1;
+    }
+
     return n;
 }
 

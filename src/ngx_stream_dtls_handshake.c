@@ -257,6 +257,10 @@ ngx_stream_dtls_handshake_handler(ngx_event_t *rev)
 
             ngx_stream_dtls_handshake_failed(c, ctx, reason);
 
+            /* without it, the client would retransmit for a minute */
+
+            ngx_stream_dtls_send_alert(ctx, SSL_AD_HANDSHAKE_FAILURE);
+
             ngx_stream_finalize_session(s, NGX_STREAM_BAD_REQUEST);
             return;
         }
@@ -355,6 +359,43 @@ ngx_stream_dtls_info_callback(const SSL *ssl, int where, int ret)
     if (ctx && !ctx->handshaked && ctx->failure == NULL) {
         ctx->failure = "alert received";
     }
+}
+
+
+/*
+ * A fatal alert in a plaintext epoch-0 record, for a handshake nginx
+ * gives up on: OpenSSL sends none at a timeout, and has no call to.  Its
+ * sequence number is far beyond the handshake's, past the client's
+ * replay window.
+ */
+
+void
+ngx_stream_dtls_send_alert(ngx_stream_dtls_conn_t *ctx, u_char alert)
+{
+    u_char  record[13 + 2];
+
+    record[0] = SSL3_RT_ALERT;
+    record[1] = DTLS1_2_VERSION >> 8;
+    record[2] = DTLS1_2_VERSION & 0xff;
+
+    /* epoch 0, sequence number 2^40 */
+
+    record[3] = 0;
+    record[4] = 0;
+    record[5] = 1;
+    record[6] = 0;
+    record[7] = 0;
+    record[8] = 0;
+    record[9] = 0;
+    record[10] = 0;
+
+    record[11] = 0;
+    record[12] = 2;
+    record[13] = SSL3_AL_FATAL;
+    record[14] = alert;
+
+    (void) ngx_stream_dtls_send_datagram(ctx->connection, ctx->send_chain,
+                                         record, sizeof(record));
 }
 
 

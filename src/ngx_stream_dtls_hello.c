@@ -61,7 +61,8 @@ static ngx_int_t ngx_stream_dtls_mac_address(EVP_MAC_CTX *mctx,
     struct sockaddr *sa);
 static void ngx_stream_dtls_epoch_keys(ngx_stream_dtls_cookie_secret_t *secret);
 static void ngx_stream_dtls_send_hello_verify(ngx_connection_t *c,
-    ngx_stream_dtls_client_hello_t *ch, u_char *cookie, size_t limit);
+    ngx_send_chain_pt send_chain, ngx_stream_dtls_client_hello_t *ch,
+    u_char *cookie, size_t limit);
 static void ngx_stream_dtls_cookie_secret_cleanup(void *data);
 static void ngx_stream_dtls_base_cleanup(void *data);
 
@@ -229,10 +230,14 @@ ngx_stream_dtls_cookie_wipe(void)
 }
 
 
-/* without a secret (dtls_cookie off) only the ClientHello is checked */
+/*
+ * Without a secret (dtls_cookie off) only the ClientHello is checked.
+ * A HelloVerifyRequest goes out as a plain datagram through send_chain,
+ * nginx's own, also when the session already has a record layer.
+ */
 
 ngx_stream_dtls_hello_e
-ngx_stream_dtls_hello(ngx_connection_t *c,
+ngx_stream_dtls_hello(ngx_connection_t *c, ngx_send_chain_pt send_chain,
     ngx_stream_dtls_cookie_secret_t *secret, ngx_buf_t *b, u_char *cookie)
 {
     ngx_uint_t                       i;
@@ -286,7 +291,8 @@ ngx_stream_dtls_hello(ngx_connection_t *c,
 
     /* "cookie" holds the current epoch's cookie for this client */
 
-    ngx_stream_dtls_send_hello_verify(c, &ch, cookie, b->last - b->pos);
+    ngx_stream_dtls_send_hello_verify(c, send_chain, &ch, cookie,
+                                      b->last - b->pos);
 
     return ch.cookie.len ? NGX_STREAM_DTLS_HELLO_BAD_COOKIE
                          : NGX_STREAM_DTLS_HELLO_VERIFY;
@@ -584,7 +590,8 @@ ngx_stream_dtls_epoch_keys(ngx_stream_dtls_cookie_secret_t *secret)
 
 static void
 ngx_stream_dtls_send_hello_verify(ngx_connection_t *c,
-    ngx_stream_dtls_client_hello_t *ch, u_char *cookie, size_t limit)
+    ngx_send_chain_pt send_chain, ngx_stream_dtls_client_hello_t *ch,
+    u_char *cookie, size_t limit)
 {
     u_char  hvr[NGX_DTLS_HVR_LEN], *p;
 
@@ -627,7 +634,7 @@ ngx_stream_dtls_send_hello_verify(ngx_connection_t *c,
     *p++ = NGX_STREAM_DTLS_COOKIE_LEN;
     ngx_memcpy(p, cookie, NGX_STREAM_DTLS_COOKIE_LEN);
 
-    (void) ngx_stream_dtls_send_datagram(c, c->send_chain, hvr, sizeof(hvr));
+    (void) ngx_stream_dtls_send_datagram(c, send_chain, hvr, sizeof(hvr));
 }
 
 

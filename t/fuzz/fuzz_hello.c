@@ -202,7 +202,8 @@ fuzz_hello(u_char *d, size_t n, u_char *cookie)
     fuzz_reply_len = 0;
     fuzz_write.ready = 0;
 
-    rc = ngx_stream_dtls_hello(&fuzz_conn, &fuzz_secret, &b, cookie);
+    rc = ngx_stream_dtls_hello(&fuzz_conn, fuzz_conn.send_chain,
+                               &fuzz_secret, &b, cookie);
 
     /* the datagram is not written to */
     fuzz_assert(ngx_memcmp(copy, d, n) == 0);
