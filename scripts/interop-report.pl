@@ -8,20 +8,22 @@ use strict;
 
 use POSIX qw/ strftime /;
 
-my (%clients, %cell, %checks);
+my (%clients, %cell, %checks, %why);
 
 for my $file (sort glob 'build/interop/*.tsv') {
 	open my $fh, '<', $file or die "$file: $!\n";
 
 	while (<$fh>) {
 		chomp;
-		my ($client, $version, $suite, $check, $result) = split /\t/;
+		my ($client, $version, $suite, $check, $result, $why) = split /\t/;
 
 		$clients{$client} = $version;
 		$checks{$check} = 1;
 
 		my $c = \$cell{$client}{$suite}{$check};
 		$$c = (!$$c || $$c eq 'pass') ? $result : $$c;
+
+		$why{"$client, $suite, $check"} = $why if $why;
 	}
 }
 
@@ -45,4 +47,9 @@ for my $client (sort keys %clients) {
 			join(' | ', map { $cell{$client}{$suite}{$_} // '' } @checks),
 			" |\n";
 	}
+}
+
+if (%why) {
+	print "\nWhy the failures failed:\n\n";
+	print "- $_: $why{$_}\n" for sort keys %why;
 }

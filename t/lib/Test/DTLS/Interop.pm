@@ -5,9 +5,11 @@ package Test::DTLS::Interop;
 # table from the rows of the last run (build/interop/*.tsv).
 #
 #	my $r = Test::DTLS::Interop->new('gnutls-cli', $version);
-#	$r->record('PSK-AES128-CCM8', 'echo 100x', $ok);
+#	$r->record('PSK-AES128-CCM8', 'echo 100', $ok);
+#	$r->record('ECDHE-PSK-CHACHA20-POLY1305', 'close', $ok, $why);
 #
-# Rows: client, client version, suite (or "-"), check, "pass" or "fail".
+# Rows: client, client version, suite (or "-"), check, "pass" or "fail",
+# and why, for a failure the report should explain.
 
 use warnings;
 use strict;
@@ -32,10 +34,11 @@ sub new {
 }
 
 sub record {
-	my ($self, $suite, $check, $ok) = @_;
+	my ($self, $suite, $check, $ok, $why) = @_;
 
 	print { $self->{fh} } join("\t", $self->{client}, $self->{version},
-		$suite // '-', $check, $ok ? 'pass' : 'fail'), "\n";
+		$suite // '-', $check, $ok ? 'pass' : 'fail',
+		$ok ? '' : $why // ''), "\n";
 
 	return $ok;
 }
