@@ -181,6 +181,9 @@ ngx_stream_dtls_handshake(ngx_stream_session_t *s)
 
     sslerr = SSL_get_error(ctx->ssl, n);
 
+    ngx_log_debug1(NGX_LOG_DEBUG_STREAM, c->log, 0, "SSL_get_error: %d",
+                   sslerr);
+
     if (sslerr != SSL_ERROR_WANT_READ && sslerr != SSL_ERROR_WANT_WRITE) {
         ngx_stream_dtls_handshake_failed(c, ctx, NULL);
         return NGX_ERROR;
@@ -303,12 +306,25 @@ ngx_stream_dtls_handshake_failed(ngx_connection_t *c,
     if (reason == NULL) {
         switch (ERR_GET_REASON(ERR_peek_last_error())) {
 
+        case 0:
+            /*
+             * OpenSSL refuses a handshake fragment it cannot place (beyond
+             * its message, or of a message over the size limit) without
+             * a reason
+             */
+            reason = "malformed or oversized handshake message";
+            break;
+
         case SSL_R_NO_SHARED_CIPHER:
             reason = "no shared cipher";
             break;
 
         case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
             reason = "client sent no required certificate";
+            break;
+
+        case SSL_R_EXCESSIVE_MESSAGE_SIZE:
+            reason = "malformed or oversized handshake message";
             break;
 
         case SSL_R_UNSUPPORTED_PROTOCOL:
