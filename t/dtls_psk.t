@@ -85,7 +85,7 @@ $t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'a:');
 $t->udp_echo('127.0.0.1:' . port(8982, udp => 1), 'b:');
 $t->udp_echo('127.0.0.1:' . port(8985, udp => 1), 'x' x 100);
 
-$t->run()->plan(24);
+$t->run()->plan(26);
 
 my $proxy = '127.0.0.1:' . port(8980, udp => 1);
 my $ret = '127.0.0.1:' . port(8983, udp => 1);
@@ -97,6 +97,7 @@ my $v10 = '127.0.0.1:' . port(8986, udp => 1);
 # each record reaches a backend as one datagram, each reply comes back as
 # one record; sessions are balanced over the upstream servers
 
+my $mark;
 my ($out, $rc) = client('-c', $proxy, '-m', 'echo', '-n', 5);
 
 like($out, qr/^handshake ok protocol=DTLSv1\.2 /m, 'proxy: handshake');
@@ -141,7 +142,7 @@ like($out, qr/^summary ok=3 failed=0 reused=2$/m, 'resumption');
 
 # a reply whose record would exceed dtls_mtu is dropped, and logged
 
-my $mark = $t->log_mark();
+$mark = $t->log_mark();
 
 ($out) = client('-c', $big, '-m', 'send-only', '-s', 'y' x 1100, '-t', 1500);
 unlike($out, qr/^recv /m, 'dtls_mtu: oversized reply not sent');
@@ -154,10 +155,19 @@ like($out, qr/^recv x{100}y{1060}$/m, 'dtls_mtu: 1160 bytes fit');
 # openssl s_client
 
 SKIP: {
-	skip 'no openssl binary', 2 unless `openssl version 2>/dev/null`;
+	skip 'no openssl binary', 4 unless `openssl version 2>/dev/null`;
 
 	$out = s_client($proxy, 'dev-1', $key, "one\n");
 	like($out, qr/^[ab]:one$/m, 's_client: echo through proxy');
+
+	# s_client renegotiates on "R": refused, no second handshake
+
+	$mark = $t->log_mark();
+
+	$out = s_client($proxy, 'dev-1', $key, "one\\n' ; sleep 0.5; printf 'R\\n",
+		'-dtls1_2 -no_ign_eof');
+	like($out, qr/^RENEGOTIATING/m, 'renegotiation: asked for');
+	like($out, qr/no renegotiation/, 'renegotiation: refused');
 
 	$out = s_client($proxy, 'dev-1', 'ff' x 16, "two\n");
 	unlike($out, qr/two/, 's_client: wrong key gets nothing');
@@ -200,11 +210,12 @@ sub s_client {
 
 	$options //= '-dtls1_2';
 
-	# the input is sent, then s_client waits a second for the reply
+	# the input is sent, then s_client waits a second for the reply;
+	# the options come last, as -no_ign_eof must follow -quiet
 
 	return `(printf '$input'; sleep 1) | timeout 10 openssl s_client \\
-		$options -connect $peer -psk_identity $identity -psk $psk \\
-		-quiet 2>&1`;
+		-connect $peer -psk_identity $identity -psk $psk -quiet \\
+		$options 2>&1`;
 }
 
 ###############################################################################
