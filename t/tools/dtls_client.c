@@ -36,6 +36,26 @@
  *   garbage     -n random datagrams and one empty datagram, expect silence
  *   sequential  -n sessions one after another (handshake, echo, close)
  *   parallel    -P sessions at once, each handshake, -n echoes, close
+ *   rehandshake on one socket (one source port throughout): handshake,
+ *               -n echoes, then, without close_notify (a device that
+ *               restarted and kept its port), a new SSL object on the same
+ *               socket: a new full handshake, -n echoes, close_notify;
+ *               the second session's lines start with "second ", and
+ *               "second handshake took MS ms" follows its handshake
+ *   replay      handshake and one echo ("first echo ok n=1") while the
+ *               datagrams written are recorded; then the ClientHello that
+ *               carried the cookie is sent again, raw, from the same
+ *               socket ("replayed clienthello len=N"), 500 ms later -n
+ *               echoes on the live session, close_notify
+ *   replay-new  as replay, but a new ClientHello without a cookie is sent
+ *               instead ("sent new clienthello len=N") and the reply read
+ *               ("hvr received len=N cookie_len=N request_len=N",
+ *               "reply len=N" or "reply none"), then -n echoes on the
+ *               live session
+ *
+ * In rehandshake and replay modes replies must end with what was sent,
+ * and epoch-0 datagrams arriving while the client waits after a replay
+ * are read raw and shown as "reply after replay len=N type=T".
  *
  * Exit status: 0 when the goal of the mode was reached, 1 when not,
  * 2 on usage errors.
@@ -90,7 +110,10 @@ typedef enum {
     MODE_STALL,
     MODE_GARBAGE,
     MODE_SEQUENTIAL,
-    MODE_PARALLEL
+    MODE_PARALLEL,
+    MODE_REHANDSHAKE,
+    MODE_REPLAY,
+    MODE_REPLAY_NEW
 } dtls_mode_e;
 
 
@@ -127,6 +150,7 @@ typedef struct {
     int                      close_received;
     char                     alert[64];
     char                     last[256];     /* last event of a quiet one */
+    const char              *prefix;        /* of its event lines */
 } sess_t;
 
 
@@ -167,6 +191,7 @@ static void msg_cb(int write_p, int version, int content_type,
 
 static int udp_socket(void);
 static int sess_open(sess_t *s, int id, SSL_SESSION *sess);
+static int sess_ssl_new(sess_t *s, SSL_SESSION *sess);
 static void sess_free(sess_t *s);
 static int sess_wait(sess_t *s, int64_t deadline, short events);
 static const char *sess_reason(sess_t *s, int rc, int err);
@@ -182,6 +207,13 @@ static int mode_nocookie(void);
 static int mode_stall(void);
 static int mode_garbage(void);
 static int mode_multi(void);
+static int mode_rehandshake(void);
+static int mode_replay(void);
+static int sess_echoes(sess_t *s, const char *tag, long n);
+static long record_cb(BIO *b, int oper, const char *argp, size_t len,
+    int argi, long argl, int ret, size_t *processed);
+static int hello_cookie_len(const unsigned char *p, size_t len);
+static void wait_epoch0(sess_t *s, int64_t until);
 static void *worker(void *arg);
 static int run_session(int id, int echoes, SSL_SESSION *resume,
     SSL_SESSION **save, int *reused);
@@ -221,6 +253,13 @@ main(int argc, char **argv)
     case MODE_PARALLEL:
         rc = mode_multi();
         break;
+    case MODE_REHANDSHAKE:
+        rc = mode_rehandshake();
+        break;
+    case MODE_REPLAY:
+    case MODE_REPLAY_NEW:
+        rc = mode_replay();
+        break;
     default:
         rc = mode_single();
         break;
@@ -251,9 +290,11 @@ usage(void)
         "  -S NAME       server name (SNI)\n"
         "  -M MTU        largest datagram sent (default 1200)\n"
         "  -m MODE       echo, send-only, handshake, nocookie, stall,\n"
-        "                garbage, sequential, parallel (default echo)\n"
-        "  -n N          datagrams (echo, parallel, garbage) or sessions\n"
-        "                (sequential), default 1\n"
+        "                garbage, sequential, parallel, rehandshake,\n"
+        "                replay, replay-new (default echo)\n"
+        "  -n N          datagrams (echo, parallel, garbage; rehandshake:\n"
+        "                each session; replay: after the replay) or\n"
+        "                sessions (sequential), default 1\n"
         "  -P N          parallel sessions (default 10)\n"
         "  -s STRING     payload (default \"hello\"); in garbage mode a\n"
         "                number is the datagram length\n"
@@ -339,6 +380,12 @@ parse_args(int argc, char **argv)
                 cf.mode = MODE_SEQUENTIAL;
             } else if (strcmp(optarg, "parallel") == 0) {
                 cf.mode = MODE_PARALLEL;
+            } else if (strcmp(optarg, "rehandshake") == 0) {
+                cf.mode = MODE_REHANDSHAKE;
+            } else if (strcmp(optarg, "replay") == 0) {
+                cf.mode = MODE_REPLAY;
+            } else if (strcmp(optarg, "replay-new") == 0) {
+                cf.mode = MODE_REPLAY_NEW;
             } else {
                 fprintf(stderr, "dtls_client: unknown mode \"%s\"\n", optarg);
                 return -1;
@@ -521,7 +568,8 @@ out(sess_t *s, const char *fmt, ...)
     if (cf.verbose) {
         va_start(ap, fmt);
         pthread_mutex_lock(&out_lock);
-        fprintf(stderr, "[%d] ", s ? s->id : 0);
+        fprintf(stderr, "[%d] %s", s ? s->id : 0,
+                s && s->prefix ? s->prefix : "");
         vfprintf(stderr, fmt, ap);
         fputc('\n', stderr);
         pthread_mutex_unlock(&out_lock);
@@ -534,6 +582,9 @@ out(sess_t *s, const char *fmt, ...)
 
     va_start(ap, fmt);
     pthread_mutex_lock(&out_lock);
+    if (s && s->prefix) {
+        fputs(s->prefix, stdout);
+    }
     vprintf(fmt, ap);
     putchar('\n');
     fflush(stdout);
@@ -771,9 +822,6 @@ udp_socket(void)
 static int
 sess_open(sess_t *s, int id, SSL_SESSION *sess)
 {
-    BIO       *bio;
-    BIO_ADDR  *addr;
-
     memset(s, 0, sizeof(*s));
     s->id = id;
     s->deadline = now_ms() + cf.timeout;
@@ -782,6 +830,18 @@ sess_open(sess_t *s, int id, SSL_SESSION *sess)
     if (s->fd == -1) {
         return -1;
     }
+
+    return sess_ssl_new(s, sess);
+}
+
+
+/* a new SSL object on the session's socket */
+
+static int
+sess_ssl_new(sess_t *s, SSL_SESSION *sess)
+{
+    BIO       *bio;
+    BIO_ADDR  *addr;
 
     s->ssl = SSL_new(ctx);
     bio = BIO_new_dgram(s->fd, BIO_NOCLOSE);
@@ -1749,4 +1809,314 @@ mode_multi(void)
     out(NULL, "summary ok=%ld failed=%ld", ok, failed);
 
     return failed == 0 ? 0 : 1;
+}
+
+
+/* rehandshake and replay modes */
+
+
+/* the datagrams written, the first ClientHello with a cookie kept */
+
+static unsigned char  rec_hello[BUF_SIZE];
+static int            rec_hello_len;
+static int            rec_count;
+
+
+/* -n echoes, "STRING-TAGi", each reply checked */
+
+static int
+sess_echoes(sess_t *s, const char *tag, long n)
+{
+    long  i;
+    char  data[4096];
+
+    for (i = 1; i <= n; i++) {
+        snprintf(data, sizeof(data), "%s-%s%ld", cf.payload, tag, i);
+
+        if (sess_echo(s, data, 1) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * A client that restarted and kept its port: the first session is
+ * abandoned without close_notify, a new SSL object on the same socket
+ * makes a new full handshake.
+ */
+
+static int
+mode_rehandshake(void)
+{
+    int      rc, hs;
+    int64_t  start;
+    sess_t   s;
+
+    if (sess_open(&s, 0, NULL) != 0) {
+        return 1;
+    }
+
+    rc = 1;
+
+    if (sess_handshake(&s) != 0 || sess_echoes(&s, "", cf.n) != 0) {
+        goto done;
+    }
+
+    out(&s, "echo ok n=%ld", cf.n);
+
+    /* no close_notify: SSL_free() sends nothing, the socket stays */
+
+    SSL_free(s.ssl);
+    s.ssl = NULL;
+
+    s.prefix = "second ";
+    s.close_received = 0;
+    s.alert[0] = '\0';
+    s.deadline = now_ms() + cf.timeout;
+
+    if (sess_ssl_new(&s, NULL) != 0) {
+        return 1;
+    }
+
+    start = now_ms();
+    hs = sess_handshake(&s);
+    out(&s, "handshake took %lld ms", (long long) (now_ms() - start));
+
+    if (hs != 0 || sess_echoes(&s, "s2-", cf.n) != 0) {
+        goto done;
+    }
+
+    out(&s, "echo ok n=%ld", cf.n);
+    rc = 0;
+
+    sess_shutdown(&s, 1);
+
+done:
+
+    sess_free(&s);
+    return rc;
+}
+
+
+/*
+ * The cookie length of a datagram that starts with an unfragmented
+ * epoch-0 ClientHello record, -1 for anything else.
+ */
+
+static int
+hello_cookie_len(const unsigned char *p, size_t len)
+{
+    size_t  off;
+
+    if (len < REC_HDR + HS_HDR + 2 + 32 + 1
+        || p[0] != SSL3_RT_HANDSHAKE
+        || p[3] != 0 || p[4] != 0
+        || p[REC_HDR] != SSL3_MT_CLIENT_HELLO
+        || p[REC_HDR + 6] != 0 || p[REC_HDR + 7] != 0
+        || p[REC_HDR + 8] != 0)
+    {
+        return -1;
+    }
+
+    off = REC_HDR + HS_HDR + 2 + 32;        /* session_id */
+    off += 1 + p[off];                      /* cookie */
+
+    if (off >= len) {
+        return -1;
+    }
+
+    return p[off];
+}
+
+
+static long
+record_cb(BIO *b, int oper, const char *argp, size_t len, int argi,
+    long argl, int ret, size_t *processed)
+{
+    size_t  n;
+
+    (void) b;
+    (void) len;
+    (void) argi;
+    (void) argl;
+
+    if (oper != (BIO_CB_WRITE | BIO_CB_RETURN) || ret <= 0
+        || processed == NULL || argp == NULL)
+    {
+        return ret;
+    }
+
+    n = *processed;
+    rec_count++;
+
+    dbg(NULL, "datagram %d written, %zu bytes", rec_count, n);
+
+    if (rec_hello_len == 0 && n <= sizeof(rec_hello)
+        && hello_cookie_len((const unsigned char *) argp, n) > 0)
+    {
+        memcpy(rec_hello, argp, n);
+        rec_hello_len = (int) n;
+        dbg(NULL, "datagram %d is the ClientHello with the cookie",
+            rec_count);
+    }
+
+    return ret;
+}
+
+
+/*
+ * Waits until "until".  Epoch-0 datagrams arriving meanwhile are not for
+ * the live session: they are read raw and shown.  Anything else is left
+ * to the session.
+ */
+
+static void
+wait_epoch0(sess_t *s, int64_t until)
+{
+    int            rc;
+    ssize_t        n;
+    int64_t        left;
+    struct pollfd  pfd;
+    unsigned char  buf[BUF_SIZE];
+
+    for ( ;; ) {
+        left = until - now_ms();
+        if (left <= 0) {
+            return;
+        }
+
+        pfd.fd = s->fd;
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+
+        rc = poll(&pfd, 1, (int) left);
+        if (rc == 0) {
+            return;
+        }
+
+        if (rc == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return;
+        }
+
+        n = recv(s->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+
+        if (n >= REC_HDR && buf[3] == 0 && buf[4] == 0) {
+            n = recv(s->fd, buf, sizeof(buf), MSG_DONTWAIT);
+            out(s, "reply after replay len=%zd type=%d", n,
+                n > REC_HDR ? buf[REC_HDR] : -1);
+            continue;
+        }
+
+        /* for the session, or an error: wait out the rest */
+
+        left = until - now_ms();
+        if (left > 0) {
+            poll(NULL, 0, (int) left);
+        }
+
+        return;
+    }
+}
+
+
+static int
+mode_replay(void)
+{
+    int            rc, n, len;
+    SSL           *ssl2;
+    BIO           *rbio, *wbio;
+    char           data[64];
+    size_t         cookie_len;
+    sess_t         s;
+    unsigned char  hello[BUF_SIZE], buf[BUF_SIZE];
+
+    if (sess_open(&s, 0, NULL) != 0) {
+        return 1;
+    }
+
+    BIO_set_callback_ex(SSL_get_wbio(s.ssl), record_cb);
+
+    rc = 1;
+
+    if (sess_handshake(&s) != 0) {
+        goto done;
+    }
+
+    snprintf(data, sizeof(data), "%.40s-0", cf.payload);
+
+    if (sess_echo(&s, data, 1) != 0) {
+        goto done;
+    }
+
+    out(&s, "first echo ok n=1");
+
+    BIO_set_callback_ex(SSL_get_wbio(s.ssl), NULL);
+
+    if (cf.mode == MODE_REPLAY) {
+
+        if (rec_hello_len == 0) {
+            out(&s, "replay failed: no ClientHello with a cookie recorded");
+            goto done;
+        }
+
+        if (send(s.fd, rec_hello, rec_hello_len, 0) != rec_hello_len) {
+            out(&s, "replay failed: send: %s", strerror(errno));
+            goto done;
+        }
+
+        out(&s, "replayed clienthello len=%d", rec_hello_len);
+
+        wait_epoch0(&s, now_ms() + 500);
+
+    } else {
+        ssl2 = NULL;
+
+        len = raw_client_hello(&ssl2, &rbio, &wbio, hello, sizeof(hello));
+        SSL_free(ssl2);
+
+        if (len < 0) {
+            out(&s, "replay failed: cannot make a ClientHello");
+            goto done;
+        }
+
+        if (send(s.fd, hello, len, 0) != len) {
+            out(&s, "replay failed: send: %s", strerror(errno));
+            goto done;
+        }
+
+        out(&s, "sent new clienthello len=%d", len);
+
+        n = raw_recv(s.fd, buf, sizeof(buf), now_ms() + 1000);
+
+        if (n < 0) {
+            out(&s, "reply none");
+
+        } else if (is_hvr(buf, n, &cookie_len)) {
+            out(&s, "hvr received len=%d cookie_len=%zu request_len=%d",
+                n, cookie_len, len);
+
+        } else {
+            out(&s, "reply len=%d", n);
+        }
+    }
+
+    if (sess_echoes(&s, "", cf.n) != 0) {
+        goto done;
+    }
+
+    out(&s, "echo ok n=%ld", cf.n);
+    rc = 0;
+
+    sess_shutdown(&s, 1);
+
+done:
+
+    sess_free(&s);
+    return rc;
 }

@@ -1,0 +1,166 @@
+#!/usr/bin/perl
+
+# A ClientHello from the address and port of a live session (RFC 6347,
+# 4.2.8): a client that restarted and kept its port starts a new session
+# after one retransmission, while a copy of the ClientHello that made the
+# session, or a ClientHello without a cookie, leaves the session working.
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx;
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
+
+$t->tool('dtls_client');
+$t->tool('udp_echo');
+
+$t->write_file_expand('nginx.conf', <<'EOF');
+
+events {
+}
+
+stream {
+    log_format  dtls  '$remote_port $dtls_psk_identity $status $session_time';
+
+    access_log  %%TESTDIR%%/access.log  dtls;
+
+    server {
+        listen                 127.0.0.1:%%PORT_8980_UDP%% udp;
+        dtls                   on;
+        dtls_psk_file          psk;
+        proxy_pass             127.0.0.1:%%PORT_8981_UDP%%;
+        proxy_timeout          30s;
+    }
+}
+
+EOF
+
+my $key = join '', map { sprintf '%02x', int(rand(256)) } 1 .. 16;
+
+$t->write_file('psk', "dev-1:$key\n");
+chmod 0600, $t->testdir() . '/psk';
+
+$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'be:');
+$t->run()->plan(31);
+
+my $p = port(8980, udp => 1);
+my @good = ('-c', "127.0.0.1:$p", '-i', 'dev-1', '-k', $key);
+
+my $new_re = qr/client started a new handshake, DTLS session ended/;
+
+###############################################################################
+
+# a client that restarted and kept its port: the old session gives way to
+# the new handshake after one retransmission of its ClientHello, not at
+# proxy_timeout
+
+my $mark = $t->log_mark();
+
+my ($out, $rc) = client(@good, '-m', 'rehandshake', '-n', '2', '-t', '6000');
+like($out, qr/^handshake ok protocol=DTLSv1\.2 cipher=\S+ reused=0$/m,
+	'rehandshake: first handshake');
+like($out, qr/^recv be:hello-2$/m, 'rehandshake: first session echoes');
+like($out, qr/^echo ok n=2$/m, 'rehandshake: first session echo ok');
+like($out, qr/^second handshake ok protocol=DTLSv1\.2 cipher=\S+ reused=0$/m,
+	'rehandshake: second handshake') or diag($out);
+like($out, qr/^second recv be:hello-s2-2$/m,
+	'rehandshake: second session echoes');
+like($out, qr/^second echo ok n=2$/m, 'rehandshake: second session echo ok');
+
+my ($ms) = $out =~ /^second handshake took (\d+) ms$/m;
+ok(defined $ms && $ms < 3000,
+	'rehandshake: second handshake after a retransmission, not at '
+	. 'proxy_timeout') or diag($ms // 'no time');
+diag("second handshake: $ms ms") if defined $ms && $ENV{TEST_NGINX_VERBOSE};
+is($rc, 0, 'rehandshake: exit code');
+
+ok($t->wait_log(qr/\[info\].*$new_re/, 3, $mark), 'rehandshake: logged');
+is(scalar $t->grep_log($new_re, $mark), 1, 'rehandshake: logged once');
+
+# both sessions are over: the old one ended by the new handshake, the new
+# one by close_notify
+
+ok($t->wait_for(sub { access_lines() >= 2 }, 3),
+	'rehandshake: both sessions ended');
+
+###############################################################################
+
+# a copy of the ClientHello that made the session (its valid cookie and
+# the session's random) is ignored
+
+$mark = $t->log_mark();
+
+($out, $rc) = client(@good, '-m', 'replay', '-n', '2', '-t', '5000');
+like($out, qr/^first echo ok n=1$/m, 'replay: session up');
+like($out, qr/^replayed clienthello len=\d+$/m, 'replay: ClientHello sent');
+unlike($out, qr/^reply after replay/m, 'replay: no reply');
+like($out, qr/^recv be:hello-2$/m, 'replay: echoes after');
+like($out, qr/^echo ok n=2$/m, 'replay: echo ok') or diag($out);
+like($out, qr/^close_notify received$/m, 'replay: session closed cleanly');
+is($rc, 0, 'replay: exit code');
+
+ok($t->wait_log(qr/client closed DTLS session \(close_notify\)/, 3, $mark),
+	'replay: the session lasted until close_notify');
+is(scalar $t->grep_log($new_re, $mark), 0, 'replay: session not ended');
+
+###############################################################################
+
+# a ClientHello without a cookie gets a HelloVerifyRequest and leaves the
+# session be
+
+$mark = $t->log_mark();
+
+($out, $rc) = client(@good, '-m', 'replay-new', '-n', '2', '-t', '5000');
+like($out, qr/^first echo ok n=1$/m, 'replay-new: session up');
+like($out, qr/^hvr received len=\d+ cookie_len=32 request_len=\d+$/m,
+	'replay-new: hvr') or diag($out);
+like($out, qr/^recv be:hello-2$/m, 'replay-new: echoes after');
+like($out, qr/^echo ok n=2$/m, 'replay-new: echo ok');
+is($rc, 0, 'replay-new: exit code');
+
+ok($t->wait_log(qr/client closed DTLS session \(close_notify\)/, 3, $mark),
+	'replay-new: the session lasted until close_notify');
+is(scalar $t->grep_log($new_re, $mark), 0, 'replay-new: session not ended');
+
+###############################################################################
+
+$t->stop();
+
+# a line for each session: the two of the restarted client share its port
+
+my @access = split /\n/, $t->read_file('access.log');
+is(scalar(grep { /^\d+ dev-1 200 [\d.]+$/ } @access), 4,
+	'access log: four sessions') or diag(join "\n", @access);
+
+my %ports;
+$ports{(split / /)[0]}++ for @access;
+is(scalar(grep { $_ == 2 } values %ports), 1,
+	'access log: two sessions from the same client port');
+
+is(scalar $t->grep_log(qr/DTLS handshake failed/), 0, 'no failed handshakes');
+is($t->log_alerts(), '', 'no alerts');
+
+###############################################################################
+
+sub client {
+	return $t->run_tool({ timeout => 20 }, 'dtls_client', @_);
+}
+
+sub access_lines {
+	my @l = split /\n/, $t->read_file('access.log');
+	return scalar @l;
+}
+
+###############################################################################
