@@ -19,6 +19,7 @@ use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 use Test::DTLS::PKI;
 use Test::DTLS::Interop;
+use Test::DTLS::Lines;
 
 use POSIX qw/ WNOHANG _exit /;
 use Time::HiRes qw/ sleep time /;
@@ -29,6 +30,7 @@ select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
+my $l = Test::DTLS::Lines->new($t);
 
 $t->tool('udp_echo');
 
@@ -149,7 +151,7 @@ for my $s (@suites) {
 	my $mark = $t->log_mark();
 	my $start = time();
 
-	my $c = client({ handshakes => 0, lines => [], timeout => 10,
+	my $c = $l->client({ handshakes => 0, lines => [], timeout => 10,
 		hold => 11 },
 		'openssl', 's_client', '-dtls1_2',
 		'-connect', "127.0.0.1:$wrong_port",
@@ -194,15 +196,15 @@ sub suite {
 
 	my $mark = $t->log_mark();
 
-	my $c = client({ handshakes => 1, lines => \@lines },
+	my $c = $l->client({ handshakes => 1, lines => \@lines },
 		'openssl', 's_client', '-dtls1_2', '-connect', $peer, @auth,
 		'-cipher', $suite, '-quiet', '-no_ign_eof', '-sess_out', $sess);
 
-	my $log = parse_log($mark);
+	my $log = $l->parse_log($mark);
 	my ($conn) = @{$log->{done}};
 	my $port = defined $conn ? $log->{port}{$conn} : undef;
 
-	my $access = defined $port ? access_line($port) : undef;
+	my $access = defined $port ? $l->access_line($port) : undef;
 
 	# handshake: done, and the suite in the access log
 
@@ -246,14 +248,14 @@ sub suite {
 
 	$mark = $t->log_mark();
 
-	$c = client({ handshakes => 1, lines => [ "resume\n" ] },
+	$c = $l->client({ handshakes => 1, lines => [ "resume\n" ] },
 		'openssl', 's_client', '-dtls1_2', '-connect', $peer, @auth,
 		'-cipher', $suite, '-quiet', '-no_ign_eof', '-sess_in', $sess);
 
-	$log = parse_log($mark);
+	$log = $l->parse_log($mark);
 	($conn) = @{$log->{done}};
 	$port = defined $conn ? $log->{port}{$conn} : undef;
-	$access = defined $port ? access_line($port) : undef;
+	$access = defined $port ? $l->access_line($port) : undef;
 
 	my $resumed = -s $sess && defined $access
 		&& $access =~ /^\d+ DTLSv1\.2 \Q$suite\E r /
@@ -267,186 +269,5 @@ sub suite {
 
 ###############################################################################
 
-# 100 lines (each "\n"-terminated, numbered), sizes spread from 5 bytes
-# to $max
-
-sub lines {
-	my ($max) = @_;
-
-	my @lines;
-	my $fill = join '', map { ('a' .. 'z', 'A' .. 'Z', 0 .. 9)[$_ % 62] }
-		0 .. 2047;
-
-	for my $i (0 .. 99) {
-		my $size = 5 + int(($max - 5) * $i / 99);
-		push @lines, sprintf('%03d:', $i) . substr($fill, 0, $size - 5)
-			. "\n";
-	}
-
-	return @lines;
-}
-
-# how many of the lines came back exactly, each once, "e" in front
-
-sub echoed {
-	my ($out, @lines) = @_;
-
-	my %back;
-	$back{$1}++ while $out =~ /^e(\d{3}:[^\n]*\n)/mg;
-
-	return scalar grep { ($back{$_} // 0) == 1 } @lines;
-}
-
-# the numbers of the lines that did not come back as they should
-
-sub missing {
-	my ($out, @lines) = @_;
-
-	my %back;
-	$back{$1}++ while $out =~ /^e(\d{3}:[^\n]*\n)/mg;
-
-	return map { substr($_, 0, 3) } grep { ($back{$_} // 0) != 1 } @lines;
-}
-
-# the client, its input fed a line at a time once nginx has done the
-# handshake(s) (and the first line came back), then its input closed once the replies came (or 3s); the
-# client is bounded by timeout(1).  Returns { out, err, rc, killed }.
-
-sub client {
-	my ($o, @cmd) = @_;
-
-	my $timeout = $o->{timeout} || 20;
-	my $id = $o->{id} = ($main::client_n = ($main::client_n // 0) + 1);
-	my $outf = $t->testdir() . "/client$id.out";
-	my $errf = $t->testdir() . "/client$id.err";
-
-	local $SIG{PIPE} = 'IGNORE';
-
-	my $mark = $t->log_mark();
-
-	pipe(my $rd, my $wr) or die "pipe: $!\n";
-
-	my $pid = fork();
-	die "fork: $!\n" unless defined $pid;
-
-	if ($pid == 0) {
-		close $wr;
-		open STDIN, '<&', $rd or _exit(126);
-		open STDOUT, '>', $outf or _exit(126);
-		open STDERR, '>', $errf or _exit(126);
-		{ no warnings 'exec'; exec 'timeout', $timeout, @cmd; }
-		_exit(127);
-	}
-
-	close $rd;
-	$wr->autoflush(1);
-
-	my $exited = sub {
-		return 1 if defined $o->{status};
-		return 0 unless waitpid($pid, WNOHANG) == $pid;
-		$o->{status} = $?;
-		return 1;
-	};
-
-	if ($o->{handshakes}) {
-		$t->wait_for(sub {
-			$exited->() || ($t->grep_log(qr/dtls handshake done/, $mark)
-				>= $o->{handshakes})
-		}, 5);
-
-		# the client's side of it: its reading of the server's Finished
-
-		sleep 0.1;
-	}
-
-	my @want = map { "e$_" } @{$o->{lines}};
-
-	# the first line alone, until it comes back: a client that reads its
-	# input only once its side of the handshake is done would otherwise
-	# send what piled up meanwhile as one record
-
-	for my $i (0 .. $#{$o->{lines}}) {
-		last if $exited->();
-		print $wr $o->{lines}[$i];
-
-		if ($i == 0) {
-			$t->wait_for(sub {
-				$exited->() || index($t->read_file($outf), $want[0]) >= 0
-			}, 3);
-		}
-
-		sleep 0.02;
-	}
-
-	$t->wait_for(sub {
-		return 1 if $exited->();
-		my $out = $t->read_file($outf);
-		return !grep { index($out, $_) < 0 } @want;
-	}, 3) if @want;
-
-	$t->wait_for($exited, $o->{hold}) if $o->{hold};
-
-	close $wr;
-
-	$t->wait_for($exited, $timeout + 2);
-
-	if (!defined $o->{status}) {
-		kill 'KILL', $pid;
-		waitpid($pid, 0);
-		$o->{status} = $?;
-		$o->{killed} = 1;
-	}
-
-	my $st = $o->{status};
-	$o->{rc} = $st & 127 ? 128 + ($st & 127) : $st >> 8;
-	$o->{out} = $t->read_file($outf);
-	$o->{err} = $t->read_file($errf);
-
-	return $o;
-}
-
-# the error log since a mark: each connection's client port, the
-# connections that got a HelloVerifyRequest, and those that completed
-# a handshake (in order)
-
-sub parse_log {
-	my ($mark) = @_;
-
-	my %l = (port => {}, hvr => [], done => []);
-
-	for (split /\n/, $t->error_log($mark)) {
-		next unless /\*(\d+) (.*)/;
-		my ($n, $msg) = ($1, $2);
-
-		if ($msg =~ /^udp client 127\.0\.0\.1:(\d+) connected to /) {
-			$l{port}{$n} = $1;
-
-		} elsif ($msg =~ /^dtls ClientHello without cookie, HelloVerify/) {
-			push @{$l{hvr}}, $n;
-
-		} elsif ($msg =~ /^dtls handshake done/) {
-			push @{$l{done}}, $n;
-		}
-	}
-
-	return \%l;
-}
-
-# the access log line of the session from a client port, once written
-# (when the session ends: at once after close_notify, else at
-# proxy_timeout)
-
-sub access_line {
-	my ($port) = @_;
-
-	my $line;
-
-	$t->wait_for(sub {
-		($line) = grep { /^$port / } split /\n/, $t->read_file('access.log');
-		return defined $line;
-	}, 6);
-
-	return $line;
-}
 
 ###############################################################################
