@@ -102,7 +102,7 @@ $(ASAN_NGINX): $(BUILD)/obj-asan/Makefile $(MODULE_SRCS)
 
 tools: $(TOOLS)
 
-$(BUILD)/tools/%: t/tools/%.c
+$(BUILD)/tools/%: t/tools/%.c t/tools/addr.h
 	@mkdir -p $(BUILD)/tools
 	$(CC) -O2 -g -Wall -Wextra -o $@ $< -lssl -lcrypto -lpthread
 

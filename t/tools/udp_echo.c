@@ -19,6 +19,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "addr.h"
+
 
 #define BUF_SIZE  65536
 
@@ -27,8 +29,6 @@ static volatile sig_atomic_t  stop;
 
 
 static void usage(void);
-static int parse_addr(const char *s, struct sockaddr_storage *ss,
-    socklen_t *len);
 static void on_signal(int signo);
 
 
@@ -128,68 +128,6 @@ usage(void)
                     " ([::1])\n");
 }
 
-
-static int
-parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-    char                 host[128];
-    const char          *colon, *end;
-    long                 port;
-    size_t               hlen;
-    struct sockaddr_in  *sin;
-    struct sockaddr_in6 *sin6;
-
-    memset(ss, 0, sizeof(*ss));
-
-    if (s[0] == '[') {
-        end = strchr(s, ']');
-        if (end == NULL || end[1] != ':') {
-            return -1;
-        }
-        hlen = end - s - 1;
-        if (hlen >= sizeof(host)) {
-            return -1;
-        }
-        memcpy(host, s + 1, hlen);
-        host[hlen] = '\0';
-        colon = end + 1;
-
-    } else {
-        colon = strrchr(s, ':');
-        if (colon == NULL) {
-            return -1;
-        }
-        hlen = colon - s;
-        if (hlen >= sizeof(host)) {
-            return -1;
-        }
-        memcpy(host, s, hlen);
-        host[hlen] = '\0';
-    }
-
-    port = strtol(colon + 1, NULL, 10);
-    if (port <= 0 || port > 65535) {
-        return -1;
-    }
-
-    sin = (struct sockaddr_in *) ss;
-    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons((unsigned short) port);
-        *len = sizeof(struct sockaddr_in);
-        return 0;
-    }
-
-    sin6 = (struct sockaddr_in6 *) ss;
-    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((unsigned short) port);
-        *len = sizeof(struct sockaddr_in6);
-        return 0;
-    }
-
-    return -1;
-}
 
 
 static void

@@ -63,6 +63,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addr.h"
+
 
 #define BUF_SIZE     65536
 #define MAX_PEERS    64
@@ -112,8 +114,6 @@ static volatile sig_atomic_t    stop;
 
 
 static void usage(void);
-static int parse_addr(const char *s, struct sockaddr_storage *ss,
-    socklen_t *len);
 static int parse_pct(const char *s, double *p);
 static void on_signal(int signo);
 static int64_t now_ms(void);
@@ -384,67 +384,6 @@ usage(void)
         " [-v]\n");
 }
 
-
-static int
-parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-    char                  host[128];
-    long                  port;
-    char                 *end;
-    size_t                hlen;
-    const char           *colon, *rb;
-    struct sockaddr_in   *sin;
-    struct sockaddr_in6  *sin6;
-
-    memset(ss, 0, sizeof(*ss));
-
-    if (s[0] == '[') {
-        rb = strchr(s, ']');
-        if (rb == NULL || rb[1] != ':') {
-            return -1;
-        }
-        hlen = rb - s - 1;
-        s++;
-        colon = rb + 1;
-
-    } else {
-        colon = strrchr(s, ':');
-        if (colon == NULL) {
-            return -1;
-        }
-        hlen = colon - s;
-    }
-
-    if (hlen >= sizeof(host)) {
-        return -1;
-    }
-
-    memcpy(host, s, hlen);
-    host[hlen] = '\0';
-
-    port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || port <= 0 || port > 65535) {
-        return -1;
-    }
-
-    sin = (struct sockaddr_in *) ss;
-    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons((uint16_t) port);
-        *len = sizeof(struct sockaddr_in);
-        return 0;
-    }
-
-    sin6 = (struct sockaddr_in6 *) ss;
-    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((uint16_t) port);
-        *len = sizeof(struct sockaddr_in6);
-        return 0;
-    }
-
-    return -1;
-}
 
 
 static int
