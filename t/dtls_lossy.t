@@ -32,7 +32,7 @@ my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
 $t->tool('dtls_client');
 $t->tool('udp_echo');
-my $relay_bin = relay_tool();
+$t->tool('udp_relay');
 
 my $pki = Test::DTLS::PKI->new($t->testdir() . '/pki');
 
@@ -110,8 +110,8 @@ my @runs = (
 );
 
 for my $r (@runs) {
-	$r->{relay} = relay($r->{port}, '-d', 20, '-r', 20, '-D', 10,
-		'-s', $r->{seed});
+	$r->{relay} = $t->udp_relay($r->{port}, '-d', 20, '-r', 20,
+		'-D', 10, '-s', $r->{seed});
 
 	$r->{client} = $t->run_daemon($t->tool('dtls_client'),
 		'-c', "127.0.0.1:$r->{relay}{port}", @{$r->{args}},
@@ -132,7 +132,7 @@ for my $r (@runs) {
 	$r->{out} = $out;
 	$r->{ok} = $ok // 0;
 	$r->{handshakes} = $r->{sessions} - $hs_failed;
-	$r->{stats} = relay_stop($r->{relay});
+	$r->{stats} = $t->udp_relay_stop($r->{relay});
 
 	diag("$r->{name}: $r->{handshakes}/$r->{sessions} handshakes, "
 		. "$r->{ok} echoes; relay: " . ($r->{stats}{line} // 'no summary'))
@@ -199,7 +199,8 @@ ok(!grep({ /certificate verify failed|FAILED:/ } @cert_out),
 my @again;
 
 for (1 .. 2) {
-	my $relay = relay($psk_port, '-d', 20, '-r', 20, '-D', 10, '-s', 7);
+	my $relay = $t->udp_relay($psk_port, '-d', 20, '-r', 20, '-D', 10,
+		'-s', 7);
 
 	# the nocookie exchange: one datagram each way, or none
 
@@ -210,7 +211,7 @@ for (1 .. 2) {
 	}
 
 	sleep 0.3;
-	push @again, relay_stop($relay)->{line};
+	push @again, $t->udp_relay_stop($relay)->{line};
 }
 
 ok(defined $again[0] && $again[0] =~ /^relayed \d+/, 'seed: summary')
@@ -226,7 +227,7 @@ is($again[1], $again[0], 'seed: same seed, same drops');
 # every datagram duplicated, none lost: everything works, and once
 
 my $mark = $t->log_mark();
-my $relay = relay($psk_port, '-D', 100);
+my $relay = $t->udp_relay($psk_port, '-D', 100);
 
 my ($out, $rc) = $t->run_tool({ timeout => 20 }, 'dtls_client',
 	'-c', "127.0.0.1:$relay->{port}", @psk, '-m', 'echo', '-n', 5,
@@ -241,7 +242,7 @@ is_deeply(\@recv, [ map { "be:hello-$_" } 1 .. 5 ],
 	or diag($out);
 like($out, qr/^close_notify received$/m, 'dup 100%: close_notify');
 
-my $stats = relay_stop($relay);
+my $stats = $t->udp_relay_stop($relay);
 ok($stats->{relayed} && $stats->{duplicated} == $stats->{relayed}
 	&& $stats->{dropped} == 0 && $stats->{reordered} == 0,
 	'dup 100%: relay duplicated every datagram')
@@ -270,62 +271,6 @@ $t->stop();
 is($t->log_alerts(), '', 'no alerts');
 
 ###############################################################################
-
-# build/tools/udp_relay, made from t/tools/udp_relay.c if missing or older
-
-sub relay_tool {
-	my $bin = "$Test::Nginx::REPO/build/tools/udp_relay";
-	my $src = "$Test::Nginx::REPO/t/tools/udp_relay.c";
-
-	if (-f $src && (!-x $bin || -M $bin > -M $src)) {
-		system('make', '-s', '-C', $Test::Nginx::REPO, $bin);
-	}
-
-	plan(skip_all => "no $bin") unless -x $bin;
-	return $bin;
-}
-
-# a relay to nginx's PORT on a port of its own
-
-sub relay {
-	my ($port, @args) = @_;
-
-	my $rport;
-
-	for (1 .. 20) {
-		my $p = 20000 + int(rand(12000));
-		next unless Test::Nginx::port_free($p, '127.0.0.1');
-		$rport = $p;
-		last;
-	}
-
-	my $pid = $t->run_daemon($relay_bin, '-l', "127.0.0.1:$rport",
-		'-u', "127.0.0.1:$port", @args);
-
-	$t->wait_for(sub { $t->daemon_output($pid) =~ /udp_relay ready/ }, 5)
-		or die "udp_relay did not start:\n" . $t->daemon_output($pid);
-
-	return { pid => $pid, port => $rport };
-}
-
-# SIGTERM, and its summary
-
-sub relay_stop {
-	my ($r) = @_;
-
-	kill 'TERM', $r->{pid};
-	$t->wait_for(sub { waitpid($r->{pid}, WNOHANG) != 0 }, 5);
-
-	my $out = $t->daemon_output($r->{pid});
-	my %s;
-
-	if ($out =~ /^(relayed (\d+) dropped (\d+) duplicated (\d+) reordered (\d+))$/m) {
-		@s{qw/ line relayed dropped duplicated reordered /}
-			= ($1, $2, $3, $4, $5);
-	}
-
-	return \%s;
-}
 
 # the access log line of a session from the relay's port
 

@@ -34,7 +34,7 @@ my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
 $t->tool('dtls_client');
 $t->tool('udp_echo');
-my $relay_bin = relay_tool();
+$t->tool('udp_relay');
 
 my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
 $t->write_file('psk', "dev-1:$key\n");
@@ -321,7 +321,7 @@ for my $kinds ('01234', '5') {
 		: 'established, corrupted records';
 
 	my $mark = $t->log_mark();
-	my $relay = relay('-c', 100, '-K', $kinds, '-s', 3);
+	my $relay = $t->udp_relay($port, '-c', 100, '-K', $kinds, '-s', 3);
 
 	my ($out, $rc) = $t->run_tool({ timeout => 20 }, 'dtls_client',
 		'-c', "127.0.0.1:$relay->{port}", '-i', 'dev-1', '-k', $key,
@@ -331,7 +331,7 @@ for my $kinds ('01234', '5') {
 		or diag($out);
 	like($out, qr/^close_notify received$/m, "$name: closed");
 
-	my $stats = relay_stop($relay);
+	my $stats = $t->udp_relay_stop($relay);
 	cmp_ok($stats->{corrupted} // 0, '>=', 10, "$name: copies sent")
 		or diag($stats->{line});
 
@@ -365,7 +365,7 @@ SKIP: {
 	skip 'no openssl', 7 unless `openssl version 2>/dev/null` =~ /^OpenSSL/;
 
 	my $mark = $t->log_mark();
-	my $relay = relay('-T', 23, '-w', 5000);
+	my $relay = $t->udp_relay($port, '-T', 23, '-w', 5000);
 
 	my $out = $t->testdir() . '/s_client.out';
 
@@ -392,7 +392,7 @@ SKIP: {
 	ok($t->wait_log(qr/dtls record of no live session dropped/, 6, $mark),
 		'after close_notify: data record dropped');
 
-	my $stats = relay_stop($relay);
+	my $stats = $t->udp_relay_stop($relay);
 	is($stats->{reordered}, 1, 'after close_notify: data went after it')
 		or diag($stats->{line});
 
@@ -650,60 +650,6 @@ sub access_line {
 	my ($p) = @_;
 	my ($line) = grep { /^$p / } split /\n/, $t->read_file('access.log');
 	return $line;
-}
-
-# build/tools/udp_relay, made from t/tools/udp_relay.c if missing or older
-
-sub relay_tool {
-	my $bin = "$Test::Nginx::REPO/build/tools/udp_relay";
-	my $src = "$Test::Nginx::REPO/t/tools/udp_relay.c";
-
-	if (-f $src && (!-x $bin || -M $bin > -M $src)) {
-		system('make', '-s', '-C', $Test::Nginx::REPO, $bin);
-	}
-
-	plan(skip_all => "no $bin") unless -x $bin;
-	return $bin;
-}
-
-sub relay {
-	my (@args) = @_;
-
-	my $rport;
-
-	for (1 .. 20) {
-		my $p = 20000 + int(rand(12000));
-		next unless Test::Nginx::port_free($p, '127.0.0.1');
-		$rport = $p;
-		last;
-	}
-
-	my $pid = $t->run_daemon($relay_bin, '-l', "127.0.0.1:$rport",
-		'-u', "127.0.0.1:$port", @args);
-
-	$t->wait_for(sub { $t->daemon_output($pid) =~ /udp_relay ready/ }, 5)
-		or die "udp_relay did not start:\n" . $t->daemon_output($pid);
-
-	return { pid => $pid, port => $rport };
-}
-
-sub relay_stop {
-	my ($r) = @_;
-
-	kill 'TERM', $r->{pid};
-	$t->wait_for(sub { waitpid($r->{pid}, WNOHANG) != 0 }, 5);
-
-	my $out = $t->daemon_output($r->{pid});
-	my %s;
-
-	if ($out =~ /^(relayed (\d+) dropped (\d+) duplicated (\d+) reordered (\d+))$/m) {
-		@s{qw/ line relayed dropped duplicated reordered /}
-			= ($1, $2, $3, $4, $5);
-	}
-
-	$s{corrupted} = $1 if $out =~ /^corrupted (\d+) held \d+$/m;
-
-	return \%s;
 }
 
 ###############################################################################

@@ -581,6 +581,48 @@ sub udp_echo {
 	return $pid;
 }
 
+# a udp_relay (t/tools/udp_relay.c) on a port of its own in front of
+# 127.0.0.1:$port, with udp_relay's options; returns { pid, port }
+
+my $relays = 0;
+
+sub udp_relay {
+	my ($self, $port, @args) = @_;
+
+	my $rport = port('relay' . ++$relays, udp => 1);
+
+	my $pid = $self->run_daemon($self->tool('udp_relay'),
+		'-l', "127.0.0.1:$rport", '-u', "127.0.0.1:$port", @args);
+
+	$self->wait_for(sub { $self->daemon_output($pid) =~ /udp_relay ready/ },
+		5) or die "udp_relay did not start:\n"
+			. $self->daemon_output($pid);
+
+	return { pid => $pid, port => $rport };
+}
+
+# stops a relay; its summary: { line, relayed, dropped, duplicated,
+# reordered, corrupted }
+
+sub udp_relay_stop {
+	my ($self, $r) = @_;
+
+	kill 'TERM', $r->{pid};
+	$self->wait_for(sub { waitpid($r->{pid}, WNOHANG) != 0 }, 5);
+
+	my $out = $self->daemon_output($r->{pid});
+	my %s;
+
+	if ($out =~ /^(relayed (\d+) dropped (\d+) duplicated (\d+) reordered (\d+))$/m) {
+		@s{qw/ line relayed dropped duplicated reordered /}
+			= ($1, $2, $3, $4, $5);
+	}
+
+	$s{corrupted} = $1 if $out =~ /^corrupted (\d+) held \d+$/m;
+
+	return \%s;
+}
+
 sub stop_daemons {
 	my ($self) = @_;
 
