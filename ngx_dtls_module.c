@@ -237,7 +237,7 @@ ngx_module_t  ngx_stream_dtls_module = {
     ngx_stream_dtls_commands,              /* module directives */
     NGX_STREAM_MODULE,                     /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_stream_dtls_source_filters,        /* init module */
     NULL,                                  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -269,6 +269,12 @@ ngx_stream_dtls_handler(ngx_stream_session_t *s)
     if (ctx) {
         /* called again once the handshake is done */
         return ctx->handshaked ? NGX_OK : NGX_AGAIN;
+    }
+
+    if (!ngx_stream_dtls_source_valid(c->sockaddr)) {
+        ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
+                       "dtls datagram from an invalid source dropped");
+        return ngx_stream_dtls_drop(c);
     }
 
     c->log->action = "checking DTLS ClientHello";

@@ -194,6 +194,12 @@ unsigned int ngx_stream_dtls_psk_server_cb(SSL *ssl, const char *identity,
     unsigned char *psk, unsigned int max_psk_len);
 
 
+/* source.c: datagrams from sources no client can have */
+
+ngx_int_t ngx_stream_dtls_source_filters(ngx_cycle_t *cycle);
+ngx_uint_t ngx_stream_dtls_source_valid(struct sockaddr *sa);
+
+
 /* variables.c */
 
 ngx_int_t ngx_stream_dtls_add_variables(ngx_conf_t *cf);

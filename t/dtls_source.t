@@ -1,0 +1,242 @@
+#!/usr/bin/perl
+
+# Datagrams from sources no client can have (port 0, the unspecified
+# address, multicast, the limited broadcast) are dropped before nginx
+# reads them: the kernel filter on a dtls listening socket.  The datagrams
+# are made here with raw sockets (root only); a plain UDP server of the
+# same nginx shows that the kernel delivers each of them to a socket
+# without the filter, and a reload that turns dtls off removes it.
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+use IO::Select;
+use IO::Socket::IP;
+use Socket qw/ PF_INET PF_INET6 SOCK_RAW inet_aton inet_pton AF_INET6
+	pack_sockaddr_in pack_sockaddr_in6 /;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx;
+use Test::DTLS::Hello;
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
+
+socket(my $raw4, PF_INET, SOCK_RAW, 255)
+	or plan(skip_all => "no raw socket (root only): $!");
+
+my $raw6;
+my $ipv6 = IO::Socket::IP->new(LocalHost => '::1', LocalPort => 0,
+	Proto => 'udp') && socket($raw6, PF_INET6, SOCK_RAW, 255);
+
+$t->write_file('psk', 'dev:' . unpack('H*', random(16)) . "\n");
+chmod 0600, $t->testdir() . '/psk';
+
+my $conf = <<'EOF';
+
+events {
+}
+
+stream {
+    server {
+        listen          127.0.0.1:%%PORT_8980_UDP%% udp;
+        %%DTLS6%%
+        dtls            on;
+        dtls_psk_file   psk;
+        return          "ok";
+    }
+
+    server {
+        listen          127.0.0.1:%%PORT_8981_UDP%% udp;
+        %%PLAIN6%%
+        return          "plain";
+    }
+}
+
+EOF
+
+my $dtls6 = $ipv6 ? 'listen          [::1]:%%PORT_8980_UDP%% udp;' : '';
+my $plain6 = $ipv6 ? 'listen          [::1]:%%PORT_8981_UDP%% udp;' : '';
+
+(my $with_dtls = $conf) =~ s/%%DTLS6%%/$dtls6/;
+$with_dtls =~ s/%%PLAIN6%%/$plain6/;
+
+$t->write_file_expand('nginx.conf', $with_dtls);
+$t->run()->plan(13);
+
+my $dtls = port(8980, udp => 1);
+my $plain = port(8981, udp => 1);
+
+###############################################################################
+
+# Each source is sent to the plain server first: where the kernel itself
+# drops it (IPv6 multicast sources) there is nothing for the filter to do.
+# The raw socket fills in a zero IPv4 source (raw(7)), so 0.0.0.0 cannot
+# be sent from here, and Linux drops it as a martian from outside.
+
+my @bad = (
+	[ 4, 'port 0', '127.0.0.1', 0 ],
+	[ 4, 'multicast', '224.0.0.1', 40000 ],
+	[ 4, 'limited broadcast', '255.255.255.255', 40000 ],
+	[ 6, 'port 0', '::1', 0 ],
+	[ 6, 'unspecified', '::', 40000 ],
+	[ 6, 'multicast', 'ff02::1', 40000 ],
+);
+
+my $hello = client_hello(random => random(32));
+
+for my $b (@bad) {
+	my ($v, $name, $src, $sport) = @$b;
+
+	SKIP: {
+	skip "no ::1 or no raw IPv6 socket", 1 if $v == 6 && !$ipv6;
+
+	my $host = $v == 4 ? '127.0.0.1' : '[::1]';
+	my $send = $v == 4 ? \&send4 : \&send6;
+
+	my $mark = $t->log_mark();
+	$send->($src, $sport, $plain, $hello);
+
+	skip "ipv$v $name: dropped by the kernel before any socket", 1
+		unless read_on("$host:$plain", $mark);
+
+	$mark = $t->log_mark();
+	$send->($src, $sport, $dtls, $hello);
+	ok(!read_on("$host:$dtls", $mark), "ipv$v $name: dropped unread");
+	}
+}
+
+# a raw datagram from a real source is answered: the test can see one
+
+my $s = IO::Socket::IP->new(Proto => 'udp', LocalAddr => '127.0.0.1:0')
+	or die "Can't create UDP socket: $!\n";
+
+send4('127.0.0.1', $s->sockport(), $dtls, $hello);
+ok(defined reply($s), 'ipv4 valid source: HelloVerifyRequest');
+
+SKIP: {
+skip 'no ::1 or no raw IPv6 socket', 1 unless $ipv6;
+
+my $s6 = IO::Socket::IP->new(Proto => 'udp', LocalAddr => '[::1]:0')
+	or die "Can't create UDP socket: $!\n";
+
+send6('::1', $s6->sockport(), $dtls, $hello);
+ok(defined reply($s6), 'ipv6 valid source: HelloVerifyRequest');
+}
+
+# a session from a real client is unaffected
+
+my ($out, $rc) = $t->run_tool('dtls_client', '-m', 'send-only', '-s', 'x',
+	'-i', 'dev', '-k', unpack('H*', key()), '-c', "127.0.0.1:$dtls");
+
+like($out, qr/^recv ok$/m, 'client session');
+
+# a reload without dtls on that socket takes the filter away
+
+(my $without = $conf) =~ s/%%DTLS6%%\n\s+dtls .*\n\s+dtls_psk_file .*\n//;
+$without =~ s/%%PLAIN6%%//;
+$t->write_file_expand('nginx.conf', $without);
+
+my $mark = $t->log_mark();
+$t->reload();
+ok($t->wait_log(qr/worker process \d+ exited/, 10, $mark),
+	'reloaded, the old worker gone');
+
+$mark = $t->log_mark();
+send4('127.0.0.1', 0, $dtls, $hello);
+ok(read_on("127.0.0.1:$dtls", $mark), 'no dtls after reload: read');
+
+$mark = $t->log_mark();
+send4('127.0.0.1', $s->sockport(), $dtls, 'x');
+is(reply($s), 'ok', 'no dtls after reload: plain reply');
+
+# plain replies ("returning text") to port 0 or broadcast fail: nginx's own
+# [alert], from the servers without dtls
+
+is(join("\n", grep { !/while returning text/ } split /\n/, $t->log_alerts()),
+	'', 'no alerts');
+
+###############################################################################
+
+sub key {
+	my $line = $t->read_file('psk');
+	$line =~ /^dev:([0-9a-f]+)$/m;
+	return pack('H*', $1);
+}
+
+# did nginx read from this listening socket since the mark?
+
+sub read_on {
+	my ($addr, $mark) = @_;
+
+	my $re = qr/recvmsg on \Q$addr\E,/;
+	$t->wait_log($re, 0.5, $mark);
+	return $t->error_log($mark) =~ $re;
+}
+
+sub reply {
+	my ($s) = @_;
+
+	return undef unless IO::Select->new($s)->can_read(2);
+
+	my $data;
+	$s->recv($data, 65536);
+	return $data;
+}
+
+# UDP in IPv4, header checksum filled in by the kernel, no UDP checksum
+
+sub send4 {
+	my ($src, $sport, $dport, $payload) = @_;
+
+	my $udp = pack('nnnn', $sport, $dport, 8 + length $payload, 0)
+		. $payload;
+	my $ip = pack('CCnnnCCna4a4', 0x45, 0, 20 + length $udp,
+		int rand 65536, 0, 64, 17, 0, inet_aton($src),
+		inet_aton('127.0.0.1'));
+
+	send($raw4, $ip . $udp, 0, pack_sockaddr_in(0, inet_aton('127.0.0.1')))
+		or die "raw send: $!\n";
+}
+
+# UDP in IPv6, where the UDP checksum is required
+
+sub send6 {
+	my ($src, $sport, $dport, $payload) = @_;
+
+	my $s = inet_pton(AF_INET6, $src);
+	my $d = inet_pton(AF_INET6, '::1');
+	my $len = 8 + length $payload;
+
+	my $udp = pack('nnnn', $sport, $dport, $len, 0) . $payload;
+	my $sum = checksum($s . $d . pack('NxxxC', $len, 17) . $udp) || 0xffff;
+	substr($udp, 6, 2) = pack('n', $sum);
+
+	my $ip = pack('NnCC', 0x60000000, $len, 17, 64) . $s . $d;
+
+	send($raw6, $ip . $udp, 0, pack_sockaddr_in6(0, $d))
+		or die "raw send: $!\n";
+}
+
+sub checksum {
+	my ($data) = @_;
+
+	$data .= "\0" if length($data) % 2;
+
+	my $sum = 0;
+	$sum += $_ for unpack('n*', $data);
+	$sum = ($sum & 0xffff) + ($sum >> 16) while $sum >> 16;
+
+	return ~$sum & 0xffff;
+}
+
+###############################################################################
