@@ -96,6 +96,8 @@ typedef struct {
 
 /* per session */
 
+typedef struct ngx_stream_dtls_renewal_s  ngx_stream_dtls_renewal_t;
+
 typedef struct {
     SSL                        *ssl;
     ngx_connection_t           *connection;
@@ -111,6 +113,8 @@ typedef struct {
     u_char                      cookie[NGX_STREAM_DTLS_COOKIE_LEN];
 
     const char                 *failure;    /* why the handshake failed */
+
+    ngx_stream_dtls_renewal_t  *renewal;    /* the client's new handshake */
 
     unsigned                    handshaked:1;
     unsigned                    counted:1;  /* holds a handshake slot */
@@ -147,6 +151,8 @@ int ngx_stream_dtls_generate_cookie_cb(SSL *ssl, unsigned char *cookie,
 ngx_int_t ngx_stream_dtls_init_session(ngx_stream_session_t *s,
     ngx_stream_dtls_srv_conf_t *dscf, u_char *cookie);
 ngx_int_t ngx_stream_dtls_handshake(ngx_stream_session_t *s);
+void ngx_stream_dtls_handshake_failed(ngx_connection_t *c,
+    ngx_stream_dtls_conn_t *ctx, const char *reason);
 void ngx_stream_dtls_info_callback(const SSL *ssl, int where, int ret);
 void ngx_stream_dtls_send_alert(ngx_stream_dtls_conn_t *ctx, u_char alert);
 
@@ -155,6 +161,7 @@ void ngx_stream_dtls_send_alert(ngx_stream_dtls_conn_t *ctx, u_char alert);
 
 ngx_int_t ngx_stream_dtls_bio_init(ngx_conf_t *cf);
 BIO *ngx_stream_dtls_bio_new(ngx_stream_dtls_conn_t *ctx);
+ngx_stream_dtls_conn_t *ngx_stream_dtls_ssl_conn(const SSL *ssl);
 ssize_t ngx_stream_dtls_send_datagram(ngx_connection_t *c,
     ngx_send_chain_pt send_chain, u_char *data, size_t len);
 
@@ -167,8 +174,14 @@ ssize_t ngx_stream_dtls_send(ngx_connection_t *c, u_char *buf, size_t size);
 ngx_chain_t *ngx_stream_dtls_send_chain(ngx_connection_t *c, ngx_chain_t *in,
     off_t limit);
 void ngx_stream_dtls_shutdown(ngx_stream_dtls_conn_t *ctx);
-ngx_int_t ngx_stream_dtls_new_hello(ngx_stream_dtls_conn_t *ctx, u_char *p,
+
+
+/* renew.c: a new handshake of the client beside its live session */
+
+ngx_int_t ngx_stream_dtls_renew(ngx_stream_dtls_conn_t *ctx, u_char *p,
     size_t len);
+ngx_int_t ngx_stream_dtls_renew_finish(ngx_stream_dtls_conn_t *ctx);
+void ngx_stream_dtls_renew_free(ngx_stream_dtls_conn_t *ctx);
 
 
 /* cert.c */

@@ -95,6 +95,15 @@ ngx_stream_dtls_bio_new(ngx_stream_dtls_conn_t *ctx)
 }
 
 
+/* the session (or new handshake) an SSL object belongs to, for callbacks */
+
+ngx_stream_dtls_conn_t *
+ngx_stream_dtls_ssl_conn(const SSL *ssl)
+{
+    return BIO_get_data(SSL_get_rbio(ssl));
+}
+
+
 static int
 ngx_stream_dtls_bio_write(BIO *bio, const char *buf, int len)
 {
@@ -159,7 +168,7 @@ ngx_stream_dtls_bio_read(BIO *bio, char *buf, int len)
     /* a new ClientHello once the session is up (RFC 6347, 4.2.8) */
 
     if (ctx->handshaked
-        && ngx_stream_dtls_new_hello(ctx, (u_char *) buf, n) == NGX_OK)
+        && ngx_stream_dtls_renew(ctx, (u_char *) buf, n) == NGX_OK)
     {
         BIO_set_retry_read(bio);
         return -1;

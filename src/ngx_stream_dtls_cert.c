@@ -119,9 +119,9 @@ ngx_stream_dtls_verify_callback(int ok, X509_STORE_CTX *store)
 
     OPENSSL_free(subject);
 
-    ctx = ngx_stream_dtls_get_conn(c);
+    ctx = ngx_stream_dtls_ssl_conn(ssl);
 
-    if (ctx && ctx->failure == NULL) {
+    if (ctx->failure == NULL) {
         ctx->failure = "client certificate verify error";
     }
 

@@ -19,8 +19,6 @@
 
 
 static void ngx_stream_dtls_handshake_handler(ngx_event_t *rev);
-static void ngx_stream_dtls_handshake_failed(ngx_connection_t *c,
-    ngx_stream_dtls_conn_t *ctx, const char *reason);
 static void ngx_stream_dtls_release(ngx_stream_dtls_conn_t *ctx);
 static void ngx_stream_dtls_cleanup(void *data);
 
@@ -295,7 +293,7 @@ ngx_stream_dtls_handshake_handler(ngx_event_t *rev)
 }
 
 
-static void
+void
 ngx_stream_dtls_handshake_failed(ngx_connection_t *c,
     ngx_stream_dtls_conn_t *ctx, const char *reason)
 {
@@ -370,9 +368,9 @@ ngx_stream_dtls_info_callback(const SSL *ssl, int where, int ret)
     ngx_log_error(NGX_LOG_INFO, c->log, 0, "DTLS fatal alert received: %s",
                   SSL_alert_desc_string_long(ret));
 
-    ctx = ngx_stream_dtls_get_conn(c);
+    ctx = ngx_stream_dtls_ssl_conn(ssl);
 
-    if (ctx && !ctx->handshaked && ctx->failure == NULL) {
+    if (!ctx->handshaked && ctx->failure == NULL) {
         ctx->failure = "alert received";
     }
 }
@@ -431,6 +429,7 @@ ngx_stream_dtls_cleanup(void *data)
     ngx_stream_dtls_conn_t  *ctx = data;
 
     ngx_stream_dtls_release(ctx);
+    ngx_stream_dtls_renew_free(ctx);
 
     /* the BIO goes with the SSL object; OpenSSL wipes its key copies */
 

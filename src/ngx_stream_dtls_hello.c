@@ -644,14 +644,11 @@ int
 ngx_stream_dtls_verify_cookie_cb(SSL *ssl, const unsigned char *cookie,
     unsigned int len)
 {
-    ngx_connection_t        *c;
     ngx_stream_dtls_conn_t  *ctx;
 
-    c = SSL_get_ex_data(ssl, ngx_ssl_connection_index);
-    ctx = ngx_stream_dtls_get_conn(c);
+    ctx = ngx_stream_dtls_ssl_conn(ssl);
 
-    return ctx != NULL
-           && len == NGX_STREAM_DTLS_COOKIE_LEN
+    return len == NGX_STREAM_DTLS_COOKIE_LEN
            && CRYPTO_memcmp(cookie, ctx->cookie, len) == 0;
 }
 

@@ -59,6 +59,19 @@ ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
     sslerr = SSL_get_error(ctx->ssl, n);
 
     if (sslerr == SSL_ERROR_WANT_READ || sslerr == SSL_ERROR_WANT_WRITE) {
+
+        /*
+         * The datagram may have been the last of a new handshake of the
+         * client (RFC 6347, 4.2.8): the session goes on with its keys, or
+         * ends if it authenticated another peer
+         */
+
+        if (ctx->renewal && ngx_stream_dtls_renew_finish(ctx) == NGX_DONE) {
+            /* the client holds no keys of this session: no close_notify */
+            ctx->closed = 1;
+            ngx_stream_dtls_close(c, ctx);
+        }
+
         return NGX_AGAIN;
     }
 
@@ -199,85 +212,6 @@ ngx_stream_dtls_send_chain(ngx_connection_t *c, ngx_chain_t *in,
     }
 
     return NULL;
-}
-
-
-/*
- * RFC 6347, 4.2.8: a ClientHello from the address and port of a live
- * session.  Its cookie exchange is stateless and leaves the session be.
- * A valid cookie proves the client receives there, and a random other
- * than this session's shows a new handshake, not a copy of the one that
- * made the session: the client lost its state (a device restarted), and
- * the session ends, so that the ClientHello's retransmission starts a new
- * one.  The BIO calls it for each datagram of an established session;
- * NGX_OK means the datagram was answered or dropped here, NGX_DECLINED
- * that it is OpenSSL's.
- */
-
-ngx_int_t
-ngx_stream_dtls_new_hello(ngx_stream_dtls_conn_t *ctx, u_char *p, size_t len)
-{
-    ngx_buf_t          b;
-    ngx_connection_t  *c;
-    u_char             cookie[NGX_STREAM_DTLS_COOKIE_LEN];
-    u_char             random[SSL3_RANDOM_SIZE];
-
-    c = ctx->connection;
-
-    /* an epoch-0 handshake record with a ClientHello, at a glance */
-
-    if (len < 13 + 12 + 2 + SSL3_RANDOM_SIZE
-        || p[0] != SSL3_RT_HANDSHAKE
-        || p[3] != 0 || p[4] != 0
-        || p[13] != SSL3_MT_CLIENT_HELLO)
-    {
-        return NGX_DECLINED;
-    }
-
-    if (ctx->conf->cookie == NULL) {
-        /* dtls_cookie off: nothing could prove the client is there */
-        return NGX_OK;
-    }
-
-    ngx_memzero(&b, sizeof(ngx_buf_t));
-    b.pos = p;
-    b.last = p + len;
-
-    switch (ngx_stream_dtls_hello(c, ctx->send_chain, ctx->conf->cookie, &b,
-                                  cookie))
-    {
-    case NGX_STREAM_DTLS_HELLO_OK:
-        break;
-
-    case NGX_STREAM_DTLS_HELLO_VERIFY:
-    case NGX_STREAM_DTLS_HELLO_BAD_COOKIE:
-        ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
-                       "dtls ClientHello in a session, "
-                       "HelloVerifyRequest sent");
-        return NGX_OK;
-
-    default:
-        return NGX_DECLINED;
-    }
-
-    (void) SSL_get_client_random(ctx->ssl, random, SSL3_RANDOM_SIZE);
-
-    if (ngx_memcmp(p + 13 + 12 + 2, random, SSL3_RANDOM_SIZE) == 0) {
-        ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
-                       "dtls copy of the session's ClientHello dropped");
-        return NGX_OK;
-    }
-
-    ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                  "client started a new handshake, DTLS session ended");
-
-    /* the client holds no keys of this session: no close_notify */
-
-    ctx->closed = 1;
-
-    ngx_stream_dtls_close(c, ctx);
-
-    return NGX_OK;
 }
 
 

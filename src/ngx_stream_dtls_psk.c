@@ -346,11 +346,9 @@ ngx_stream_dtls_psk_server_cb(SSL *ssl, const char *identity,
                   last - text, text,
                   len > NGX_STREAM_DTLS_IDENTITY_MAX_LEN ? "..." : "");
 
-    ctx = ngx_stream_dtls_get_conn(c);
+    ctx = ngx_stream_dtls_ssl_conn(ssl);
 
-    if (ctx) {
-        ctx->failure = "unknown PSK identity";
-    }
+    ctx->failure = "unknown PSK identity";
 
     return 0;
 }

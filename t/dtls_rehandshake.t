@@ -1,9 +1,12 @@
 #!/usr/bin/perl
 
 # A ClientHello from the address and port of a live session (RFC 6347,
-# 4.2.8): a client that restarted and kept its port starts a new session
-# after one retransmission, while a copy of the ClientHello that made the
-# session, or a ClientHello without a cookie, leaves the session working.
+# 4.2.8): a client that restarted and kept its port makes a new handshake
+# beside the live session, which goes on until the new one has finished
+# and then carries on with its keys; a new handshake left unfinished, a
+# copy of the ClientHello that made the session, or a ClientHello without
+# a cookie leave the session working; a new handshake that authenticates
+# another PSK identity ends the session.
 
 ###############################################################################
 
@@ -40,6 +43,7 @@ stream {
         listen                 127.0.0.1:%%PORT_8980_UDP%% udp;
         dtls                   on;
         dtls_psk_file          psk;
+        dtls_handshake_timeout 2s;
         proxy_pass             127.0.0.1:%%PORT_8981_UDP%%;
         proxy_timeout          30s;
     }
@@ -49,22 +53,22 @@ EOF
 
 my $key = join '', map { sprintf '%02x', int(rand(256)) } 1 .. 16;
 
-$t->write_file('psk', "dev-1:$key\n");
+$t->write_file('psk', "dev-1:$key\ndev-2:$key\n");
 chmod 0600, $t->testdir() . '/psk';
 
 $t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'be:');
-$t->run()->plan(31);
+$t->run()->plan(44);
 
 my $p = port(8980, udp => 1);
 my @good = ('-c', "127.0.0.1:$p", '-i', 'dev-1', '-k', $key);
 
-my $new_re = qr/client started a new handshake, DTLS session ended/;
+my $new_re = qr/client made a new handshake, DTLS session renewed/;
 
 ###############################################################################
 
-# a client that restarted and kept its port: the old session gives way to
-# the new handshake after one retransmission of its ClientHello, not at
-# proxy_timeout
+# a client that restarted and kept its port: its new handshake completes at
+# once, not after a retransmission or at proxy_timeout, and the session
+# goes on with it
 
 my $mark = $t->log_mark();
 
@@ -80,20 +84,58 @@ like($out, qr/^second recv be:hello-s2-2$/m,
 like($out, qr/^second echo ok n=2$/m, 'rehandshake: second session echo ok');
 
 my ($ms) = $out =~ /^second handshake took (\d+) ms$/m;
-ok(defined $ms && $ms < 3000,
-	'rehandshake: second handshake after a retransmission, not at '
-	. 'proxy_timeout') or diag($ms // 'no time');
+ok(defined $ms && $ms < 500,
+	'rehandshake: second handshake without waiting for a retransmission')
+	or diag($ms // 'no time');
 diag("second handshake: $ms ms") if defined $ms && $ENV{TEST_NGINX_VERBOSE};
 is($rc, 0, 'rehandshake: exit code');
 
 ok($t->wait_log(qr/\[info\].*$new_re/, 3, $mark), 'rehandshake: logged');
 is(scalar $t->grep_log($new_re, $mark), 1, 'rehandshake: logged once');
 
-# both sessions are over: the old one ended by the new handshake, the new
-# one by close_notify
+# one nginx session, renewed, ended by the close_notify of the second
 
-ok($t->wait_for(sub { access_lines() >= 2 }, 3),
-	'rehandshake: both sessions ended');
+ok($t->wait_for(sub { access_lines() >= 1 }, 3), 'rehandshake: session ended');
+is(scalar $t->grep_log(qr/new DTLS handshake of the client failed/, $mark),
+	0, 'rehandshake: no failure');
+
+###############################################################################
+
+# a new handshake left after the server's flight: the live session works
+# during it, and after nginx gave it up at dtls_handshake_timeout (2s)
+
+$mark = $t->log_mark();
+
+($out, $rc) = client(@good, '-m', 'renew-stall', '-n', '2', '-W', '3000',
+	'-t', '5000');
+like($out, qr/^first echo ok n=1$/m, 'renew-stall: session up');
+like($out, qr/^server flight received len=\d+$/m,
+	'renew-stall: new handshake begun') or diag($out);
+like($out, qr/^echo ok n=2$/m, 'renew-stall: live session works during it');
+like($out, qr/^epoch-0 datagram len=15 type=2$/m,
+	'renew-stall: handshake_failure alert at the timeout');
+like($out, qr/^late echo ok n=2$/m, 'renew-stall: and after it');
+is($rc, 0, 'renew-stall: exit code');
+
+ok($t->wait_log(qr/\[info\].*DTLS handshake failed: timed out/, 3, $mark),
+	'renew-stall: new handshake timed out');
+ok($t->wait_log(qr/new DTLS handshake of the client failed, the DTLS session goes on/, 3, $mark),
+	'renew-stall: session went on');
+is(scalar $t->grep_log($new_re, $mark), 0, 'renew-stall: not renewed');
+
+###############################################################################
+
+# a new handshake of another PSK identity from the same address and port
+# ends the session: what was decided for one peer does not pass to another
+
+$mark = $t->log_mark();
+
+($out, $rc) = client(@good, '-m', 'rehandshake', '-n', '1', '-I', 'dev-2',
+	'-t', '2000');
+like($out, qr/^second handshake ok /m, 'other peer: handshake done');
+unlike($out, qr/^second echo ok/m, 'other peer: no echo');
+ok($t->wait_log(qr/authenticated another peer, DTLS session ended/, 3,
+	$mark), 'other peer: session ended');
 
 ###############################################################################
 
@@ -138,18 +180,20 @@ is(scalar $t->grep_log($new_re, $mark), 0, 'replay-new: session not ended');
 
 $t->stop();
 
-# a line for each session: the two of the restarted client share its port
+# a line for each session: a renewed session is one; the session ended by
+# another peer's handshake is logged with its first identity
 
 my @access = split /\n/, $t->read_file('access.log');
-is(scalar(grep { /^\d+ dev-1 200 [\d.]+$/ } @access), 4,
-	'access log: four sessions') or diag(join "\n", @access);
+is(scalar(grep { /^\d+ dev-1 200 [\d.]+$/ } @access), 5,
+	'access log: five sessions, of dev-1') or diag(join "\n", @access);
 
 my %ports;
 $ports{(split / /)[0]}++ for @access;
-is(scalar(grep { $_ == 2 } values %ports), 1,
-	'access log: two sessions from the same client port');
+is(scalar(grep { $_ > 1 } values %ports), 0,
+	'access log: one session per client port');
 
-is(scalar $t->grep_log(qr/DTLS handshake failed/), 0, 'no failed handshakes');
+is(scalar $t->grep_log(qr/DTLS handshake failed/), 1,
+	'one failed handshake, the one left unfinished');
 is($t->log_alerts(), '', 'no alerts');
 
 ###############################################################################

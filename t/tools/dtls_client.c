@@ -53,6 +53,17 @@
  *               "reply len=N" or "reply none"), then -n echoes on the
  *               live session
  *
+ *   renew-stall handshake and one echo ("first echo ok n=1"); then from
+ *               the same socket a new ClientHello, the cookie exchange
+ *               and the server's flight ("server flight received len=N"),
+ *               and nothing more of that handshake; -n echoes on the live
+ *               session ("echo ok n=N"); with -W, a wait of MS showing
+ *               the epoch-0 datagrams that come ("epoch-0 datagram len=N
+ *               type=T"), then -n more echoes ("late echo ok n=N")
+ *
+ * With -I, the second session of rehandshake mode uses that PSK identity
+ * (and the same key).
+ *
  * In rehandshake and replay modes replies must end with what was sent,
  * and epoch-0 datagrams arriving while the client waits after a replay
  * are read raw and shown as "reply after replay len=N type=T".
@@ -115,7 +126,8 @@ typedef enum {
     MODE_PARALLEL,
     MODE_REHANDSHAKE,
     MODE_REPLAY,
-    MODE_REPLAY_NEW
+    MODE_REPLAY_NEW,
+    MODE_RENEW_STALL
 } dtls_mode_e;
 
 
@@ -124,6 +136,7 @@ typedef struct {
     socklen_t                peer_len;
     const char              *peer_str;
     const char              *identity;
+    const char              *identity2;
     unsigned char            key[256];
     size_t                   key_len;
     int                      has_key;
@@ -138,6 +151,7 @@ typedef struct {
     long                     parallel;
     const char              *payload;
     long                     timeout;
+    long                     wait;
     int                      resume;
     int                      verbose;
 } conf_t;
@@ -209,11 +223,12 @@ static int mode_garbage(void);
 static int mode_multi(void);
 static int mode_rehandshake(void);
 static int mode_replay(void);
+static int mode_renew_stall(void);
 static int sess_echoes(sess_t *s, const char *tag, long n);
 static long record_cb(BIO *b, int oper, const char *argp, size_t len,
     int argi, long argl, int ret, size_t *processed);
 static int hello_cookie_len(const unsigned char *p, size_t len);
-static void wait_epoch0(sess_t *s, int64_t until);
+static void wait_epoch0(sess_t *s, int64_t until, const char *what);
 static void *worker(void *arg);
 static int run_session(int id, int echoes, SSL_SESSION *resume,
     SSL_SESSION **save, int *reused);
@@ -260,6 +275,9 @@ main(int argc, char **argv)
     case MODE_REPLAY_NEW:
         rc = mode_replay();
         break;
+    case MODE_RENEW_STALL:
+        rc = mode_renew_stall();
+        break;
     default:
         rc = mode_single();
         break;
@@ -291,7 +309,7 @@ usage(void)
         "  -M MTU        largest datagram sent (default 1200)\n"
         "  -m MODE       echo, send-only, handshake, nocookie, stall,\n"
         "                garbage, sequential, parallel, rehandshake,\n"
-        "                replay, replay-new (default echo)\n"
+        "                replay, replay-new, renew-stall (default echo)\n"
         "  -n N          datagrams (echo, parallel, garbage; rehandshake:\n"
         "                each session; replay: after the replay) or\n"
         "                sessions (sequential), default 1\n"
@@ -300,6 +318,8 @@ usage(void)
         "                number is the datagram length\n"
         "  -t MS         timeout per session (default 5000)\n"
         "  -R            sequential: resume the first session\n"
+        "  -I IDENTITY   rehandshake: the second session's PSK identity\n"
+        "  -W MS         renew-stall: the wait before the late echoes\n"
         "  -v            trace to stderr\n");
 }
 
@@ -319,7 +339,7 @@ parse_args(int argc, char **argv)
     cf.payload = "hello";
     cf.timeout = 5000;
 
-    while ((opt = getopt(argc, argv, "c:i:k:C:a:K:A:S:M:m:n:P:s:t:Rvh"))
+    while ((opt = getopt(argc, argv, "c:i:I:k:C:a:K:A:S:M:m:n:P:s:t:W:Rvh"))
            != -1)
     {
         switch (opt) {
@@ -333,6 +353,15 @@ parse_args(int argc, char **argv)
             break;
         case 'i':
             cf.identity = optarg;
+            break;
+        case 'I':
+            cf.identity2 = optarg;
+            break;
+        case 'W':
+            cf.wait = strtol(optarg, &end, 10);
+            if (*end != '\0' || cf.wait < 0) {
+                return -1;
+            }
             break;
         case 'k':
             if (parse_hex(optarg, cf.key, sizeof(cf.key), &cf.key_len) != 0) {
@@ -386,6 +415,8 @@ parse_args(int argc, char **argv)
                 cf.mode = MODE_REPLAY;
             } else if (strcmp(optarg, "replay-new") == 0) {
                 cf.mode = MODE_REPLAY_NEW;
+            } else if (strcmp(optarg, "renew-stall") == 0) {
+                cf.mode = MODE_RENEW_STALL;
             } else {
                 fprintf(stderr, "dtls_client: unknown mode \"%s\"\n", optarg);
                 return -1;
@@ -1816,6 +1847,10 @@ mode_rehandshake(void)
     s.alert[0] = '\0';
     s.deadline = now_ms() + cf.timeout;
 
+    if (cf.identity2) {
+        cf.identity = cf.identity2;
+    }
+
     if (sess_ssl_new(&s, NULL) != 0) {
         return 1;
     }
@@ -1913,7 +1948,7 @@ record_cb(BIO *b, int oper, const char *argp, size_t len, int argi,
  */
 
 static void
-wait_epoch0(sess_t *s, int64_t until)
+wait_epoch0(sess_t *s, int64_t until, const char *what)
 {
     int            rc;
     ssize_t        n;
@@ -1947,7 +1982,7 @@ wait_epoch0(sess_t *s, int64_t until)
 
         if (n >= REC_HDR && buf[3] == 0 && buf[4] == 0) {
             n = recv(s->fd, buf, sizeof(buf), MSG_DONTWAIT);
-            out(s, "reply after replay len=%zd type=%d", n,
+            out(s, "%s len=%zd type=%d", what, n,
                 n > REC_HDR ? buf[REC_HDR] : -1);
             continue;
         }
@@ -2011,7 +2046,7 @@ mode_replay(void)
 
         out(&s, "replayed clienthello len=%d", rec_hello_len);
 
-        wait_epoch0(&s, now_ms() + 500);
+        wait_epoch0(&s, now_ms() + 500, "reply after replay");
 
     } else {
         ssl2 = NULL;
@@ -2056,6 +2091,125 @@ mode_replay(void)
 
 done:
 
+    sess_free(&s);
+    return rc;
+}
+
+
+/*
+ * A new handshake from the socket of a live session, stopped after the
+ * server's flight: the live session must go on, during it and after the
+ * server gave it up.
+ */
+
+static int
+mode_renew_stall(void)
+{
+    int            rc, n, len;
+    SSL           *ssl2;
+    BIO           *rbio, *wbio;
+    char           data[64];
+    size_t         cookie_len;
+    int64_t        deadline;
+    sess_t         s;
+    unsigned char  hello[BUF_SIZE], buf[BUF_SIZE];
+
+    if (sess_open(&s, 0, NULL) != 0) {
+        return 1;
+    }
+
+    rc = 1;
+    ssl2 = NULL;
+
+    if (sess_handshake(&s) != 0) {
+        goto done;
+    }
+
+    snprintf(data, sizeof(data), "%.40s-0", cf.payload);
+
+    if (sess_echo(&s, data, 1) != 0) {
+        goto done;
+    }
+
+    out(&s, "first echo ok n=1");
+
+    /* the new handshake, by hand: ClientHello, cookie, server flight */
+
+    deadline = now_ms() + cf.timeout;
+
+    len = raw_client_hello(&ssl2, &rbio, &wbio, hello, sizeof(hello));
+
+    if (len < 0 || send(s.fd, hello, len, 0) != len) {
+        out(&s, "new handshake failed: cannot send a ClientHello");
+        goto done;
+    }
+
+    n = raw_recv(s.fd, buf, sizeof(buf), deadline);
+
+    if (n < 0 || !is_hvr(buf, n, &cookie_len)) {
+        out(&s, "new handshake failed: no HelloVerifyRequest");
+        goto done;
+    }
+
+    BIO_write(rbio, buf, n);
+
+    ERR_clear_error();
+
+    if (SSL_connect(ssl2) != -1
+        || SSL_get_error(ssl2, -1) != SSL_ERROR_WANT_READ)
+    {
+        out(&s, "new handshake failed: no second ClientHello");
+        goto done;
+    }
+
+    len = BIO_read(wbio, hello, sizeof(hello));
+
+    if (len <= 0 || send(s.fd, hello, len, 0) != len) {
+        out(&s, "new handshake failed: cannot send the second ClientHello");
+        goto done;
+    }
+
+    n = raw_recv(s.fd, buf, sizeof(buf), deadline);
+
+    if (n <= REC_HDR || buf[0] != SSL3_RT_HANDSHAKE
+        || buf[3] != 0 || buf[4] != 0
+        || buf[REC_HDR] != SSL3_MT_SERVER_HELLO)
+    {
+        out(&s, "new handshake failed: no server flight");
+        goto done;
+    }
+
+    out(&s, "server flight received len=%d", n);
+
+    /* the live session, while the server waits for the rest */
+
+    s.deadline = now_ms() + cf.timeout;
+
+    if (sess_echoes(&s, "", cf.n) != 0) {
+        goto done;
+    }
+
+    out(&s, "echo ok n=%ld", cf.n);
+
+    if (cf.wait > 0) {
+        wait_epoch0(&s, now_ms() + cf.wait, "epoch-0 datagram");
+
+        s.deadline = now_ms() + cf.timeout;
+
+        if (sess_echoes(&s, "late-", cf.n) != 0) {
+            goto done;
+        }
+
+        out(&s, "late echo ok n=%ld", cf.n);
+    }
+
+    rc = 0;
+
+    sess_shutdown(&s, 1);
+
+done:
+
+    SSL_free(ssl2);
     sess_free(&s);
     return rc;
 }
