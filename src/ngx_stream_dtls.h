@@ -109,6 +109,7 @@ typedef struct {
 
     ngx_buf_t                  *first;      /* ClientHello not yet read */
     ngx_msec_t                  deadline;   /* of the handshake */
+    size_t                      data_mtu;   /* a record's data at most */
 
     u_char                      cookie[NGX_STREAM_DTLS_COOKIE_LEN];
 
@@ -168,7 +169,8 @@ ssize_t ngx_stream_dtls_send_datagram(ngx_connection_t *c,
 
 /* io.c: the session's I/O once the handshake is done */
 
-void ngx_stream_dtls_set_io(ngx_connection_t *c);
+void ngx_stream_dtls_set_io(ngx_connection_t *c,
+    ngx_stream_dtls_conn_t *ctx);
 ssize_t ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size);
 ssize_t ngx_stream_dtls_send(ngx_connection_t *c, u_char *buf, size_t size);
 ngx_chain_t *ngx_stream_dtls_send_chain(ngx_connection_t *c, ngx_chain_t *in,

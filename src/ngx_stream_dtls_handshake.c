@@ -167,7 +167,7 @@ ngx_stream_dtls_handshake(ngx_stream_session_t *s)
             ngx_del_timer(c->read);
         }
 
-        ngx_stream_dtls_set_io(c);
+        ngx_stream_dtls_set_io(c, ctx);
 
         ngx_log_debug2(NGX_LOG_DEBUG_STREAM, c->log, 0,
                        "dtls handshake done: %s, %s",

@@ -23,8 +23,12 @@ static void ngx_stream_dtls_close(ngx_connection_t *c,
 
 
 void
-ngx_stream_dtls_set_io(ngx_connection_t *c)
+ngx_stream_dtls_set_io(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx)
 {
+    /* what a record can carry, known once the cipher is: lookups */
+
+    ctx->data_mtu = DTLS_get_data_mtu(ctx->ssl);
+
     c->recv = ngx_stream_dtls_recv;
     c->send = ngx_stream_dtls_send;
     c->send_chain = ngx_stream_dtls_send_chain;
@@ -50,7 +54,7 @@ ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
 
     if (n > 0) {
         /* the datagram may hold another record */
-        c->read->ready = 1;
+        c->read->ready = SSL_has_pending(ctx->ssl) ? 1 : 0;
         return n;
     }
 
@@ -98,7 +102,6 @@ ssize_t
 ngx_stream_dtls_send(ngx_connection_t *c, u_char *buf, size_t size)
 {
     int                      n;
-    size_t                   max;
     ngx_stream_dtls_conn_t  *ctx;
 
     ctx = ngx_stream_dtls_get_conn(c);
@@ -111,13 +114,11 @@ ngx_stream_dtls_send(ngx_connection_t *c, u_char *buf, size_t size)
         return 0;
     }
 
-    max = DTLS_get_data_mtu(ctx->ssl);
-
-    if (size > max) {
+    if (size > ctx->data_mtu) {
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "datagram of %uz bytes dropped: a record of it "
                       "exceeds dtls_mtu (%uz bytes of data at most)",
-                      size, max);
+                      size, ctx->data_mtu);
         return size;
     }
 
