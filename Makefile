@@ -5,6 +5,7 @@
 #                    (build/nginx/modules/ngx_stream_dtls_module.so)
 #   make run         nginx on 127.0.0.1:5684 in front of a UDP echo backend
 #   make test        the test suite (prove)
+#   make bench       the benchmark: docs/benchmarks.md, .json, bench-*.png
 #
 # NGINX_SRC=/path/to/nginx-1.22.1 builds against that tree instead of
 # Debian's source package.
@@ -30,7 +31,8 @@ NGINX_CC_OPT ?= -O2 -g
 NGINX_LD_OPT ?=
 
 TOOLS = $(BUILD)/tools/dtls_client $(BUILD)/tools/udp_echo \
-        $(BUILD)/tools/udp_relay
+        $(BUILD)/tools/udp_relay $(BUILD)/tools/dtls_load \
+        $(BUILD)/tools/dtls_floor
 
 # nginx and the module under AddressSanitizer and UBSan, for make test-asan;
 # nginx core copies empty strings from NULL (ngx_pstrdup() at start-up),
@@ -43,8 +45,8 @@ ASAN_LOGS = $(BUILD)/asan-logs
 # fuzzing: clang and libFuzzer, see t/fuzz/README.md
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps source run test test-asan fuzz tools interop-report clean \
-        distclean
+.PHONY: all deps source run test test-asan fuzz bench tools interop-report \
+        clean distclean
 
 all: $(PREFIX)/sbin/nginx $(PREFIX)/modules/ngx_stream_dtls_module.so
 
@@ -115,14 +117,14 @@ TEST_PACKAGES = openssl gnutls-bin libcoap3-bin golang-go \
 
 test: all tools
 	@sh scripts/deps.sh $(TEST_PACKAGES)
-	@sh scripts/interop-deps.sh
+	@sh scripts/interop-deps.sh pion node pion_proxy
 	prove -I t/lib t/
 
 # the whole suite against the sanitized nginx; any report fails it
 
 test-asan: all tools $(ASAN_NGINX)
 	@sh scripts/deps.sh $(TEST_PACKAGES)
-	@sh scripts/interop-deps.sh
+	@sh scripts/interop-deps.sh pion node pion_proxy
 	rm -rf $(ASAN_LOGS) && mkdir -p $(ASAN_LOGS)
 	TEST_NGINX_BINARY=$(ASAN_NGINX) TEST_NGINX_ASAN=1 \
 	ASAN_OPTIONS=detect_leaks=1:log_path=$(ASAN_LOGS)/asan \
@@ -139,6 +141,17 @@ test-asan: all tools $(ASAN_NGINX)
 fuzz:
 	$(MAKE) -C t/fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS) NGINX_SRC=$(SRC) \
 	    JOBS=$(JOBS)
+
+# side by side with nginx's plain UDP proxy, a pion/dtls proxy and
+# OpenSSL's in-process floor (bench/bench.pl; BENCH_SECONDS, BENCH_REPEAT)
+
+BENCH_PACKAGES = gnuplot-nox golang-go golang-github-pion-dtls.v2-dev \
+                 procps util-linux
+
+bench: all tools
+	@sh scripts/deps.sh $(BENCH_PACKAGES)
+	@sh scripts/interop-deps.sh pion_proxy
+	perl bench/bench.pl
 
 # docs/interop.md from the interop tests' last run
 

@@ -463,6 +463,13 @@ ngx_stream_dtls_create_ctx(ngx_conf_t *cf, ngx_stream_dtls_srv_conf_t *dscf)
 
     SSL_CTX_set_max_cert_list(ctx, NGX_STREAM_DTLS_MAX_HANDSHAKE_MESSAGE);
 
+    /*
+     * no record nginx sends is larger than dtls_mtu: its write buffer
+     * need not hold 16K of data for the session's life (512 at least)
+     */
+
+    SSL_CTX_set_max_send_fragment(ctx, ngx_max(dscf->mtu, 512));
+
     SSL_CTX_set_read_ahead(ctx, 1);
 
     if (SSL_CTX_set_session_id_context(ctx, (u_char *) "ngx_dtls", 8) != 1) {

@@ -1,17 +1,21 @@
 #!/bin/sh
-# The clients of the interop tests that are not Debian binaries:
+# The clients of the interop tests that are not Debian binaries, and the
+# benchmark's pion proxy:
 #
 #   build/tools/pion_client        t/interop/pion/main.go, built offline in
 #                                  GOPATH mode with Debian's
 #                                  golang-github-pion-dtls.v2-dev
 #   build/interop-node/node_modules node-dtls-client, as pinned by
 #                                  t/interop/node/package-lock.json
+#   build/tools/pion_proxy         bench/pion_proxy/main.go, built as
+#                                  pion_client is (only when asked for)
 #
-# Idempotent and quick when both are up to date. A missing go or node/npm
-# (or Debian's pion sources) is not an error: the test that needs it skips.
+# Idempotent and quick when up to date. A missing go or node/npm (or
+# Debian's pion sources) is not an error: the test that needs it skips.
 # Exits non-zero only when a build or install that could run failed.
 #
-# Usage: scripts/interop-deps.sh [pion|node ...]   (default: both)
+# Usage: scripts/interop-deps.sh [pion|node|pion_proxy ...]
+#        (default: pion node)
 
 set -eu
 
@@ -22,17 +26,22 @@ what=${*:-"pion node"}
 
 say() { echo "interop-deps: $*"; }
 
-pion() {
-    src=$TOP/t/interop/pion/main.go
-    bin=$BUILD/tools/pion_client
+# go_build DIR BIN WHO: the Go program in DIR (package main, its own
+# directory) into BIN; WHO is what skips without it
+
+go_build() {
+    dir=$1
+    bin=$2
+    who=$3
     gopath=/usr/share/gocode
 
-    if [ -x "$bin" ] && [ -z "$(find "$src" -newer "$bin")" ]; then
+    if [ -x "$bin" ] && [ -z "$(find "$dir" -name '*.go' -newer "$bin")" ]
+    then
         return 0
     fi
 
     if ! command -v go >/dev/null 2>&1; then
-        say "no go: not building $bin (t/interop_pion.t will skip)"
+        say "no go: not building $bin ($who will skip)"
         return 0
     fi
 
@@ -47,7 +56,7 @@ pion() {
     # GOPATH mode: Debian's sources resolve the imports, nothing is
     # downloaded; the cache stays in build/
 
-    if ! (cd "$TOP/t/interop/pion" && \
+    if ! (cd "$dir" && \
           env GO111MODULE=off GOPATH="$gopath" GOFLAGS= GOPROXY=off \
               GOCACHE="$BUILD/go-cache" CGO_ENABLED=0 \
               go build -o "$bin.new" .)
@@ -59,6 +68,16 @@ pion() {
 
     mv -f "$bin.new" "$bin"
     say "built $bin"
+}
+
+pion() {
+    go_build "$TOP/t/interop/pion" "$BUILD/tools/pion_client" \
+        "t/interop_pion.t"
+}
+
+pion_proxy() {
+    go_build "$TOP/bench/pion_proxy" "$BUILD/tools/pion_proxy" \
+        "the benchmark's pion run"
 }
 
 node_client() {
@@ -115,6 +134,7 @@ rc=0
 for w in $what; do
     case $w in
     pion) pion || rc=1 ;;
+    pion_proxy) pion_proxy || rc=1 ;;
     node) node_client || rc=1 ;;
     *) say "unknown: $w"; rc=2 ;;
     esac

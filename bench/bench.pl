@@ -1,0 +1,752 @@
+#!/usr/bin/perl
+
+# make bench: ngx_dtls side by side with its peers, in one run.
+#
+#   nginx + ngx_dtls (DTLS-PSK)  -> UDP echo backend
+#   nginx, plain UDP proxy       -> the same backend (the ceiling)
+#   pion/dtls PSK proxy (Go)     -> the same backend (the alternative)
+#   OpenSSL in one process over memory BIOs (the floor)
+#
+# The server under test runs on CPU 0 (one nginx worker; the pion proxy
+# with GOMAXPROCS=1), the load generator (build/tools/dtls_load) and the
+# echo backend on CPU 1; the servers take turns, run after run, so that
+# the ratios hold on a noisy machine.  Writes docs/benchmarks.json, the
+# plots docs/bench-*.png, and docs/benchmarks.md from them.
+#
+# Knobs: BENCH_SECONDS (per run, default 3), BENCH_REPEAT (default 3),
+# BENCH_SESSIONS (idle session counts, default "1000,10000,18000"),
+# BENCH_OUT (default docs/).
+
+use warnings;
+use strict;
+
+use Cwd qw/ abs_path /;
+use File::Basename qw/ dirname /;
+use File::Temp qw/ tempdir /;
+use IO::Socket::IP;
+use JSON::PP;
+use POSIX qw/ WNOHANG strftime /;
+use Time::HiRes qw/ sleep time /;
+
+###############################################################################
+
+my $TOP = abs_path(dirname(__FILE__) . '/..');
+my $TOOLS = "$TOP/build/tools";
+my $NGINX = "$TOP/build/nginx/sbin/nginx";
+my $OUT = $ENV{BENCH_OUT} || "$TOP/docs";
+
+my $SECONDS = $ENV{BENCH_SECONDS} || 3;
+my $REPEAT = $ENV{BENCH_REPEAT} || 3;
+my @SESSIONS = split /,/, ($ENV{BENCH_SESSIONS} || '1000,10000,18000');
+my @CONCURRENCY = (1, 4, 16, 64, 256, 1024);
+my @PAYLOADS = (16, 64, 256, 1200);
+
+my $CIPHER = 'PSK-AES128-CCM8';
+my $PION_CIPHER = 'TLS_PSK_WITH_AES_128_CCM_8';
+
+my $SERVER_CPU = 0;
+my $CLIENT_CPU = 1;
+
+# 1200-byte payloads need records of 1200 bytes of data: 1300 on the wire
+my $MTU = 1300;
+
+# socket receive buffers of 4 MB (the machine's rmem_max) for every socket
+# of the run, servers, backend and clients alike: with Linux's 208 KB
+# default a listening socket overflows at a few hundred clients, and the
+# lost flights wait for a 1 s retransmission
+my $RMEM = 4194304;
+
+my $dir = tempdir('ngx-dtls-bench-XXXXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $started = time();
+
+my (%pids, %holders, @runs, @memory, @scaling, %floor, %meta);
+
+my $rmem_default = set_rmem($RMEM);
+
+$SIG{INT} = $SIG{TERM} = sub { stop_all(); exit 1 };
+END { stop_all(); set_rmem($rmem_default) if $rmem_default }
+
+###############################################################################
+
+# the key: made here, for this run only
+
+my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
+
+write_file("$dir/psk", "bench:$key\n");
+chmod 0600, "$dir/psk";
+
+my %port = map { $_ => free_port() } qw/ echo dtls plain pion /;
+
+meta();
+
+say("backend: udp_echo on 127.0.0.1:$port{echo} (cpu $CLIENT_CPU)");
+spawn('echo', $CLIENT_CPU, "$TOOLS/udp_echo", '-l', "127.0.0.1:$port{echo}");
+
+start_nginx();
+start_pion();
+
+my %server = (
+	dtls => { name => 'nginx + ngx_dtls', port => $port{dtls},
+		pid => sub { nginx_worker() } },
+	plain => { name => 'nginx plain UDP', port => $port{plain}, plain => 1,
+		pid => sub { nginx_worker() } },
+	pion => { name => 'pion/dtls proxy', port => $port{pion},
+		pid => sub { $pids{pion} } },
+);
+
+###############################################################################
+
+# 1. handshakes: each a full handshake, one echo, close_notify
+
+say("handshakes/s, concurrency 64, $REPEAT x ${SECONDS}s each");
+
+for my $rep (1 .. $REPEAT) {
+	for my $s (qw/ dtls pion /) {
+		push @runs, measure($s, 'handshake', 64, 16, rep => $rep,
+			group => 'handshake');
+	}
+}
+
+# 2. echo round trips on persistent sessions, each payload
+
+say("echo/s, concurrency 64, payloads @PAYLOADS, $REPEAT x ${SECONDS}s each");
+
+for my $size (@PAYLOADS) {
+	for my $rep (1 .. $REPEAT) {
+		for my $s (qw/ dtls plain pion /) {
+			push @runs, measure($s, 'echo', 64, $size, rep => $rep,
+				group => 'echo');
+		}
+	}
+}
+
+# 3. OpenSSL's floor: the server half of a handshake in one process
+
+say("OpenSSL floor (cpu $SERVER_CPU)");
+
+$floor{handshake} = floor_run('-m', 'handshake', '-d', $SECONDS,
+	'-M', $MTU);
+$floor{memory_openssl_default} = floor_run('-m', 'memory', '-N', 1000,
+	'-M', $MTU);
+
+# as ngx_dtls sets its SSL_CTX up: no record larger than dtls_mtu
+
+$floor{memory} = floor_run('-m', 'memory', '-N', 1000, '-M', $MTU,
+	'-F', $MTU);
+
+# 4. how rates grow with concurrency
+
+say("concurrency sweep @CONCURRENCY");
+
+for my $n (@CONCURRENCY) {
+	for my $s (qw/ dtls pion /) {
+		push @runs, measure($s, 'handshake', $n, 16, group => 'sweep');
+	}
+	for my $s (qw/ dtls plain pion /) {
+		push @runs, measure($s, 'echo', $n, 64, group => 'sweep');
+	}
+}
+
+# 5. memory per idle session, and handshake cost with sessions held
+
+say("idle sessions @SESSIONS");
+
+for my $s (qw/ dtls plain pion /) {
+	memory_curve($s);
+}
+
+stop_all();
+
+###############################################################################
+
+my $results = {
+	meta => \%meta,
+	runs => \@runs,
+	floor => \%floor,
+	memory => \@memory,
+	scaling => \@scaling,
+	summary => summary(),
+	seconds => sprintf('%.0f', time() - $started),
+};
+
+write_file("$OUT/benchmarks.json",
+	JSON::PP->new->pretty->canonical->encode($results));
+
+plots($results);
+report($results);
+
+say(sprintf("done in %.0fs: %s/benchmarks.md", time() - $started, $OUT));
+
+###############################################################################
+
+sub measure {
+	my ($s, $mode, $n, $size, %o) = @_;
+
+	my $srv = $server{$s};
+	my @args = ('-c', "127.0.0.1:$srv->{port}", '-m', $mode, '-n', $n,
+		'-s', $size, '-d', $SECONDS, '-w', 1, '-b', '127.0.0.2',
+		'-M', $MTU);
+
+	push @args, $srv->{plain} ? ('-u')
+		: ('-i', 'bench', '-k', $key, '-C', $CIPHER);
+
+	my $pid = $srv->{pid}->();
+	my ($user0, $sys0) = cpu_seconds($pid);
+	my $t0 = time();
+
+	my $r = load(@args);
+
+	my ($user1, $sys1) = cpu_seconds($pid);
+	my $cpu = $user1 + $sys1 - $user0 - $sys0;
+	my $wall = time() - $t0;
+
+	$r->{server} = $s;
+	$r->{group} = $o{group};
+	$r->{rep} = $o{rep} if $o{rep};
+
+	# the server's CPU over the whole run (warm-up and set-up included),
+	# per operation of the measured part, scaled to the run
+
+	my $ops = $mode eq 'handshake' ? $r->{handshakes} : $r->{echoes};
+	my $rate = $mode eq 'handshake' ? $r->{handshakes_per_s}
+		: $r->{echoes_per_s};
+
+	$r->{server_cpu_s} = $cpu;
+	$r->{server_cpu_share} = $wall > 0 ? $cpu / $wall : 0;
+	$r->{server_cpu_us_per_op} = $rate > 0 && $wall > 0
+		? 1e6 * ($cpu / $wall) / $rate : undef;
+	$r->{server_user_us_per_op} = $rate > 0 && $wall > 0
+		? 1e6 * (($user1 - $user0) / $wall) / $rate : undef;
+
+	say(sprintf("  %-6s %-9s n=%-4d %4dB  %9.0f/s  p50 %6dus  p99 %6dus"
+		. "  server cpu %3.0f%%  fail %d retr %d",
+		$s, $mode, $n, $size, $rate || 0, $r->{latency_us}{p50} // 0,
+		$r->{latency_us}{p99} // 0, 100 * $r->{server_cpu_share},
+		$r->{failures} // 0, $r->{retransmissions} // 0));
+
+	return $r;
+}
+
+sub load {
+	my (@args) = @_;
+
+	my $out = qx{taskset -c $CLIENT_CPU $TOOLS/dtls_load @args 2>>$dir/load.err};
+	my ($line) = grep { /^\{/ } reverse split /\n/, $out;
+
+	die "dtls_load @args: no result (see $dir/load.err)\n"
+		unless defined $line;
+
+	return decode_json($line);
+}
+
+sub floor_run {
+	my (@args) = @_;
+
+	my $out = qx{taskset -c $SERVER_CPU $TOOLS/dtls_floor -C $CIPHER @args};
+	my ($line) = grep { /^\{/ } reverse split /\n/, $out;
+
+	die "dtls_floor @args: no result\n" unless defined $line;
+
+	my $r = decode_json($line);
+	say("  floor " . join(' ', map { "$_=" . (ref $r->{$_} ? '...'
+		: $r->{$_} // '-') } sort keys %$r));
+	return $r;
+}
+
+# RSS per idle established session at each count (sessions added to those
+# already held), and what a handshake costs the server meanwhile
+
+sub memory_curve {
+	my ($s) = @_;
+
+	my $srv = $server{$s};
+
+	# a fresh server process; a few sessions first warm the allocator and
+	# the code up, and the RSS after they ended is the base
+
+	restart($s);
+	my $pid = $srv->{pid}->();
+
+	hold_stop(hold_start($srv, 100));
+	sleep 1;
+
+	my $base = rss_kb($pid);
+	my ($held, @holders) = (0);
+
+	for my $n (@SESSIONS) {
+		push @holders, hold_start($srv, $n - $held);
+		$held = $n;
+		sleep 1;
+
+		my $rss = rss_kb($pid);
+		my $per = ($rss - $base) * 1024 / $n;
+
+		push @memory, { server => $s, sessions => $n, rss_kb => $rss,
+			base_rss_kb => $base, bytes_per_session => int($per) };
+
+		say(sprintf("  %-6s %6d sessions: RSS %d kB (base %d kB), "
+			. "%.1f kB per session", $s, $n, $rss, $base, $per / 1024));
+
+		next if $srv->{plain};
+
+		my $hs = measure($s, 'handshake', 16, 16, group => 'held');
+
+		push @scaling, { server => $s, sessions => $n,
+			handshakes_per_s => $hs->{handshakes_per_s},
+			server_cpu_us_per_handshake => $hs->{server_cpu_us_per_op} };
+	}
+
+	hold_stop(@holders);
+}
+
+# n more idle sessions, in as many dtls_load processes as the fd limit
+# asks for; each prints a line when all its sessions are up
+
+sub hold_start {
+	my ($srv, $n) = @_;
+
+	my $per_process = 15000;
+	my @holders;
+
+	while ($n > 0) {
+		my $k = $n > $per_process ? $per_process : $n;
+		$n -= $k;
+
+		my @args = ('-c', "127.0.0.1:$srv->{port}", '-m', 'hold',
+			'-N', $k, '-n', 64, '-b', '127.0.0.2', '-t', 10000,
+			'-M', $MTU);
+
+		push @args, $srv->{plain} ? ('-u')
+			: ('-i', 'bench', '-k', $key, '-C', $CIPHER);
+
+		pipe(my $r, my $w) or die "pipe: $!\n";
+		pipe(my $in_r, my $in_w) or die "pipe: $!\n";
+
+		my $pid = fork() // die "fork: $!\n";
+
+		if ($pid == 0) {
+			close $r;
+			close $in_w;
+			open STDOUT, '>&', $w or die;
+			open STDIN, '<&', $in_r or die;
+			open STDERR, '>>', "$dir/load.err";
+			exec('taskset', '-c', $CLIENT_CPU, "$TOOLS/dtls_load", @args)
+				or die "exec: $!\n";
+		}
+
+		close $w;
+		close $in_r;
+
+		my $line = <$r>;
+		die "dtls_load hold: no ready line (see $dir/load.err)\n"
+			unless defined $line;
+
+		my $ready = decode_json($line);
+		die "dtls_load hold: not ready: $line" unless $ready->{ready};
+
+		push @holders, [ $pid, $in_w, $r ];
+		$holders{$pid} = 1;
+	}
+
+	return @holders;
+}
+
+# stdin closed: the holders close their sessions and exit
+
+sub hold_stop {
+	for my $h (@_) {
+		close $h->[1];
+		my $r = $h->[2];
+		my @rest = <$r>;
+		waitpid($h->[0], 0);
+		delete $holders{$h->[0]};
+	}
+}
+
+sub restart {
+	my ($s) = @_;
+
+	if ($s eq 'pion') {
+		stop('pion');
+		start_pion();
+	} else {
+		stop('nginx');
+		start_nginx();
+	}
+}
+
+###############################################################################
+
+sub start_nginx {
+	my $conf = <<"EOF";
+daemon off;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+error_log $dir/error.log notice;
+pid $dir/nginx.pid;
+
+events {
+    worker_connections 45000;
+}
+
+stream {
+    # the upstream sockets bind to 127.0.0.1, the clients to 127.0.0.2:
+    # two ephemeral port ranges, not one for both
+
+    server {
+        listen                127.0.0.1:$port{dtls} udp;
+        dtls                  on;
+        dtls_psk_file         $dir/psk;
+        dtls_ciphers          $CIPHER;
+        dtls_handshake_limit  4096;
+        dtls_mtu              $MTU;
+        proxy_pass            127.0.0.1:$port{echo};
+        proxy_bind            127.0.0.1;
+        proxy_timeout         10m;
+    }
+
+    server {
+        listen                127.0.0.1:$port{plain} udp;
+        proxy_pass            127.0.0.1:$port{echo};
+        proxy_bind            127.0.0.1;
+        proxy_timeout         10m;
+    }
+}
+EOF
+
+	write_file("$dir/nginx.conf", $conf);
+
+	spawn('nginx', $SERVER_CPU, $NGINX, '-p', $dir, '-c',
+		"$dir/nginx.conf");
+
+	wait_for(sub { nginx_worker() }, 10) or die "nginx did not start\n";
+	wait_udp($port{dtls});
+}
+
+sub nginx_worker {
+	my $master = $pids{nginx} or return undef;
+	my ($w) = split /\s+/, `pgrep -P $master 2>/dev/null` || '';
+	return $w || undef;
+}
+
+sub start_pion {
+	local $ENV{GOMAXPROCS} = 1;
+
+	spawn('pion', $SERVER_CPU, "$TOOLS/pion_proxy",
+		'--listen', "127.0.0.1:$port{pion}",
+		'--backend', "127.0.0.1:$port{echo}",
+		'--psk-file', "$dir/psk", '--cipher', $PION_CIPHER,
+		'--bind', '127.0.0.1', '--mtu', $MTU);
+
+	wait_udp($port{pion});
+}
+
+# a UDP port is bound when binding it again fails
+
+sub wait_udp {
+	my ($port) = @_;
+
+	wait_for(sub {
+		!IO::Socket::IP->new(Proto => 'udp',
+			LocalAddr => "127.0.0.1:$port");
+	}, 10) or die "nothing listens on udp port $port\n";
+}
+
+sub spawn {
+	my ($name, $cpu, @cmd) = @_;
+
+	my $pid = fork() // die "fork: $!\n";
+
+	if ($pid == 0) {
+		open STDOUT, '>>', "$dir/$name.out";
+		open STDERR, '>&', \*STDOUT;
+		exec('taskset', '-c', $cpu, @cmd) or die "exec $cmd[0]: $!\n";
+	}
+
+	$pids{$name} = $pid;
+	return $pid;
+}
+
+sub stop {
+	my ($name) = @_;
+
+	my $pid = delete $pids{$name} or return;
+
+	kill 'TERM', $pid;
+
+	for (1 .. 100) {
+		return if waitpid($pid, WNOHANG) != 0;
+		sleep 0.1;
+	}
+
+	kill 'KILL', $pid;
+	waitpid($pid, 0);
+}
+
+sub stop_all {
+	kill 'KILL', keys %holders;
+	stop($_) for keys %pids;
+}
+
+###############################################################################
+
+sub cpu_seconds {
+	my ($pid) = @_;
+
+	open my $fh, '<', "/proc/$pid/stat" or return (0, 0);
+	my $stat = <$fh>;
+	$stat =~ s/^.*\) //;
+	my @f = split / /, $stat;
+
+	# utime and stime, fields 14 and 15 of proc(5), in clock ticks
+
+	my $hz = POSIX::sysconf(POSIX::_SC_CLK_TCK());
+	return ($f[11] / $hz, $f[12] / $hz);
+}
+
+# the old value, or undef when it cannot be set
+
+sub set_rmem {
+	my ($v) = @_;
+
+	my $f = '/proc/sys/net/core/rmem_default';
+	open my $fh, '<', $f or return undef;
+	my $old = <$fh>;
+	chomp $old;
+	close $fh;
+
+	open $fh, '>', $f or do {
+		say("cannot set $f ($!): the default socket buffers are used");
+		return undef;
+	};
+	print $fh "$v\n";
+	close $fh;
+
+	return $old;
+}
+
+sub rss_kb {
+	my ($pid) = @_;
+
+	open my $fh, '<', "/proc/$pid/status" or return 0;
+	while (<$fh>) {
+		return $1 if /^VmRSS:\s+(\d+)/;
+	}
+	return 0;
+}
+
+sub free_port {
+	my $s = IO::Socket::IP->new(Proto => 'udp', LocalAddr => '127.0.0.1:0')
+		or die "udp socket: $!\n";
+	return $s->sockport();
+}
+
+sub wait_for {
+	my ($cond, $timeout) = @_;
+
+	my $end = time() + $timeout;
+	while (time() < $end) {
+		my $v = $cond->();
+		return $v if $v;
+		sleep 0.05;
+	}
+	return undef;
+}
+
+sub write_file {
+	my ($path, $content) = @_;
+	open my $fh, '>', $path or die "$path: $!\n";
+	print $fh $content;
+	close $fh;
+}
+
+sub say {
+	print "bench: @_\n";
+}
+
+sub meta {
+	my $cpu = `grep -m1 'model name' /proc/cpuinfo`;
+	$cpu =~ s/^.*:\s*//;
+	chomp $cpu;
+
+	my $nginx_v = `$NGINX -v 2>&1`;
+	chomp $nginx_v;
+
+	%meta = (
+		date => strftime('%Y-%m-%d %H:%M UTC', gmtime),
+		cpu => $cpu,
+		cores => scalar(() = `grep '^processor' /proc/cpuinfo` =~ /\n/g),
+		kernel => `uname -r` =~ s/\n//r,
+		openssl => `openssl version` =~ s/\n//r,
+		nginx => $nginx_v =~ s/^nginx version: //r,
+		pion => pion_version(),
+		cipher => $CIPHER,
+		seconds_per_run => $SECONDS,
+		repeat => $REPEAT,
+	);
+}
+
+sub pion_version {
+	my $v = `dpkg-query -W -f '\${Version}' golang-github-pion-dtls.v2-dev 2>/dev/null`;
+	return $v ? "pion/dtls $v (Debian)" : 'pion/dtls';
+}
+
+###############################################################################
+
+# medians of the alternated runs, and the ratios the issue asks for
+
+sub median {
+	my @v = sort { $a <=> $b } grep { defined } @_;
+	return undef unless @v;
+	return $v[$#v / 2] if @v % 2;
+	return ($v[@v / 2 - 1] + $v[@v / 2]) / 2;
+}
+
+sub rate_of {
+	my ($r) = @_;
+	return $r->{mode} eq 'handshake' ? $r->{handshakes_per_s}
+		: $r->{echoes_per_s};
+}
+
+sub med {
+	my ($group, $server, $mode, $size, $n, $field) = @_;
+
+	my @r = grep { $_->{group} eq $group && $_->{server} eq $server
+		&& $_->{mode} eq $mode && $_->{payload} == $size
+		&& $_->{concurrency} == $n } @runs;
+
+	return median(map { $field ? $field->($_) : rate_of($_) } @r);
+}
+
+sub summary {
+	my %s;
+
+	$s{handshakes_per_s}{$_} = med('handshake', $_, 'handshake', 16, 64)
+		for qw/ dtls pion /;
+	$s{server_cpu_us_per_handshake}{$_} = med('handshake', $_, 'handshake',
+		16, 64, sub { $_[0]{server_cpu_us_per_op} }) for qw/ dtls pion /;
+	$s{server_user_us_per_handshake}{$_} = med('handshake', $_,
+		'handshake', 16, 64, sub { $_[0]{server_user_us_per_op} })
+		for qw/ dtls pion /;
+
+	for my $size (@PAYLOADS) {
+		$s{echoes_per_s}{$size}{$_} = med('echo', $_, 'echo', $size, 64)
+			for qw/ dtls plain pion /;
+		$s{echo_p99_us}{$size}{$_} = med('echo', $_, 'echo', $size, 64,
+			sub { $_[0]{latency_us}{p99} }) for qw/ dtls plain pion /;
+	}
+
+	my $fl = $floor{handshake}{server_handshakes_per_cpu_s};
+	my $hs = $s{handshakes_per_s};
+	my $cpu = $s{server_cpu_us_per_handshake}{dtls};
+
+	$s{ratio} = {
+		handshakes_dtls_over_pion => div($hs->{dtls}, $hs->{pion}),
+		handshakes_dtls_over_floor => div($hs->{dtls}, $fl),
+		handshake_cpu_floor_over_dtls => div(
+			$floor{handshake}{server_cpu_us_per_handshake}, $cpu),
+		handshake_user_cpu_floor_over_dtls => div(
+			$floor{handshake}{server_cpu_us_per_handshake},
+			$s{server_user_us_per_handshake}{dtls}),
+		echo64_dtls_over_plain => div($s{echoes_per_s}{64}{dtls},
+			$s{echoes_per_s}{64}{plain}),
+		echo64_dtls_over_pion => div($s{echoes_per_s}{64}{dtls},
+			$s{echoes_per_s}{64}{pion}),
+	};
+
+	return \%s;
+}
+
+sub div {
+	my ($a, $b) = @_;
+	return undef unless defined $a && defined $b && $b > 0;
+	return sprintf('%.3f', $a / $b) + 0;
+}
+
+###############################################################################
+
+sub plots {
+	my ($res) = @_;
+
+	# rate vs concurrency
+
+	for my $mode (qw/ handshake echo /) {
+		my @servers = $mode eq 'handshake' ? qw/ dtls pion /
+			: qw/ dtls plain pion /;
+
+		my $data = '';
+		for my $n (@CONCURRENCY) {
+			$data .= $n;
+			for my $s (@servers) {
+				my $v = med('sweep', $s, $mode, $mode eq 'echo' ? 64 : 16,
+					$n);
+				$data .= ' ' . ($v // 'NaN');
+			}
+			$data .= "\n";
+		}
+		write_file("$dir/$mode.dat", $data);
+
+		my $i = 1;
+		my $plot = join ', ', map { $i++; "'$dir/$mode.dat' using 1:$i "
+			. "with linespoints lw 2 title '$server{$_}{name}'" } @servers;
+
+		gnuplot("bench-$mode-concurrency.png",
+			$mode eq 'handshake' ? 'handshakes/s (handshake, echo, close)'
+				: 'echo round trips/s (64 B)',
+			'concurrent clients', 'set logscale x 2', $plot);
+	}
+
+	# memory vs sessions
+
+	my $data = '';
+	for my $n (@SESSIONS) {
+		$data .= $n;
+		for my $s (qw/ dtls plain pion /) {
+			my ($m) = grep { $_->{server} eq $s && $_->{sessions} == $n }
+				@memory;
+			$data .= ' ' . ($m ? $m->{rss_kb} / 1024 : 'NaN');
+		}
+		$data .= "\n";
+	}
+	write_file("$dir/memory.dat", $data);
+
+	my $i = 1;
+	my $plot = join ', ', map { $i++; "'$dir/memory.dat' using 1:$i "
+		. "with linespoints lw 2 title '$server{$_}{name}'" }
+		qw/ dtls plain pion /;
+
+	gnuplot('bench-memory.png', 'server RSS (MB)', 'idle sessions', '',
+		$plot);
+}
+
+sub gnuplot {
+	my ($png, $ylabel, $xlabel, $extra, $plot) = @_;
+
+	my $script = <<"EOF";
+set terminal pngcairo size 800,480 font 'sans,10'
+set output '$OUT/$png'
+set grid
+set key top left
+set xlabel '$xlabel'
+set ylabel '$ylabel'
+set yrange [0:*]
+$extra
+plot $plot
+EOF
+
+	write_file("$dir/plot.gp", $script);
+	system('gnuplot', "$dir/plot.gp") == 0
+		or warn "gnuplot failed for $png\n";
+}
+
+###############################################################################
+
+sub report {
+	my ($res) = @_;
+
+	require "$TOP/bench/report.pl";
+	write_file("$OUT/benchmarks.md", Bench::Report::render($res,
+		\%server, \@PAYLOADS, \@CONCURRENCY, \@SESSIONS));
+}
+
+###############################################################################

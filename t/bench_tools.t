@@ -1,0 +1,192 @@
+#!/usr/bin/perl
+
+# The benchmark's own tools, briefly, against a real nginx: dtls_load in
+# each mode (DTLS through ngx_dtls, plain UDP through nginx's UDP proxy),
+# dtls_floor in each mode, and the pion proxy when it was built.  What
+# make bench reports is only as good as these.
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+use JSON::PP;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx;
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
+
+$t->tool('dtls_load');
+$t->tool('dtls_floor');
+$t->tool('udp_echo');
+
+my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
+
+$t->write_file('psk', "bench:$key\n");
+chmod 0600, $t->testdir() . '/psk';
+
+$t->write_file_expand('nginx.conf', <<'EOF');
+
+events {
+}
+
+stream {
+    server {
+        listen          127.0.0.1:%%PORT_8980_UDP%% udp;
+        dtls            on;
+        dtls_psk_file   psk;
+        proxy_pass      127.0.0.1:%%PORT_8982_UDP%%;
+        proxy_timeout   30s;
+    }
+
+    server {
+        listen          127.0.0.1:%%PORT_8981_UDP%% udp;
+        proxy_pass      127.0.0.1:%%PORT_8982_UDP%%;
+        proxy_timeout   30s;
+    }
+}
+
+EOF
+
+$t->udp_echo('127.0.0.1:' . port(8982, udp => 1));
+$t->run()->plan(25);
+
+my $dtls = '127.0.0.1:' . port(8980, udp => 1);
+my $plain = '127.0.0.1:' . port(8981, udp => 1);
+my @psk = ('-i', 'bench', '-k', $key);
+
+###############################################################################
+
+# handshake mode: full handshakes, each with an echo, counted
+
+my $r = load('-c', $dtls, @psk, '-m', 'handshake', '-n', 4, '-d', 1,
+	'-w', 0);
+ok($r->{handshakes} > 10, "handshake: $r->{handshakes} handshakes");
+ok(abs($r->{echoes} - $r->{handshakes}) <= 4,
+	'handshake: an echo each (but those the window cut)');
+is($r->{failures}, 0, 'handshake: no failures');
+ok($r->{latency_us}{p50} > 0
+	&& $r->{latency_us}{p50} <= $r->{latency_us}{p99},
+	'handshake: latencies');
+like($r->{cipher}, qr/^PSK-/, "handshake: cipher $r->{cipher}");
+
+# echo mode, DTLS and plain, each payload size the benchmark uses
+
+$r = load('-c', $dtls, @psk, '-m', 'echo', '-n', 4, '-d', 1, '-w', 0,
+	'-s', 1000);
+ok($r->{echoes} > 100, "echo: $r->{echoes} round trips");
+is($r->{failures}, 0, 'echo: no failures');
+
+$r = load('-c', $plain, '-u', '-m', 'echo', '-n', 4, '-d', 1, '-w', 0);
+ok($r->{echoes} > 100, "plain echo: $r->{echoes} round trips");
+is($r->{failures}, 0, 'plain echo: no failures');
+
+# a payload that no record of the MTU can carry is refused, not measured
+
+my ($out, $rc) = $t->run_tool({ timeout => 20 }, 'dtls_load', '-c', $dtls,
+	@psk, '-m', 'echo', '-n', 1, '-d', 1, '-w', 0, '-s', 1200);
+is($rc, 2, 'echo: a payload over the MTU is a usage error');
+
+# hold mode: the sessions stay in nginx until the tool lets them go
+
+my $log = $t->log_mark();
+
+my $pid = open(my $hold, '-|', $t->tool('dtls_load'), '-c', $dtls, @psk,
+	'-m', 'hold', '-N', 50, '-n', 10) or die "dtls_load: $!\n";
+
+my $ready = <$hold>;
+ok(defined $ready && decode_json($ready)->{ready}, 'hold: ready line');
+
+is(scalar $t->grep_log(qr/client closed DTLS session/, $log), 0,
+	'hold: sessions held');
+
+kill 'TERM', $pid;
+my @rest = <$hold>;
+close $hold;
+
+my $final = decode_json($rest[-1] // '{}');
+is($final->{mode}, 'hold', 'hold: final line');
+
+ok($t->wait_for(sub {
+	$t->grep_log(qr/client closed DTLS session/, $log) >= 50 }, 10),
+	'hold: every session closed with close_notify');
+
+# a wrong key fails, and says so
+
+($out, $rc) = $t->run_tool({ timeout => 20 }, 'dtls_load', '-c', $dtls,
+	'-i', 'bench', '-k', '00' x 16, '-m', 'handshake', '-n', 1, '-d', 1,
+	'-w', 0, '-t', 500);
+$r = decode_json((grep { /^\{/ } split /\n/, $out)[-1] // '{}');
+is($r->{handshakes} // -1, 0, 'wrong key: no handshake');
+ok(($r->{failures_total} // 0) > 0, 'wrong key: failures counted');
+is($rc, 1, 'wrong key: exit code');
+
+###############################################################################
+
+# dtls_floor: the server's CPU per handshake, its heap per idle session
+
+($out, $rc) = $t->run_tool({ timeout => 20 }, 'dtls_floor', '-m',
+	'handshake', '-d', 1);
+$r = decode_json((split /\n/, $out)[-1] // '{}');
+ok($r->{handshakes} > 100, "floor: $r->{handshakes} handshakes");
+ok($r->{server_cpu_us_per_handshake} > 1
+	&& $r->{server_cpu_us_per_handshake} < 10000,
+	"floor: $r->{server_cpu_us_per_handshake} us per server handshake");
+
+($out, $rc) = $t->run_tool({ timeout => 20 }, 'dtls_floor', '-m', 'memory',
+	'-N', 100);
+$r = decode_json((split /\n/, $out)[-1] // '{}');
+my $full = $r->{server_bytes_per_session} // 0;
+ok($full > 16384, "floor: $full bytes per idle session");
+is($r->{server_bytes_left}, 0, 'floor: nothing left after SSL_CTX_free');
+
+($out, $rc) = $t->run_tool({ timeout => 20 }, 'dtls_floor', '-m', 'memory',
+	'-N', 100, '-F', 1200);
+$r = decode_json((split /\n/, $out)[-1] // '{}');
+ok(($r->{server_bytes_per_session} // $full) < $full - 8192,
+	'floor: a smaller write buffer with max_send_fragment');
+
+###############################################################################
+
+# the pion proxy, when scripts/interop-deps.sh pion_proxy built it
+
+SKIP: {
+my $pion = "$Test::Nginx::REPO/build/tools/pion_proxy";
+skip 'no build/tools/pion_proxy (make bench builds it)', 2 unless -x $pion;
+
+my $port = port(8983, udp => 1);
+
+my $ppid = open(my $p, '-|', $pion, '--listen', "127.0.0.1:$port",
+	'--backend', '127.0.0.1:' . port(8982, udp => 1), '--psk-file',
+	$t->testdir() . '/psk') or die "pion_proxy: $!\n";
+my $line = <$p>;
+
+$r = load('-c', "127.0.0.1:$port", @psk, '-m', 'handshake', '-n', 4,
+	'-d', 1, '-w', 0);
+ok($r->{handshakes} > 10, "pion proxy: $r->{handshakes} handshakes");
+is($r->{failures}, 0, 'pion proxy: no failures');
+
+kill 'TERM', $ppid;
+close $p;
+}
+
+is($t->log_alerts(), '', 'no alerts');
+
+###############################################################################
+
+sub load {
+	my ($out, $rc) = $t->run_tool({ timeout => 30 }, 'dtls_load', @_);
+	my ($line) = grep { /^\{/ } reverse split /\n/, $out;
+	return decode_json($line // '{}');
+}
+
+###############################################################################
