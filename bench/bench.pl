@@ -297,6 +297,11 @@ sub memory_curve {
 	}
 
 	hold_stop(@holders);
+
+	# plain UDP sessions have no end but proxy_timeout: their upstream
+	# sockets would keep the ephemeral ports the next server needs
+
+	restart($s);
 }
 
 # n more idle sessions, in as many dtls_load processes as the fd limit
@@ -723,7 +728,7 @@ sub gnuplot {
 	my ($png, $ylabel, $xlabel, $extra, $plot) = @_;
 
 	my $script = <<"EOF";
-set terminal pngcairo size 800,480 font 'sans,10'
+set terminal pngcairo size 800,480 font 'sans,10' noenhanced
 set output '$OUT/$png'
 set grid
 set key top left

@@ -91,10 +91,18 @@ EOF
 	my ($mem) = sort { $b->{sessions} <=> $a->{sessions} }
 		grep { $_->{server} eq 'dtls' } @{ $res->{memory} };
 
+	my ($plain) = sort { $b->{sessions} <=> $a->{sessions} }
+		grep { $_->{server} eq 'plain' } @{ $res->{memory} };
+	my $alloc = $plain && $fl->{memory}{server_bytes_per_session}
+		? $plain->{bytes_per_session} + $fl->{memory}{server_bytes_per_session}
+		: undef;
+
 	$md .= target('memory per idle session ≤ 80 KB all-in',
-		$mem ? sprintf('%s KB at %s sessions', kb($mem->{bytes_per_session}),
+		$mem ? sprintf('%s KB resident, %s KB allocated, at %s sessions',
+			kb($mem->{bytes_per_session}), kb($alloc),
 			num($mem->{sessions})) : 'not measured',
-		$mem && $mem->{bytes_per_session} <= 80 * 1024);
+		$mem && $alloc && $mem->{bytes_per_session} <= 80 * 1024
+			&& $alloc <= 80 * 1024);
 
 	$md .= "\n" . handshakes($s, $fl);
 	$md .= echoes($s, $payloads);
@@ -188,6 +196,10 @@ sub sweep {
 	my $md = <<'EOF';
 ## Rates as concurrency grows
 
+One run of each server at each point, not the medians of several: a
+single point can be off by the machine's noise (tens of percent here);
+the tables above are the alternated medians.
+
 ![handshakes/s vs concurrency](bench-handshake-concurrency.png)
 
 ![echo round trips/s vs concurrency](bench-echo-concurrency.png)
@@ -254,25 +266,25 @@ EOF
 	my $ssl16k = $fl->{memory_openssl_default}{server_bytes_per_session};
 
 	if ($d && $p && $ssl) {
-		my $rest = $d->{bytes_per_session} - $p->{bytes_per_session} - $ssl;
+		my $dtls = $d->{bytes_per_session} - $p->{bytes_per_session};
 
 		$md .= <<"EOF";
 
-What an idle DTLS session holds, at $d->{sessions} sessions:
+What an idle DTLS session holds, at $d->{sessions} sessions: resident is
+what the RSS grew by; allocated counts the SSL object's heap in full, the
+way dtls_floor counts it (`-m memory -F 1300`, as ngx_dtls sets it up).
 
-| part | KB per session | measured as |
+| part | resident KB | allocated KB |
 |---|---|---|
 EOF
-		$md .= sprintf("| nginx's session: connection, pool, proxy buffers, "
-			. "upstream connection | %s | nginx plain UDP's per session |\n",
-			kb($p->{bytes_per_session}));
-		$md .= sprintf("| OpenSSL's SSL object after the handshake | %s | "
-			. "dtls_floor -m memory -F %d, the server's live heap per "
-			. "session |\n", kb($ssl), $fl->{memory}{max_send_fragment});
-		$md .= sprintf("| the rest: ngx_dtls's context and BIO, allocator "
-			. "overhead | %s | the difference |\n", kb($rest));
-		$md .= sprintf("| all-in | %s | nginx + ngx_dtls per session |\n\n",
-			kb($d->{bytes_per_session}));
+		$md .= sprintf("| nginx's session: connection, pool, proxy buffer, "
+			. "upstream connection (nginx plain UDP's figure) | %s | %s |\n",
+			kb($p->{bytes_per_session}), kb($p->{bytes_per_session}));
+		$md .= sprintf("| DTLS: OpenSSL's SSL object, ngx_dtls's context "
+			. "and BIO (a few hundred bytes) | %s | %s |\n", kb($dtls),
+			kb($ssl));
+		$md .= sprintf("| all-in | %s | %s |\n\n",
+			kb($d->{bytes_per_session}), kb($p->{bytes_per_session} + $ssl));
 
 		$md .= classes($fl->{memory});
 
@@ -298,10 +310,13 @@ sub classes {
 		. "| size | allocations per session | KB per session |\n"
 		. "|---|---|---|\n";
 
-	for my $k (sort keys %$c) {
+	my %label = ('16k_up' => '16 KB and more', '1k_16k' => '1 KB to 16 KB',
+		'under_1k' => 'under 1 KB');
+
+	for my $k (qw/ 16k_up 1k_16k under_1k /) {
 		my $v = $c->{$k};
 		next unless ref $v eq 'HASH';
-		$md .= sprintf("| %s | %s | %s |\n", $k,
+		$md .= sprintf("| %s | %s | %s |\n", $label{$k},
 			fix($v->{allocs}, 1),
 			kb($v->{bytes}));
 	}
@@ -323,13 +338,28 @@ whether a server slows down as its sessions grow.
 |---|---|---|---|
 EOF
 
+	my %by;
+
 	for my $x (sort { $a->{server} cmp $b->{server}
 		|| $a->{sessions} <=> $b->{sessions} } @sc)
 	{
 		$md .= sprintf("| %s | %s | %s | %s µs |\n", num($x->{sessions}),
 			$server->{$x->{server}}{name}, num($x->{handshakes_per_s}),
 			fix($x->{server_cpu_us_per_handshake}, 0));
+		push @{ $by{$x->{server}} }, $x->{server_cpu_us_per_handshake};
 	}
+
+	my @growth;
+
+	for my $sv (qw/ dtls pion /) {
+		my $v = $by{$sv} or next;
+		next unless $v->[0] && $v->[-1];
+		push @growth, sprintf('%s %+.0f%%', $server->{$sv}{name},
+			100 * ($v->[-1] / $v->[0] - 1));
+	}
+
+	$md .= "\nCPU per handshake from the fewest sessions held to the most: "
+		. join(', ', @growth) . ".\n" if @growth;
 
 	return "$md\n";
 }
