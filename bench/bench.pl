@@ -273,6 +273,14 @@ sub memory_curve {
 	my $base = rss_kb($pid);
 	my ($held, @holders) = (0);
 
+	unless ($srv->{plain}) {
+		my $hs = measure($s, 'handshake', 16, 16, group => 'held');
+
+		push @scaling, { server => $s, sessions => 0,
+			handshakes_per_s => $hs->{handshakes_per_s},
+			server_cpu_us_per_handshake => $hs->{server_cpu_us_per_op} };
+	}
+
 	for my $n (@SESSIONS) {
 		push @holders, hold_start($srv, $n - $held);
 		$held = $n;

@@ -53,7 +53,7 @@ ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
     n = SSL_read(ctx->ssl, buf, size);
 
     if (n > 0) {
-        /* the datagram may hold another record */
+        /* another record of the datagram, if any, is read at once */
         c->read->ready = SSL_has_pending(ctx->ssl) ? 1 : 0;
         return n;
     }

@@ -43,7 +43,6 @@
 
 struct ngx_stream_dtls_renewal_s {
     ngx_stream_dtls_conn_t      conn;       /* the new handshake */
-    ngx_stream_dtls_conn_t     *live;
     ngx_event_t                 timer;
     ngx_buf_t                   in;         /* the datagram for it */
     u_char                      random[SSL3_RANDOM_SIZE];
@@ -228,7 +227,6 @@ ngx_stream_dtls_renew_start(ngx_stream_dtls_conn_t *ctx, u_char *p,
     r->conn.counted = 1;
     ngx_memcpy(r->conn.cookie, cookie, NGX_STREAM_DTLS_COOKIE_LEN);
 
-    r->live = ctx;
     ngx_memcpy(r->random, p + NGX_STREAM_DTLS_RANDOM_OFFSET,
                SSL3_RANDOM_SIZE);
 
