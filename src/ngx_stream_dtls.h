@@ -151,6 +151,7 @@ int ngx_stream_dtls_generate_cookie_cb(SSL *ssl, unsigned char *cookie,
 
 ngx_int_t ngx_stream_dtls_init_session(ngx_stream_session_t *s,
     ngx_stream_dtls_srv_conf_t *dscf, u_char *cookie);
+ngx_int_t ngx_stream_dtls_ssl_create(ngx_stream_dtls_conn_t *ctx);
 ngx_int_t ngx_stream_dtls_handshake(ngx_stream_session_t *s);
 void ngx_stream_dtls_handshake_failed(ngx_connection_t *c,
     ngx_stream_dtls_conn_t *ctx, const char *reason);

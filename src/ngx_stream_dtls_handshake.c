@@ -27,10 +27,6 @@ ngx_int_t
 ngx_stream_dtls_init_session(ngx_stream_session_t *s,
     ngx_stream_dtls_srv_conf_t *dscf, u_char *cookie)
 {
-    int                      rc;
-    BIO                     *bio;
-    SSL                     *ssl;
-    BIO_ADDR                *peer;
     ngx_connection_t        *c;
     ngx_pool_cleanup_t      *cln;
     ngx_stream_dtls_conn_t  *ctx;
@@ -58,16 +54,9 @@ ngx_stream_dtls_init_session(ngx_stream_session_t *s,
         return NGX_ERROR;
     }
 
-    ssl = SSL_new(dscf->ssl.ctx);
-    if (ssl == NULL) {
-        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0, "SSL_new() failed");
-        return NGX_ERROR;
-    }
-
     cln->handler = ngx_stream_dtls_cleanup;
     cln->data = ctx;
 
-    ctx->ssl = ssl;
     ctx->connection = c;
     ctx->conf = dscf;
 
@@ -82,6 +71,44 @@ ngx_stream_dtls_init_session(ngx_stream_session_t *s,
     ngx_memcpy(ctx->cookie, cookie, NGX_STREAM_DTLS_COOKIE_LEN);
 
     ngx_stream_set_ctx(s, ctx, ngx_stream_dtls_module);
+
+    if (ngx_stream_dtls_ssl_create(ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* nothing of the ClientHello may reach the upstream */
+
+    c->buffer = NULL;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The SSL object of a handshake (a session's, or a new one beside it):
+ * the BIO over the session's datagrams, ctx->first its ClientHello.
+ */
+
+ngx_int_t
+ngx_stream_dtls_ssl_create(ngx_stream_dtls_conn_t *ctx)
+{
+    int                          rc;
+    BIO                         *bio;
+    SSL                         *ssl;
+    BIO_ADDR                    *peer;
+    ngx_connection_t            *c;
+    ngx_stream_dtls_srv_conf_t  *dscf;
+
+    c = ctx->connection;
+    dscf = ctx->conf;
+
+    ssl = SSL_new(dscf->ssl.ctx);
+    if (ssl == NULL) {
+        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0, "SSL_new() failed");
+        return NGX_ERROR;
+    }
+
+    ctx->ssl = ssl;
 
     if (SSL_set_ex_data(ssl, ngx_ssl_connection_index, c) == 0) {
         ngx_ssl_error(NGX_LOG_ALERT, c->log, 0, "SSL_set_ex_data() failed");
@@ -110,28 +137,26 @@ ngx_stream_dtls_init_session(ngx_stream_session_t *s,
      * handshake reads the first ClientHello itself.
      */
 
-    if (dscf->cookie_exchange) {
-        peer = BIO_ADDR_new();
-        if (peer == NULL) {
-            return NGX_ERROR;
-        }
-
-        ERR_clear_error();
-
-        rc = DTLSv1_listen(ssl, peer);
-
-        BIO_ADDR_free(peer);
-
-        if (rc != 1) {
-            ngx_ssl_error(NGX_LOG_ALERT, c->log, 0,
-                          "DTLSv1_listen() refused a checked ClientHello");
-            return NGX_ERROR;
-        }
+    if (!dscf->cookie_exchange) {
+        return NGX_OK;
     }
 
-    /* nothing of the ClientHello may reach the upstream */
+    peer = BIO_ADDR_new();
+    if (peer == NULL) {
+        return NGX_ERROR;
+    }
 
-    c->buffer = NULL;
+    ERR_clear_error();
+
+    rc = DTLSv1_listen(ssl, peer);
+
+    BIO_ADDR_free(peer);
+
+    if (rc != 1) {
+        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0,
+                      "DTLSv1_listen() refused a checked ClientHello");
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }

@@ -184,10 +184,6 @@ static ngx_int_t
 ngx_stream_dtls_renew_start(ngx_stream_dtls_conn_t *ctx, u_char *p,
     size_t len, u_char *cookie)
 {
-    int                          rc;
-    BIO                         *bio;
-    SSL                         *ssl;
-    BIO_ADDR                    *peer;
     ngx_connection_t            *c;
     ngx_stream_dtls_renewal_t   *r;
     ngx_stream_dtls_srv_conf_t  *dscf;
@@ -211,20 +207,11 @@ ngx_stream_dtls_renew_start(ngx_stream_dtls_conn_t *ctx, u_char *p,
         return NGX_OK;
     }
 
-    ssl = SSL_new(dscf->ssl.ctx);
-    if (ssl == NULL) {
-        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0, "SSL_new() failed");
-        ngx_free(r);
-        return NGX_OK;
-    }
-
-    r->conn.ssl = ssl;
     r->conn.connection = c;
     r->conn.conf = dscf;
     r->conn.recv = ngx_stream_dtls_renew_recv;
     r->conn.send_chain = ctx->send_chain;
     r->conn.deadline = ngx_current_msec + dscf->handshake_timeout;
-    r->conn.counted = 1;
     ngx_memcpy(r->conn.cookie, cookie, NGX_STREAM_DTLS_COOKIE_LEN);
 
     ngx_memcpy(r->random, p + NGX_STREAM_DTLS_RANDOM_OFFSET,
@@ -236,30 +223,11 @@ ngx_stream_dtls_renew_start(ngx_stream_dtls_conn_t *ctx, u_char *p,
     r->timer.cancelable = 1;
 
     dscf->handshakes++;
+    r->conn.counted = 1;
     ctx->renewal = r;
 
     ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
                    "dtls new handshake beside the live session");
-
-    if (SSL_set_ex_data(ssl, ngx_ssl_connection_index, c) == 0) {
-        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0, "SSL_set_ex_data() failed");
-        goto failed;
-    }
-
-    bio = ngx_stream_dtls_bio_new(&r->conn);
-    if (bio == NULL) {
-        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0, "BIO_new() failed");
-        goto failed;
-    }
-
-    SSL_set_bio(ssl, bio, bio);
-    SSL_set_accept_state(ssl);
-
-    if (SSL_set_mtu(ssl, dscf->mtu) == 0) {
-        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0, "SSL_set_mtu(%uz) failed",
-                      dscf->mtu);
-        goto failed;
-    }
 
     /* the ClientHello with the cookie checked, as for a new session */
 
@@ -267,33 +235,15 @@ ngx_stream_dtls_renew_start(ngx_stream_dtls_conn_t *ctx, u_char *p,
     r->in.last = p + len;
     r->conn.first = &r->in;
 
-    peer = BIO_ADDR_new();
-    if (peer == NULL) {
-        goto failed;
+    if (ngx_stream_dtls_ssl_create(&r->conn) != NGX_OK) {
+        ERR_clear_error();
+        ngx_stream_dtls_renew_free(ctx);
+        return NGX_OK;
     }
-
-    ERR_clear_error();
-
-    rc = DTLSv1_listen(ssl, peer);
-
-    BIO_ADDR_free(peer);
 
     r->conn.first = NULL;
 
-    if (rc != 1) {
-        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0,
-                      "DTLSv1_listen() refused a checked ClientHello");
-        goto failed;
-    }
-
     return ngx_stream_dtls_renew_step(ctx);
-
-failed:
-
-    ERR_clear_error();
-    ngx_stream_dtls_renew_free(ctx);
-
-    return NGX_OK;
 }
 
 
