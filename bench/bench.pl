@@ -96,6 +96,19 @@ my %server = (
 
 ###############################################################################
 
+# 0. warm-up, not reported: in runs without it, the first handshake runs
+# of fresh servers cost nginx and pion alike up to 1.8 times the CPU per
+# handshake of the same load minutes later; 1 s before each run did not
+# cover it
+
+say("warm-up, ${SECONDS}s each");
+
+for my $s (qw/ dtls pion /) {
+	measure($s, 'handshake', 64, 16, group => 'warm-up');
+}
+
+measure('plain', 'echo', 64, 64, group => 'warm-up');
+
 # 1. handshakes: each a full handshake, one echo, close_notify
 
 say("handshakes/s, concurrency 64, $REPEAT x ${SECONDS}s each");
