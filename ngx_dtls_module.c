@@ -390,6 +390,33 @@ ngx_stream_dtls_get_conn(ngx_connection_t *c)
 }
 
 
+/* the dtls configuration of the server at a listening socket's i-th address */
+
+ngx_stream_dtls_srv_conf_t *
+ngx_stream_dtls_listening_conf(ngx_listening_t *ls, ngx_uint_t i)
+{
+    ngx_stream_port_t      *port;
+    ngx_stream_conf_ctx_t  *ctx;
+
+    port = ls->servers;
+
+    switch (ls->sockaddr->sa_family) {
+
+#if (NGX_HAVE_INET6)
+    case AF_INET6:
+        ctx = ((ngx_stream_in6_addr_t *) port->addrs)[i].conf.ctx;
+        break;
+#endif
+
+    default: /* AF_INET */
+        ctx = ((ngx_stream_in_addr_t *) port->addrs)[i].conf.ctx;
+        break;
+    }
+
+    return ctx->srv_conf[ngx_stream_dtls_module.ctx_index];
+}
+
+
 static ngx_int_t
 ngx_stream_dtls_create_ctx(ngx_conf_t *cf, ngx_stream_dtls_srv_conf_t *dscf)
 {

@@ -222,6 +222,8 @@ ngx_int_t ngx_stream_dtls_add_variables(ngx_conf_t *cf);
 
 
 ngx_stream_dtls_conn_t *ngx_stream_dtls_get_conn(ngx_connection_t *c);
+ngx_stream_dtls_srv_conf_t *ngx_stream_dtls_listening_conf(
+    ngx_listening_t *ls, ngx_uint_t i);
 
 
 extern ngx_module_t  ngx_stream_dtls_module;

@@ -117,37 +117,13 @@ ngx_stream_dtls_source_filters(ngx_cycle_t *cycle)
 static ngx_uint_t
 ngx_stream_dtls_listening_has_dtls(ngx_listening_t *ls)
 {
-    ngx_uint_t                   i;
-    ngx_stream_port_t           *port;
-    ngx_stream_conf_ctx_t       *ctx;
-    ngx_stream_in_addr_t        *sin;
-    ngx_stream_dtls_srv_conf_t  *dscf;
-#if (NGX_HAVE_INET6)
-    ngx_stream_in6_addr_t       *sin6;
-#endif
+    ngx_uint_t          i;
+    ngx_stream_port_t  *port;
 
     port = ls->servers;
 
     for (i = 0; i < port->naddrs; i++) {
-
-        switch (ls->sockaddr->sa_family) {
-
-#if (NGX_HAVE_INET6)
-        case AF_INET6:
-            sin6 = port->addrs;
-            ctx = sin6[i].conf.ctx;
-            break;
-#endif
-
-        default: /* AF_INET */
-            sin = port->addrs;
-            ctx = sin[i].conf.ctx;
-            break;
-        }
-
-        dscf = ctx->srv_conf[ngx_stream_dtls_module.ctx_index];
-
-        if (dscf->enable) {
+        if (ngx_stream_dtls_listening_conf(ls, i)->enable) {
             return 1;
         }
     }
