@@ -33,8 +33,11 @@ static ngx_int_t ngx_stream_dtls_drop(ngx_connection_t *c);
 static ngx_int_t ngx_stream_dtls_log_handler(ngx_stream_session_t *s);
 static ngx_int_t ngx_stream_dtls_create_ctx(ngx_conf_t *cf,
     ngx_stream_dtls_srv_conf_t *dscf);
-static ngx_int_t ngx_stream_dtls_check_listens(ngx_conf_t *cf);
-static ngx_int_t ngx_stream_dtls_check_proxy(ngx_conf_t *cf);
+static char *ngx_stream_dtls_check_conf(ngx_cycle_t *cycle, void *conf);
+static ngx_int_t ngx_stream_dtls_check_listens(ngx_cycle_t *cycle);
+static ngx_int_t ngx_stream_dtls_check_servers(ngx_cycle_t *cycle);
+static ngx_int_t ngx_stream_dtls_check_proxy(ngx_cycle_t *cycle,
+    ngx_stream_core_srv_conf_t *cscf, ngx_stream_dtls_srv_conf_t *dscf);
 static ngx_int_t ngx_stream_dtls_check_auth(ngx_conf_t *cf,
     ngx_stream_dtls_srv_conf_t *dscf);
 
@@ -244,6 +247,54 @@ ngx_module_t  ngx_stream_dtls_module = {
     ngx_stream_dtls_exit,                  /* exit process */
     ngx_stream_dtls_exit,                  /* exit master */
     NGX_MODULE_V1_PADDING
+};
+
+
+/*
+ * A core module of the same build, for checks that need the whole
+ * configuration: its init_conf runs once every block is read, so that
+ * worker_processes and worker_connections are final wherever they are
+ * written (nginx's events module clones reuseport listens there too).
+ */
+
+static ngx_core_module_t  ngx_stream_dtls_check_module_ctx = {
+    ngx_string("stream_dtls_check"),
+    NULL,
+    ngx_stream_dtls_check_conf
+};
+
+
+ngx_module_t  ngx_stream_dtls_check_module = {
+    NGX_MODULE_V1,
+    &ngx_stream_dtls_check_module_ctx,     /* module context */
+    NULL,                                  /* module directives */
+    NGX_CORE_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+/*
+ * The directives of the stream proxy that would break a DTLS session,
+ * each with its value that ends nothing (the default)
+ */
+
+typedef struct {
+    ngx_str_t                   name;
+    ngx_uint_t                  unlimited;
+} ngx_stream_dtls_refused_t;
+
+
+static ngx_stream_dtls_refused_t  ngx_stream_dtls_proxy_refused[] = {
+    { ngx_string("proxy_requests"), 0 },
+    { ngx_string("proxy_responses"), NGX_MAX_INT32_VALUE },
+    { ngx_null_string, 0 }
 };
 
 
@@ -539,50 +590,74 @@ ngx_stream_dtls_create_ctx(ngx_conf_t *cf, ngx_stream_dtls_srv_conf_t *dscf)
 }
 
 
-static ngx_int_t
-ngx_stream_dtls_check_listens(ngx_conf_t *cf)
+static char *
+ngx_stream_dtls_check_conf(ngx_cycle_t *cycle, void *conf)
 {
-    ngx_uint_t                    i, workers;
-    ngx_core_conf_t              *ccf;
-    ngx_stream_listen_t          *ls;
-    ngx_stream_dtls_srv_conf_t   *dscf;
-    ngx_stream_core_main_conf_t  *cmcf;
+    if (ngx_stream_cycle_get_module_main_conf(cycle, ngx_stream_core_module)
+        == NULL)
+    {
+        return NGX_CONF_OK;
+    }
 
-    cmcf = ngx_stream_conf_get_module_main_conf(cf, ngx_stream_core_module);
-    ccf = (ngx_core_conf_t *) ngx_get_conf(cf->cycle->conf_ctx,
-                                           ngx_core_module);
+    if (ngx_stream_dtls_check_listens(cycle) != NGX_OK
+        || ngx_stream_dtls_check_servers(cycle) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
 
-    /* worker_processes before the stream block: unset means the default */
+    return NGX_CONF_OK;
+}
 
-    workers = (ccf->worker_processes == NGX_CONF_UNSET)
-              ? 1 : (ngx_uint_t) ccf->worker_processes;
 
-    ls = cmcf->listen.elts;
+static ngx_int_t
+ngx_stream_dtls_check_listens(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                   i, n;
+    ngx_core_conf_t             *ccf;
+    ngx_listening_t             *ls;
+    ngx_stream_port_t           *port;
+    ngx_stream_dtls_srv_conf_t  *dscf;
 
-    for (i = 0; i < cmcf->listen.nelts; i++) {
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
 
-        dscf = ls[i].ctx->srv_conf[ngx_stream_dtls_module.ctx_index];
+    ls = cycle->listening.elts;
 
-        if (!dscf->enable) {
+    for (i = 0; i < cycle->listening.nelts; i++) {
+
+        /* a reuseport listen is cloned for each worker: check it once */
+
+        if (ls[i].handler != ngx_stream_init_connection || ls[i].worker) {
             continue;
         }
 
-        if (ls[i].type != SOCK_DGRAM) {
-            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "\"dtls\" needs \"listen ... udp\", "
-                          "but \"listen %V\" is not udp, in %s:%ui",
-                          &ls[i].addr_text, dscf->file, dscf->line);
-            return NGX_ERROR;
-        }
+        port = ls[i].servers;
 
-        if (workers > 1 && !ls[i].reuseport) {
-            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "\"dtls\" with %ui worker processes needs "
-                          "\"listen %V udp reuseport\", so that every "
-                          "datagram of a client reaches one worker, "
-                          "in %s:%ui",
-                          workers, &ls[i].addr_text, dscf->file, dscf->line);
-            return NGX_ERROR;
+        for (n = 0; n < port->naddrs; n++) {
+
+            dscf = ngx_stream_dtls_listening_conf(&ls[i], n);
+
+            if (!dscf->enable) {
+                continue;
+            }
+
+            if (ls[i].type != SOCK_DGRAM) {
+                ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                              "\"dtls\" needs \"listen ... udp\", "
+                              "but \"listen %V\" is not udp, in %s:%ui",
+                              &ls[i].addr_text, dscf->file, dscf->line);
+                return NGX_ERROR;
+            }
+
+            if (ccf->worker_processes > 1 && !ls[i].reuseport) {
+                ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                              "\"dtls\" with %i worker processes needs "
+                              "\"listen %V udp reuseport\", so that every "
+                              "datagram of a client reaches one worker, "
+                              "in %s:%ui",
+                              ccf->worker_processes, &ls[i].addr_text,
+                              dscf->file, dscf->line);
+                return NGX_ERROR;
+            }
         }
     }
 
@@ -591,48 +666,22 @@ ngx_stream_dtls_check_listens(ngx_conf_t *cf)
 
 
 static ngx_int_t
-ngx_stream_dtls_check_proxy(ngx_conf_t *cf)
+ngx_stream_dtls_check_servers(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                     i, m;
-    ngx_uint_t                    *requests;
-    ngx_module_t                  *proxy;
-    ngx_command_t                 *cmd;
+    ngx_uint_t                     i, limit;
+    ngx_event_conf_t              *ecf;
     ngx_stream_dtls_srv_conf_t    *dscf;
     ngx_stream_core_srv_conf_t   **cscfp;
     ngx_stream_core_main_conf_t   *cmcf;
 
-    /*
-     * proxy_requests hands a client's later datagrams to a new session,
-     * which cannot decrypt them.  The proxy's configuration is private
-     * to it; its "proxy_requests" command says where the value lives.
-     */
+    ecf = ngx_event_get_conf(cycle->conf_ctx, ngx_event_core_module);
 
-    proxy = NULL;
+    /* a handshake holds a connection; sessions need the other half */
 
-    for (m = 0; cf->cycle->modules[m]; m++) {
-        if (ngx_strcmp(cf->cycle->modules[m]->name,
-                       "ngx_stream_proxy_module") == 0)
-        {
-            proxy = cf->cycle->modules[m];
-            break;
-        }
-    }
+    limit = ngx_min(1024, ecf->connections / 2);
 
-    if (proxy == NULL) {
-        return NGX_OK;
-    }
-
-    for (cmd = proxy->commands; cmd->name.len; cmd++) {
-        if (ngx_strcmp(cmd->name.data, "proxy_requests") == 0) {
-            break;
-        }
-    }
-
-    if (cmd->name.len == 0) {
-        return NGX_OK;
-    }
-
-    cmcf = ngx_stream_conf_get_module_main_conf(cf, ngx_stream_core_module);
+    cmcf = ngx_stream_cycle_get_module_main_conf(cycle,
+                                                 ngx_stream_core_module);
     cscfp = cmcf->servers.elts;
 
     for (i = 0; i < cmcf->servers.nelts; i++) {
@@ -643,16 +692,81 @@ ngx_stream_dtls_check_proxy(ngx_conf_t *cf)
             continue;
         }
 
-        requests = (ngx_uint_t *)
-                   ((u_char *) cscfp[i]->ctx->srv_conf[proxy->ctx_index]
-                    + cmd->offset);
+        if (dscf->handshake_limit == NGX_CONF_UNSET_UINT) {
+            dscf->handshake_limit = ngx_max(limit, 1);
 
-        if (*requests != 0 && *requests != NGX_CONF_UNSET_UINT) {
-            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "\"proxy_requests\" cannot be used with \"dtls\": "
-                          "it would start a new session for a client's "
-                          "later datagrams, which cannot be decrypted "
-                          "there, in %s:%ui", dscf->file, dscf->line);
+        } else if (dscf->handshake_limit > ecf->connections) {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                          "\"dtls_handshake_limit %ui\" exceeds "
+                          "\"worker_connections %ui\": a handshake holds "
+                          "a connection, in %s:%ui",
+                          dscf->handshake_limit, ecf->connections,
+                          dscf->file, dscf->line);
+            return NGX_ERROR;
+        }
+
+        if (ngx_stream_dtls_check_proxy(cycle, cscfp[i], dscf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_stream_dtls_check_proxy(ngx_cycle_t *cycle,
+    ngx_stream_core_srv_conf_t *cscf, ngx_stream_dtls_srv_conf_t *dscf)
+{
+    ngx_uint_t                  m, *value;
+    ngx_module_t               *proxy;
+    ngx_command_t              *cmd;
+    ngx_stream_dtls_refused_t  *r;
+
+    /*
+     * proxy_requests and proxy_responses end a session early, and the
+     * client's later records would start a new one, which cannot decrypt
+     * them.  The proxy's configuration is private to it; its commands say
+     * where the values live.
+     */
+
+    proxy = NULL;
+
+    for (m = 0; cycle->modules[m]; m++) {
+        if (ngx_strcmp(cycle->modules[m]->name, "ngx_stream_proxy_module")
+            == 0)
+        {
+            proxy = cycle->modules[m];
+            break;
+        }
+    }
+
+    if (proxy == NULL) {
+        return NGX_OK;
+    }
+
+    for (r = ngx_stream_dtls_proxy_refused; r->name.len; r++) {
+
+        for (cmd = proxy->commands; cmd->name.len; cmd++) {
+            if (ngx_strcmp(cmd->name.data, r->name.data) == 0) {
+                break;
+            }
+        }
+
+        if (cmd->name.len == 0) {
+            continue;
+        }
+
+        value = (ngx_uint_t *)
+                ((u_char *) cscf->ctx->srv_conf[proxy->ctx_index]
+                 + cmd->offset);
+
+        if (*value != r->unlimited) {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                          "\"%V\" cannot be used with \"dtls\": it would "
+                          "start a new session for a client's later "
+                          "datagrams, which cannot be decrypted there, "
+                          "in %s:%ui", &r->name, dscf->file, dscf->line);
             return NGX_ERROR;
         }
     }
@@ -792,8 +906,10 @@ ngx_stream_dtls_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_msec_value(conf->handshake_timeout,
                               prev->handshake_timeout, 10000);
+    /* the default depends on worker_connections: ngx_stream_dtls_check_conf */
+
     ngx_conf_merge_uint_value(conf->handshake_limit, prev->handshake_limit,
-                              1024);
+                              NGX_CONF_UNSET_UINT);
     ngx_conf_merge_size_value(conf->mtu, prev->mtu, 1200);
 
     ngx_conf_merge_ptr_value(conf->psk, prev->psk, NULL);
@@ -869,12 +985,6 @@ ngx_stream_dtls_init(ngx_conf_t *cf)
 {
     ngx_stream_handler_pt        *h;
     ngx_stream_core_main_conf_t  *cmcf;
-
-    if (ngx_stream_dtls_check_listens(cf) != NGX_OK
-        || ngx_stream_dtls_check_proxy(cf) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
 
     if (ngx_stream_dtls_bio_init(cf) != NGX_OK) {
         return NGX_ERROR;

@@ -140,7 +140,7 @@ sub key_pieces {
 	return @pieces;
 }
 
-$t->plan(12 + 4 * @bad + 7 + @good + 5 + 12);
+$t->plan(18 + 4 * @bad + 7 + @good + 5 + 12);
 
 ###############################################################################
 
@@ -218,6 +218,63 @@ EOF
 is($rc, 0, 'workers with reuseport: passes');
 unlike($out, qr/\[(emerg|warn)\]/, 'workers with reuseport: no complaint');
 
+# the same, with worker_processes written after the stream block: the
+# check sees the final value
+
+$t->write_file_expand('workers-after.conf', <<'EOF');
+%%TEST_GLOBALS%%
+events {
+}
+
+stream {
+    server {
+        listen         127.0.0.1:%%PORT_8980_UDP%% udp;
+        dtls           on;
+        dtls_psk_file  ok.psk;
+        return         ok;
+    }
+}
+
+worker_processes  4;
+EOF
+
+($rc, $out) = $t->test_config('workers-after.conf');
+isnt($rc, 0, 'workers after stream without reuseport: fails');
+$line = line_of('workers-after.conf', qr/dtls\s+on/);
+like($out, rx(qr/"dtls" with 4 worker processes needs/,
+	   qr/ "listen 127\.0\.0\.1:$p udp reuseport", so that every datagram/,
+	   qr/ of a client reaches one worker, in \Q$d\E\/workers-after\.conf:/,
+	   qr/$line\b/),
+	'workers after stream without reuseport: message, file and line');
+
+# a handshake holds a connection: dtls_handshake_limit cannot exceed
+# worker_connections, wherever the events block is written
+
+$t->write_file_expand('limit.conf', <<'EOF');
+%%TEST_GLOBALS%%
+stream {
+    server {
+        listen                127.0.0.1:%%PORT_8980_UDP%% udp;
+        dtls                  on;
+        dtls_psk_file         ok.psk;
+        dtls_handshake_limit  600;
+        return                ok;
+    }
+}
+
+events {
+    worker_connections  512;
+}
+EOF
+
+($rc, $out) = $t->test_config('limit.conf');
+isnt($rc, 0, 'handshake limit over worker_connections: fails');
+$line = line_of('limit.conf', qr/dtls\s+on/);
+like($out, rx(qr/"dtls_handshake_limit 600" exceeds "worker_connections/,
+	   qr/ 512": a handshake holds a connection, in \Q$d\E\/limit\.conf:/,
+	   qr/$line\b/),
+	'handshake limit over worker_connections: message, file and line');
+
 # proxy_requests in a dtls server
 
 $t->write_file_expand('requests.conf', <<'EOF');
@@ -242,6 +299,32 @@ $line = line_of('requests.conf', qr/dtls\s+on/);
 like($out, rx(qr/"proxy_requests" cannot be used with "dtls": .*/,
 	   qr/ in \Q$d\E\/requests\.conf:$line\b/),
 	'proxy_requests: message, file and line');
+
+# proxy_responses ends the session after that many upstream datagrams:
+# the client's next record would start a session that cannot read it
+
+$t->write_file_expand('responses.conf', <<'EOF');
+%%TEST_GLOBALS%%
+events {
+}
+
+stream {
+    server {
+        listen           127.0.0.1:%%PORT_8980_UDP%% udp;
+        dtls             on;
+        dtls_psk_file    ok.psk;
+        proxy_responses  1;
+        proxy_pass       127.0.0.1:%%PORT_8982_UDP%%;
+    }
+}
+EOF
+
+($rc, $out) = $t->test_config('responses.conf');
+isnt($rc, 0, 'proxy_responses: fails');
+$line = line_of('responses.conf', qr/dtls\s+on/);
+like($out, rx(qr/"proxy_responses" cannot be used with "dtls": .*/,
+	   qr/ in \Q$d\E\/responses\.conf:$line\b/),
+	'proxy_responses: message, file and line');
 
 # dtls_mtu out of range
 
