@@ -806,13 +806,21 @@ ngx_stream_dtls_check_auth(ngx_conf_t *cf, ngx_stream_dtls_srv_conf_t *dscf)
         return NGX_ERROR;
     }
 
+    /*
+     * a mode that admits clients of certificate suites without a verified
+     * certificate says so at every start and reload, as does "off": PSK
+     * clients are authenticated by their key in every mode
+     */
+
     switch (dscf->verify) {
 
     case NGX_STREAM_DTLS_VERIFY_OFF:
         ngx_log_error(NGX_LOG_WARN, cf->log, 0,
                       "\"dtls_verify_client off\": clients of the server "
-                      "in %s:%ui that use certificate suites are not "
-                      "authenticated", dscf->file, dscf->line);
+                      "in %s:%ui that use certificate suites are asked for "
+                      "no certificate and admitted unauthenticated "
+                      "($dtls_client_verify is NONE)",
+                      dscf->file, dscf->line);
         break;
 
     case NGX_STREAM_DTLS_VERIFY_ON:
@@ -830,6 +838,49 @@ ngx_stream_dtls_check_auth(ngx_conf_t *cf, ngx_stream_dtls_srv_conf_t *dscf)
             return NGX_ERROR;
         }
 
+        if (dscf->verify == NGX_STREAM_DTLS_VERIFY_OPTIONAL) {
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                          "\"dtls_verify_client optional\": clients of the "
+                          "server in %s:%ui that use certificate suites and "
+                          "send no certificate are admitted unauthenticated "
+                          "($dtls_client_verify is NONE)",
+                          dscf->file, dscf->line);
+        }
+
+        break;
+
+    case NGX_STREAM_DTLS_VERIFY_OPTIONAL_NO_CA:
+
+        /*
+         * accepted without a client CA, as nginx's optional_no_ca is:
+         * a certificate's key is still proven, for an upstream or a map
+         * to pin $dtls_client_fingerprint
+         */
+
+        if (dscf->client_certificate.len == 0
+            && dscf->trusted_certificate.len == 0)
+        {
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                          "\"dtls_verify_client optional_no_ca\" with no "
+                          "\"dtls_client_certificate\" or "
+                          "\"dtls_trusted_certificate\": clients of the "
+                          "server in %s:%ui that use certificate suites are "
+                          "admitted unauthenticated with any certificate "
+                          "within its validity dates, or none, as no CA can "
+                          "verify one ($dtls_client_verify is NONE or "
+                          "FAILED:reason)",
+                          dscf->file, dscf->line);
+            break;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "\"dtls_verify_client optional_no_ca\": clients of "
+                      "the server in %s:%ui that use certificate suites and "
+                      "send no certificate, or one whose issuer is not "
+                      "trusted (self-signed, unknown CA), are admitted "
+                      "unauthenticated ($dtls_client_verify is NONE or "
+                      "FAILED:reason)",
+                      dscf->file, dscf->line);
         break;
     }
 

@@ -5,8 +5,12 @@
 # of another CA, a self-signed one, an expired one, a revoked one
 # (dtls_crl), and chains within and beyond dtls_verify_depth, with nginx's
 # semantics: the verdict in $dtls_client_verify (SUCCESS, FAILED:reason,
-# NONE), a refused certificate ending the handshake with an alert and an
-# info line naming OpenSSL's error.  The certificate variables, a client
+# NONE), also in the access log line of every session of the matrix, a
+# refused certificate ending the handshake with an alert and an info line
+# naming OpenSSL's error, and the warning of each mode that admits clients
+# without a verified certificate (optional, optional_no_ca, with and
+# without a client CA, off), once per server at start and at reload, none
+# for "on".  The certificate variables, a client
 # CA given by dtls_trusted_certificate, PSK and certificate clients of one
 # server, an RSA and an ECDSA pair in one server, dtls_password_file,
 # a 3-certificate chain each way through a small MTU, SNI, the "nginx -t"
@@ -108,6 +112,15 @@ my %servers = (
 	long        => [ 8996, 'dtls_certificate pki/server-long.crt; '
 		. 'dtls_certificate_key pki/server-long.key; '
 		. 'dtls_verify_depth 2; dtls_mtu 300;' ],
+
+	# optional_no_ca and no client CA: no certificate can verify
+
+	nca_noca    => [ 8997, 'dtls_verify_client optional_no_ca;' ],
+
+	# PSK and certificates, a certificate optional
+
+	mixed_optional => [ 8998, 'dtls_psk_file psk; '
+		. 'dtls_verify_client optional;' ],
 );
 
 my $conf = <<'EOF';
@@ -134,7 +147,7 @@ for my $name (sort { $servers{$a}[0] <=> $servers{$b}[0] } keys %servers) {
 	# stream
 
 	$dirs = 'dtls_client_certificate pki/root.crt; ' . $dirs
-		unless $name eq 'trusted' || $name eq 'off';
+		unless $name =~ /^(?:trusted|off|nca_noca)$/;
 
 	$dirs =~ s/; /;\n        /g;
 
@@ -154,9 +167,49 @@ EOF
 $conf .= "}\n";
 
 $t->write_file_expand('nginx.conf', $conf);
-$t->run()->plan(149);
+$t->run()->plan(254);
 
 my %port = map { $_ => port($servers{$_}[0], udp => 1) } keys %servers;
+
+###############################################################################
+
+# the modes that admit a client without a verified certificate say so at
+# start (and at reload, below), once for each server, naming it as
+# FILE:LINE of its "dtls on" and what it admits; "on" says nothing
+
+my %dtls_on;
+
+{
+	my ($name, $n) = ('', 0);
+
+	for (split /\n/, $t->read_file('nginx.conf')) {
+		$n++;
+		$name = $1 if /^\s*# (\S+)$/;
+		$dtls_on{$name} = $n if /^\s*dtls\s+on;/;
+	}
+}
+
+my %admits = (
+	off => '"dtls_verify_client off": clients of the server in %s '
+		. 'that use certificate suites are asked for no certificate '
+		. 'and admitted unauthenticated ($dtls_client_verify is NONE)',
+	optional => '"dtls_verify_client optional": clients of the server '
+		. 'in %s that use certificate suites and send no certificate '
+		. 'are admitted unauthenticated ($dtls_client_verify is NONE)',
+	nca => '"dtls_verify_client optional_no_ca": clients of the server '
+		. 'in %s that use certificate suites and send no certificate, '
+		. 'or one whose issuer is not trusted (self-signed, unknown '
+		. 'CA), are admitted unauthenticated ($dtls_client_verify is '
+		. 'NONE or FAILED:reason)',
+	nca_noca => '"dtls_verify_client optional_no_ca" with no '
+		. '"dtls_client_certificate" or "dtls_trusted_certificate": '
+		. 'clients of the server in %s that use certificate suites are '
+		. 'admitted unauthenticated with any certificate within its '
+		. 'validity dates, or none, as no CA can verify one '
+		. '($dtls_client_verify is NONE or FAILED:reason)',
+);
+
+warnings($t->error_log(), 'start');
 
 ###############################################################################
 
@@ -239,12 +292,52 @@ check('on_d0', 'client-int', $bad{long}, 'on: one intermediate, depth 0');
 for my $client (qw/ client client-other client-expired client-revoked
 	client-self client-long /, '')
 {
+	my $mark = length $t->read_file('access.log');
 	my $r = session('off', $client);
-	is($r->{verify}, 'NONE', "off: " . ($client || 'none') . ": NONE")
-		or diag($r->{out});
+	my $name = "off: " . ($client || 'none');
+
+	is($r->{verify}, 'NONE', "$name: NONE") or diag($r->{out});
+	logged('off', $mark, 'NONE', $name);
 }
 
-my $r = session('off', 'client');
+# optional_no_ca and no client CA: every certificate within its dates is
+# let through unverified, and says so (dtls_client sends the root it
+# trusts after client-1's certificate: 19, a self-signed one in the chain)
+
+check('nca_noca', 'client',
+	{ verify => qr/FAILED:self-signed certificate in certificate chain/ },
+	'nca, no CA: valid');
+check('nca_noca', '', $none, 'nca, no CA: none');
+check('nca_noca', 'client-other', { verify => $noca },
+	'nca, no CA: other CA');
+check('nca_noca', 'client-self',
+	{ verify => qr/FAILED:self-signed certificate/ },
+	'nca, no CA: self-signed');
+check('nca_noca', 'client-expired', $bad{expired}, 'nca, no CA: expired');
+
+# PSK and an optional certificate: both a PSK client (authenticated by its
+# key) and a certificate-suite client without a certificate are NONE;
+# only the latter has no $dtls_psk_identity
+
+my $mark = length $t->read_file('access.log');
+my $r = session('mixed_optional', '', '-k', $key, '-i', 'dev-1');
+is(join('|', map { $_ // '(none)' } @$r{qw/ verify psk /}), 'NONE|dev-1',
+	'mixed, optional: PSK client: NONE, identity');
+logged('mixed_optional', $mark, 'NONE', 'mixed, optional: PSK client');
+
+$mark = length $t->read_file('access.log');
+$r = session('mixed_optional', '');
+is(join('|', map { $_ // '(none)' } @$r{qw/ verify psk /}), 'NONE|',
+	'mixed, optional: no certificate: NONE, no identity');
+like($r->{cipher} // '', qr/^ECDHE-ECDSA-/,
+	'mixed, optional: no certificate: certificate suite');
+logged('mixed_optional', $mark, 'NONE', 'mixed, optional: no certificate');
+
+check('mixed_optional', 'client', $ok{'client'}, 'mixed, optional: valid');
+check('mixed_optional', 'client-other', $bad{other},
+	'mixed, optional: other CA');
+
+$r = session('off', 'client');
 is($r->{s_dn}, '', 'off: no client subject');
 
 # the variables of a verified certificate
@@ -320,7 +413,7 @@ $r = session('rsa', 'client', '-C', 'ECDHE-RSA-CHACHA20-POLY1305');
 like($r->{out}, qr/^server certificate subject=CN=server-rsa,.* verify=ok$/m,
 	'rsa: RSA certificate');
 
-my $mark = $t->log_mark();
+$mark = $t->log_mark();
 $r = session('rsa', 'client', '-C', 'ECDHE-ECDSA-AES128-GCM-SHA256');
 ok(!defined $r->{verify} && $r->{out} =~ /^handshake failed: /m,
 	'rsa: ECDSA suites only, refused');
@@ -409,6 +502,14 @@ like($out, qr/^SUCCESS\|CN=client-long,/m, 's_client: long chains, MTU 300');
 
 ###############################################################################
 
+# a reload says it all again
+
+$mark = $t->log_mark();
+ok($t->reload(), 'reload');
+warnings($t->error_log($mark), 'reload');
+
+###############################################################################
+
 # the access log, and the error log (before "nginx -t" adds to it)
 
 $t->stop();
@@ -440,10 +541,8 @@ EOF
 
 is($rc, 0, 'nginx -t: off passes');
 my $line = line_of('warn.conf', qr/^\s*dtls\s+on;/);
-like($test, rx(qr/\[warn\].*"dtls_verify_client off": /,
-		qr/clients of the server /,
-		qr/in \Q$d\E\/warn\.conf:$line that use certificate suites are not /,
-		qr/authenticated/), 'nginx -t: off warns, naming the server');
+my $warn = sprintf($admits{off}, "$d/warn.conf:$line");
+like($test, qr/\[warn\] \Q$warn\E$/m, 'nginx -t: off warns, naming the server');
 
 for my $mode ('', 'dtls_verify_client optional;') {
 	($rc, $test) = conf_test('noca.conf', <<"EOF");
@@ -472,6 +571,10 @@ dtls_verify_client    optional_no_ca;
 EOF
 
 is($rc, 0, 'nginx -t: optional_no_ca needs no client CA');
+$line = line_of('nca.conf', qr/^\s*dtls\s+on;/);
+$warn = sprintf($admits{nca_noca}, "$d/nca.conf:$line");
+like($test, qr/\[warn\] \Q$warn\E$/m,
+	'nginx -t: optional_no_ca, no client CA, warns');
 
 ($rc, $test) = conf_test('trusted.conf', <<'EOF');
 dtls_certificate          pki/server-ec.crt;
@@ -572,11 +675,17 @@ sub refused {
 	return $r;
 }
 
+# a cell of the matrix: admitted with the verdict and subject expected,
+# or refused; either way the access log line says so
+
 sub check {
 	my ($server, $client, $expect, $name) = @_;
 
+	my $mark = length $t->read_file('access.log');
+
 	if ($expect->{refused}) {
 		refused($server, $client, $expect->{refused}, $name);
+		logged($server, $mark, '-', $name);
 		return;
 	}
 
@@ -587,11 +696,14 @@ sub check {
 		fail("$name: $v");
 		diag($r->{out});
 		fail("$name: subject");
+		fail("$name: access log");
 		return;
 	}
 
 	ref $v ? like($r->{verify}, qr/^$v$/, "$name: $r->{verify}")
 		: is($r->{verify}, $v, "$name: $v");
+
+	logged($server, $mark, $r->{verify}, $name);
 
 	if (!$client) {
 		is($r->{s_dn}, '', "$name: no subject");
@@ -602,6 +714,50 @@ sub check {
 
 	is(join('|', $r->{s_dn}, $expect->{i_dn} ? $r->{i_dn} : ()),
 		join('|', $dn, $expect->{i_dn} || ()), "$name: subject");
+}
+
+# the session's line in the access log, written after the mark: its
+# $dtls_client_verify, "-" (and status 400) for a refused session
+
+sub logged {
+	my ($server, $mark, $verify, $name) = @_;
+
+	my $line;
+
+	$t->wait_for(sub {
+		my $log = substr($t->read_file('access.log'), $mark);
+		($line) = $log =~ /^(.*)\n/;
+		return defined $line;
+	}, 3);
+
+	my $status = $verify eq '-' ? 400 : 200;
+
+	like($line // '', qr/^$port{$server} \Q$verify\E "[^"]*" \S+ $status$/,
+		"$name: access log: $verify");
+}
+
+# the [warn] lines of a start or a reload that name each server: the one
+# of its mode, or none
+
+sub warnings {
+	my ($log, $when) = @_;
+
+	my @warn = grep { /\[warn\]/ } split /\n/, $log;
+
+	for my $name (sort keys %servers) {
+		my $mode = $name =~ /^off/ ? 'off'
+			: $name =~ /^(?:optional|mixed_optional)/ ? 'optional'
+			: $name eq 'nca_noca' ? 'nca_noca'
+			: $name =~ /^nca/ ? 'nca' : undef;
+
+		my $at = "$d/nginx.conf:$dtls_on{$name}";
+		my @w = map { s/^.*?\[warn\] \S+ //r }
+			grep { / in \Q$at\E / } @warn;
+
+		is_deeply(\@w, $mode ? [ sprintf($admits{$mode}, $at) ] : [],
+			"$when: $name: " . ($mode || 'no') . ' warning')
+			or diag(join "\n", @w);
+	}
 }
 
 # openssl s_client: waits a second for what the server returns
