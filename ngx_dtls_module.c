@@ -25,9 +25,6 @@
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
 
 
-#define NGX_STREAM_DTLS_MAX_HANDSHAKE_MESSAGE  16384
-
-
 static ngx_int_t ngx_stream_dtls_handler(ngx_stream_session_t *s);
 static ngx_int_t ngx_stream_dtls_drop(ngx_connection_t *c);
 static ngx_int_t ngx_stream_dtls_log_handler(ngx_stream_session_t *s);
@@ -535,8 +532,8 @@ ngx_stream_dtls_create_ctx(ngx_conf_t *cf, ngx_stream_dtls_srv_conf_t *dscf)
     SSL_CTX_set_info_callback(ctx, ngx_stream_dtls_info_callback);
 
     /*
-     * a handshake message a client claims is reassembled up to this size
-     * (100K by default): a bound on what each handshake slot can hold
+     * a Certificate a client sends is reassembled up to this size (100K
+     * by default); ngx_stream_dtls_handshake_input() bounds the rest
      */
 
     SSL_CTX_set_max_cert_list(ctx, NGX_STREAM_DTLS_MAX_HANDSHAKE_MESSAGE);

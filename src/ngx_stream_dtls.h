@@ -26,6 +26,15 @@
 #define NGX_STREAM_DTLS_DTLSv1            0x0002
 #define NGX_STREAM_DTLS_DTLSv1_2          0x0004
 
+/* a handshake message a client claims is reassembled up to this size */
+
+#define NGX_STREAM_DTLS_MAX_HANDSHAKE_MESSAGE  16384
+
+#define ngx_stream_dtls_read_uint16(p)                                        \
+    (((ngx_uint_t) (p)[0] << 8) | (p)[1])
+#define ngx_stream_dtls_read_uint24(p)                                        \
+    (((ngx_uint_t) (p)[0] << 16) | ((ngx_uint_t) (p)[1] << 8) | (p)[2])
+
 #define NGX_STREAM_DTLS_VERIFY_OFF             0
 #define NGX_STREAM_DTLS_VERIFY_ON              1
 #define NGX_STREAM_DTLS_VERIFY_OPTIONAL        2
@@ -117,7 +126,11 @@ typedef struct {
 
     ngx_stream_dtls_renewal_t  *renewal;    /* the client's new handshake */
 
+    ngx_uint_t                  hello_seq;  /* of the ClientHello */
+
     unsigned                    handshaked:1;
+    unsigned                    hello_seen:1;
+    unsigned                    early:2;    /* epoch-1 records before CCS */
     unsigned                    counted:1;  /* holds a handshake slot */
     unsigned                    closed:1;   /* no more records out */
 } ngx_stream_dtls_conn_t;
@@ -157,6 +170,12 @@ void ngx_stream_dtls_handshake_failed(ngx_connection_t *c,
     ngx_stream_dtls_conn_t *ctx, const char *reason);
 void ngx_stream_dtls_info_callback(const SSL *ssl, int where, int ret);
 void ngx_stream_dtls_send_alert(ngx_stream_dtls_conn_t *ctx, u_char alert);
+
+
+/* input.c: what a handshake in progress may read */
+
+ssize_t ngx_stream_dtls_handshake_input(ngx_stream_dtls_conn_t *ctx,
+    u_char *buf, size_t size);
 
 
 /* bio.c */

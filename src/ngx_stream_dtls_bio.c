@@ -145,10 +145,9 @@ ngx_stream_dtls_bio_read(BIO *bio, char *buf, int len)
         n = ngx_min(b->last - b->pos, len);
         ngx_memcpy(buf, b->pos, n);
 
-        return n;
+    } else {
+        n = ctx->recv(ctx->connection, (u_char *) buf, len);
     }
-
-    n = ctx->recv(ctx->connection, (u_char *) buf, len);
 
     /*
      * An empty datagram holds no record: OpenSSL would take a read of 0
@@ -165,11 +164,24 @@ ngx_stream_dtls_bio_read(BIO *bio, char *buf, int len)
         return -1;
     }
 
+    if (!ctx->handshaked) {
+        n = ngx_stream_dtls_handshake_input(ctx, (u_char *) buf, n);
+
+        if (n == NGX_ERROR) {
+            return -1;
+        }
+
+        if (n == 0) {
+            BIO_set_retry_read(bio);
+            return -1;
+        }
+
+        return n;
+    }
+
     /* a new ClientHello once the session is up (RFC 6347, 4.2.8) */
 
-    if (ctx->handshaked
-        && ngx_stream_dtls_renew(ctx, (u_char *) buf, n) == NGX_OK)
-    {
+    if (ngx_stream_dtls_renew(ctx, (u_char *) buf, n) == NGX_OK) {
         BIO_set_retry_read(bio);
         return -1;
     }

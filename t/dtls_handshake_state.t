@@ -1,0 +1,196 @@
+#!/usr/bin/perl
+
+# What a client can make a handshake in progress hold.  After its cookie,
+# a client sends what OpenSSL would keep for later: a hundred records of
+# the next epoch, each in a datagram of its own, and one-byte fragments
+# of ten future handshake messages that claim 17.7 KB each.  Then the
+# same within every bound that a real client flight may need: the
+# largest ClientKeyExchange there can be, and, to a server that asks for
+# client certificates, the largest Certificate and CertificateVerify; a
+# ChangeCipherSpec before each record of the next epoch.  With 50 and
+# with 1,000 such handshakes in progress, the worker's data grows by at
+# most 128 KB a handshake, and a real client still gets through.
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+use Time::HiRes qw/ sleep /;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx;
+use Test::DTLS::Hello;
+use Test::DTLS::PKI;
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
+
+$t->tool('dtls_client');
+
+plan(skip_all => 'ASan keeps freed memory') if $ENV{TEST_NGINX_ASAN};
+
+my $key = unpack('H*', random(16));
+
+$t->write_file('psk', "dev-1:$key\n");
+chmod 0600, $t->testdir() . '/psk';
+
+my $pki = Test::DTLS::PKI->new($t->testdir() . '/pki');
+
+$t->write_file_expand('nginx.conf', <<'EOF');
+
+events {
+    worker_connections  4096;
+}
+
+stream {
+    server {
+        listen                  127.0.0.1:%%PORT_8980_UDP%% udp rcvbuf=16m;
+        dtls                    on;
+        dtls_psk_file           psk;
+        dtls_handshake_limit    1100;
+        dtls_handshake_timeout  60s;
+        proxy_pass              127.0.0.1:%%PORT_8981_UDP%%;
+    }
+
+    server {
+        listen                   127.0.0.1:%%PORT_8982_UDP%% udp rcvbuf=16m;
+        dtls                     on;
+        dtls_psk_file            psk;
+        dtls_certificate         %%PKI%%/server-ec.crt;
+        dtls_certificate_key     %%PKI%%/server-ec.key;
+        dtls_client_certificate  %%PKI%%/root.crt;
+        dtls_handshake_limit     1100;
+        dtls_handshake_timeout   60s;
+        proxy_pass               127.0.0.1:%%PORT_8981_UDP%%;
+    }
+}
+
+EOF
+
+$t->write_file('nginx.conf',
+	$t->read_file('nginx.conf') =~ s/%%PKI%%/$pki->dir()/ger);
+
+$t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
+$t->run()->plan(18);
+
+my ($worker) = $t->workers();
+
+###############################################################################
+
+for my $case ([ 'future', 8980 ], [ 'bounded', 8980 ], [ 'certificate', 8982 ]) {
+	my ($attack, $port) = @$case;
+	$port = port($port, udp => 1);
+
+	for my $n (50, 1000) {
+		my $before = vmdata($worker);
+
+		my $client = $t->run_daemon($t->tool('dtls_client'),
+			'-c', "127.0.0.1:$port", '-i', 'dev-1', '-k', $key,
+			'-m', 'sequential', '-n', 10, '-t', 20000);
+
+		my @held = map { handshake($port) } 1 .. $n;
+		attack($attack, @held);
+
+		# the worker reads what is queued on its socket
+
+		sleep 1;
+		my $grown = vmdata($worker) - $before;
+		my $each = $grown / $n;
+
+		diag(sprintf('%s, %d handshakes: VmData +%d kB, %.1f kB each',
+			$attack, $n, $grown, $each));
+		ok($each <= 128, "$attack x $n: at most 128 KB a handshake")
+			or diag("$each kB a handshake");
+
+		ok($t->wait_for(sub { $t->daemon_output($client) =~ /^summary/m },
+			30), "$attack x $n: real client finished");
+		like($t->daemon_output($client), qr/^summary ok=10 failed=0$/m,
+			"$attack x $n: real client got through");
+
+		# a fresh worker for the next round: the old one ends its
+		# handshakes as it shuts down
+
+		close $_->{s} for @held;
+		$t->reload();
+		$t->wait_for(sub { $t->workers() == 1 }, 10);
+		($worker) = $t->workers();
+	}
+}
+
+###############################################################################
+
+# a handshake after its cookie, the server's flight received
+
+sub handshake {
+	my ($port) = @_;
+
+	my $s = client($port);
+	my %hello = (random => random(32));
+	my $hvr = parse_hvr(exchange($s, client_hello(%hello)));
+	my $flight = exchange($s,
+		client_hello(%hello, cookie => $hvr->{cookie}, msg_seq => 1));
+
+	return { s => $s, flight => $flight };
+}
+
+sub attack {
+	my ($attack, @held) = @_;
+
+	for my $h (@held) {
+		my $s = $h->{s};
+
+		if ($attack eq 'future') {
+			$s->send(fragment(11, 17700, $_)) for 2 .. 12;
+
+			$s->send(record(23, 1, $_, 'x')) for 1 .. 100;
+			next;
+		}
+
+		if ($attack eq 'bounded') {
+			$s->send(fragment(16, 4096, 2));
+
+		} else {
+			$s->send(fragment(11, 16384, 2) . fragment(16, 4096, 3)
+				. fragment(15, 4096, 4));
+		}
+
+		$s->send(record(20, 0, 5 + $_, "\x01") . record(23, 1, $_, 'x'))
+			for 1 .. 100;
+	}
+}
+
+# an epoch-0 handshake record: the first byte of a message of $len bytes
+
+sub fragment {
+	my ($type, $len, $seq) = @_;
+
+	my $hs = pack('C', $type) . substr(pack('N', $len), 1) . pack('n', $seq)
+		. "\0\0\0" . substr(pack('N', 1), 1) . 'x';
+
+	return record(22, 0, $seq + 1, $hs);
+}
+
+sub record {
+	my ($type, $epoch, $seq, $body) = @_;
+
+	return pack('Cnn', $type, 0xfefd, $epoch) . pack('nN', 0, $seq)
+		. pack('n', length $body) . $body;
+}
+
+sub vmdata {
+	my ($pid) = @_;
+
+	open my $fh, '<', "/proc/$pid/status" or return 0;
+	my ($kb) = join('', <$fh>) =~ /^VmData:\s+(\d+)/m;
+	return $kb;
+}
+
+###############################################################################
