@@ -127,6 +127,7 @@ typedef struct {
     ngx_stream_dtls_renewal_t  *renewal;    /* the client's new handshake */
 
     ngx_uint_t                  hello_seq;  /* of the ClientHello */
+    ngx_uint_t                  datagrams;  /* reads of nginx's recv */
 
     unsigned                    handshaked:1;
     unsigned                    hello_seen:1;

@@ -147,6 +147,7 @@ ngx_stream_dtls_bio_read(BIO *bio, char *buf, int len)
 
     } else {
         n = ctx->recv(ctx->connection, (u_char *) buf, len);
+        ctx->datagrams++;
     }
 
     /*

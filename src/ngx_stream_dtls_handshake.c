@@ -194,6 +194,12 @@ ngx_stream_dtls_handshake(ngx_stream_session_t *s)
 
         ngx_stream_dtls_set_io(c, ctx);
 
+        /* data that came with the client's last flight is read at once */
+
+        if (SSL_has_pending(ctx->ssl)) {
+            c->read->ready = 1;
+        }
+
         ngx_log_debug2(NGX_LOG_DEBUG_STREAM, c->log, 0,
                        "dtls handshake done: %s, %s",
                        SSL_get_version(ctx->ssl),

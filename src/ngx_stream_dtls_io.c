@@ -39,44 +39,73 @@ ssize_t
 ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
 {
     int                      n, sslerr;
+    ngx_uint_t               datagrams;
     ngx_stream_dtls_conn_t  *ctx;
 
     ctx = ngx_stream_dtls_get_conn(c);
 
     if (ctx->closed) {
-        c->read->ready = 0;
+        /* the datagram nginx holds for the session, if any, is dropped */
+        (void) ctx->recv(c, buf, 0);
         return NGX_AGAIN;
     }
 
-    ERR_clear_error();
+    for ( ;; ) {
+        ERR_clear_error();
 
-    n = SSL_read(ctx->ssl, buf, size);
+        datagrams = ctx->datagrams;
 
-    if (n > 0) {
-        /* another record of the datagram, if any, is read at once */
-        c->read->ready = SSL_has_pending(ctx->ssl) ? 1 : 0;
-        return n;
-    }
+        n = SSL_read(ctx->ssl, buf, size);
 
-    c->read->ready = 0;
+        if (n > 0) {
 
-    sslerr = SSL_get_error(ctx->ssl, n);
+            /*
+             * Read again at once if OpenSSL holds another record, or if
+             * it returned one held from an earlier datagram (data that
+             * came with a handshake's last flight): a datagram nginx holds
+             * for the session is gone once the event handler returns
+             */
 
-    if (sslerr == SSL_ERROR_WANT_READ || sslerr == SSL_ERROR_WANT_WRITE) {
+            c->read->ready = (SSL_has_pending(ctx->ssl)
+                              || ctx->datagrams == datagrams)
+                             ? 1 : 0;
+            return n;
+        }
+
+        c->read->ready = 0;
+
+        sslerr = SSL_get_error(ctx->ssl, n);
+
+        if (sslerr != SSL_ERROR_WANT_READ && sslerr != SSL_ERROR_WANT_WRITE)
+        {
+            break;
+        }
 
         /*
          * The datagram may have been the last of a new handshake of the
-         * client (RFC 6347, 4.2.8): the session goes on with its keys, or
-         * ends if it authenticated another peer
+         * client (RFC 6347, 4.2.8): the session goes on with its keys, and
+         * reads what came with its last flight, or ends if it
+         * authenticated another peer
          */
 
-        if (ctx->renewal && ngx_stream_dtls_renew_finish(ctx) == NGX_DONE) {
+        if (ctx->renewal == NULL) {
+            return NGX_AGAIN;
+        }
+
+        switch (ngx_stream_dtls_renew_finish(ctx)) {
+
+        case NGX_OK:
+            continue;
+
+        case NGX_DONE:
             /* the client holds no keys of this session: no close_notify */
             ctx->closed = 1;
             ngx_stream_dtls_close(c, ctx);
-        }
+            return NGX_AGAIN;
 
-        return NGX_AGAIN;
+        default:
+            return NGX_AGAIN;
+        }
     }
 
     if (sslerr == SSL_ERROR_ZERO_RETURN) {

@@ -85,7 +85,7 @@ $t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'a:');
 $t->udp_echo('127.0.0.1:' . port(8982, udp => 1), 'b:');
 $t->udp_echo('127.0.0.1:' . port(8985, udp => 1), 'x' x 100);
 
-$t->run()->plan(26);
+$t->run()->plan(28);
 
 my $proxy = '127.0.0.1:' . port(8980, udp => 1);
 my $ret = '127.0.0.1:' . port(8983, udp => 1);
@@ -139,6 +139,18 @@ for my $cipher (qw/PSK-AES128-CCM8 PSK-AES128-CCM PSK-AES128-GCM-SHA256
 
 ($out) = client('-c', $proxy, '-m', 'sequential', '-n', 3, '-R');
 like($out, qr/^summary ok=3 failed=0 reused=2$/m, 'resumption');
+
+# a resumed session whose client sends ChangeCipherSpec, Finished and its
+# first record in one datagram: that record is delivered at once, and the
+# session goes on
+
+$mark = $t->log_mark();
+
+($out) = client('-c', $proxy, '-m', 'sequential', '-n', 3, '-R', '-X');
+like($out, qr/^summary ok=3 failed=0 reused=2$/m,
+	'resumption, data with the last flight');
+is(join("\n", $t->grep_log(qr/\[(alert|crit|error)\]/, $mark)), '',
+	'resumption, data with the last flight: no alerts');
 
 # a reply whose record would exceed dtls_mtu is dropped, and logged
 

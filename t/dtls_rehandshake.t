@@ -57,7 +57,7 @@ $t->write_file('psk', "dev-1:$key\ndev-2:$key\n");
 chmod 0600, $t->testdir() . '/psk';
 
 $t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'be:');
-$t->run()->plan(44);
+$t->run()->plan(48);
 
 my $p = port(8980, udp => 1);
 my @good = ('-c', "127.0.0.1:$p", '-i', 'dev-1', '-k', $key);
@@ -98,6 +98,21 @@ is(scalar $t->grep_log($new_re, $mark), 1, 'rehandshake: logged once');
 ok($t->wait_for(sub { access_lines() >= 1 }, 3), 'rehandshake: session ended');
 is(scalar $t->grep_log(qr/new DTLS handshake of the client failed/, $mark),
 	0, 'rehandshake: no failure');
+
+# the same with a resumed handshake whose last flight carries the first
+# record: delivered at once after the swap
+
+$mark = $t->log_mark();
+
+($out, $rc) = client(@good, '-m', 'rehandshake', '-n', '2', '-R', '-X',
+	'-t', '3000');
+like($out, qr/^second handshake ok protocol=DTLSv1\.2 cipher=\S+ reused=1$/m,
+	'rehandshake, resumed: second handshake') or diag($out);
+like($out, qr/^second echo ok n=2$/m,
+	'rehandshake, resumed, data with the last flight: echoes');
+ok($t->wait_log(qr/\[info\].*$new_re/, 3, $mark), 'rehandshake, resumed: renewed');
+is(join("\n", $t->grep_log(qr/\[(alert|crit|error)\]/, $mark)), '',
+	'rehandshake, resumed: no alerts');
 
 ###############################################################################
 
@@ -184,8 +199,8 @@ $t->stop();
 # another peer's handshake is logged with its first identity
 
 my @access = split /\n/, $t->read_file('access.log');
-is(scalar(grep { /^\d+ dev-1 200 [\d.]+$/ } @access), 5,
-	'access log: five sessions, of dev-1') or diag(join "\n", @access);
+is(scalar(grep { /^\d+ dev-1 200 [\d.]+$/ } @access), 6,
+	'access log: six sessions, of dev-1') or diag(join "\n", @access);
 
 my %ports;
 $ports{(split / /)[0]}++ for @access;

@@ -62,7 +62,12 @@
  *               type=T"), then -n more echoes ("late echo ok n=N")
  *
  * With -I, the second session of rehandshake mode uses that PSK identity
- * (and the same key).
+ * (and the same key); with -R it resumes the first session.
+ *
+ * With -X the first record after a handshake goes out in the datagram of
+ * the handshake's last flight: after a resumed (abbreviated) handshake,
+ * ChangeCipherSpec, Finished and data in one datagram, as clients send
+ * them.  Every other datagram is as without -X.
  *
  * In rehandshake and replay modes replies must end with what was sent,
  * and epoch-0 datagrams arriving while the client waits after a replay
@@ -153,6 +158,7 @@ typedef struct {
     long                     timeout;
     long                     wait;
     int                      resume;
+    int                      coalesce;
     int                      verbose;
 } conf_t;
 
@@ -161,6 +167,7 @@ typedef struct {
     int                      id;
     int                      fd;
     SSL                     *ssl;
+    BIO                     *wmem;          /* -X: datagrams to send */
     int64_t                  deadline;
     int                      quiet;
     int                      close_received;
@@ -207,6 +214,7 @@ static int udp_socket(void);
 static int sess_open(sess_t *s, int id, SSL_SESSION *sess);
 static int sess_ssl_new(sess_t *s, SSL_SESSION *sess);
 static void sess_free(sess_t *s);
+static void sess_flush(sess_t *s);
 static int sess_wait(sess_t *s, int64_t deadline, short events);
 static const char *sess_reason(sess_t *s, int rc, int err);
 static int sess_handshake(sess_t *s);
@@ -317,7 +325,8 @@ usage(void)
         "  -s STRING     payload (default \"hello\"); in garbage mode a\n"
         "                number is the datagram length\n"
         "  -t MS         timeout per session (default 5000)\n"
-        "  -R            sequential: resume the first session\n"
+        "  -R            sequential, rehandshake: resume the first session\n"
+        "  -X            the first record in the handshake's last datagram\n"
         "  -I IDENTITY   rehandshake: the second session's PSK identity\n"
         "  -W MS         renew-stall: the wait before the late echoes\n"
         "  -v            trace to stderr\n");
@@ -339,7 +348,7 @@ parse_args(int argc, char **argv)
     cf.payload = "hello";
     cf.timeout = 5000;
 
-    while ((opt = getopt(argc, argv, "c:i:I:k:C:a:K:A:S:M:m:n:P:s:t:W:Rvh"))
+    while ((opt = getopt(argc, argv, "c:i:I:k:C:a:K:A:S:M:m:n:P:s:t:W:RXvh"))
            != -1)
     {
         switch (opt) {
@@ -445,6 +454,9 @@ parse_args(int argc, char **argv)
             break;
         case 'R':
             cf.resume = 1;
+            break;
+        case 'X':
+            cf.coalesce = 1;
             break;
         case 'v':
             cf.verbose = 1;
@@ -839,7 +851,18 @@ sess_ssl_new(sess_t *s, SSL_SESSION *sess)
     BIO_ctrl_set_connected(bio, addr);
     BIO_ADDR_free(addr);
 
-    SSL_set_bio(s->ssl, bio, bio);
+    if (cf.coalesce) {
+        s->wmem = BIO_new(BIO_s_mem());
+        if (s->wmem == NULL) {
+            BIO_free(bio);
+            goto failed;
+        }
+
+        SSL_set_bio(s->ssl, bio, s->wmem);
+
+    } else {
+        SSL_set_bio(s->ssl, bio, bio);
+    }
     SSL_set_app_data(s->ssl, s);
     if (SSL_set_mtu(s->ssl, cf.mtu) == 0) {
         fprintf(stderr, "dtls_client: MTU %ld refused\n", cf.mtu);
@@ -876,12 +899,35 @@ sess_free(sess_t *s)
     if (s->ssl) {
         SSL_free(s->ssl);
         s->ssl = NULL;
+        s->wmem = NULL;
     }
 
     if (s->fd != -1) {
         close(s->fd);
         s->fd = -1;
     }
+}
+
+
+/* -X: what OpenSSL wrote since the last call, as one datagram */
+
+static void
+sess_flush(sess_t *s)
+{
+    long   n;
+    char  *p;
+
+    if (s->wmem == NULL) {
+        return;
+    }
+
+    n = BIO_get_mem_data(s->wmem, &p);
+
+    if (n > 0 && send(s->fd, p, (size_t) n, 0) == -1) {
+        dbg(s, "send: %s", strerror(errno));
+    }
+
+    (void) BIO_reset(s->wmem);
 }
 
 
@@ -936,6 +982,8 @@ sess_wait(sess_t *s, int64_t deadline, short events)
             if (DTLSv1_handle_timeout(s->ssl) < 0) {
                 return -1;
             }
+
+            sess_flush(s);
         }
     }
 }
@@ -981,8 +1029,11 @@ sess_handshake(sess_t *s)
 
         rc = SSL_connect(s->ssl);
         if (rc == 1) {
+            /* with -X the last flight waits for the first record */
             break;
         }
+
+        sess_flush(s);
 
         err = SSL_get_error(s->ssl, rc);
 
@@ -1084,6 +1135,8 @@ sess_write(sess_t *s, const char *data, size_t len)
         errno = 0;
 
         rc = SSL_write(s->ssl, data, (int) len);
+        sess_flush(s);
+
         if (rc > 0) {
             dbg(s, "sent %d bytes", rc);
             return 0;
@@ -1121,6 +1174,8 @@ sess_read(sess_t *s, unsigned char *buf, size_t size, int64_t deadline)
         errno = 0;
 
         rc = SSL_read(s->ssl, buf, (int) size);
+        sess_flush(s);
+
         if (rc > 0) {
             return rc;
         }
@@ -1205,9 +1260,12 @@ sess_shutdown(sess_t *s, int wait)
     ERR_clear_error();
 
     if (SSL_shutdown(s->ssl) < 0) {
+        sess_flush(s);
         out(s, "close_notify failed: %s", sess_reason(s, -1, SSL_ERROR_SSL));
         return;
     }
+
+    sess_flush(s);
 
     out(s, "close_notify sent");
 
@@ -1821,9 +1879,10 @@ sess_echoes(sess_t *s, const char *tag, long n)
 static int
 mode_rehandshake(void)
 {
-    int      rc, hs;
-    int64_t  start;
-    sess_t   s;
+    int           rc, hs;
+    int64_t       start;
+    sess_t        s;
+    SSL_SESSION  *first;
 
     if (sess_open(&s, 0, NULL) != 0) {
         return 1;
@@ -1837,10 +1896,17 @@ mode_rehandshake(void)
 
     out(&s, "echo ok n=%ld", cf.n);
 
-    /* no close_notify: SSL_free() sends nothing, the socket stays */
+    /*
+     * no close_notify: SSL_free() sends nothing, the socket stays; marked
+     * as shut down, so that OpenSSL keeps the session resumable
+     */
 
+    first = cf.resume ? SSL_get1_session(s.ssl) : NULL;
+
+    SSL_set_shutdown(s.ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     SSL_free(s.ssl);
     s.ssl = NULL;
+    s.wmem = NULL;
 
     s.prefix = "second ";
     s.close_received = 0;
@@ -1851,10 +1917,15 @@ mode_rehandshake(void)
         cf.identity = cf.identity2;
     }
 
-    if (sess_ssl_new(&s, NULL) != 0) {
+    rc = sess_ssl_new(&s, first);
+
+    SSL_SESSION_free(first);
+
+    if (rc != 0) {
         return 1;
     }
 
+    rc = 1;
     start = now_ms();
     hs = sess_handshake(&s);
     out(&s, "handshake took %lld ms", (long long) (now_ms() - start));
