@@ -18,6 +18,8 @@
 #include "ngx_stream_dtls.h"
 
 
+static void ngx_stream_dtls_drop_record(ngx_connection_t *c,
+    ngx_stream_dtls_conn_t *ctx, u_char *buf, size_t n, size_t size);
 static void ngx_stream_dtls_close(ngx_connection_t *c,
     ngx_stream_dtls_conn_t *ctx);
 
@@ -56,6 +58,11 @@ ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
         datagrams = ctx->datagrams;
 
         n = SSL_read(ctx->ssl, buf, size);
+
+        if (n > 0 && SSL_pending(ctx->ssl)) {
+            ngx_stream_dtls_drop_record(c, ctx, buf, n, size);
+            continue;
+        }
 
         if (n > 0) {
 
@@ -124,6 +131,28 @@ ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
      */
 
     return NGX_AGAIN;
+}
+
+
+/*
+ * A record larger than the buffer it is read into (proxy_buffer_size) is
+ * dropped whole: in parts, it would go on as several datagrams
+ */
+
+static void
+ngx_stream_dtls_drop_record(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx,
+    u_char *buf, size_t n, size_t size)
+{
+    int  rest;
+
+    while ((rest = SSL_pending(ctx->ssl)) > 0) {
+        n += rest;
+        (void) SSL_read(ctx->ssl, buf, ngx_min((size_t) rest, size));
+    }
+
+    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                  "DTLS record of %uz bytes dropped: the proxy buffer has "
+                  "%uz bytes free (proxy_buffer_size)", n, size);
 }
 
 

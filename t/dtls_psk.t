@@ -72,6 +72,14 @@ stream {
     }
 
     server {
+        listen                  127.0.0.1:%%PORT_8987_UDP%% udp;
+        dtls                    on;
+        proxy_pass              127.0.0.1:%%PORT_8981_UDP%%;
+        proxy_buffer_size       1k;
+        proxy_timeout           2s;
+    }
+
+    server {
         listen                  127.0.0.1:%%PORT_8984_UDP%% udp;
         dtls                    on;
         proxy_pass              127.0.0.1:%%PORT_8985_UDP%%;
@@ -85,12 +93,13 @@ $t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'a:');
 $t->udp_echo('127.0.0.1:' . port(8982, udp => 1), 'b:');
 $t->udp_echo('127.0.0.1:' . port(8985, udp => 1), 'x' x 100);
 
-$t->run()->plan(28);
+$t->run()->plan(31);
 
 my $proxy = '127.0.0.1:' . port(8980, udp => 1);
 my $ret = '127.0.0.1:' . port(8983, udp => 1);
 my $big = '127.0.0.1:' . port(8984, udp => 1);
 my $v10 = '127.0.0.1:' . port(8986, udp => 1);
+my $small = '127.0.0.1:' . port(8987, udp => 1);
 
 ###############################################################################
 
@@ -163,6 +172,20 @@ ok($t->wait_log(qr/datagram of 1200 bytes dropped: a record of it exceeds /
 
 ($out) = client('-c', $big, '-m', 'send-only', '-s', 'y' x 1060);
 like($out, qr/^recv x{100}y{1060}$/m, 'dtls_mtu: 1160 bytes fit');
+
+# a record larger than the proxy's buffer is dropped whole, and logged:
+# split, it would reach the backend as two datagrams
+
+$mark = $t->log_mark();
+
+($out) = client('-c', $small, '-m', 'send-only', '-s', 'z' x 1100, '-t', 1500);
+unlike($out, qr/^recv /m, 'proxy_buffer_size: larger record not delivered');
+ok($t->wait_log(qr/\[info\].*DTLS record of 1100 bytes dropped: the proxy /
+	. qr/buffer has 1024 bytes free/, 3, $mark),
+	'proxy_buffer_size: logged');
+
+($out) = client('-c', $small, '-m', 'send-only', '-s', 'z' x 1000);
+like($out, qr/^recv a:z{1000}$/m, 'proxy_buffer_size: 1000 bytes fit');
 
 # openssl s_client
 
