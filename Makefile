@@ -32,7 +32,7 @@ NGINX_LD_OPT ?=
 
 TOOLS = $(BUILD)/tools/dtls_client $(BUILD)/tools/udp_echo \
         $(BUILD)/tools/udp_relay $(BUILD)/tools/dtls_load \
-        $(BUILD)/tools/dtls_floor
+        $(BUILD)/tools/dtls_floor $(BUILD)/tools/freescan.so
 
 # nginx and the module under AddressSanitizer and UBSan, for make test-asan;
 # nginx core copies empty strings from NULL (ngx_pstrdup() at start-up),
@@ -107,6 +107,12 @@ tools: $(TOOLS)
 $(BUILD)/tools/%: t/tools/%.c t/tools/addr.h
 	@mkdir -p $(BUILD)/tools
 	$(CC) -O2 -g -Wall -Wextra -o $@ $< -lssl -lcrypto -lpthread
+
+# an LD_PRELOAD shim that searches freed memory for secrets (t/dtls_psk_wipe.t)
+
+$(BUILD)/tools/freescan.so: t/tools/freescan.c
+	@mkdir -p $(BUILD)/tools
+	$(CC) -O2 -g -Wall -Wextra -shared -fPIC -o $@ $< -lssl -lcrypto
 
 run: all tools
 	@sh scripts/run.sh

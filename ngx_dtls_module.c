@@ -30,6 +30,7 @@ static ngx_int_t ngx_stream_dtls_drop(ngx_connection_t *c);
 static ngx_int_t ngx_stream_dtls_log_handler(ngx_stream_session_t *s);
 static ngx_int_t ngx_stream_dtls_create_ctx(ngx_conf_t *cf,
     ngx_stream_dtls_srv_conf_t *dscf);
+static void ngx_stream_dtls_cleanup_ctx(void *data);
 static char *ngx_stream_dtls_check_conf(ngx_cycle_t *cycle, void *conf);
 static ngx_int_t ngx_stream_dtls_check_listens(ngx_cycle_t *cycle);
 static ngx_int_t ngx_stream_dtls_check_servers(ngx_cycle_t *cycle);
@@ -478,19 +479,17 @@ ngx_stream_dtls_create_ctx(ngx_conf_t *cf, ngx_stream_dtls_srv_conf_t *dscf)
         return NGX_ERROR;
     }
 
-    cln = ngx_pool_cleanup_add(cf->pool, 0);
-    if (cln == NULL) {
-        SSL_CTX_free(ctx);
-        return NGX_ERROR;
-    }
-
     dscf->ssl.ctx = ctx;
     dscf->ssl.log = cf->log;
     dscf->ssl.buffer_size = NGX_SSL_BUFSIZE;
 
-    /* nginx's, as its certificate loaders keep references of their own */
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_stream_dtls_cleanup_ctx(&dscf->ssl);
+        return NGX_ERROR;
+    }
 
-    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->handler = ngx_stream_dtls_cleanup_ctx;
     cln->data = &dscf->ssl;
 
     if (SSL_CTX_set_ex_data(ctx, ngx_ssl_server_conf_index, dscf) == 0) {
@@ -584,6 +583,29 @@ ngx_stream_dtls_create_ctx(ngx_conf_t *cf, ngx_stream_dtls_srv_conf_t *dscf)
     }
 
     return NGX_OK;
+}
+
+
+static void
+ngx_stream_dtls_cleanup_ctx(void *data)
+{
+    ngx_ssl_t  *ssl = data;
+
+    u_char  keys[80];
+
+    /*
+     * OpenSSL 3.0 gives the session ticket keys (16 bytes of name, 32 of
+     * HMAC key, 32 of AES key, random per SSL_CTX) back to the heap as they
+     * are, unless its secure heap is in use: overwritten first.  Then
+     * nginx's cleanup, as its certificate loaders keep references of
+     * their own.
+     */
+
+    ngx_memzero(keys, sizeof(keys));
+
+    (void) SSL_CTX_set_tlsext_ticket_keys(ssl->ctx, keys, sizeof(keys));
+
+    ngx_ssl_cleanup_ctx(ssl);
 }
 
 

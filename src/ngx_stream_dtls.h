@@ -49,8 +49,16 @@ typedef struct {
 } ngx_stream_dtls_psk_t;
 
 
+/*
+ * The keys are allocated once, at their final number, and sorted through
+ * pointers: no copy of a key is made, nor left behind, but in keys[],
+ * which the configuration's pool cleanup wipes.
+ */
+
 typedef struct {
-    ngx_array_t                 keys;       /* ngx_stream_dtls_psk_t */
+    ngx_stream_dtls_psk_t      *keys;       /* in the file's order */
+    ngx_stream_dtls_psk_t     **sorted;     /* by identity, for the lookup */
+    ngx_uint_t                  nkeys;
     ngx_str_t                   file;
 } ngx_stream_dtls_psk_store_t;
 

@@ -6,9 +6,13 @@
 
 /*
  * The pre-shared keys: read from a file at configuration time (so
- * "nginx -s reload" rotates them), checked line by line, kept sorted by
+ * "nginx -s reload" rotates them), checked line by line, indexed by
  * identity for the handshake's lookup, and wiped when the configuration
- * that read them is freed.  No key, nor the file's text, is ever logged.
+ * that read them is freed.  No key, nor the file's text, is ever logged,
+ * nor copied: the lines are checked and the keys counted first, then the
+ * keys decoded once into an array of its final size (a growing array
+ * leaves copies behind in the pool), and the sorted index holds pointers
+ * (a sort's temporaries would hold keys).
  */
 
 
@@ -21,10 +25,14 @@
 
 static char *ngx_stream_dtls_psk_parse(ngx_conf_t *cf,
     ngx_stream_dtls_psk_store_t *store, u_char *p, u_char *end);
+static char *ngx_stream_dtls_psk_lines(ngx_conf_t *cf,
+    ngx_stream_dtls_psk_store_t *store, u_char *p, u_char *end);
+static ngx_uint_t ngx_stream_dtls_psk_trim(u_char **p, u_char **end);
 static char *ngx_stream_dtls_psk_line(ngx_conf_t *cf,
-    ngx_stream_dtls_psk_store_t *store, u_char *p, u_char *end,
-    ngx_uint_t line);
-static int ngx_libc_cdecl ngx_stream_dtls_psk_cmp(const void *one,
+    ngx_stream_dtls_psk_store_t *store, ngx_stream_dtls_psk_t *psk,
+    u_char *p, u_char *end, ngx_uint_t line);
+static ngx_int_t ngx_stream_dtls_psk_cmp(ngx_str_t *one, ngx_str_t *two);
+static int ngx_libc_cdecl ngx_stream_dtls_psk_sort(const void *one,
     const void *two);
 static ngx_stream_dtls_psk_t *ngx_stream_dtls_psk_find(
     ngx_stream_dtls_psk_store_t *store, u_char *identity, size_t len);
@@ -55,13 +63,6 @@ ngx_stream_dtls_psk_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     store->file = value[1];
 
     if (ngx_conf_full_name(cf->cycle, &store->file, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_array_init(&store->keys, cf->pool, 16,
-                       sizeof(ngx_stream_dtls_psk_t))
-        != NGX_OK)
-    {
         return NGX_CONF_ERROR;
     }
 
@@ -96,44 +97,59 @@ static char *
 ngx_stream_dtls_psk_parse(ngx_conf_t *cf, ngx_stream_dtls_psk_store_t *store,
     u_char *p, u_char *end)
 {
-    char                   *rv;
-    u_char                 *eol;
-    ngx_uint_t              i, line;
-    ngx_stream_dtls_psk_t  *psk;
+    char                    *rv;
+    ngx_uint_t               i, n;
+    ngx_stream_dtls_psk_t  **sorted;
 
-    for (line = 1; p < end; line++, p = eol + 1) {
+    /* every line checked and the keys counted, then decoded into place */
 
-        eol = ngx_strlchr(p, end, LF);
-        if (eol == NULL) {
-            eol = end;
-        }
-
-        rv = ngx_stream_dtls_psk_line(cf, store, p, eol, line);
-        if (rv != NGX_CONF_OK) {
-            return rv;
-        }
+    rv = ngx_stream_dtls_psk_lines(cf, store, p, end);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
 
-    if (store->keys.nelts == 0) {
+    n = store->nkeys;
+
+    if (n == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "PSK file \"%s\" has no keys", store->file.data);
         return NGX_CONF_ERROR;
     }
 
-    ngx_qsort(store->keys.elts, store->keys.nelts,
-              sizeof(ngx_stream_dtls_psk_t), ngx_stream_dtls_psk_cmp);
+    store->sorted = ngx_palloc(cf->pool, n * sizeof(ngx_stream_dtls_psk_t *));
+    if (store->sorted == NULL) {
+        return NGX_CONF_ERROR;
+    }
 
-    psk = store->keys.elts;
+    store->keys = ngx_pcalloc(cf->pool, n * sizeof(ngx_stream_dtls_psk_t));
+    if (store->keys == NULL) {
+        return NGX_CONF_ERROR;
+    }
 
-    for (i = 1; i < store->keys.nelts; i++) {
-        if (ngx_stream_dtls_psk_cmp(&psk[i - 1], &psk[i]) == 0) {
+    store->nkeys = 0;
+
+    rv = ngx_stream_dtls_psk_lines(cf, store, p, end);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    ngx_qsort(store->sorted, n, sizeof(ngx_stream_dtls_psk_t *),
+              ngx_stream_dtls_psk_sort);
+
+    sorted = store->sorted;
+
+    for (i = 1; i < n; i++) {
+        if (ngx_stream_dtls_psk_cmp(&sorted[i - 1]->identity,
+                                    &sorted[i]->identity)
+            == 0)
+        {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "PSK file \"%s\", line %ui: duplicate "
                                "identity \"%V\", first at line %ui",
                                store->file.data,
-                               ngx_max(psk[i - 1].line, psk[i].line),
-                               &psk[i].identity,
-                               ngx_min(psk[i - 1].line, psk[i].line));
+                               ngx_max(sorted[i - 1]->line, sorted[i]->line),
+                               &sorted[i]->identity,
+                               ngx_min(sorted[i - 1]->line, sorted[i]->line));
             return NGX_CONF_ERROR;
         }
     }
@@ -142,28 +158,90 @@ ngx_stream_dtls_psk_parse(ngx_conf_t *cf, ngx_stream_dtls_psk_store_t *store,
 }
 
 
+/*
+ * Every key line: without store->keys, checked and counted in nkeys;
+ * with it, decoded into keys[nkeys++] and indexed in sorted[].
+ */
+
+static char *
+ngx_stream_dtls_psk_lines(ngx_conf_t *cf, ngx_stream_dtls_psk_store_t *store,
+    u_char *p, u_char *end)
+{
+    char                   *rv;
+    u_char                 *eol, *start, *last;
+    ngx_uint_t              line;
+    ngx_stream_dtls_psk_t  *psk;
+
+    psk = NULL;
+
+    for (line = 1; p < end; line++, p = eol + 1) {
+
+        eol = ngx_strlchr(p, end, LF);
+        if (eol == NULL) {
+            eol = end;
+        }
+
+        start = p;
+        last = eol;
+
+        if (!ngx_stream_dtls_psk_trim(&start, &last)) {
+            continue;
+        }
+
+        if (store->keys) {
+            psk = &store->keys[store->nkeys];
+            store->sorted[store->nkeys] = psk;
+        }
+
+        /* counted first: the cleanup wipes it, should the line fail */
+
+        store->nkeys++;
+
+        rv = ngx_stream_dtls_psk_line(cf, store, psk, start, last, line);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* a line without its blanks and CR; 0 when blank or a comment */
+
+static ngx_uint_t
+ngx_stream_dtls_psk_trim(u_char **p, u_char **end)
+{
+    u_char  *s, *e;
+
+    s = *p;
+    e = *end;
+
+    while (s < e && (*s == ' ' || *s == '\t')) {
+        s++;
+    }
+
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == CR)) {
+        e--;
+    }
+
+    *p = s;
+    *end = e;
+
+    return (s < e && *s != '#');
+}
+
+
+/* a key line, trimmed: checked, and decoded into psk unless NULL */
+
 static char *
 ngx_stream_dtls_psk_line(ngx_conf_t *cf, ngx_stream_dtls_psk_store_t *store,
-    u_char *p, u_char *end, ngx_uint_t line)
+    ngx_stream_dtls_psk_t *psk, u_char *p, u_char *end, ngx_uint_t line)
 {
-    u_char                 *colon, *q;
-    size_t                  len, key_len;
-    ngx_int_t               hi, lo;
-    const char             *reason;
-    ngx_stream_dtls_psk_t  *psk;
-    u_char                  key[NGX_STREAM_DTLS_PSK_MAX_LEN];
-
-    while (p < end && (*p == ' ' || *p == '\t')) {
-        p++;
-    }
-
-    while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == CR)) {
-        end--;
-    }
-
-    if (p == end || *p == '#') {
-        return NGX_CONF_OK;
-    }
+    u_char      *colon, *q;
+    size_t       len, i;
+    ngx_int_t    hi, lo;
+    const char  *reason;
 
     /* the identity is everything before the last colon */
 
@@ -208,31 +286,26 @@ ngx_stream_dtls_psk_line(ngx_conf_t *cf, ngx_stream_dtls_psk_store_t *store,
         goto invalid;
     }
 
-    key_len = 0;
-
-    for (q = colon + 1; q < end; q += 2) {
+    for (i = 0, q = colon + 1; q < end; i++, q += 2) {
         hi = ngx_hextoi(q, 1);
         lo = ngx_hextoi(q + 1, 1);
 
         if (hi == NGX_ERROR || lo == NGX_ERROR) {
-            OPENSSL_cleanse(key, sizeof(key));
             reason = "key is not hexadecimal";
             goto invalid;
         }
 
-        key[key_len++] = (u_char) (hi << 4 | lo);
+        if (psk) {
+            psk->key[i] = (u_char) (hi << 4 | lo);
+        }
     }
 
-    psk = ngx_array_push(&store->keys);
     if (psk == NULL) {
-        OPENSSL_cleanse(key, sizeof(key));
-        return NGX_CONF_ERROR;
+        return NGX_CONF_OK;
     }
 
     psk->line = line;
-    psk->key_len = key_len;
-    ngx_memcpy(psk->key, key, key_len);
-    OPENSSL_cleanse(key, sizeof(key));
+    psk->key_len = len / 2;
 
     psk->identity.len = colon - p;
     psk->identity.data = ngx_pnalloc(cf->pool, psk->identity.len);
@@ -253,17 +326,26 @@ invalid:
 }
 
 
-static int ngx_libc_cdecl
-ngx_stream_dtls_psk_cmp(const void *one, const void *two)
-{
-    const ngx_stream_dtls_psk_t  *a = one;
-    const ngx_stream_dtls_psk_t  *b = two;
+/* identities in order of length, then of bytes */
 
-    if (a->identity.len != b->identity.len) {
-        return (a->identity.len < b->identity.len) ? -1 : 1;
+static ngx_int_t
+ngx_stream_dtls_psk_cmp(ngx_str_t *one, ngx_str_t *two)
+{
+    if (one->len != two->len) {
+        return (one->len < two->len) ? -1 : 1;
     }
 
-    return ngx_memcmp(a->identity.data, b->identity.data, a->identity.len);
+    return ngx_memcmp(one->data, two->data, one->len);
+}
+
+
+static int ngx_libc_cdecl
+ngx_stream_dtls_psk_sort(const void *one, const void *two)
+{
+    ngx_stream_dtls_psk_t  *a = *(ngx_stream_dtls_psk_t **) one;
+    ngx_stream_dtls_psk_t  *b = *(ngx_stream_dtls_psk_t **) two;
+
+    return (int) ngx_stream_dtls_psk_cmp(&a->identity, &b->identity);
 }
 
 
@@ -271,23 +353,22 @@ static ngx_stream_dtls_psk_t *
 ngx_stream_dtls_psk_find(ngx_stream_dtls_psk_store_t *store, u_char *identity,
     size_t len)
 {
-    ngx_int_t               rc;
-    ngx_uint_t              lo, hi, mid;
-    ngx_stream_dtls_psk_t  *psk, key;
+    ngx_int_t    rc;
+    ngx_str_t    id;
+    ngx_uint_t   lo, hi, mid;
 
-    key.identity.len = len;
-    key.identity.data = identity;
+    id.len = len;
+    id.data = identity;
 
-    psk = store->keys.elts;
     lo = 0;
-    hi = store->keys.nelts;
+    hi = store->nkeys;
 
     while (lo < hi) {
         mid = lo + (hi - lo) / 2;
-        rc = ngx_stream_dtls_psk_cmp(&key, &psk[mid]);
+        rc = ngx_stream_dtls_psk_cmp(&id, &store->sorted[mid]->identity);
 
         if (rc == 0) {
-            return &psk[mid];
+            return store->sorted[mid];
         }
 
         if (rc < 0) {
@@ -359,12 +440,10 @@ ngx_stream_dtls_psk_cleanup(void *data)
 {
     ngx_stream_dtls_psk_store_t *store = data;
 
-    ngx_uint_t              i;
-    ngx_stream_dtls_psk_t  *psk;
+    /* keys[0 .. nkeys) are the only slots ever written */
 
-    psk = store->keys.elts;
-
-    for (i = 0; i < store->keys.nelts; i++) {
-        OPENSSL_cleanse(psk[i].key, sizeof(psk[i].key));
+    if (store->keys) {
+        OPENSSL_cleanse(store->keys,
+                        store->nkeys * sizeof(ngx_stream_dtls_psk_t));
     }
 }

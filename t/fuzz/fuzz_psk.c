@@ -11,8 +11,9 @@
  *
  * Checked when the parser accepts the file (abort() when broken):
  *   - every identity is 1 to 128 printable ASCII bytes, every key 16 to
- *     64 bytes; the identities are sorted (length, then bytes) and
- *     unique, so the handshake's binary search finds each of them;
+ *     64 bytes; the index of the keys is sorted (identity's length, then
+ *     bytes) and its identities unique, so the handshake's binary search
+ *     finds each of them;
  *   - one key per line that is neither blank nor a comment, and each
  *     stored key is that line: identity, the last colon, the key in hex
  *     (the harness's own reading of the line);
@@ -213,7 +214,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char                         *rv;
     u_char                       *text, *s, *e;
-    ngx_uint_t                    i, j;
+    ngx_uint_t                    i, j, indexed;
     ngx_conf_t                    cf;
     ngx_pool_t                   *pool;
     ngx_stream_dtls_psk_t        *psk, *found;
@@ -237,10 +238,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     ngx_str_set(&store->file, "/nonexistent/conf/dtls.psk");
 
-    fuzz_assert(ngx_array_init(&store->keys, pool, 16,
-                               sizeof(ngx_stream_dtls_psk_t))
-                == NGX_OK);
-
     /* exactly the file's bytes, for ASan to guard */
 
     text = malloc(size ? size : 1);
@@ -254,7 +251,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (fuzz_verbose) {
         fprintf(stderr, "psk: %s, %u keys\n",
                 rv == NGX_CONF_OK ? "OK" : "ERROR",
-                (unsigned) store->keys.nelts);
+                (unsigned) store->nkeys);
     }
 
     if (rv != NGX_CONF_OK) {
@@ -262,12 +259,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         goto done;
     }
 
-    fuzz_assert(store->keys.nelts > 0);
-    fuzz_assert(store->keys.nelts == fuzz_count_keys(text, text + size));
+    fuzz_assert(store->nkeys > 0);
+    fuzz_assert(store->nkeys == fuzz_count_keys(text, text + size));
 
-    psk = store->keys.elts;
+    psk = store->keys;
 
-    for (i = 0; i < store->keys.nelts; i++) {
+    for (i = 1; i < store->nkeys; i++) {
+        fuzz_assert(ngx_stream_dtls_psk_cmp(&store->sorted[i - 1]->identity,
+                                            &store->sorted[i]->identity)
+                    < 0);
+    }
+
+    for (i = 0; i < store->nkeys; i++) {
 
         fuzz_assert(psk[i].identity.len >= 1
                     && psk[i].identity.len
@@ -281,9 +284,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_assert(psk[i].key_len >= NGX_STREAM_DTLS_PSK_MIN_LEN
                     && psk[i].key_len <= NGX_STREAM_DTLS_PSK_MAX_LEN);
 
+        /* in the file's order, each indexed once */
+
         if (i > 0) {
-            fuzz_assert(ngx_stream_dtls_psk_cmp(&psk[i - 1], &psk[i]) < 0);
+            fuzz_assert(psk[i - 1].line < psk[i].line);
         }
+
+        for (indexed = 0, j = 0; j < store->nkeys; j++) {
+            indexed += (store->sorted[j] == &psk[i]);
+        }
+
+        fuzz_assert(indexed == 1);
 
         fuzz_assert(fuzz_line(text, text + size, psk[i].line, &s, &e)
                     == NGX_OK);
@@ -309,7 +320,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     ngx_stream_dtls_psk_cleanup(store);
 
-    for (i = 0; i < store->keys.nelts; i++) {
+    for (i = 0; i < store->nkeys; i++) {
         for (j = 0; j < sizeof(psk[i].key); j++) {
             fuzz_assert(psk[i].key[j] == 0);
         }

@@ -73,6 +73,10 @@
  * and epoch-0 datagrams arriving while the client waits after a replay
  * are read raw and shown as "reply after replay len=N type=T".
  *
+ * When SSLKEYLOGFILE names a file, the secrets of every session are
+ * appended to it in NSS key log format ("CLIENT_RANDOM HEX HEX"): a test
+ * can look for a session's master secret where it should not be.
+ *
  * Exit status: 0 when the goal of the mode was reached, 1 when not,
  * 2 on usage errors.
  */
@@ -205,6 +209,7 @@ static unsigned int psk_cb(SSL *ssl, const char *hint, char *identity,
     unsigned int max_identity_len, unsigned char *psk,
     unsigned int max_psk_len);
 static void info_cb(const SSL *ssl, int where, int ret);
+static void keylog_cb(const SSL *ssl, const char *line);
 static void print_server_cert(sess_t *s);
 static void name_rfc2253(X509_NAME *name, char *buf, size_t size);
 static void msg_cb(int write_p, int version, int content_type,
@@ -692,7 +697,30 @@ make_ctx(void)
     SSL_CTX_set_info_callback(c, info_cb);
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT);
 
+    if (getenv("SSLKEYLOGFILE")) {
+        SSL_CTX_set_keylog_callback(c, keylog_cb);
+    }
+
     return c;
+}
+
+
+static void
+keylog_cb(const SSL *ssl, const char *line)
+{
+    FILE  *f;
+
+    (void) ssl;
+
+    pthread_mutex_lock(&out_lock);
+
+    f = fopen(getenv("SSLKEYLOGFILE"), "a");
+    if (f != NULL) {
+        fprintf(f, "%s\n", line);
+        fclose(f);
+    }
+
+    pthread_mutex_unlock(&out_lock);
 }
 
 
