@@ -162,6 +162,7 @@ void ngx_stream_dtls_send_alert(ngx_stream_dtls_conn_t *ctx, u_char alert);
 /* bio.c */
 
 ngx_int_t ngx_stream_dtls_bio_init(ngx_conf_t *cf);
+void ngx_stream_dtls_bio_exit(void);
 BIO *ngx_stream_dtls_bio_new(ngx_stream_dtls_conn_t *ctx);
 ngx_stream_dtls_conn_t *ngx_stream_dtls_ssl_conn(const SSL *ssl);
 ssize_t ngx_stream_dtls_send_datagram(ngx_connection_t *c,

@@ -23,8 +23,15 @@
 static int ngx_stream_dtls_bio_write(BIO *bio, const char *buf, int len);
 static int ngx_stream_dtls_bio_read(BIO *bio, char *buf, int len);
 static long ngx_stream_dtls_bio_ctrl(BIO *bio, int cmd, long num, void *ptr);
-static void ngx_stream_dtls_bio_cleanup(void *data);
 
+
+/*
+ * One method per process, made for the first configuration that needs it
+ * and freed only when the process exits: the workers the master forks
+ * later (a respawn after a crash) inherit the running configuration with
+ * it, so that the cleanup of a configuration that failed to load must not
+ * take it away
+ */
 
 static BIO_METHOD  *ngx_stream_dtls_bio_method;
 
@@ -32,8 +39,11 @@ static BIO_METHOD  *ngx_stream_dtls_bio_method;
 ngx_int_t
 ngx_stream_dtls_bio_init(ngx_conf_t *cf)
 {
-    BIO_METHOD          *method;
-    ngx_pool_cleanup_t  *cln;
+    BIO_METHOD  *method;
+
+    if (ngx_stream_dtls_bio_method) {
+        return NGX_OK;
+    }
 
     method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
                           "nginx DTLS session");
@@ -42,20 +52,12 @@ ngx_stream_dtls_bio_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    cln = ngx_pool_cleanup_add(cf->pool, 0);
-    if (cln == NULL) {
-        BIO_meth_free(method);
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_stream_dtls_bio_cleanup;
-    cln->data = method;
-
     if (BIO_meth_set_write(method, ngx_stream_dtls_bio_write) != 1
         || BIO_meth_set_read(method, ngx_stream_dtls_bio_read) != 1
         || BIO_meth_set_ctrl(method, ngx_stream_dtls_bio_ctrl) != 1)
     {
         ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0, "BIO_meth_set() failed");
+        BIO_meth_free(method);
         return NGX_ERROR;
     }
 
@@ -65,16 +67,15 @@ ngx_stream_dtls_bio_init(ngx_conf_t *cf)
 }
 
 
-static void
-ngx_stream_dtls_bio_cleanup(void *data)
-{
-    BIO_METHOD  *method = data;
+/* the exit process and exit master hooks: no session runs after that */
 
-    if (ngx_stream_dtls_bio_method == method) {
+void
+ngx_stream_dtls_bio_exit(void)
+{
+    if (ngx_stream_dtls_bio_method) {
+        BIO_meth_free(ngx_stream_dtls_bio_method);
         ngx_stream_dtls_bio_method = NULL;
     }
-
-    BIO_meth_free(method);
 }
 
 
