@@ -1132,4 +1132,5 @@ static void
 ngx_stream_dtls_exit(ngx_cycle_t *cycle)
 {
     ngx_stream_dtls_cookie_wipe();
+    ngx_stream_dtls_bio_exit();
 }

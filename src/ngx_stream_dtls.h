@@ -125,6 +125,8 @@ typedef struct {
     ngx_send_chain_pt           send_chain;
 
     ngx_buf_t                  *first;      /* ClientHello not yet read */
+    u_char                     *hold;       /* of a datagram being written */
+    size_t                      held;
     ngx_msec_t                  deadline;   /* of the handshake */
     size_t                      data_mtu;   /* a record's data at most */
 
@@ -190,7 +192,9 @@ ssize_t ngx_stream_dtls_handshake_input(ngx_stream_dtls_conn_t *ctx,
 /* bio.c */
 
 ngx_int_t ngx_stream_dtls_bio_init(ngx_conf_t *cf);
+void ngx_stream_dtls_bio_exit(void);
 BIO *ngx_stream_dtls_bio_new(ngx_stream_dtls_conn_t *ctx);
+void ngx_stream_dtls_bio_cleanup(ngx_stream_dtls_conn_t *ctx);
 ngx_stream_dtls_conn_t *ngx_stream_dtls_ssl_conn(const SSL *ssl);
 ssize_t ngx_stream_dtls_send_datagram(ngx_connection_t *c,
     ngx_send_chain_pt send_chain, u_char *data, size_t len);

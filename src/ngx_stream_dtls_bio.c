@@ -7,9 +7,28 @@
 /*
  * The BIO beneath a session's SSL object.  It reads the datagrams nginx
  * has already received for the session (the first from c->buffer, later
- * ones through nginx's own UDP receive) and writes each record flight
- * OpenSSL produces as one datagram through nginx's UDP send, so that
- * wildcard listens answer from the right local address.
+ * ones through nginx's own UDP receive) and writes the datagrams OpenSSL
+ * makes through nginx's UDP send, so that wildcard listens answer from
+ * the right local address.
+ *
+ * OpenSSL sizes each datagram to dtls_mtu, writes its records one at a
+ * time and then flushes; during a handshake the writes go through a
+ * 4096-byte buffering BIO pushed on this one, which passes a larger
+ * datagram on in pieces that end inside records.  So a write that ends
+ * inside a record is held until the rest of the record comes, and a
+ * datagram goes out
+ *
+ *   - whenever what is held ends on a record boundary: at once for a
+ *     write of whole records (every write after the handshake, alerts,
+ *     retransmissions, a datagram the buffering BIO held whole);
+ *   - with the whole records held so far, when more would not fit in
+ *     dtls_mtu: OpenSSL counts a datagram's bytes through the buffering
+ *     BIO, which does not count what this one holds;
+ *   - at a flush.
+ *
+ * Every datagram holds whole records and none is larger than dtls_mtu;
+ * nothing is held after a flush, and OpenSSL flushes at the end of every
+ * flight.
  */
 
 
@@ -20,11 +39,26 @@
 #include "ngx_stream_dtls.h"
 
 
+#define NGX_DTLS_RECORD_HEADER_LEN  13
+
+
 static int ngx_stream_dtls_bio_write(BIO *bio, const char *buf, int len);
+static ngx_int_t ngx_stream_dtls_bio_hold(ngx_stream_dtls_conn_t *ctx,
+    u_char *p, size_t len);
+static ngx_int_t ngx_stream_dtls_bio_send(ngx_stream_dtls_conn_t *ctx,
+    size_t len);
+static size_t ngx_stream_dtls_bio_records(u_char *p, size_t len);
 static int ngx_stream_dtls_bio_read(BIO *bio, char *buf, int len);
 static long ngx_stream_dtls_bio_ctrl(BIO *bio, int cmd, long num, void *ptr);
-static void ngx_stream_dtls_bio_cleanup(void *data);
 
+
+/*
+ * One method per process, made for the first configuration that needs it
+ * and freed only when the process exits: the workers the master forks
+ * later (a respawn after a crash) inherit the running configuration with
+ * it, so that the cleanup of a configuration that failed to load must not
+ * take it away
+ */
 
 static BIO_METHOD  *ngx_stream_dtls_bio_method;
 
@@ -32,8 +66,11 @@ static BIO_METHOD  *ngx_stream_dtls_bio_method;
 ngx_int_t
 ngx_stream_dtls_bio_init(ngx_conf_t *cf)
 {
-    BIO_METHOD          *method;
-    ngx_pool_cleanup_t  *cln;
+    BIO_METHOD  *method;
+
+    if (ngx_stream_dtls_bio_method) {
+        return NGX_OK;
+    }
 
     method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
                           "nginx DTLS session");
@@ -42,20 +79,12 @@ ngx_stream_dtls_bio_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    cln = ngx_pool_cleanup_add(cf->pool, 0);
-    if (cln == NULL) {
-        BIO_meth_free(method);
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_stream_dtls_bio_cleanup;
-    cln->data = method;
-
     if (BIO_meth_set_write(method, ngx_stream_dtls_bio_write) != 1
         || BIO_meth_set_read(method, ngx_stream_dtls_bio_read) != 1
         || BIO_meth_set_ctrl(method, ngx_stream_dtls_bio_ctrl) != 1)
     {
         ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0, "BIO_meth_set() failed");
+        BIO_meth_free(method);
         return NGX_ERROR;
     }
 
@@ -65,16 +94,15 @@ ngx_stream_dtls_bio_init(ngx_conf_t *cf)
 }
 
 
-static void
-ngx_stream_dtls_bio_cleanup(void *data)
-{
-    BIO_METHOD  *method = data;
+/* the exit process and exit master hooks: no session runs after that */
 
-    if (ngx_stream_dtls_bio_method == method) {
+void
+ngx_stream_dtls_bio_exit(void)
+{
+    if (ngx_stream_dtls_bio_method) {
+        BIO_meth_free(ngx_stream_dtls_bio_method);
         ngx_stream_dtls_bio_method = NULL;
     }
-
-    BIO_meth_free(method);
 }
 
 
@@ -114,16 +142,138 @@ ngx_stream_dtls_bio_write(BIO *bio, const char *buf, int len)
 
     BIO_clear_retry_flags(bio);
 
-    n = ngx_stream_dtls_send_datagram(ctx->connection, ctx->send_chain,
-                                      (u_char *) buf, len);
+    if (ctx->held == 0
+        && (size_t) len <= ctx->conf->mtu
+        && ngx_stream_dtls_bio_records((u_char *) buf, len) == (size_t) len)
+    {
+        /* a datagram of whole records, as almost every write is */
 
-    if (n == NGX_ERROR) {
+        n = ngx_stream_dtls_send_datagram(ctx->connection, ctx->send_chain,
+                                          (u_char *) buf, len);
+
+        /* a datagram the socket could not take now is lost, as on the wire */
+
+        return (n == NGX_ERROR) ? -1 : len;
+    }
+
+    if (ngx_stream_dtls_bio_hold(ctx, (u_char *) buf, len) != NGX_OK) {
         return -1;
     }
 
-    /* a datagram the socket could not take now is lost, as on the wire */
-
     return len;
+}
+
+
+/* a write that is not one datagram of whole records */
+
+static ngx_int_t
+ngx_stream_dtls_bio_hold(ngx_stream_dtls_conn_t *ctx, u_char *p, size_t len)
+{
+    size_t  size, mtu, whole;
+
+    mtu = ctx->conf->mtu;
+
+    for ( ;; ) {
+
+        if (ctx->hold == NULL) {
+            ctx->hold = ngx_alloc(mtu, ctx->connection->log);
+            if (ctx->hold == NULL) {
+                return NGX_ERROR;
+            }
+        }
+
+        size = ngx_min(len, mtu - ctx->held);
+
+        ngx_memcpy(ctx->hold + ctx->held, p, size);
+        ctx->held += size;
+        p += size;
+        len -= size;
+
+        whole = ngx_stream_dtls_bio_records(ctx->hold, ctx->held);
+
+        if (len == 0 && whole < ctx->held) {
+            ngx_log_debug2(NGX_LOG_DEBUG_STREAM, ctx->connection->log, 0,
+                           "dtls datagram: %uz bytes held, %uz of them in "
+                           "whole records", ctx->held, whole);
+            return NGX_OK;
+        }
+
+        /*
+         * the hold is full and more comes: the whole records so far, or
+         * all of it if one record is longer than dtls_mtu (OpenSSL makes
+         * none)
+         */
+
+        if (ngx_stream_dtls_bio_send(ctx, whole ? whole : ctx->held)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (len == 0) {
+            return NGX_OK;
+        }
+    }
+}
+
+
+/* the first len bytes held, as a datagram; the hold is freed once empty */
+
+static ngx_int_t
+ngx_stream_dtls_bio_send(ngx_stream_dtls_conn_t *ctx, size_t len)
+{
+    ssize_t  n;
+
+    n = ngx_stream_dtls_send_datagram(ctx->connection, ctx->send_chain,
+                                      ctx->hold, len);
+
+    ctx->held -= len;
+
+    if (ctx->held) {
+        ngx_memmove(ctx->hold, ctx->hold + len, ctx->held);
+
+    } else {
+        ngx_free(ctx->hold);
+        ctx->hold = NULL;
+    }
+
+    return (n == NGX_ERROR) ? NGX_ERROR : NGX_OK;
+}
+
+
+/* how many bytes from p on are whole DTLS records */
+
+static size_t
+ngx_stream_dtls_bio_records(u_char *p, size_t len)
+{
+    size_t  n, size;
+
+    n = 0;
+
+    while (len - n >= NGX_DTLS_RECORD_HEADER_LEN) {
+        size = NGX_DTLS_RECORD_HEADER_LEN + ((p[n + 11] << 8) | p[n + 12]);
+
+        if (size > len - n) {
+            break;
+        }
+
+        n += size;
+    }
+
+    return n;
+}
+
+
+/* freed with the session, or with the new handshake beside it */
+
+void
+ngx_stream_dtls_bio_cleanup(ngx_stream_dtls_conn_t *ctx)
+{
+    if (ctx->hold) {
+        ngx_free(ctx->hold);
+        ctx->hold = NULL;
+        ctx->held = 0;
+    }
 }
 
 
@@ -194,10 +344,27 @@ ngx_stream_dtls_bio_read(BIO *bio, char *buf, int len)
 static long
 ngx_stream_dtls_bio_ctrl(BIO *bio, int cmd, long num, void *ptr)
 {
+    ngx_stream_dtls_conn_t  *ctx;
+
+    ctx = BIO_get_data(bio);
+
     switch (cmd) {
 
     case BIO_CTRL_FLUSH:
+
+        /*
+         * whole records went out with the write that ended them; part of
+         * a record (OpenSSL flushes none) goes as it is: nothing stays
+         */
+
+        if (ctx->held && ngx_stream_dtls_bio_send(ctx, ctx->held) != NGX_OK) {
+            return 0;
+        }
+
         return 1;
+
+    case BIO_CTRL_WPENDING:
+        return (long) ctx->held;
 
     default:
         /* MTU queries are off (SSL_OP_NO_QUERY_MTU), timeouts are ours */

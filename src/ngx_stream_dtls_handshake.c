@@ -465,4 +465,5 @@ ngx_stream_dtls_cleanup(void *data)
     /* the BIO goes with the SSL object; OpenSSL wipes its key copies */
 
     SSL_free(ctx->ssl);
+    ngx_stream_dtls_bio_cleanup(ctx);
 }

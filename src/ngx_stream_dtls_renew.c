@@ -458,6 +458,8 @@ ngx_stream_dtls_renew_free(ngx_stream_dtls_conn_t *ctx)
         SSL_free(r->conn.ssl);
     }
 
+    ngx_stream_dtls_bio_cleanup(&r->conn);
+
     ngx_free(r);
 }
 

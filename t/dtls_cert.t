@@ -2,7 +2,8 @@
 
 # DTLS with certificates: handshake flights larger than dtls_mtu are
 # fragmented (every datagram nginx sends is measured on the way, through a
-# relay in this test) and reassembled; SNI routing with $dtls_server_name
+# relay in this test) and reassembled, and a flight larger than OpenSSL's
+# 4096-byte write buffer goes out in whole records at dtls_mtu 9000; SNI routing with $dtls_server_name
 # in a map; client certificates and the session variables in the access
 # log; the default suites (no PSK suite without dtls_psk_file, no CBC
 # suite ever, both kinds with both); and two clients we did not write,
@@ -84,6 +85,30 @@ stream {
         proxy_timeout         2s;
     }
 
+    # three RSA 4096 certificates at 9000: a flight of about 5000 bytes,
+    # more than the 4096 OpenSSL buffers before it writes to the BIO;
+    # at 4500, a flight OpenSSL takes for one datagram although it is not
+
+    server {
+        listen                127.0.0.1:%%PORT_8985_UDP%% udp;
+        dtls                  on;
+        dtls_certificate      %%BIG_CRT%%;
+        dtls_certificate_key  %%BIG_KEY%%;
+        dtls_mtu              9000;
+        proxy_pass            127.0.0.1:%%PORT_8990_UDP%%;
+        proxy_timeout         2s;
+    }
+
+    server {
+        listen                127.0.0.1:%%PORT_8986_UDP%% udp;
+        dtls                  on;
+        dtls_certificate      %%BIG_CRT%%;
+        dtls_certificate_key  %%BIG_KEY%%;
+        dtls_mtu              4500;
+        proxy_pass            127.0.0.1:%%PORT_8990_UDP%%;
+        proxy_timeout         2s;
+    }
+
     # SNI routing; certificates only, default suites
 
     map $dtls_server_name $backend {
@@ -140,16 +165,20 @@ $conf =~ s/%%LONG_CRT%%/$pki{long_crt}/g;
 $conf =~ s/%%LONG_KEY%%/$pki{long_key}/g;
 $conf =~ s/%%EC_CRT%%/$pki{ec_crt}/g;
 $conf =~ s/%%EC_KEY%%/$pki{ec_key}/g;
+$conf =~ s/%%BIG_CRT%%/$pki{big_crt}/g;
+$conf =~ s/%%BIG_KEY%%/$pki{big_key}/g;
 $t->write_file_expand('nginx.conf', $conf);
 
 $t->udp_echo('127.0.0.1:' . port(8990, udp => 1), 'e:');
 $t->udp_echo('127.0.0.1:' . port(8991, udp => 1), 'A:');
 $t->udp_echo('127.0.0.1:' . port(8992, udp => 1), 'B:');
 
-$t->run()->plan(52);
+$t->run()->plan(64);
 
 my $long576 = '127.0.0.1:' . port(8980, udp => 1);
 my $long1200 = '127.0.0.1:' . port(8981, udp => 1);
+my $big9000 = '127.0.0.1:' . port(8985, udp => 1);
+my $big4500 = '127.0.0.1:' . port(8986, udp => 1);
 my $sni = '127.0.0.1:' . port(8982, udp => 1);
 my $psk = '127.0.0.1:' . port(8983, udp => 1);
 my $both = '127.0.0.1:' . port(8984, udp => 1);
@@ -178,6 +207,7 @@ ok($r->{c2s_max} && $r->{c2s_max} <= 576,
 	"mtu 576: largest datagram from the client $r->{c2s_max} <= 576");
 cmp_ok($r->{c2s_flight}, '>', 1,
 	'mtu 576: client flight in several datagrams too');
+is($r->{s2c_torn}, 0, 'mtu 576: every datagram from nginx whole records');
 
 ($out, $r) = relayed($long1200, "two\n", @ca, @client_cert);
 
@@ -187,6 +217,39 @@ ok($r->{s2c_max} && $r->{s2c_max} <= 1200,
 cmp_ok($r->{cert_len}, '>', 1200, 'mtu 1200: Certificate message larger');
 cmp_ok($r->{cert_datagrams}, '>', 1,
 	'mtu 1200: Certificate message in several datagrams');
+is($r->{s2c_torn}, 0, 'mtu 1200: every datagram from nginx whole records');
+
+# a flight larger than 4096 bytes at dtls_mtu 9000: no datagram ends or
+# starts inside a record
+
+($out, $r) = relayed($big9000, "nine\n", '-CAfile', $pki{big_ca},
+	'-verify_return_error', @client_cert, '-mtu', 9000);
+
+like($out, qr/^e:nine$/m, 'mtu 9000: handshake and echo');
+like($out, qr/Verify return code: 0 \(ok\)/, 'mtu 9000: chain verified');
+cmp_ok($r->{s2c_flight}, '>', 4096,
+	"mtu 9000: server flight of $r->{s2c_flight} bytes, more than 4096");
+is($r->{s2c_torn}, 0, 'mtu 9000: every datagram from nginx whole records')
+	or diag("datagrams from nginx: @{$r->{s2c_sizes}}");
+ok($r->{s2c_max} && $r->{s2c_max} <= 9000,
+	"mtu 9000: largest datagram from nginx $r->{s2c_max} <= 9000");
+cmp_ok($r->{s2c_max}, '>', 4096,
+	'mtu 9000: datagrams larger than 4096 bytes, up to dtls_mtu');
+
+# at 4500 OpenSSL's count of a datagram misses what the BIO holds: the
+# flight still goes out in whole records, none larger than 4500
+
+($out, $r) = relayed($big4500, "half\n", '-CAfile', $pki{big_ca},
+	'-verify_return_error', @client_cert, '-mtu', 4500);
+
+like($out, qr/^e:half$/m, 'mtu 4500: handshake and echo');
+cmp_ok($r->{s2c_flight}, '>', 4500,
+	"mtu 4500: server flight of $r->{s2c_flight} bytes, more than 4500");
+is($r->{s2c_torn}, 0, 'mtu 4500: every datagram from nginx whole records')
+	or diag("datagrams from nginx: @{$r->{s2c_sizes}}");
+ok($r->{s2c_max} && $r->{s2c_max} <= 4500,
+	"mtu 4500: largest datagram from nginx $r->{s2c_max} <= 4500")
+	or diag("datagrams from nginx: @{$r->{s2c_sizes}}");
 
 # the client's certificate chain (three certificates) in several
 # datagrams too, reassembled by nginx
@@ -415,7 +478,9 @@ sub relayed {
 	}
 
 	my %r = (s2c_max => 0, c2s_max => 0, c2s_flight => 0,
-		c2s_cert_datagrams => 0, cert_datagrams => 0, cert_len => 0);
+		c2s_cert_datagrams => 0, cert_datagrams => 0, cert_len => 0,
+		s2c_torn => 0, s2c_sizes => [], s2c_flight => 0);
+	my ($flight, $bytes) = (0, 0);
 	my %frag;
 	my $client;
 	my $sel = IO::Select->new($front, $back);
@@ -437,11 +502,25 @@ sub relayed {
 					if grep { $_->{msg_type} =~ /^(11|15|16)$/ } @hs;
 				$r{c2s_cert_datagrams}++
 					if grep { $_->{msg_type} == 11 } @hs;
+
+				# the server's flight: what answers a ClientHello
+				# until the client sends its own flight (the
+				# largest, if the client had to send it again)
+
+				$flight = 0
+					if grep { $_->{msg_type} =~ /^(-1|1|11|16)$/ } @hs;
+				$flight = 1, $bytes = 0
+					if grep { $_->{msg_type} == 1 } @hs;
+
 				$back->send($buf);
 
 			} else {
 				next unless defined $back->recv($buf, 65536);
 				$r{s2c_max} = length $buf if length $buf > $r{s2c_max};
+				$bytes += length $buf if $flight;
+				$r{s2c_flight} = $bytes if $bytes > $r{s2c_flight};
+				$r{s2c_torn}++ unless whole_records($buf);
+				push @{$r{s2c_sizes}}, length $buf;
 
 				my @cert = grep { $_->{msg_type} == 11 } records($buf, 22);
 				$r{cert_datagrams}++ if @cert;
@@ -465,6 +544,28 @@ sub relayed {
 	$r{cert_complete} = $r{cert_len} && keys(%frag) == $r{cert_len};
 
 	return ($t->read_file($outfile), \%r);
+}
+
+# a datagram is a sequence of whole DTLS 1.0 or 1.2 records
+
+sub whole_records {
+	my ($buf) = @_;
+
+	return 0 unless length $buf;
+
+	while (length $buf) {
+		return 0 if length $buf < 13;
+
+		my ($type, $version, $len) = unpack('C n x8 n', $buf);
+
+		return 0 unless $type >= 20 && $type <= 23
+			&& ($version == 0xfeff || $version == 0xfefd)
+			&& length $buf >= 13 + $len;
+
+		$buf = substr($buf, 13 + $len);
+	}
+
+	return 1;
 }
 
 # the handshake fragments of the epoch 0 records of a datagram, of one
@@ -511,6 +612,8 @@ sub make_pki {
 
 	my $pki = Test::DTLS::PKI->new("$dir/pki");
 
+	$pki->rsa_chain('big', 4096);
+
 	return (
 		ca => $pki->path('root.crt'),
 		client_ca => $pki->path('root.crt'),
@@ -518,6 +621,9 @@ sub make_pki {
 		long_key => $pki->path('server-long.key'),
 		ec_crt => $pki->path('server-ec.crt'),
 		ec_key => $pki->path('server-ec.key'),
+		big_crt => $pki->path('big.crt'),
+		big_key => $pki->path('big.key'),
+		big_ca => $pki->path('big-root.crt'),
 		server_name => 'localhost',
 		client_crt => $pki->path('client.crt'),
 		client_key => $pki->path('client.key'),

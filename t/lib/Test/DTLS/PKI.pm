@@ -11,6 +11,7 @@ package Test::DTLS::PKI;
 #	$pki->files();                    # every file made, sorted
 #	$pki->info('client');             # subject, issuer, serial, ...
 #	$pki->password();                 # of server-ec.enc.key
+#	$pki->rsa_chain('big', 4096);     # on demand, see below
 #
 # What is made (NAME.crt and NAME.key for each certificate; keys 0600):
 #
@@ -50,6 +51,14 @@ package Test::DTLS::PKI;
 #                       password in server.pass, for dtls_password_file
 #   server.pass         a wrong password line first, then the right one
 #                       (nginx tries each line)
+#
+# Made on demand by rsa_chain(NAME, BITS), RSA keys of BITS bits (4096
+# bits take a second or so each):
+#
+#   NAME-root     "NAME Root CA", self-signed
+#   NAME-int      "NAME Intermediate CA", signed by NAME-root
+#   NAME          server leaf (as server-ec) signed by NAME-int; NAME.crt
+#                 is leaf + NAME-int + NAME-root (three certificates)
 #
 # Files not listed (CA databases, requests, openssl configs) live in the
 # hidden subdirectory .ca of the directory.
@@ -195,17 +204,45 @@ sub generate {
 	$self->put('server.pass', "wrong-password\n$PASSWORD\n", 0600);
 }
 
+# on demand: NAME-root, NAME-int and NAME, RSA keys of BITS bits
+
+sub rsa_chain {
+	my ($self, $name, $bits) = @_;
+
+	$self->ca_root("$name-root", "$name Root CA", '5000', rsa => $bits);
+
+	$self->leaf("$name-int", "$name Intermediate CA", "$name-root", 'v3_ca',
+		rsa => $bits);
+	$self->ca_init("$name-int", '6000');
+
+	$self->leaf($name, $name, "$name-int", 'server', rsa => $bits);
+	$self->chain($name, "$name-int", "$name-root");
+
+	return $self;
+}
+
+# what -newkey makes: EC P-256, or RSA (2048 bits, or as many as rsa says)
+
+sub newkey {
+	my (%opts) = @_;
+
+	return ('rsa:' . ($opts{rsa} > 1 ? $opts{rsa} : 2048))
+		if $opts{rsa};
+
+	return ('ec', '-pkeyopt', 'ec_paramgen_curve:P-256');
+}
+
 # a self-signed CA, with what "openssl ca" needs to sign and revoke
 
 sub ca_root {
-	my ($self, $name, $cn, $serial) = @_;
+	my ($self, $name, $cn, $serial, %opts) = @_;
 
 	$self->ca_init($name, $serial);
 
 	my $ca = "$self->{dir}/.ca";
 
 	$self->openssl('req', '-config', "$ca/$name.cnf", '-x509',
-		'-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+		'-newkey', newkey(%opts), '-nodes',
 		'-keyout', "$self->{dir}/$name.key", '-out', "$self->{dir}/$name.crt",
 		'-subj', "/O=$O/CN=$cn", '-days', 3650, '-sha256',
 		'-extensions', 'v3_ca');
@@ -287,8 +324,7 @@ sub leaf {
 	my $csr = "$ca/$name.csr";
 
 	$self->openssl('req', '-config', "$ca/$issuer.cnf", '-new',
-		'-newkey', $opts{rsa} ? ('rsa:2048') : ('ec', '-pkeyopt',
-			'ec_paramgen_curve:P-256'),
+		'-newkey', newkey(%opts),
 		'-nodes', '-keyout', "$self->{dir}/$name.key", '-out', $csr,
 		'-subj', "/O=$O/CN=$cn");
 

@@ -1,0 +1,122 @@
+#!/usr/bin/perl
+
+# A reload that fails after the stream block was read (here an unknown
+# directive on the last line) leaves the running configuration in place,
+# and with it everything a worker needs for a handshake: a worker forked
+# after that (one killed and respawned) still makes handshakes, and so do
+# the workers of a good reload that follows.
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx;
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
+
+$t->tool('dtls_client');
+
+my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
+
+$t->write_file('psk', "dev-1:$key\n");
+chmod 0600, $t->testdir() . '/psk';
+
+my $conf = <<'EOF';
+
+events {
+}
+
+stream {
+    server {
+        listen                  127.0.0.1:%%PORT_8980_UDP%% udp;
+        dtls                    on;
+        dtls_psk_file           psk;
+        dtls_handshake_timeout  2s;
+        return                  "ok $dtls_psk_identity";
+    }
+}
+
+EOF
+
+$t->write_file_expand('nginx.conf', $conf);
+$t->run()->plan(13);
+
+my $peer = '127.0.0.1:' . port(8980, udp => 1);
+
+sub handshake {
+	my ($o) = $t->run_tool({ timeout => 10 }, 'dtls_client',
+		'-c', $peer, '-m', 'send-only', '-s', 'x', '-i', 'dev-1',
+		'-k', $key, '-t', 3000);
+	return $o;
+}
+
+###############################################################################
+
+like(handshake(), qr/^handshake ok .*^recv ok dev-1$/ms, 'before: handshake');
+
+# the new configuration fails on its last line, after the stream block
+# (and the module's postconfiguration) was done
+
+my @workers = $t->workers();
+my $mark = $t->log_mark();
+
+$t->write_file_expand('nginx.conf', $conf . "no_such_directive  on;\n");
+kill 'HUP', $t->pid();
+
+ok($t->wait_log(qr/\[emerg\] .*unknown directive "no_such_directive"/,
+	5, $mark), 'failed reload: emerg logged');
+ok($t->running(), 'failed reload: nginx still running');
+is(join(' ', $t->workers()), join(' ', @workers),
+	'failed reload: same workers');
+like(handshake(), qr/^handshake ok .*^recv ok dev-1$/ms,
+	'failed reload: the old worker serves');
+
+# a worker forked after the failed reload, from the master's state
+
+kill 'KILL', @workers;
+
+ok($t->wait_log(qr/worker process $workers[0] exited on signal 9/, 5, $mark)
+	&& $t->wait_for(sub { grep { $_ != $workers[0] } $t->workers() }, 5),
+	'killed worker respawned');
+
+like(handshake(), qr/^handshake ok .*^recv ok dev-1$/ms,
+	'respawned worker: handshake');
+like(handshake(), qr/^handshake ok .*^recv ok dev-1$/ms,
+	'respawned worker: second handshake');
+
+# a good reload after that
+
+$t->write_file_expand('nginx.conf', $conf);
+
+my %old = map { $_ => 1 } $t->workers();
+ok($t->reload() && $t->wait_for(sub { !grep { $old{$_} } $t->workers() }, 10),
+	'good reload');
+like(handshake(), qr/^handshake ok .*^recv ok dev-1$/ms,
+	'good reload: handshake');
+
+# no worker crashed; the alerts are the failed reload and the kill
+
+$t->stop();
+
+is(join("\n", $t->grep_log(qr/exited on signal (?!9\b)/)), '',
+	'no worker died of a signal but the kill');
+
+my @alerts = split /\n/, $t->log_alerts();
+
+is(scalar(@alerts), 2, 'two alerts in the log');
+ok((grep { /\[emerg\] .*unknown directive "no_such_directive"/ } @alerts)
+	&& (grep { /\[alert\] .*worker process $workers[0] exited on signal 9$/ }
+		@alerts), 'alerts: the failed reload, the killed worker')
+	or diag(join "\n", @alerts);
+
+###############################################################################
