@@ -36,6 +36,8 @@ static ngx_int_t ngx_stream_dtls_check_listens(ngx_cycle_t *cycle);
 static ngx_int_t ngx_stream_dtls_check_servers(ngx_cycle_t *cycle);
 static ngx_int_t ngx_stream_dtls_check_proxy(ngx_cycle_t *cycle,
     ngx_stream_core_srv_conf_t *cscf, ngx_stream_dtls_srv_conf_t *dscf);
+static void *ngx_stream_dtls_proxy_value(ngx_cycle_t *cycle,
+    ngx_stream_core_srv_conf_t *cscf, ngx_str_t *name);
 static ngx_int_t ngx_stream_dtls_check_auth(ngx_conf_t *cf,
     ngx_stream_dtls_srv_conf_t *dscf);
 
@@ -58,6 +60,9 @@ static ngx_conf_bitmask_t  ngx_stream_dtls_protocols[] = {
     { ngx_string("DTLSv1.2"), NGX_STREAM_DTLS_DTLSv1_2 },
     { ngx_null_string, 0 }
 };
+
+
+static ngx_str_t  ngx_stream_dtls_proxy_timeout = ngx_string("proxy_timeout");
 
 
 static ngx_conf_enum_t  ngx_stream_dtls_verify[] = {
@@ -737,50 +742,21 @@ static ngx_int_t
 ngx_stream_dtls_check_proxy(ngx_cycle_t *cycle,
     ngx_stream_core_srv_conf_t *cscf, ngx_stream_dtls_srv_conf_t *dscf)
 {
-    ngx_uint_t                  m, *value;
-    ngx_module_t               *proxy;
-    ngx_command_t              *cmd;
+    ngx_uint_t                 *value;
+    ngx_msec_t                 *timeout;
     ngx_stream_dtls_refused_t  *r;
 
     /*
      * proxy_requests and proxy_responses end a session early, and the
      * client's later records would start a new one, which cannot decrypt
-     * them.  The proxy's configuration is private to it; its commands say
-     * where the values live.
+     * them
      */
-
-    proxy = NULL;
-
-    for (m = 0; cycle->modules[m]; m++) {
-        if (ngx_strcmp(cycle->modules[m]->name, "ngx_stream_proxy_module")
-            == 0)
-        {
-            proxy = cycle->modules[m];
-            break;
-        }
-    }
-
-    if (proxy == NULL) {
-        return NGX_OK;
-    }
 
     for (r = ngx_stream_dtls_proxy_refused; r->name.len; r++) {
 
-        for (cmd = proxy->commands; cmd->name.len; cmd++) {
-            if (ngx_strcmp(cmd->name.data, r->name.data) == 0) {
-                break;
-            }
-        }
+        value = ngx_stream_dtls_proxy_value(cycle, cscf, &r->name);
 
-        if (cmd->name.len == 0) {
-            continue;
-        }
-
-        value = (ngx_uint_t *)
-                ((u_char *) cscf->ctx->srv_conf[proxy->ctx_index]
-                 + cmd->offset);
-
-        if (*value != r->unlimited) {
+        if (value && *value != r->unlimited) {
             ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
                           "\"%V\" cannot be used with \"dtls\": it would "
                           "start a new session for a client's later "
@@ -790,7 +766,52 @@ ngx_stream_dtls_check_proxy(ngx_cycle_t *cycle,
         }
     }
 
+    /* what a session may be idle for: ngx_stream_dtls_recv() */
+
+    timeout = ngx_stream_dtls_proxy_value(cycle, cscf,
+                                          &ngx_stream_dtls_proxy_timeout);
+
+    dscf->proxy_timeout = timeout ? *timeout : 0;
+
     return NGX_OK;
+}
+
+
+/*
+ * The value of a stream proxy directive in a server: the proxy's
+ * configuration is private to it, its command says where the value lives
+ * (read from nginx 1.22 to 1.30)
+ */
+
+static void *
+ngx_stream_dtls_proxy_value(ngx_cycle_t *cycle,
+    ngx_stream_core_srv_conf_t *cscf, ngx_str_t *name)
+{
+    ngx_uint_t      m;
+    ngx_command_t  *cmd;
+
+    for (m = 0; cycle->modules[m]; m++) {
+        if (ngx_strcmp(cycle->modules[m]->name, "ngx_stream_proxy_module")
+            == 0)
+        {
+            break;
+        }
+    }
+
+    if (cycle->modules[m] == NULL) {
+        return NULL;
+    }
+
+    for (cmd = cycle->modules[m]->commands; cmd->name.len; cmd++) {
+        if (cmd->name.len == name->len
+            && ngx_strncmp(cmd->name.data, name->data, name->len) == 0)
+        {
+            return (u_char *) cscf->ctx->srv_conf[cycle->modules[m]->ctx_index]
+                   + cmd->offset;
+        }
+    }
+
+    return NULL;
 }
 
 

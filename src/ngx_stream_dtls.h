@@ -83,6 +83,7 @@ typedef struct {
     ngx_str_t                   psk_identity_hint;
     ngx_msec_t                  handshake_timeout;
     ngx_uint_t                  handshake_limit;
+    ngx_msec_t                  proxy_timeout;  /* the proxy's, or 0 */
     size_t                      mtu;
 
     /* this worker's, for this server */
@@ -128,6 +129,7 @@ typedef struct {
     u_char                     *hold;       /* of a datagram being written */
     size_t                      held;
     ngx_msec_t                  deadline;   /* of the handshake */
+    ngx_msec_t                  active;     /* the last record, either way */
     size_t                      data_mtu;   /* a record's data at most */
 
     u_char                      cookie[NGX_STREAM_DTLS_COOKIE_LEN];

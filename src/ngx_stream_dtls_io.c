@@ -18,6 +18,8 @@
 #include "ngx_stream_dtls.h"
 
 
+static ngx_int_t ngx_stream_dtls_idle(ngx_connection_t *c,
+    ngx_stream_dtls_conn_t *ctx);
 static void ngx_stream_dtls_drop_record(ngx_connection_t *c,
     ngx_stream_dtls_conn_t *ctx, u_char *buf, size_t n, size_t size);
 static void ngx_stream_dtls_close(ngx_connection_t *c,
@@ -30,6 +32,7 @@ ngx_stream_dtls_set_io(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx)
     /* what a record can carry, known once the cipher is: lookups */
 
     ctx->data_mtu = DTLS_get_data_mtu(ctx->ssl);
+    ctx->active = ngx_current_msec;
 
     c->recv = ngx_stream_dtls_recv;
     c->send = ngx_stream_dtls_send;
@@ -76,6 +79,7 @@ ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
             c->read->ready = (SSL_has_pending(ctx->ssl)
                               || ctx->datagrams == datagrams)
                              ? 1 : 0;
+            ctx->active = ngx_current_msec;
             return n;
         }
 
@@ -95,13 +99,11 @@ ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
          * authenticated another peer
          */
 
-        if (ctx->renewal == NULL) {
-            return NGX_AGAIN;
-        }
-
-        switch (ngx_stream_dtls_renew_finish(ctx)) {
-
+        switch (ctx->renewal ? ngx_stream_dtls_renew_finish(ctx)
+                             : NGX_DECLINED)
+        {
         case NGX_OK:
+            ctx->active = ngx_current_msec;
             continue;
 
         case NGX_DONE:
@@ -111,7 +113,7 @@ ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
             return NGX_AGAIN;
 
         default:
-            return NGX_AGAIN;
+            return ngx_stream_dtls_idle(c, ctx);
         }
     }
 
@@ -129,6 +131,33 @@ ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
      * not 0 or NGX_ERROR: the proxy would forward either as an empty
      * datagram to the upstream
      */
+
+    return NGX_AGAIN;
+}
+
+
+/*
+ * A datagram that brought no record: whoever can send from the client's
+ * address can send it, and the proxy counts it as activity, so that such
+ * datagrams could keep the session and its upstream socket for ever.  A
+ * session is ended here once it has been idle, but for them, past
+ * proxy_timeout (as the proxy would have ended it, at twice that at most).
+ */
+
+static ngx_int_t
+ngx_stream_dtls_idle(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx)
+{
+    ngx_msec_t  timeout;
+
+    timeout = ctx->conf->proxy_timeout;
+
+    if (timeout && ngx_current_msec - ctx->active >= timeout) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "DTLS session idle for %M, datagrams that bring no "
+                      "record do not keep it (proxy_timeout)",
+                      ngx_current_msec - ctx->active);
+        ngx_stream_dtls_close(c, ctx);
+    }
 
     return NGX_AGAIN;
 }
@@ -185,6 +214,7 @@ ngx_stream_dtls_send(ngx_connection_t *c, u_char *buf, size_t size)
     n = SSL_write(ctx->ssl, buf, size);
 
     if (n > 0) {
+        ctx->active = ngx_current_msec;
         return n;
     }
 

@@ -387,6 +387,19 @@ ngx_stream_dtls_renew_timer(ngx_event_t *ev)
 
     ev->timedout = 0;
 
+    /*
+     * At worker shutdown the listening socket, the session's only way to
+     * the client, is already closed: nothing more is sent for the new
+     * handshake, which ends with its worker
+     */
+
+    if (ngx_exiting || ngx_terminate) {
+        ngx_log_debug0(NGX_LOG_DEBUG_STREAM, ctx->connection->log, 0,
+                       "dtls new handshake dropped at worker shutdown");
+        ngx_stream_dtls_renew_free(ctx);
+        return;
+    }
+
     if ((ngx_msec_int_t) (r->conn.deadline - ngx_current_msec) <= 0) {
 
         reason = (SSL_get_state(r->conn.ssl) == TLS_ST_SR_CHANGE)

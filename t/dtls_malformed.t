@@ -7,6 +7,7 @@
 # session_id, odd cipher_suites, extensions of the wrong length, one
 # ClientHello split over two records, two ClientHellos in one datagram);
 # garbage into a handshake in progress and into an established session;
+# garbage from a session's address does not keep it past proxy_timeout;
 # data after close_notify; a flood of garbage from many ports.
 
 ###############################################################################
@@ -23,6 +24,7 @@ use Test::DTLS::Hello;
 
 use IO::Select;
 use POSIX qw/ WNOHANG /;
+use Socket qw/ PF_INET SOCK_RAW inet_aton pack_sockaddr_in /;
 use Time::HiRes qw/ time sleep /;
 
 ###############################################################################
@@ -66,7 +68,7 @@ stream {
 EOF
 
 $t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'be:');
-$t->run()->plan(97);
+$t->run()->plan(101);
 
 my $port = port(8980, udp => 1);
 my @good = ('-c', "127.0.0.1:$port", '-i', 'dev-1', '-k', $key);
@@ -356,6 +358,48 @@ good('established session with garbage');
 
 ###############################################################################
 
+# garbage from the address and port of an idle session (a raw socket
+# forges the source): the proxy counts each datagram as activity, but the
+# session still ends once idle past proxy_timeout (3s), and the client's
+# next record, after a pause of 5s, finds it closed
+
+SKIP: {
+	socket(my $raw, PF_INET, SOCK_RAW, 255)
+		or skip "no raw socket (root only): $!", 4;
+
+	my $mark = $t->log_mark();
+
+	my $client = $t->run_daemon($t->tool('dtls_client'), @good,
+		'-m', 'echo', '-n', 2, '-W', 5000, '-t', 3000);
+
+	ok($t->wait_for(sub { $t->daemon_output($client) =~ /^pause/m }, 5),
+		'idle with garbage: first echo');
+
+	my ($from) = $t->error_log($mark)
+		=~ /udp client 127\.0\.0\.1:(\d+) connected/;
+	$from //= 0;
+
+	for (1 .. 9) {
+		sleep 0.5;
+		my $udp = pack('nnnn', $from, $port, 8 + 40, 0) . random(40);
+		my $ip = pack('CCnnnCCna4a4', 0x45, 0, 20 + length $udp,
+			int rand 65536, 0, 64, 17, 0, inet_aton('127.0.0.1'),
+			inet_aton('127.0.0.1'));
+		send($raw, $ip . $udp, 0, pack_sockaddr_in(0,
+			inet_aton('127.0.0.1')));
+	}
+
+	ok($t->wait_for(sub { $t->daemon_output($client) =~ /^close_notify/m },
+		5), 'idle with garbage: client done')
+		or diag($t->daemon_output($client));
+	unlike($t->daemon_output($client), qr/^echo ok/m,
+		'idle with garbage: second echo not answered');
+	like(session_log($from, $mark), qr/\[info\].*DTLS session idle for /,
+		'idle with garbage: logged');
+}
+
+###############################################################################
+
 # data after close_notify: openssl s_client writes "late", then
 # close_notify; the relay holds the data record (-T 23) until the client's
 # next datagram, so nginx gets close_notify first, then the data: nothing
@@ -475,15 +519,17 @@ $t->stop();
 
 my @access = split /\n/, $t->read_file('access.log');
 
-# good: the good clients, two relayed sessions, s_client; failed: the
-# handshakes ended by alerts (2) and the one with two ClientHellos,
-# timed out
+# good: the good clients, two relayed sessions, the idle one, s_client;
+# failed: the handshakes ended by alerts (2) and the one with two
+# ClientHellos, timed out
 
-is(scalar(grep { / 200 \d+ \d+$/ } @access), $good_runs + 3,
-	'access log: good sessions, the relayed ones, s_client');
+my $idle = ($< == 0) ? 1 : 0;
+
+is(scalar(grep { / 200 \d+ \d+$/ } @access), $good_runs + 3 + $idle,
+	'access log: good sessions, the relayed ones, the idle one, s_client');
 is(scalar(grep { / 400 / } @access), 3,
 	'access log: the three failed handshakes');
-is(scalar(@access), $good_runs + 6, 'access log: nothing else')
+is(scalar(@access), $good_runs + 6 + $idle, 'access log: nothing else')
 	or diag(join "\n", @access);
 
 is($t->log_alerts(), '', 'no alerts');

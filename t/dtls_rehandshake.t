@@ -31,6 +31,8 @@ $t->tool('udp_echo');
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
+worker_shutdown_timeout  3s;
+
 events {
 }
 
@@ -57,7 +59,7 @@ $t->write_file('psk', "dev-1:$key\ndev-2:$key\n");
 chmod 0600, $t->testdir() . '/psk';
 
 $t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'be:');
-$t->run()->plan(48);
+$t->run()->plan(53);
 
 my $p = port(8980, udp => 1);
 my @good = ('-c', "127.0.0.1:$p", '-i', 'dev-1', '-k', $key);
@@ -193,14 +195,37 @@ is(scalar $t->grep_log($new_re, $mark), 0, 'replay-new: session not ended');
 
 ###############################################################################
 
+# a new handshake in progress when its worker shuts down (a reload): the
+# old worker, whose socket is closed, neither retransmits nor alerts
+
+$mark = $t->log_mark();
+
+my $stall = $t->run_daemon($t->tool('dtls_client'), @good, '-m',
+	'renew-stall', '-n', '1', '-W', '3000', '-t', '3000');
+ok($t->wait_for(sub { $t->daemon_output($stall) =~ /^echo ok n=1$/m }, 5),
+	'renewal at a reload: begun') or diag($t->daemon_output($stall));
+
+$t->reload();
+
+ok($t->wait_for(sub { $t->daemon_output($stall) =~ /^late echo|failed/m },
+	10), 'renewal at a reload: client done')
+	or diag($t->daemon_output($stall));
+unlike($t->daemon_output($stall), qr/^epoch-0 datagram/m,
+	'renewal at a reload: nothing more sent for it');
+ok($t->wait_for(sub { $t->workers() == 1 }, 8), 'renewal at a reload: old worker gone');
+is(join("\n", $t->grep_log(qr/\[(alert|crit)\]/, $mark)), '',
+	'renewal at a reload: no alerts');
+
+###############################################################################
+
 $t->stop();
 
 # a line for each session: a renewed session is one; the session ended by
 # another peer's handshake is logged with its first identity
 
 my @access = split /\n/, $t->read_file('access.log');
-is(scalar(grep { /^\d+ dev-1 200 [\d.]+$/ } @access), 6,
-	'access log: six sessions, of dev-1') or diag(join "\n", @access);
+is(scalar(grep { /^\d+ dev-1 200 [\d.]+$/ } @access), 7,
+	'access log: seven sessions, of dev-1') or diag(join "\n", @access);
 
 my %ports;
 $ports{(split / /)[0]}++ for @access;

@@ -25,7 +25,9 @@
  *
  * Modes:
  *   echo        handshake, -n datagrams "STRING-i", a reply for each,
- *               close_notify, up to 1s for the server's close_notify
+ *               close_notify, up to 1s for the server's close_notify;
+ *               with -W, a pause of MS before each datagram but the
+ *               first ("pause MS ms"), reading nothing
  *   send-only   handshake, STRING once, print what comes back until
  *               close_notify or -t, exit without closing
  *   handshake   handshake only, then close_notify
@@ -333,7 +335,8 @@ usage(void)
         "  -R            sequential, rehandshake: resume the first session\n"
         "  -X            the first record in the handshake's last datagram\n"
         "  -I IDENTITY   rehandshake: the second session's PSK identity\n"
-        "  -W MS         renew-stall: the wait before the late echoes\n"
+        "  -W MS         renew-stall: the wait before the late echoes;\n"
+        "                echo: a pause before each datagram but the first\n"
         "  -v            trace to stderr\n");
 }
 
@@ -1384,6 +1387,12 @@ mode_single(void)
     default: /* MODE_ECHO */
         for (i = 1; i <= cf.n; i++) {
             snprintf(data, sizeof(data), "%s-%ld", cf.payload, i);
+
+            if (i > 1 && cf.wait > 0) {
+                out(&s, "pause %ld ms", cf.wait);
+                (void) poll(NULL, 0, (int) cf.wait);
+                s.deadline = now_ms() + cf.timeout;
+            }
 
             if (sess_echo(&s, data, 0) != 0) {
                 goto done;
