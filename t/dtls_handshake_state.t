@@ -35,7 +35,11 @@ my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
 $t->tool('dtls_client');
 
-plan(skip_all => 'ASan keeps freed memory') if $ENV{TEST_NGINX_ASAN};
+# ASan keeps freed memory: there, the attacks run against 50 handshakes,
+# for what the sanitizers see, and the memory is not measured
+
+my $asan = $ENV{TEST_NGINX_ASAN};
+my @sizes = $asan ? (50) : (50, 1000);
 
 my $key = unpack('H*', random(16));
 
@@ -79,7 +83,7 @@ $t->write_file('nginx.conf',
 	$t->read_file('nginx.conf') =~ s/%%PKI%%/$pki->dir()/ger);
 
 $t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
-$t->run()->plan(18);
+$t->run()->plan(9 * @sizes);
 
 my ($worker) = $t->workers();
 
@@ -89,7 +93,7 @@ for my $case ([ 'future', 8980 ], [ 'bounded', 8980 ], [ 'certificate', 8982 ]) 
 	my ($attack, $port) = @$case;
 	$port = port($port, udp => 1);
 
-	for my $n (50, 1000) {
+	for my $n (@sizes) {
 		my $before = vmdata($worker);
 
 		my $client = $t->run_daemon($t->tool('dtls_client'),
@@ -107,8 +111,12 @@ for my $case ([ 'future', 8980 ], [ 'bounded', 8980 ], [ 'certificate', 8982 ]) 
 
 		diag(sprintf('%s, %d handshakes: VmData +%d kB, %.1f kB each',
 			$attack, $n, $grown, $each));
-		ok($each <= 128, "$attack x $n: at most 128 KB a handshake")
-			or diag("$each kB a handshake");
+		SKIP: {
+			skip 'ASan keeps freed memory', 1 if $asan;
+
+			ok($each <= 128, "$attack x $n: at most 128 KB a handshake")
+				or diag("$each kB a handshake");
+		}
 
 		ok($t->wait_for(sub { $t->daemon_output($client) =~ /^summary/m },
 			30), "$attack x $n: real client finished");
