@@ -39,9 +39,6 @@
 #include "ngx_stream_dtls.h"
 
 
-#define NGX_DTLS_RECORD_HEADER_LEN  13
-
-
 static int ngx_stream_dtls_bio_write(BIO *bio, const char *buf, int len);
 static ngx_int_t ngx_stream_dtls_bio_hold(ngx_stream_dtls_conn_t *ctx,
     u_char *p, size_t len);
@@ -250,8 +247,8 @@ ngx_stream_dtls_bio_records(u_char *p, size_t len)
 
     n = 0;
 
-    while (len - n >= NGX_DTLS_RECORD_HEADER_LEN) {
-        size = NGX_DTLS_RECORD_HEADER_LEN + ((p[n + 11] << 8) | p[n + 12]);
+    while (len - n >= DTLS1_RT_HEADER_LENGTH) {
+        size = DTLS1_RT_HEADER_LENGTH + ((p[n + 11] << 8) | p[n + 12]);
 
         if (size > len - n) {
             break;

@@ -29,16 +29,10 @@
 #include <openssl/rand.h>
 
 
-#define NGX_DTLS_RECORD_HEADER_LEN     13
-#define NGX_DTLS_HS_HEADER_LEN         12
-#define NGX_DTLS_CT_HANDSHAKE          22
-#define NGX_DTLS_MT_CLIENT_HELLO       1
-#define NGX_DTLS_MT_HELLO_VERIFY       3
-#define NGX_DTLS_VERSION_MAJOR         0xfe
-#define NGX_DTLS_MAX_PLAINTEXT         16384   /* 2^14, RFC 6347 4.1 */
+/* the record, handshake and message constants are OpenSSL's */
 
-#define NGX_DTLS_HVR_LEN                                                      \
-    (NGX_DTLS_RECORD_HEADER_LEN + NGX_DTLS_HS_HEADER_LEN + 3                  \
+#define NGX_STREAM_DTLS_HVR_LEN                                               \
+    (DTLS1_RT_HEADER_LENGTH + DTLS1_HM_HEADER_LENGTH + 3                      \
      + NGX_STREAM_DTLS_COOKIE_LEN)
 
 
@@ -308,9 +302,9 @@ ngx_stream_dtls_parse_hello(u_char *p, size_t size,
 
     /* record header: type, version, epoch, sequence number, length */
 
-    if (size < NGX_DTLS_RECORD_HEADER_LEN
-        || p[0] != NGX_DTLS_CT_HANDSHAKE
-        || p[1] != NGX_DTLS_VERSION_MAJOR
+    if (size < DTLS1_RT_HEADER_LENGTH
+        || p[0] != SSL3_RT_HANDSHAKE
+        || p[1] != DTLS1_VERSION_MAJOR
         || p[3] != 0 || p[4] != 0)
     {
         return NGX_DECLINED;
@@ -320,12 +314,12 @@ ngx_stream_dtls_parse_hello(u_char *p, size_t size,
 
     len = (p[11] << 8) | p[12];
 
-    p += NGX_DTLS_RECORD_HEADER_LEN;
-    size -= NGX_DTLS_RECORD_HEADER_LEN;
+    p += DTLS1_RT_HEADER_LENGTH;
+    size -= DTLS1_RT_HEADER_LENGTH;
 
     if (len > size
-        || len < NGX_DTLS_HS_HEADER_LEN
-        || len > NGX_DTLS_MAX_PLAINTEXT)
+        || len < DTLS1_HM_HEADER_LENGTH
+        || len > SSL3_RT_MAX_PLAIN_LENGTH)
     {
         return NGX_DECLINED;
     }
@@ -342,16 +336,16 @@ ngx_stream_dtls_parse_hello(u_char *p, size_t size,
     frag_off = (p[6] << 16) | (p[7] << 8) | p[8];
     frag_len = (p[9] << 16) | (p[10] << 8) | p[11];
 
-    if (p[0] != NGX_DTLS_MT_CLIENT_HELLO
+    if (p[0] != SSL3_MT_CLIENT_HELLO
         || p[4] != 0 || p[5] > 1
         || frag_off != 0
         || frag_len != msg_len
-        || frag_len != len - NGX_DTLS_HS_HEADER_LEN)
+        || frag_len != len - DTLS1_HM_HEADER_LENGTH)
     {
         return NGX_DECLINED;
     }
 
-    p += NGX_DTLS_HS_HEADER_LEN;
+    p += DTLS1_HM_HEADER_LENGTH;
 
     /* client_version, random, session_id, cookie */
 
@@ -359,7 +353,7 @@ ngx_stream_dtls_parse_hello(u_char *p, size_t size,
         return NGX_DECLINED;
     }
 
-    if (p[0] != NGX_DTLS_VERSION_MAJOR) {
+    if (p[0] != DTLS1_VERSION_MAJOR) {
         return NGX_DECLINED;
     }
 
@@ -436,16 +430,16 @@ ngx_stream_dtls_parse_hello(u_char *p, size_t size,
 static ngx_uint_t
 ngx_stream_dtls_stray_record(u_char *p, size_t size)
 {
-    if (size < NGX_DTLS_RECORD_HEADER_LEN
+    if (size < DTLS1_RT_HEADER_LENGTH
         || p[0] < 20 || p[0] > 23
-        || p[1] != NGX_DTLS_VERSION_MAJOR
+        || p[1] != DTLS1_VERSION_MAJOR
         || (p[3] == 0 && p[4] == 0))
     {
         return 0;
     }
 
     return (size_t) ((p[11] << 8) | p[12])
-           <= size - NGX_DTLS_RECORD_HEADER_LEN;
+           <= size - DTLS1_RT_HEADER_LENGTH;
 }
 
 
@@ -593,7 +587,7 @@ ngx_stream_dtls_send_hello_verify(ngx_connection_t *c,
     ngx_send_chain_pt send_chain, ngx_stream_dtls_client_hello_t *ch,
     u_char *cookie, size_t limit)
 {
-    u_char  hvr[NGX_DTLS_HVR_LEN], *p;
+    u_char  hvr[NGX_STREAM_DTLS_HVR_LEN], *p;
 
     /* never answer with more than was sent: no amplification */
 
@@ -605,16 +599,16 @@ ngx_stream_dtls_send_hello_verify(ngx_connection_t *c,
 
     /* record header; the sequence number is the ClientHello's */
 
-    *p++ = NGX_DTLS_CT_HANDSHAKE;
+    *p++ = SSL3_RT_HANDSHAKE;
     *p++ = 0xfe;
     *p++ = 0xff;
     p = ngx_cpymem(p, ch->record_seq, 8);
     *p++ = 0;
-    *p++ = NGX_DTLS_HS_HEADER_LEN + 3 + NGX_STREAM_DTLS_COOKIE_LEN;
+    *p++ = DTLS1_HM_HEADER_LENGTH + 3 + NGX_STREAM_DTLS_COOKIE_LEN;
 
     /* handshake header: message_seq 0, one fragment */
 
-    *p++ = NGX_DTLS_MT_HELLO_VERIFY;
+    *p++ = DTLS1_MT_HELLO_VERIFY_REQUEST;
     *p++ = 0;
     *p++ = 0;
     *p++ = 3 + NGX_STREAM_DTLS_COOKIE_LEN;

@@ -41,7 +41,7 @@
 
 
 #define FUZZ_HVR_LEN      60
-#define FUZZ_MAX_INPUT    (65535 + NGX_DTLS_RECORD_HEADER_LEN)
+#define FUZZ_MAX_INPUT    (65535 + DTLS1_RT_HEADER_LENGTH)
 #define FUZZ_BASE_TIME    ((time_t) 1700000000)
 
 #define fuzz_assert(expr)                                                     \
@@ -259,7 +259,7 @@ fuzz_find_cookie(u_char *d, size_t n, size_t *off)
 {
     size_t  o;
 
-    o = NGX_DTLS_RECORD_HEADER_LEN + NGX_DTLS_HS_HEADER_LEN + 2 + 32;
+    o = DTLS1_RT_HEADER_LENGTH + DTLS1_HM_HEADER_LENGTH + 2 + 32;
 
     if (n <= o) {
         return NGX_ERROR;
