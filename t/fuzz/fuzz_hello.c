@@ -37,23 +37,12 @@
 
 #include "../../src/ngx_stream_dtls_hello.c"
 
-#include <stdlib.h>
+#include "fuzz.h"
 
 
 #define FUZZ_HVR_LEN      60
 #define FUZZ_MAX_INPUT    (65535 + DTLS1_RT_HEADER_LENGTH)
 #define FUZZ_BASE_TIME    ((time_t) 1700000000)
-
-#define fuzz_assert(expr)                                                     \
-    if (!(expr)) {                                                            \
-        fprintf(stderr, "%s:%d: property broken: %s\n",                       \
-                __FILE__, __LINE__, #expr);                                   \
-        abort();                                                              \
-    }
-
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 
 static const char  *fuzz_result[] = {

@@ -27,19 +27,7 @@
 
 #include "../../src/ngx_stream_dtls_input.c"
 
-#include <stdlib.h>
-
-
-#define fuzz_assert(expr)                                                     \
-    if (!(expr)) {                                                            \
-        fprintf(stderr, "%s:%d: property broken: %s\n",                       \
-                __FILE__, __LINE__, #expr);                                   \
-        abort();                                                              \
-    }
-
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 
 static SSL                         *fuzz_ssl;
