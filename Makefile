@@ -119,18 +119,19 @@ run: all tools
 
 # independent clients the tests use
 TEST_PACKAGES = openssl gnutls-bin libcoap3-bin golang-go \
-                golang-github-pion-dtls.v2-dev
+                golang-github-pion-dtls.v2-dev \
+                golang-github-pires-go-proxyproto-dev
 
 test: all tools
 	@sh scripts/deps.sh $(TEST_PACKAGES)
-	@sh scripts/interop-deps.sh pion node pion_proxy
+	@sh scripts/interop-deps.sh pion node pion_proxy pp_go pp_node
 	prove -I t/lib t/
 
 # the whole suite against the sanitized nginx; any report fails it
 
 test-asan: all tools $(ASAN_NGINX)
 	@sh scripts/deps.sh $(TEST_PACKAGES)
-	@sh scripts/interop-deps.sh pion node pion_proxy
+	@sh scripts/interop-deps.sh pion node pion_proxy pp_go pp_node
 	rm -rf $(ASAN_LOGS) && mkdir -p $(ASAN_LOGS)
 	TEST_NGINX_BINARY=$(ASAN_NGINX) TEST_NGINX_ASAN=1 \
 	ASAN_OPTIONS=detect_leaks=1:log_path=$(ASAN_LOGS)/asan \

@@ -63,6 +63,8 @@ static ngx_conf_bitmask_t  ngx_stream_dtls_protocols[] = {
 
 
 static ngx_str_t  ngx_stream_dtls_proxy_timeout = ngx_string("proxy_timeout");
+static ngx_str_t  ngx_stream_dtls_proxy_protocol_name =
+    ngx_string("proxy_protocol");
 
 
 static ngx_conf_enum_t  ngx_stream_dtls_verify[] = {
@@ -220,6 +222,13 @@ static ngx_command_t  ngx_stream_dtls_commands[] = {
       NGX_STREAM_SRV_CONF_OFFSET,
       offsetof(ngx_stream_dtls_srv_conf_t, mtu),
       &ngx_stream_dtls_mtu_post },
+
+    { ngx_string("dtls_proxy_protocol"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_dtls_srv_conf_t, proxy_protocol),
+      NULL },
 
       ngx_null_command
 };
@@ -742,6 +751,7 @@ static ngx_int_t
 ngx_stream_dtls_check_proxy(ngx_cycle_t *cycle,
     ngx_stream_core_srv_conf_t *cscf, ngx_stream_dtls_srv_conf_t *dscf)
 {
+    ngx_flag_t                 *flag;
     ngx_uint_t                 *value;
     ngx_msec_t                 *timeout;
     ngx_stream_dtls_refused_t  *r;
@@ -764,6 +774,23 @@ ngx_stream_dtls_check_proxy(ngx_cycle_t *cycle,
                           "in %s:%ui", &r->name, dscf->file, dscf->line);
             return NGX_ERROR;
         }
+    }
+
+    /*
+     * the proxy's own PROXY protocol header (version 1, for TCP) would go
+     * in front of dtls_proxy_protocol's, in the first datagram only
+     */
+
+    flag = ngx_stream_dtls_proxy_value(cycle, cscf,
+                                       &ngx_stream_dtls_proxy_protocol_name);
+
+    if (dscf->proxy_protocol && flag && *flag == 1) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "\"proxy_protocol\" cannot be used with "
+                      "\"dtls_proxy_protocol\": it would put a version 1 "
+                      "header in front of the first datagram's, in %s:%ui",
+                      dscf->file, dscf->line);
+        return NGX_ERROR;
     }
 
     /* what a session may be idle for: ngx_stream_dtls_recv() */
@@ -966,6 +993,7 @@ ngx_stream_dtls_create_srv_conf(ngx_conf_t *cf)
     dscf->handshake_timeout = NGX_CONF_UNSET_MSEC;
     dscf->handshake_limit = NGX_CONF_UNSET_UINT;
     dscf->mtu = NGX_CONF_UNSET_SIZE;
+    dscf->proxy_protocol = NGX_CONF_UNSET;
     dscf->psk = NGX_CONF_UNSET_PTR;
     dscf->cookie_exchange = NGX_CONF_UNSET;
     dscf->cookie_lifetime = NGX_CONF_UNSET;
@@ -1002,6 +1030,7 @@ ngx_stream_dtls_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->handshake_limit, prev->handshake_limit,
                               NGX_CONF_UNSET_UINT);
     ngx_conf_merge_size_value(conf->mtu, prev->mtu, 1200);
+    ngx_conf_merge_value(conf->proxy_protocol, prev->proxy_protocol, 0);
 
     ngx_conf_merge_ptr_value(conf->psk, prev->psk, NULL);
 

@@ -9,12 +9,18 @@
 #                                  t/interop/node/package-lock.json
 #   build/tools/pion_proxy         bench/pion_proxy/main.go, built as
 #                                  pion_client is (only when asked for)
+#   build/tools/pp_backend_go      t/interop/proxyproto/main.go, built as
+#                                  pion_client is, with Debian's
+#                                  golang-github-pires-go-proxyproto-dev
+#   build/interop-proxyproto-node/node_modules
+#                                  proxy-protocol-js, as pinned by
+#                                  t/interop/proxyproto-node/package-lock.json
 #
 # Idempotent and quick when up to date. A missing go or node/npm (or
-# Debian's pion sources) is not an error: the test that needs it skips.
+# Debian's Go sources) is not an error: the test that needs it skips.
 # Exits non-zero only when a build or install that could run failed.
 #
-# Usage: scripts/interop-deps.sh [pion|node|pion_proxy ...]
+# Usage: scripts/interop-deps.sh [pion|node|pion_proxy|pp_go|pp_node ...]
 #        (default: pion node)
 
 set -eu
@@ -26,13 +32,16 @@ what=${*:-"pion node"}
 
 say() { echo "interop-deps: $*"; }
 
-# go_build DIR BIN WHO: the Go program in DIR (package main, its own
-# directory) into BIN; WHO is what skips without it
+# go_build DIR BIN WHO IMPORT PACKAGE: the Go program in DIR (package
+# main, its own directory) into BIN; WHO is what skips without it; IMPORT
+# the import path it needs, from Debian's PACKAGE
 
 go_build() {
     dir=$1
     bin=$2
     who=$3
+    import=$4
+    package=$5
     gopath=/usr/share/gocode
 
     if [ -x "$bin" ] && [ -z "$(find "$dir" -name '*.go' -newer "$bin")" ]
@@ -45,9 +54,8 @@ go_build() {
         return 0
     fi
 
-    if [ ! -d "$gopath/src/github.com/pion/dtls/v2" ]; then
-        say "no $gopath/src/github.com/pion/dtls/v2" \
-            "(golang-github-pion-dtls.v2-dev): not building $bin"
+    if [ ! -d "$gopath/src/$import" ]; then
+        say "no $gopath/src/$import ($package): not building $bin"
         return 0
     fi
 
@@ -72,19 +80,32 @@ go_build() {
 
 pion() {
     go_build "$TOP/t/interop/pion" "$BUILD/tools/pion_client" \
-        "t/interop_pion.t"
+        "t/interop_pion.t" github.com/pion/dtls/v2 \
+        golang-github-pion-dtls.v2-dev
 }
 
 pion_proxy() {
     go_build "$TOP/bench/pion_proxy" "$BUILD/tools/pion_proxy" \
-        "the benchmark's pion run"
+        "the benchmark's pion run" github.com/pion/dtls/v2 \
+        golang-github-pion-dtls.v2-dev
 }
 
-node_client() {
-    src=$TOP/t/interop/node
-    dir=$BUILD/interop-node
+pp_go() {
+    go_build "$TOP/t/interop/proxyproto" "$BUILD/tools/pp_backend_go" \
+        "t/dtls_proxy_protocol.t" github.com/pires/go-proxyproto \
+        golang-github-pires-go-proxyproto-dev
+}
 
-    if [ -f "$dir/node_modules/node-dtls-client/package.json" ] \
+# node_install SRC DIR PACKAGE WHO: SRC's package.json and package-lock.json
+# installed into DIR; PACKAGE is the one checked, WHO what skips without it
+
+node_install() {
+    src=$1
+    dir=$2
+    pkg=$3
+    who=$4
+
+    if [ -f "$dir/node_modules/$pkg/package.json" ] \
         && cmp -s "$src/package-lock.json" "$dir/.installed-lock" \
         && cmp -s "$src/package.json" "$dir/package.json"
     then
@@ -93,8 +114,7 @@ node_client() {
 
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1
     then
-        say "no node/npm: not installing node-dtls-client" \
-            "(t/interop_node.t will skip)"
+        say "no node/npm: not installing $pkg ($who will skip)"
         return 0
     fi
 
@@ -116,17 +136,28 @@ node_client() {
     fi
 
     want=$(cd "$src" && node -p \
-        'require("./package-lock.json").packages["node_modules/node-dtls-client"].version')
+        "require('./package-lock.json').packages['node_modules/$pkg'].version")
     got=$(cd "$dir" && node -p \
-        'require("./node_modules/node-dtls-client/package.json").version')
+        "require('./node_modules/$pkg/package.json').version")
 
     if [ "$want" != "$got" ]; then
-        say "node-dtls-client $got installed, the lock file says $want"
+        say "$pkg $got installed, the lock file says $want"
         return 1
     fi
 
     cp "$src/package-lock.json" "$dir/.installed-lock"
-    say "installed node-dtls-client $got in $dir"
+    say "installed $pkg $got in $dir"
+}
+
+node_client() {
+    node_install "$TOP/t/interop/node" "$BUILD/interop-node" \
+        node-dtls-client t/interop_node.t
+}
+
+pp_node() {
+    node_install "$TOP/t/interop/proxyproto-node" \
+        "$BUILD/interop-proxyproto-node" proxy-protocol-js \
+        t/dtls_proxy_protocol.t
 }
 
 rc=0
@@ -136,6 +167,8 @@ for w in $what; do
     pion) pion || rc=1 ;;
     pion_proxy) pion_proxy || rc=1 ;;
     node) node_client || rc=1 ;;
+    pp_go) pp_go || rc=1 ;;
+    pp_node) pp_node || rc=1 ;;
     *) say "unknown: $w"; rc=2 ;;
     esac
 done

@@ -23,6 +23,10 @@
 #define NGX_STREAM_DTLS_PSK_MAX_LEN       64
 #define NGX_STREAM_DTLS_IDENTITY_MAX_LEN  128
 
+/* the PROXY protocol TLV of the PSK identity, in the custom range */
+
+#define NGX_STREAM_DTLS_PP2_TYPE_PSK_IDENTITY  0xE4
+
 #define NGX_STREAM_DTLS_DTLSv1            0x0002
 #define NGX_STREAM_DTLS_DTLSv1_2          0x0004
 
@@ -85,6 +89,7 @@ typedef struct {
     ngx_uint_t                  handshake_limit;
     ngx_msec_t                  proxy_timeout;  /* the proxy's, or 0 */
     size_t                      mtu;
+    ngx_flag_t                  proxy_protocol;
 
     /* this worker's, for this server */
     ngx_uint_t                  handshakes;         /* in progress */
@@ -137,6 +142,10 @@ typedef struct {
     const char                 *failure;    /* why the handshake failed */
 
     ngx_stream_dtls_renewal_t  *renewal;    /* the client's new handshake */
+
+    u_char                     *pp;         /* PROXY protocol header */
+    size_t                      pp_len;     /* 0: none */
+    size_t                      pp_size;
 
     ngx_uint_t                  hello_seq;  /* of the ClientHello */
     ngx_uint_t                  datagrams;  /* reads of nginx's recv */
@@ -219,6 +228,11 @@ ngx_int_t ngx_stream_dtls_renew(ngx_stream_dtls_conn_t *ctx, u_char *p,
     size_t len);
 ngx_int_t ngx_stream_dtls_renew_finish(ngx_stream_dtls_conn_t *ctx);
 void ngx_stream_dtls_renew_free(ngx_stream_dtls_conn_t *ctx);
+
+
+/* proxy_protocol.c: the header that starts each datagram upstream */
+
+ngx_int_t ngx_stream_dtls_proxy_protocol(ngx_stream_dtls_conn_t *ctx);
 
 
 /* cert.c */

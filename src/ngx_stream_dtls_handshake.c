@@ -194,6 +194,12 @@ ngx_stream_dtls_handshake(ngx_stream_session_t *s)
 
         ngx_stream_dtls_set_io(c, ctx);
 
+        if (ctx->conf->proxy_protocol
+            && ngx_stream_dtls_proxy_protocol(ctx) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
         /* data that came with the client's last flight is read at once */
 
         if (SSL_has_pending(ctx->ssl)) {

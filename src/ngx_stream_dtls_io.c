@@ -21,7 +21,8 @@
 static ngx_int_t ngx_stream_dtls_idle(ngx_connection_t *c,
     ngx_stream_dtls_conn_t *ctx);
 static void ngx_stream_dtls_drop_record(ngx_connection_t *c,
-    ngx_stream_dtls_conn_t *ctx, u_char *buf, size_t n, size_t size);
+    ngx_stream_dtls_conn_t *ctx, u_char *buf, size_t n, size_t size,
+    size_t header);
 static void ngx_stream_dtls_close(ngx_connection_t *c,
     ngx_stream_dtls_conn_t *ctx);
 
@@ -44,7 +45,9 @@ ssize_t
 ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
 {
     int                      n, sslerr;
+    size_t                   header;
     ngx_uint_t               datagrams;
+    ngx_stream_session_t    *s;
     ngx_stream_dtls_conn_t  *ctx;
 
     ctx = ngx_stream_dtls_get_conn(c);
@@ -60,11 +63,39 @@ ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
 
         datagrams = ctx->datagrams;
 
-        n = SSL_read(ctx->ssl, buf, size);
+        /*
+         * With dtls_proxy_protocol the record's plaintext is read behind
+         * the header (a renewal may have changed it); a record that does
+         * not fit there whole is read into the buffer only to be dropped
+         */
 
-        if (n > 0 && SSL_pending(ctx->ssl)) {
-            ngx_stream_dtls_drop_record(c, ctx, buf, n, size);
+        header = ctx->pp_len;
+
+        if (header < size) {
+            n = SSL_read(ctx->ssl, buf + header, size - header);
+
+        } else {
+            n = SSL_read(ctx->ssl, buf, size);
+        }
+
+        if (n > 0 && (SSL_pending(ctx->ssl) || header >= size)) {
+            ngx_stream_dtls_drop_record(c, ctx, buf, n, size, header);
             continue;
+        }
+
+        if (n > 0 && header) {
+            ngx_memcpy(buf, ctx->pp, header);
+
+            /*
+             * the proxy counts what this returns as received from the
+             * client ($bytes_received, proxy_upload_rate): the header
+             * is not
+             */
+
+            s = c->data;
+            s->received -= header;
+
+            n += header;
         }
 
         if (n > 0) {
@@ -164,13 +195,14 @@ ngx_stream_dtls_idle(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx)
 
 
 /*
- * A record larger than the buffer it is read into (proxy_buffer_size) is
- * dropped whole: in parts, it would go on as several datagrams
+ * A record larger than the buffer it is read into (proxy_buffer_size,
+ * less the PROXY protocol header) is dropped whole: in parts, it would go
+ * on as several datagrams
  */
 
 static void
 ngx_stream_dtls_drop_record(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx,
-    u_char *buf, size_t n, size_t size)
+    u_char *buf, size_t n, size_t size, size_t header)
 {
     int  rest;
 
@@ -179,9 +211,17 @@ ngx_stream_dtls_drop_record(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx,
         (void) SSL_read(ctx->ssl, buf, ngx_min((size_t) rest, size));
     }
 
+    if (header == 0) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "DTLS record of %uz bytes dropped: the proxy buffer "
+                      "has %uz bytes free (proxy_buffer_size)", n, size);
+        return;
+    }
+
     ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                  "DTLS record of %uz bytes dropped: the proxy buffer has "
-                  "%uz bytes free (proxy_buffer_size)", n, size);
+                  "DTLS record of %uz bytes dropped: with the PROXY protocol "
+                  "header of %uz bytes it exceeds the %uz bytes free in the "
+                  "proxy buffer (proxy_buffer_size)", n, header, size);
 }
 
 

@@ -364,6 +364,14 @@ ngx_stream_dtls_renew_finish(ngx_stream_dtls_conn_t *ctx)
 
     SSL_free(old);
 
+    /* the same peer, perhaps with another cipher or server name */
+
+    if (ctx->conf->proxy_protocol
+        && ngx_stream_dtls_proxy_protocol(ctx) != NGX_OK)
+    {
+        return NGX_DONE;
+    }
+
     ngx_log_error(NGX_LOG_INFO, c->log, 0,
                   "client made a new handshake, DTLS session renewed");
 
