@@ -120,20 +120,34 @@ ngx_stream_dtls_record_init(void)
 {
     size_t       iv_len;
     ngx_uint_t   i;
-    OSSL_PARAM   params[2];
+    OSSL_PARAM   params[3];
 
     if (ngx_stream_dtls_record_kdf != NULL) {
         return NGX_OK;
     }
 
-    /* CCM's nonce is 7 bytes unless told; the others' are 12 already */
-
-    iv_len = 12;
-    params[0] = OSSL_PARAM_construct_size_t(OSSL_CIPHER_PARAM_AEAD_IVLEN,
-                                            &iv_len);
-    params[1] = OSSL_PARAM_construct_end();
-
     for (i = 1; i < NGX_STREAM_DTLS_AEAD_N; i++) {
+
+        /*
+         * CCM's nonce is 7 bytes unless told, the others' 12 already; and
+         * CCM takes the tag length M into its state when the key is set,
+         * before the parameters that come with the key: M must be set
+         * here, or the first record after this would be sealed or checked
+         * with the default M of 12 and fail
+         */
+
+        iv_len = 12;
+        params[0] = OSSL_PARAM_construct_size_t(OSSL_CIPHER_PARAM_AEAD_IVLEN,
+                                                &iv_len);
+        params[1] = OSSL_PARAM_construct_end();
+
+        if (ngx_stream_dtls_aeads[i].ccm) {
+            params[1] = OSSL_PARAM_construct_octet_string(
+                                            OSSL_CIPHER_PARAM_AEAD_TAG, NULL,
+                                            ngx_stream_dtls_aeads[i].tag_len);
+            params[2] = OSSL_PARAM_construct_end();
+        }
+
         ngx_stream_dtls_record_ciphers[i] =
                 EVP_CIPHER_fetch(NULL, ngx_stream_dtls_aeads[i].name, NULL);
         if (ngx_stream_dtls_record_ciphers[i] == NULL) {

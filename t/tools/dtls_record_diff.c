@@ -1068,7 +1068,7 @@ flip_open(run_t *r, ngx_stream_dtls_record_t *rd, const unsigned char *rec,
 /* client SSL_write -> the module opens */
 
 static void
-test_client_to_module(run_t *r, size_t size)
+test_client_to_module(run_t *r, size_t size, int first)
 {
     int                          seq_nonce;
     size_t                       len, n;
@@ -1104,11 +1104,18 @@ test_client_to_module(run_t *r, size_t size)
         }
     }
 
-    /* forgeries first: a header bit, a bit of the body */
+    /*
+     * forgeries first (after the genuine record, a flipped copy would be
+     * refused as a replay before its tag is checked): a header bit, a bit
+     * of the body; but the suite's first record goes first, the first use
+     * of the module's cipher context
+     */
 
-    flip_open(r, &r->rd, rec, len, size % 13, "client record header");
-    flip_open(r, &r->rd, rec, len, 13 + rnd() % (len - 13),
-              "client record body");
+    if (!first) {
+        flip_open(r, &r->rd, rec, len, size % 13, "client record header");
+        flip_open(r, &r->rd, rec, len, 13 + rnd() % (len - 13),
+                  "client record body");
+    }
 
     rc = ngx_stream_dtls_record_open(&r->rd, rec, len, out, &n, &type);
 
@@ -1729,6 +1736,14 @@ run_suite(const suite_t *s)
     r->suite = s;
     r->gcm_seq_nonce = -1;
 
+    /* the module's cipher contexts anew: nothing carried from a suite */
+
+    ngx_stream_dtls_record_done();
+
+    if (!check(r, ngx_stream_dtls_record_init() == NGX_OK, "init")) {
+        goto done;
+    }
+
     if (!check(r, handshake(r), "handshake")) {
         ERR_print_errors_fp(stderr);
         goto done;
@@ -1743,7 +1758,7 @@ run_suite(const suite_t *s)
     for (size = 1; size <= MTU + 4; size++) {
         i = (size <= MTU) ? size : large_sizes[size - MTU - 1];
 
-        test_client_to_module(r, i);
+        test_client_to_module(r, i, size == 1);
         test_server_vs_module(r, i);
     }
 
