@@ -32,7 +32,8 @@ NGINX_LD_OPT ?=
 
 TOOLS = $(BUILD)/tools/dtls_client $(BUILD)/tools/udp_echo \
         $(BUILD)/tools/udp_relay $(BUILD)/tools/dtls_load \
-        $(BUILD)/tools/dtls_floor $(BUILD)/tools/freescan.so
+        $(BUILD)/tools/dtls_floor $(BUILD)/tools/freescan.so \
+        $(BUILD)/tools/dtls_record_diff
 
 # nginx and the module under AddressSanitizer and UBSan, for make test-asan;
 # nginx core copies empty strings from NULL (ngx_pstrdup() at start-up),
@@ -107,6 +108,22 @@ tools: $(TOOLS)
 $(BUILD)/tools/%: t/tools/%.c t/tools/addr.h
 	@mkdir -p $(BUILD)/tools
 	$(CC) -O2 -g -Wall -Wextra -o $@ $< -lssl -lcrypto -lpthread
+
+# the module's record layer against OpenSSL's DTLS (t/dtls_record.t): its
+# source file alone, against the headers of the configured nginx (as
+# t/fuzz/Makefile compiles module files), with nothing of nginx linked in
+
+RECORD_INCS = -I $(BUILD)/obj-static -I $(SRC)/src/core -I $(SRC)/src/event \
+              -I $(SRC)/src/event/modules -I $(SRC)/src/os/unix -I $(TOP)/src
+
+$(BUILD)/tools/dtls_record_diff: t/tools/dtls_record_diff.c \
+                                 src/ngx_stream_dtls_record.c \
+                                 src/ngx_stream_dtls_record.h \
+                                 $(BUILD)/obj-static/Makefile
+	@mkdir -p $(BUILD)/tools
+	$(CC) -O2 -g -Wall -Wextra $(RECORD_INCS) -o $@ \
+	    t/tools/dtls_record_diff.c src/ngx_stream_dtls_record.c \
+	    -lssl -lcrypto
 
 # an LD_PRELOAD shim that searches freed memory for secrets (t/dtls_psk_wipe.t)
 
