@@ -136,6 +136,7 @@ typedef struct {
     ngx_msec_t                  deadline;   /* of the handshake */
     ngx_msec_t                  active;     /* the last record, either way */
     size_t                      data_mtu;   /* a record's data at most */
+    size_t                      record_min; /* a protected record's least */
 
     u_char                      cookie[NGX_STREAM_DTLS_COOKIE_LEN];
 
@@ -198,6 +199,8 @@ void ngx_stream_dtls_send_alert(ngx_stream_dtls_conn_t *ctx, u_char alert);
 
 ssize_t ngx_stream_dtls_handshake_input(ngx_stream_dtls_conn_t *ctx,
     u_char *buf, size_t size);
+size_t ngx_stream_dtls_session_input(ngx_stream_dtls_conn_t *ctx,
+    u_char *buf, size_t size);
 
 
 /* bio.c */
@@ -215,6 +218,8 @@ ssize_t ngx_stream_dtls_send_datagram(ngx_connection_t *c,
 
 void ngx_stream_dtls_set_io(ngx_connection_t *c,
     ngx_stream_dtls_conn_t *ctx);
+void ngx_stream_dtls_record_sizes(ngx_stream_dtls_conn_t *ctx);
+size_t ngx_stream_dtls_record_min(ngx_stream_dtls_conn_t *ctx);
 ssize_t ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size);
 ssize_t ngx_stream_dtls_send(ngx_connection_t *c, u_char *buf, size_t size);
 ngx_chain_t *ngx_stream_dtls_send_chain(ngx_connection_t *c, ngx_chain_t *in,

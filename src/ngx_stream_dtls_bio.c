@@ -334,6 +334,13 @@ ngx_stream_dtls_bio_read(BIO *bio, char *buf, int len)
         return -1;
     }
 
+    n = ngx_stream_dtls_session_input(ctx, (u_char *) buf, n);
+
+    if (n == 0) {
+        BIO_set_retry_read(bio);
+        return -1;
+    }
+
     return n;
 }
 

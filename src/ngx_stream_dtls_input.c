@@ -5,15 +5,16 @@
 
 
 /*
- * The datagrams of a handshake in progress, sorted before its SSL object
- * reads them.  OpenSSL keeps what a client sends ahead of the handshake:
- * up to 100 records of the next epoch, each in a read buffer of its own
- * (~17 KB), and the current handshake message with up to 10 later ones,
- * each reassembled at the size its first fragment claims (up to ~18 KB,
- * whatever SSL_CTX_set_max_cert_list says).  A client needs none of it:
- * after its ClientHello it sends at most a Certificate, a
- * ClientKeyExchange and a CertificateVerify, then ChangeCipherSpec and
- * an encrypted Finished.  So:
+ * What an SSL object may read, sorted before it reads a byte.
+ *
+ * The datagrams of a handshake in progress.  OpenSSL keeps what a client
+ * sends ahead of the handshake: up to 100 records of the next epoch, each
+ * in a read buffer of its own (~17 KB), and the current handshake message
+ * with up to 10 later ones, each reassembled at the size its first
+ * fragment claims (up to ~18 KB, whatever SSL_CTX_set_max_cert_list
+ * says).  A client needs none of it: after its ClientHello it sends at
+ * most a Certificate, a ClientKeyExchange and a CertificateVerify, then
+ * ChangeCipherSpec and an encrypted Finished.  So:
  *
  * - a handshake fragment of a message the client's flight cannot have
  *   (its type, its place after the ClientHello, a certificate the server
@@ -25,11 +26,18 @@
  *   ChangeCipherSpec, but for two behind one in the same datagram (the
  *   Finished, and data sent with it);
  * - records of later epochs, of other types or of other protocols than
- *   DTLS are dropped.
+ *   DTLS are dropped, and those of epoch 1 too short to be protected
+ *   (see below).
  *
  * What a handshake can hold beyond its own state is thus one message of
  * 16 KB (a client certificate, where the server asks for one), two of
  * 4 KB and two early records.
+ *
+ * The datagrams of an established session.  A record of a protected
+ * epoch too short to hold its nonce and tag is, for OpenSSL 3.0, a fatal
+ * error of the session (an internal_error alert), not a record to drop,
+ * so that anyone able to send from the client's address could end the
+ * session with one datagram: such records are dropped here.
  */
 
 
@@ -114,7 +122,7 @@ ngx_stream_dtls_handshake_input(ngx_stream_dtls_conn_t *ctx, u_char *buf,
                 break;
             }
 
-        } else if (epoch == 1) {
+        } else if (epoch == 1 && len >= ngx_stream_dtls_record_min(ctx)) {
 
             if (SSL_get_state(ctx->ssl) == TLS_ST_SR_CHANGE) {
                 rc = NGX_OK;
@@ -137,6 +145,43 @@ ngx_stream_dtls_handshake_input(ngx_stream_dtls_conn_t *ctx, u_char *buf,
         }
 
         p += len;
+    }
+
+    return out - buf;
+}
+
+
+/* the records of the datagram the session may read, moved to its start */
+
+size_t
+ngx_stream_dtls_session_input(ngx_stream_dtls_conn_t *ctx, u_char *buf,
+    size_t size)
+{
+    u_char  *p, *last, *out;
+    size_t   len;
+
+    p = buf;
+    last = buf + size;
+    out = buf;
+
+    while ((size_t) (last - p) >= DTLS1_RT_HEADER_LENGTH) {
+
+        len = ngx_stream_dtls_read_uint16(p + 11);
+
+        if (len > (size_t) (last - p) - DTLS1_RT_HEADER_LENGTH) {
+            break;
+        }
+
+        if (len < ctx->record_min && ngx_stream_dtls_read_uint16(p + 3)) {
+            ngx_log_debug2(NGX_LOG_DEBUG_STREAM, ctx->connection->log, 0,
+                           "dtls record of %uz bytes dropped: shorter than "
+                           "its nonce and tag (%uz)", len, ctx->record_min);
+
+        } else {
+            out = ngx_movemem(out, p, DTLS1_RT_HEADER_LENGTH + len);
+        }
+
+        p += DTLS1_RT_HEADER_LENGTH + len;
     }
 
     return out - buf;

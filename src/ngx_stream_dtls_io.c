@@ -30,14 +30,54 @@ static void ngx_stream_dtls_close(ngx_connection_t *c,
 void
 ngx_stream_dtls_set_io(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx)
 {
-    /* what a record can carry, known once the cipher is: lookups */
+    ngx_stream_dtls_record_sizes(ctx);
 
-    ctx->data_mtu = DTLS_get_data_mtu(ctx->ssl);
     ctx->active = ngx_current_msec;
 
     c->recv = ngx_stream_dtls_recv;
     c->send = ngx_stream_dtls_send;
     c->send_chain = ngx_stream_dtls_send_chain;
+}
+
+
+/*
+ * What a record of the session's cipher carries at most, and how short
+ * one can be (computed once the cipher is known, as OpenSSL's look-ups
+ * are not cheap)
+ */
+
+void
+ngx_stream_dtls_record_sizes(ngx_stream_dtls_conn_t *ctx)
+{
+    ctx->data_mtu = DTLS_get_data_mtu(ctx->ssl);
+    ctx->record_min = ngx_stream_dtls_record_min(ctx);
+}
+
+
+/*
+ * An AEAD record holds at least its explicit nonce and tag, which is what
+ * dtls_mtu loses to them; 0 while no cipher is chosen, or for others
+ */
+
+size_t
+ngx_stream_dtls_record_min(ngx_stream_dtls_conn_t *ctx)
+{
+    size_t             data;
+    const SSL_CIPHER  *cipher;
+
+    cipher = SSL_get_current_cipher(ctx->ssl);
+
+    if (cipher == NULL || !SSL_CIPHER_is_aead(cipher)) {
+        return 0;
+    }
+
+    data = DTLS_get_data_mtu(ctx->ssl);
+
+    if (data == 0) {
+        return 0;
+    }
+
+    return ctx->conf->mtu - data - DTLS1_RT_HEADER_LENGTH;
 }
 
 

@@ -358,7 +358,7 @@ ngx_stream_dtls_renew_finish(ngx_stream_dtls_conn_t *ctx)
 
     BIO_set_data(SSL_get_rbio(ctx->ssl), ctx);
     ngx_memcpy(ctx->cookie, r->conn.cookie, NGX_STREAM_DTLS_COOKIE_LEN);
-    ctx->data_mtu = DTLS_get_data_mtu(ctx->ssl);
+    ngx_stream_dtls_record_sizes(ctx);
 
     ngx_stream_dtls_renew_free(ctx);
 
