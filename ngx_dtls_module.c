@@ -446,8 +446,9 @@ ngx_stream_dtls_get_conn(ngx_connection_t *c)
 ngx_stream_dtls_srv_conf_t *
 ngx_stream_dtls_listening_conf(ngx_listening_t *ls, ngx_uint_t i)
 {
-    ngx_stream_port_t      *port;
-    ngx_stream_conf_ctx_t  *ctx;
+    ngx_stream_port_t       *port;
+    ngx_stream_conf_ctx_t   *ctx;
+    ngx_stream_addr_conf_t  *addr_conf;
 
     port = ls->servers;
 
@@ -455,14 +456,21 @@ ngx_stream_dtls_listening_conf(ngx_listening_t *ls, ngx_uint_t i)
 
 #if (NGX_HAVE_INET6)
     case AF_INET6:
-        ctx = ((ngx_stream_in6_addr_t *) port->addrs)[i].conf.ctx;
+        addr_conf = &((ngx_stream_in6_addr_t *) port->addrs)[i].conf;
         break;
 #endif
 
     default: /* AF_INET */
-        ctx = ((ngx_stream_in_addr_t *) port->addrs)[i].conf.ctx;
+        addr_conf = &((ngx_stream_in_addr_t *) port->addrs)[i].conf;
         break;
     }
+
+#if (nginx_version >= 1025005)
+    /* stream virtual servers: the server a session starts in */
+    ctx = addr_conf->default_server->ctx;
+#else
+    ctx = addr_conf->ctx;
+#endif
 
     return ctx->srv_conf[ngx_stream_dtls_module.ctx_index];
 }
