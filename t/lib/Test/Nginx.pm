@@ -7,6 +7,8 @@ package Test::Nginx;
 # Knobs: TEST_NGINX_BINARY, TEST_NGINX_LEAVE, TEST_NGINX_VERBOSE,
 # TEST_NGINX_GLOBALS, and TEST_NGINX_ASAN, set by make test-asan, which
 # tests that measure memory (RSS) read to skip: ASan keeps freed memory.
+# TEST_NGINX_PREFIX (build/nginx by default) is where dtls_dynamic.t
+# finds sbin/nginx-compat and modules/ngx_stream_dtls_module.so.
 #
 #	my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 #	$t->write_file_expand('nginx.conf', <<'EOF');
