@@ -144,6 +144,25 @@ sub has_module {
 	return $self;
 }
 
+# the binary is nginx VERSION ("1.25.5") or later
+
+sub has_version {
+	my ($self, $need) = @_;
+
+	my ($have) = $self->version_info() =~ m!nginx version: nginx/([\d.]+)!;
+	return 0 unless defined $have;
+
+	my @have = split /\./, $have;
+	my @need = split /\./, $need;
+
+	while (@need) {
+		my ($h, $n) = (shift(@have) // 0, shift @need);
+		return $h > $n if $h != $n;
+	}
+
+	return 1;
+}
+
 # built in (--add-module, and the module name in the binary), or loaded
 # with load_module from TEST_NGINX_GLOBALS
 
