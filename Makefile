@@ -6,6 +6,8 @@
 #   make run         nginx on 127.0.0.1:5684 in front of a UDP echo backend
 #   make test        the test suite (prove)
 #   make bench       the benchmark: docs/benchmarks.md, .json, bench-*.png
+#   make bench-memory  memory per idle session, OpenSSL 3.5 against 3.0:
+#                    docs/benchmarks-openssl.md
 #
 # Other versions, each built in a directory of its own (the test tools in
 # build/tools are shared):
@@ -98,8 +100,8 @@ ASAN_LOGS = $(VBUILD)/asan-logs
 # fuzzing: clang and libFuzzer, see t/fuzz/README.md
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps source run test test-asan fuzz bench tools interop-report \
-        clean distclean
+.PHONY: all deps source run test test-asan fuzz bench bench-memory floor \
+        tools interop-report clean distclean
 
 all: $(PREFIX)/sbin/nginx $(PREFIX)/modules/ngx_stream_dtls_module.so
 
@@ -234,6 +236,35 @@ bench: all tools
 	@sh scripts/deps.sh $(BENCH_PACKAGES)
 	@sh scripts/interop-deps.sh pion_proxy
 	perl bench/bench.pl
+
+# memory per idle session with OPENSSL (3.5) against the system's OpenSSL,
+# the same nginx (NGINX, 1.30 by default here) and one run for both:
+# docs/benchmarks-openssl.md (bench/memory.pl; BENCH_SESSIONS,
+# BENCH_REPEAT).  make bench-memory NGINX=... OPENSSL=... for others.
+
+MEMORY_NGINX   = $(if $(filter command line,$(origin NGINX)),$(NGINX),1.30)
+MEMORY_OPENSSL = $(or $(OPENSSL),3.5)
+MEMORY_SYSTEM  = $(BUILD)/$(MEMORY_NGINX)
+MEMORY_BUILT   = $(BUILD)/$(MEMORY_NGINX)-openssl-$(MEMORY_OPENSSL)
+
+bench-memory: tools
+	@sh scripts/deps.sh $(BENCH_PACKAGES)
+	$(MAKE) NGINX=$(MEMORY_NGINX) OPENSSL= all
+	$(MAKE) NGINX=$(MEMORY_NGINX) OPENSSL=$(MEMORY_OPENSSL) all floor
+	perl bench/memory.pl \
+	    "system OpenSSL=$(MEMORY_SYSTEM)/nginx/sbin/nginx=$(BUILD)/tools/dtls_floor" \
+	    "OpenSSL $(MEMORY_OPENSSL)=$(MEMORY_BUILT)/nginx/sbin/nginx=$(MEMORY_BUILT)/tools/dtls_floor"
+
+# dtls_floor linked against this build's OpenSSL (OPENSSL=), not the
+# system's, for bench-memory
+
+floor: $(PREFIX)/sbin/nginx
+	@[ -n "$(OSSL)" ] || { echo "floor: needs OPENSSL="; exit 1; }
+	@mkdir -p $(VBUILD)/tools
+	$(CC) -O2 -g -Wall -Wextra -I$(OSSL)/.openssl/include \
+	    -o $(VBUILD)/tools/dtls_floor t/tools/dtls_floor.c \
+	    $(OSSL)/.openssl/lib/libssl.a $(OSSL)/.openssl/lib/libcrypto.a \
+	    -lpthread -ldl
 
 # docs/interop.md from the interop tests' last run
 
