@@ -6,18 +6,72 @@
 #   make run         nginx on 127.0.0.1:5684 in front of a UDP echo backend
 #   make test        the test suite (prove)
 #   make bench       the benchmark: docs/benchmarks.md, .json, bench-*.png
+#   make bench-memory  memory per idle session, OpenSSL 3.5 against 3.0:
+#                    docs/benchmarks-openssl.md
 #
-# NGINX_SRC=/path/to/nginx-1.22.1 builds against that tree instead of
-# Debian's source package.
+# Other versions, each built in a directory of its own (the test tools in
+# build/tools are shared):
+#
+#   NGINX=1.26       Debian's nginx source package of that version (1.22,
+#                    the default, bookworm; 1.26 trixie; 1.30 sid), through
+#                    scripts/debian-src.sh, into build/1.26/
+#   OPENSSL=3.5      nginx built with Debian's OpenSSL 3.5 source (trixie)
+#                    through --with-openssl=, not the system's libssl, into
+#                    build/1.30-openssl-3.5/ with NGINX=1.30
+#
+#   make NGINX=1.30 OPENSSL=3.5 test      the suite against that nginx
+#
+# NGINX_SRC=/path/to/nginx builds against that tree instead of Debian's
+# source package (NGINX= still names the build directory), and
+# OPENSSL_SRC=/path/to/openssl with OPENSSL=VERSION against that OpenSSL.
 
 SHELL      = /bin/sh
 TOP       := $(abspath .)
 BUILD      = $(TOP)/build
-PREFIX     = $(BUILD)/nginx
-NGINX_SRC ?= $(BUILD)/src/nginx
-SRC       := $(abspath $(NGINX_SRC))
 JOBS      ?= 2
 CC        ?= cc
+
+NGINX     ?= 1.22
+OPENSSL   ?=
+
+# never in a recipe's environment: nginx reads sockets to inherit from an
+# environment variable NGINX (a binary upgrade), and would take "1.30"
+unexport NGINX OPENSSL
+
+# a tree given is used as it is; only Debian's are fetched
+GIVEN     := $(if $(NGINX_SRC),nginx) $(if $(OPENSSL_SRC),openssl)
+
+ifeq ($(NGINX)$(OPENSSL),1.22)
+VBUILD     = $(BUILD)
+NGINX_SRC ?= $(BUILD)/src/nginx
+else
+VBUILD     = $(BUILD)/$(NGINX)$(if $(OPENSSL),-openssl-$(OPENSSL))
+NGINX_SRC ?= $(BUILD)/src/nginx-$(NGINX)
+endif
+
+ifneq ($(OPENSSL),)
+OPENSSL_SRC ?= $(BUILD)/src/openssl-$(OPENSSL)
+else ifneq ($(OPENSSL_SRC),)
+$(error OPENSSL_SRC= needs OPENSSL=VERSION, which names the build directory)
+endif
+
+SRC       := $(abspath $(NGINX_SRC))
+OSSL      := $(if $(OPENSSL),$(abspath $(OPENSSL_SRC)))
+PREFIX     = $(VBUILD)/nginx
+
+# OpenSSL built by nginx's make (auto/lib/openssl/make), installed in
+# $(OSSL)/.openssl; its tests and manuals are not needed
+OPENSSL_OPT ?= no-tests $(if $(filter 3.0%,$(OPENSSL)),,no-docs)
+WITH_OPENSSL = $(if $(OSSL),--with-openssl=$(OSSL) \
+                            --with-openssl-opt="$(OPENSSL_OPT)")
+
+# nginx rebuilds that OpenSSL whenever a build directory's Makefile is
+# newer than it: built once, it serves the static, dynamic and sanitized
+# builds alike (they build it with the same options), so a new Makefile
+# does not make it stale
+OPENSSL_BUILT = $(OSSL)/.openssl/include/openssl/ssl.h
+KEEP_OPENSSL = $(if $(OSSL),@if [ -f $(OPENSSL_BUILT) ]; then \
+                   touch $(OPENSSL_BUILT); fi)
 
 MODULE_SRCS = config ngx_dtls_module.c $(wildcard src/*.c src/*.h)
 
@@ -26,7 +80,8 @@ NGINX_CONFIGURE = --prefix=$(PREFIX) \
                   --without-http \
                   --with-stream --with-stream_ssl_module \
                   --with-cc-opt="$(NGINX_CC_OPT)" \
-                  --with-ld-opt="$(NGINX_LD_OPT)"
+                  --with-ld-opt="$(NGINX_LD_OPT)" \
+                  $(WITH_OPENSSL)
 NGINX_CC_OPT ?= -O2 -g
 NGINX_LD_OPT ?=
 
@@ -38,16 +93,16 @@ TOOLS = $(BUILD)/tools/dtls_client $(BUILD)/tools/udp_echo \
 # nginx and the module under AddressSanitizer and UBSan, for make test-asan;
 # nginx core copies empty strings from NULL (ngx_pstrdup() at start-up),
 # so that one check is off
-ASAN_NGINX = $(BUILD)/obj-asan/nginx
+ASAN_NGINX = $(VBUILD)/obj-asan/nginx
 ASAN_CC_OPT = -O1 -g -fno-omit-frame-pointer \
               -fsanitize=address,undefined -fno-sanitize=nonnull-attribute
-ASAN_LOGS = $(BUILD)/asan-logs
+ASAN_LOGS = $(VBUILD)/asan-logs
 
 # fuzzing: clang and libFuzzer, see t/fuzz/README.md
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps source run test test-asan fuzz bench tools interop-report \
-        clean distclean
+.PHONY: all deps source run test test-asan fuzz bench bench-memory floor \
+        tools interop-report clean distclean
 
 all: $(PREFIX)/sbin/nginx $(PREFIX)/modules/ngx_stream_dtls_module.so
 
@@ -55,51 +110,74 @@ deps:
 	@sh scripts/deps.sh
 
 source: deps
-	@sh scripts/nginx-src.sh $(SRC)
+ifneq ($(filter nginx,$(GIVEN)),)
+	@[ -f $(SRC)/configure ] && [ -f $(SRC)/src/core/nginx.c ] \
+	    || { echo "NGINX_SRC=$(SRC) is not an nginx source tree"; exit 1; }
+else
+	@sh scripts/debian-src.sh nginx $(NGINX) $(SRC)
+endif
+ifneq ($(OSSL),)
+ifneq ($(filter openssl,$(GIVEN)),)
+	@[ -f $(OSSL)/Configure ] \
+	    || { echo "OPENSSL_SRC=$(OSSL) is not an OpenSSL source tree"; \
+	         exit 1; }
+else
+	@sh scripts/debian-src.sh openssl $(OPENSSL) $(OSSL)
+endif
+endif
 
 # nginx with the module compiled in
 
-$(BUILD)/obj-static/Makefile: config | source
+$(VBUILD)/obj-static/Makefile: config | source
+	mkdir -p $(VBUILD)
 	cd $(SRC) && ./configure $(NGINX_CONFIGURE) \
-	    --builddir=$(BUILD)/obj-static --add-module=$(TOP) \
-	    > $(BUILD)/configure-static.log
+	    --builddir=$(VBUILD)/obj-static --add-module=$(TOP) \
+	    > $(VBUILD)/configure-static.log \
+	    || { tail -n 15 $(VBUILD)/configure-static.log; exit 1; }
+	$(KEEP_OPENSSL)
 	@echo "configured nginx (static module)"
 
-$(PREFIX)/sbin/nginx: $(BUILD)/obj-static/Makefile $(MODULE_SRCS)
-	$(MAKE) -C $(SRC) -f $(BUILD)/obj-static/Makefile -j$(JOBS) binary
+$(PREFIX)/sbin/nginx: $(VBUILD)/obj-static/Makefile $(MODULE_SRCS)
+	$(MAKE) -C $(SRC) -f $(VBUILD)/obj-static/Makefile -j$(JOBS) binary
 	mkdir -p $(PREFIX)/sbin $(PREFIX)/logs $(PREFIX)/conf
-	cp $(BUILD)/obj-static/nginx $@.new && mv -f $@.new $@
+	cp $(VBUILD)/obj-static/nginx $@.new && mv -f $@.new $@
 
 # the same nginx without it, and the module to load with load_module
 
-$(BUILD)/obj-dynamic/Makefile: config | source
+$(VBUILD)/obj-dynamic/Makefile: config | source
+	mkdir -p $(VBUILD)
 	cd $(SRC) && ./configure $(NGINX_CONFIGURE) \
-	    --builddir=$(BUILD)/obj-dynamic --add-dynamic-module=$(TOP) \
-	    > $(BUILD)/configure-dynamic.log
+	    --builddir=$(VBUILD)/obj-dynamic --add-dynamic-module=$(TOP) \
+	    > $(VBUILD)/configure-dynamic.log \
+	    || { tail -n 15 $(VBUILD)/configure-dynamic.log; exit 1; }
+	$(KEEP_OPENSSL)
 	@echo "configured nginx (dynamic module)"
 
-$(PREFIX)/modules/ngx_stream_dtls_module.so: $(BUILD)/obj-dynamic/Makefile \
+$(PREFIX)/modules/ngx_stream_dtls_module.so: $(VBUILD)/obj-dynamic/Makefile \
                                              $(MODULE_SRCS)
-	$(MAKE) -C $(SRC) -f $(BUILD)/obj-dynamic/Makefile -j$(JOBS) \
+	$(MAKE) -C $(SRC) -f $(VBUILD)/obj-dynamic/Makefile -j$(JOBS) \
 	    binary modules
 	mkdir -p $(PREFIX)/sbin $(PREFIX)/modules
-	cp $(BUILD)/obj-dynamic/nginx $(PREFIX)/sbin/nginx-compat.new
+	cp $(VBUILD)/obj-dynamic/nginx $(PREFIX)/sbin/nginx-compat.new
 	mv -f $(PREFIX)/sbin/nginx-compat.new $(PREFIX)/sbin/nginx-compat
-	cp $(BUILD)/obj-dynamic/ngx_stream_dtls_module.so $@.new && mv -f $@.new $@
+	cp $(VBUILD)/obj-dynamic/ngx_stream_dtls_module.so $@.new && mv -f $@.new $@
 
 # the same nginx with the module, under the sanitizers
 
-$(BUILD)/obj-asan/Makefile: config | source
+$(VBUILD)/obj-asan/Makefile: config | source
+	mkdir -p $(VBUILD)
 	cd $(SRC) && ./configure --with-compat --with-debug --without-http \
 	    --with-stream --with-stream_ssl_module \
 	    --with-cc-opt="$(ASAN_CC_OPT)" \
-	    --with-ld-opt="-fsanitize=address,undefined" \
-	    --builddir=$(BUILD)/obj-asan --add-module=$(TOP) \
-	    > $(BUILD)/configure-asan.log
+	    --with-ld-opt="-fsanitize=address,undefined" $(WITH_OPENSSL) \
+	    --builddir=$(VBUILD)/obj-asan --add-module=$(TOP) \
+	    > $(VBUILD)/configure-asan.log \
+	    || { tail -n 15 $(VBUILD)/configure-asan.log; exit 1; }
+	$(KEEP_OPENSSL)
 	@echo "configured nginx (sanitizers)"
 
-$(ASAN_NGINX): $(BUILD)/obj-asan/Makefile $(MODULE_SRCS)
-	$(MAKE) -C $(SRC) -f $(BUILD)/obj-asan/Makefile -j$(JOBS) binary
+$(ASAN_NGINX): $(VBUILD)/obj-asan/Makefile $(MODULE_SRCS)
+	$(MAKE) -C $(SRC) -f $(VBUILD)/obj-asan/Makefile -j$(JOBS) binary
 
 # test tools
 
@@ -132,17 +210,22 @@ $(BUILD)/tools/freescan.so: t/tools/freescan.c
 	$(CC) -O2 -g -Wall -Wextra -shared -fPIC -o $@ $< -lssl -lcrypto
 
 run: all tools
-	@sh scripts/run.sh
+	@DTLS_NGINX=$(PREFIX)/sbin/nginx sh scripts/run.sh
 
 # independent clients the tests use
 TEST_PACKAGES = openssl gnutls-bin libcoap3-bin golang-go \
                 golang-github-pion-dtls.v2-dev \
                 golang-github-pires-go-proxyproto-dev
 
+# the suite runs this build's nginx (TEST_NGINX_BINARY, unless set), and
+# dtls_dynamic.t its nginx-compat and module (TEST_NGINX_PREFIX)
+
 test: all tools
 	@sh scripts/deps.sh $(TEST_PACKAGES)
 	@sh scripts/interop-deps.sh pion node pion_proxy pp_go pp_node
-	prove -I t/lib t/
+	TEST_NGINX_BINARY=$${TEST_NGINX_BINARY:-$(PREFIX)/sbin/nginx} \
+	TEST_NGINX_PREFIX=$(PREFIX) \
+	    prove -I t/lib t/
 
 # the whole suite against the sanitized nginx; any report fails it
 
@@ -151,6 +234,7 @@ test-asan: all tools $(ASAN_NGINX)
 	@sh scripts/interop-deps.sh pion node pion_proxy pp_go pp_node
 	rm -rf $(ASAN_LOGS) && mkdir -p $(ASAN_LOGS)
 	TEST_NGINX_BINARY=$(ASAN_NGINX) TEST_NGINX_ASAN=1 \
+	TEST_NGINX_PREFIX=$(PREFIX) \
 	ASAN_OPTIONS=detect_leaks=1:log_path=$(ASAN_LOGS)/asan \
 	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(ASAN_LOGS)/ubsan \
 	    prove -I t/lib t/
@@ -177,13 +261,42 @@ bench: all tools
 	@sh scripts/interop-deps.sh pion_proxy
 	perl bench/bench.pl
 
+# memory per idle session with OPENSSL (3.5) against the system's OpenSSL,
+# the same nginx (NGINX, 1.30 by default here) and one run for both:
+# docs/benchmarks-openssl.md (bench/memory.pl; BENCH_SESSIONS,
+# BENCH_REPEAT).  make bench-memory NGINX=... OPENSSL=... for others.
+
+MEMORY_NGINX   = $(if $(filter command line,$(origin NGINX)),$(NGINX),1.30)
+MEMORY_OPENSSL = $(or $(OPENSSL),3.5)
+MEMORY_SYSTEM  = $(BUILD)/$(MEMORY_NGINX)
+MEMORY_BUILT   = $(BUILD)/$(MEMORY_NGINX)-openssl-$(MEMORY_OPENSSL)
+
+bench-memory: tools
+	@sh scripts/deps.sh $(BENCH_PACKAGES)
+	$(MAKE) NGINX=$(MEMORY_NGINX) OPENSSL= all
+	$(MAKE) NGINX=$(MEMORY_NGINX) OPENSSL=$(MEMORY_OPENSSL) all floor
+	perl bench/memory.pl \
+	    "system OpenSSL=$(MEMORY_SYSTEM)/nginx/sbin/nginx=$(BUILD)/tools/dtls_floor" \
+	    "OpenSSL $(MEMORY_OPENSSL)=$(MEMORY_BUILT)/nginx/sbin/nginx=$(MEMORY_BUILT)/tools/dtls_floor"
+
+# dtls_floor linked against this build's OpenSSL (OPENSSL=), not the
+# system's, for bench-memory
+
+floor: $(PREFIX)/sbin/nginx
+	@[ -n "$(OSSL)" ] || { echo "floor: needs OPENSSL="; exit 1; }
+	@mkdir -p $(VBUILD)/tools
+	$(CC) -O2 -g -Wall -Wextra -I$(OSSL)/.openssl/include \
+	    -o $(VBUILD)/tools/dtls_floor t/tools/dtls_floor.c \
+	    $(OSSL)/.openssl/lib/libssl.a $(OSSL)/.openssl/lib/libcrypto.a \
+	    -lpthread -ldl
+
 # docs/interop.md from the interop tests' last run
 
 interop-report:
 	perl scripts/interop-report.pl > docs/interop.md
 
 clean:
-	rm -rf $(BUILD)/obj-static $(BUILD)/obj-dynamic $(BUILD)/obj-asan \
+	rm -rf $(VBUILD)/obj-static $(VBUILD)/obj-dynamic $(VBUILD)/obj-asan \
 	       $(BUILD)/obj-fuzz $(BUILD)/fuzz $(BUILD)/tools $(PREFIX)
 
 distclean:

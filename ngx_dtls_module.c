@@ -33,6 +33,9 @@ static ngx_int_t ngx_stream_dtls_create_ctx(ngx_conf_t *cf,
 static void ngx_stream_dtls_cleanup_ctx(void *data);
 static char *ngx_stream_dtls_check_conf(ngx_cycle_t *cycle, void *conf);
 static ngx_int_t ngx_stream_dtls_check_listens(ngx_cycle_t *cycle);
+#if (nginx_version >= 1025005)
+static ngx_int_t ngx_stream_dtls_check_shared(ngx_cycle_t *cycle);
+#endif
 static ngx_int_t ngx_stream_dtls_check_servers(ngx_cycle_t *cycle);
 static ngx_int_t ngx_stream_dtls_check_proxy(ngx_cycle_t *cycle,
     ngx_stream_core_srv_conf_t *cscf, ngx_stream_dtls_srv_conf_t *dscf);
@@ -458,8 +461,9 @@ ngx_stream_dtls_get_conn(ngx_connection_t *c)
 ngx_stream_dtls_srv_conf_t *
 ngx_stream_dtls_listening_conf(ngx_listening_t *ls, ngx_uint_t i)
 {
-    ngx_stream_port_t      *port;
-    ngx_stream_conf_ctx_t  *ctx;
+    ngx_stream_port_t       *port;
+    ngx_stream_conf_ctx_t   *ctx;
+    ngx_stream_addr_conf_t  *addr_conf;
 
     port = ls->servers;
 
@@ -467,14 +471,21 @@ ngx_stream_dtls_listening_conf(ngx_listening_t *ls, ngx_uint_t i)
 
 #if (NGX_HAVE_INET6)
     case AF_INET6:
-        ctx = ((ngx_stream_in6_addr_t *) port->addrs)[i].conf.ctx;
+        addr_conf = &((ngx_stream_in6_addr_t *) port->addrs)[i].conf;
         break;
 #endif
 
     default: /* AF_INET */
-        ctx = ((ngx_stream_in_addr_t *) port->addrs)[i].conf.ctx;
+        addr_conf = &((ngx_stream_in_addr_t *) port->addrs)[i].conf;
         break;
     }
+
+#if (nginx_version >= 1025005)
+    /* stream virtual servers: the server a session starts in */
+    ctx = addr_conf->default_server->ctx;
+#else
+    ctx = addr_conf->ctx;
+#endif
 
     return ctx->srv_conf[ngx_stream_dtls_module.ctx_index];
 }
@@ -694,8 +705,83 @@ ngx_stream_dtls_check_listens(ngx_cycle_t *cycle)
         }
     }
 
+#if (nginx_version >= 1025005)
+    return ngx_stream_dtls_check_shared(cycle);
+#else
+    return NGX_OK;
+#endif
+}
+
+
+#if (nginx_version >= 1025005)
+
+static ngx_int_t
+ngx_stream_dtls_check_shared(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                     p, a, n;
+    ngx_stream_conf_ctx_t         *ctx;
+    ngx_stream_conf_addr_t        *addr;
+    ngx_stream_conf_port_t        *port;
+    ngx_stream_dtls_srv_conf_t    *dscf;
+    ngx_stream_core_srv_conf_t   **cscfp;
+    ngx_stream_core_main_conf_t   *cmcf;
+
+    /*
+     * Stream virtual servers: servers that share a listen are told apart
+     * by the SNI of a TLS ClientHello (ngx_stream_ssl_module,
+     * ngx_stream_ssl_preread_module); nothing chooses one for a DTLS
+     * ClientHello, so a dtls server shares its listen with none.  The
+     * listens as the configuration gave them, with the servers of each
+     * address, are in cmcf->ports, which lives in the configuration's
+     * temporary pool until the new cycle is made.
+     */
+
+    cmcf = ngx_stream_cycle_get_module_main_conf(cycle,
+                                                 ngx_stream_core_module);
+
+    if (cmcf->ports == NULL) {
+        return NGX_OK;
+    }
+
+    port = cmcf->ports->elts;
+
+    for (p = 0; p < cmcf->ports->nelts; p++) {
+
+        addr = port[p].addrs.elts;
+
+        for (a = 0; a < port[p].addrs.nelts; a++) {
+
+            if (addr[a].servers.nelts < 2) {
+                continue;
+            }
+
+            cscfp = addr[a].servers.elts;
+
+            for (n = 0; n < addr[a].servers.nelts; n++) {
+
+                ctx = cscfp[n]->ctx;
+                dscf = ctx->srv_conf[ngx_stream_dtls_module.ctx_index];
+
+                if (!dscf->enable) {
+                    continue;
+                }
+
+                ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                              "\"dtls\" needs \"listen %V\" for itself, "
+                              "but %ui servers share it: a DTLS client "
+                              "cannot choose one by \"server_name\", "
+                              "in %s:%ui",
+                              &addr[a].opt.addr_text, addr[a].servers.nelts,
+                              dscf->file, dscf->line);
+                return NGX_ERROR;
+            }
+        }
+    }
+
     return NGX_OK;
 }
+
+#endif
 
 
 static ngx_int_t

@@ -7,6 +7,7 @@ set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir=$top/build/run
+nginx=${DTLS_NGINX:-$top/build/nginx/sbin/nginx}
 port=${DTLS_PORT:-5684}
 backend=${BACKEND_PORT:-5683}
 
@@ -63,4 +64,4 @@ Connect from another terminal (each line you type comes back):
 
 END
 
-"$top/build/nginx/sbin/nginx" -p "$dir" -c "$dir/nginx.conf"
+"$nginx" -p "$dir" -c "$dir/nginx.conf"

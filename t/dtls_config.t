@@ -140,7 +140,7 @@ sub key_pieces {
 	return @pieces;
 }
 
-$t->plan(18 + 4 * @bad + 7 + @good + 5 + 12);
+$t->plan(18 + 5 + 4 * @bad + 7 + @good + 5 + 12);
 
 ###############################################################################
 
@@ -246,6 +246,102 @@ like($out, rx(qr/"dtls" with 4 worker processes needs/,
 	   qr/ of a client reaches one worker, in \Q$d\E\/workers-after\.conf:/,
 	   qr/$line\b/),
 	'workers after stream without reuseport: message, file and line');
+
+# nginx 1.25.5 and later: stream servers share a listen and are told
+# apart by server_name, from the SNI of a TLS ClientHello; nothing chooses
+# one for DTLS, so nginx -t refuses a dtls server among them, whichever
+# is the default server
+
+SKIP: {
+skip 'stream servers share no listen before nginx 1.25.5', 5
+	unless $t->has_version('1.25.5');
+
+$t->write_file_expand('shared.conf', <<'EOF');
+%%TEST_GLOBALS%%
+events {
+}
+
+stream {
+    server {
+        listen         127.0.0.1:%%PORT_8980_UDP%% udp;
+        server_name    a.example;
+        dtls           on;
+        dtls_psk_file  ok.psk;
+        return         a;
+    }
+
+    server {
+        listen         127.0.0.1:%%PORT_8980_UDP%% udp;
+        server_name    b.example;
+        return         b;
+    }
+}
+EOF
+
+($rc, $out) = $t->test_config('shared.conf');
+isnt($rc, 0, 'shared listen, dtls default server: fails');
+$line = line_of('shared.conf', qr/dtls\s+on/);
+like($out, rx(qr/"dtls" needs "listen 127\.0\.0\.1:$p" for itself, but 2/,
+	   qr/ servers share it: a DTLS client cannot choose one by/,
+	   qr/ "server_name", in \Q$d\E\/shared\.conf:$line\b/),
+	'shared listen, dtls default server: message, file and line');
+
+$t->write_file_expand('shared-named.conf', <<'EOF');
+%%TEST_GLOBALS%%
+events {
+}
+
+stream {
+    server {
+        listen         127.0.0.1:%%PORT_8980_UDP%% udp;
+        return         a;
+    }
+
+    server {
+        listen         127.0.0.1:%%PORT_8980_UDP%% udp;
+        server_name    b.example;
+        dtls           on;
+        dtls_psk_file  ok.psk;
+        return         b;
+    }
+}
+EOF
+
+($rc, $out) = $t->test_config('shared-named.conf');
+isnt($rc, 0, 'shared listen, dtls named server: fails');
+$line = line_of('shared-named.conf', qr/dtls\s+on/);
+like($out, rx(qr/"dtls" needs "listen 127\.0\.0\.1:$p" for itself, but 2/,
+	   qr/ servers share it: .* in \Q$d\E\/shared-named\.conf:$line\b/),
+	'shared listen, dtls named server: message, file and line');
+
+# a server_name of a dtls server alone on its listen is only a name
+
+$t->write_file_expand('named.conf', <<'EOF');
+%%TEST_GLOBALS%%
+events {
+}
+
+stream {
+    server {
+        listen         127.0.0.1:%%PORT_8980_UDP%% udp;
+        server_name    a.example;
+        dtls           on;
+        dtls_psk_file  ok.psk;
+        return         a;
+    }
+
+    server {
+        listen         127.0.0.1:%%PORT_8981%%;
+        server_name    b.example;
+        return         b;
+    }
+}
+EOF
+
+($rc, $out) = $t->test_config('named.conf');
+is($rc, 0, 'server_name, listen of its own: passes');
+
+}
 
 # a handshake holds a connection: dtls_handshake_limit cannot exceed
 # worker_connections, wherever the events block is written

@@ -23,12 +23,15 @@ use Test::Nginx;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-# always nginx-compat and the .so of this repository, whatever
-# TEST_NGINX_BINARY and TEST_NGINX_GLOBALS say
+# always nginx-compat and the .so of one build of this repository
+# (TEST_NGINX_PREFIX, build/nginx by default: make sets it for builds
+# against other versions), whatever TEST_NGINX_BINARY and
+# TEST_NGINX_GLOBALS say
 
 my $repo = abs_path("$FindBin::Bin/..");
-my $compat = "$repo/build/nginx/sbin/nginx-compat";
-my $so = "$repo/build/nginx/modules/ngx_stream_dtls_module.so";
+my $prefix = $ENV{TEST_NGINX_PREFIX} || "$repo/build/nginx";
+my $compat = "$prefix/sbin/nginx-compat";
+my $so = "$prefix/modules/ngx_stream_dtls_module.so";
 
 plan(skip_all => "no $compat") unless -x $compat;
 plan(skip_all => "no $so") unless -f $so;

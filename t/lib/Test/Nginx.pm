@@ -7,6 +7,8 @@ package Test::Nginx;
 # Knobs: TEST_NGINX_BINARY, TEST_NGINX_LEAVE, TEST_NGINX_VERBOSE,
 # TEST_NGINX_GLOBALS, and TEST_NGINX_ASAN, set by make test-asan, which
 # tests that measure memory (RSS) read to skip: ASan keeps freed memory.
+# TEST_NGINX_PREFIX (build/nginx by default) is where dtls_dynamic.t
+# finds sbin/nginx-compat and modules/ngx_stream_dtls_module.so.
 #
 #	my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 #	$t->write_file_expand('nginx.conf', <<'EOF');
@@ -140,6 +142,25 @@ sub has_module {
 
 	Test::More::plan(skip_all => "no module $name") unless $ok;
 	return $self;
+}
+
+# the binary is nginx VERSION ("1.25.5") or later
+
+sub has_version {
+	my ($self, $need) = @_;
+
+	my ($have) = $self->version_info() =~ m!nginx version: nginx/([\d.]+)!;
+	return 0 unless defined $have;
+
+	my @have = split /\./, $have;
+	my @need = split /\./, $need;
+
+	while (@need) {
+		my ($h, $n) = (shift(@have) // 0, shift @need);
+		return $h > $n if $h != $n;
+	}
+
+	return 1;
 }
 
 # built in (--add-module, and the module name in the binary), or loaded
