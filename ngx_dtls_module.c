@@ -43,6 +43,10 @@ static void *ngx_stream_dtls_proxy_value(ngx_cycle_t *cycle,
     ngx_stream_core_srv_conf_t *cscf, ngx_str_t *name);
 static ngx_int_t ngx_stream_dtls_check_auth(ngx_conf_t *cf,
     ngx_stream_dtls_srv_conf_t *dscf);
+#if (OPENSSL_VERSION_NUMBER >= 0x30200000L)
+static int ngx_stream_dtls_security_cb(const SSL *ssl, const SSL_CTX *ctx,
+    int op, int bits, int nid, void *other, void *ex);
+#endif
 
 static ngx_int_t ngx_stream_dtls_preconfiguration(ngx_conf_t *cf);
 static void *ngx_stream_dtls_create_srv_conf(ngx_conf_t *cf);
@@ -56,6 +60,12 @@ static char *ngx_stream_dtls_mtu(ngx_conf_t *cf, void *post, void *data);
 static char *ngx_stream_dtls_cookie_lifetime(ngx_conf_t *cf, void *post,
     void *data);
 static void ngx_stream_dtls_exit(ngx_cycle_t *cycle);
+
+
+#if (OPENSSL_VERSION_NUMBER >= 0x30200000L)
+static int (*ngx_stream_dtls_default_security_cb)(const SSL *ssl,
+    const SSL_CTX *ctx, int op, int bits, int nid, void *other, void *ex);
+#endif
 
 
 static ngx_conf_bitmask_t  ngx_stream_dtls_protocols[] = {
@@ -584,6 +594,19 @@ ngx_stream_dtls_create_ctx(ngx_conf_t *cf, ngx_stream_dtls_srv_conf_t *dscf)
         return NGX_ERROR;
     }
 
+#if (OPENSSL_VERSION_NUMBER >= 0x30200000L)
+    /*
+     * OpenSSL 3.2 put the CCM8 suites (a 64-bit tag) at security level 0,
+     * below the default; CoAP (RFC 7252) makes PSK-AES128-CCM8 and
+     * ECDHE-ECDSA-AES128-CCM8 mandatory, and they come first in the
+     * default dtls_ciphers: a CCM8 suite that dtls_ciphers names passes,
+     * everything else is judged by OpenSSL's own check at its level
+     */
+
+    ngx_stream_dtls_default_security_cb = SSL_CTX_get_security_callback(ctx);
+    SSL_CTX_set_security_callback(ctx, ngx_stream_dtls_security_cb);
+#endif
+
     if (dscf->certificates
         && ngx_stream_dtls_certificates(cf, dscf) != NGX_OK)
     {
@@ -632,6 +655,35 @@ ngx_stream_dtls_cleanup_ctx(void *data)
 
     ngx_ssl_cleanup_ctx(ssl);
 }
+
+
+#if (OPENSSL_VERSION_NUMBER >= 0x30200000L)
+
+static int
+ngx_stream_dtls_security_cb(const SSL *ssl, const SSL_CTX *ctx, int op,
+    int bits, int nid, void *other, void *ex)
+{
+    const char  *name;
+
+    switch (op & ~SSL_SECOP_PEER) {
+
+    case SSL_SECOP_CIPHER_SUPPORTED:
+    case SSL_SECOP_CIPHER_SHARED:
+    case SSL_SECOP_CIPHER_CHECK:
+        name = SSL_CIPHER_get_name(other);
+
+        if (name && ngx_strstr(name, "CCM8")) {
+            return 1;
+        }
+
+        break;
+    }
+
+    return ngx_stream_dtls_default_security_cb(ssl, ctx, op, bits, nid,
+                                               other, ex);
+}
+
+#endif
 
 
 static char *
