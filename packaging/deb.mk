@@ -10,7 +10,7 @@ DEB_FILE     = $(BUILD)/libnginx-mod-stream-dtls_$(DEB_VERSION)_$(DEB_ARCH).deb
 DEB_ON       = $(shell [ "$$(id -u)" = 0 ] \
                  && grep -qs '^12\.' /etc/debian_version && echo yes)
 
-.PHONY: deb deb-if-debian
+.PHONY: deb deb-if-debian deb-clean
 
 deb: $(DEB_FILE)
 
@@ -25,3 +25,8 @@ deb-if-debian:
 	else echo "deb: not root on Debian 12, t/dtls_deb.t will skip"; fi
 
 test: deb-if-debian
+
+deb-clean:
+	rm -rf $(BUILD)/deb $(BUILD)/libnginx-mod-stream-dtls_*.deb
+
+clean: deb-clean
