@@ -301,3 +301,6 @@ clean:
 
 distclean:
 	rm -rf $(BUILD)
+
+# make deb, and its package for make test (Debian 12)
+include packaging/deb.mk

@@ -11,6 +11,16 @@
 #include "ngx_stream_dtls.h"
 
 
+#if (NGX_STAT_STUB)
+/*
+ * A weak reference: loaded into an nginx built without the stub status
+ * module (another build), dlopen() still succeeds and nginx itself refuses
+ * the module as "not binary compatible" by its signature.
+ */
+#pragma weak ngx_stat_active
+#endif
+
+
 /* AEAD suites only; CCM8 first, as CoAP (RFC 7252, 9.1.3) requires it */
 
 #define NGX_STREAM_DTLS_PSK_CIPHERS                                           \
