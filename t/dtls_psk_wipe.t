@@ -207,7 +207,18 @@ $new //= 0;
 
 ok(defined $exited{$master} && defined $exited{$old} && $new,
 	'shim in the master and both workers');
-is($tickets, 2, 'ticket keys of both configurations known');
+
+# the shim learns ticket keys through libssl's SSL_CTX_new(): not where
+# nginx has OpenSSL built in (make OPENSSL=3.5)
+
+my $shared_ssl = `ldd ${\ $t->binary()} 2>/dev/null` =~ /libssl\.so/;
+
+SKIP: {
+	skip 'OpenSSL built into nginx: its ticket keys are out of reach', 1
+		unless $shared_ssl;
+
+	is($tickets, 2, 'ticket keys of both configurations known');
+}
 
 # each worker knew the master secret of its session when it freed it
 
@@ -228,7 +239,12 @@ is(found(qr/^psk:two-/), '', 'no key of the second file freed unwiped');
 is(found(qr/^text:/), '', 'no PSK file text freed unwiped');
 is(found(qr/^cookie:/), '', 'no cookie secret freed unwiped');
 is(found(qr/^master:/), '', 'no master secret freed unwiped');
-is(found(qr/^ticket:/), '', 'no session ticket key freed unwiped');
+SKIP: {
+	skip 'OpenSSL built into nginx: its ticket keys are out of reach', 1
+		unless $shared_ssl;
+
+	is(found(qr/^ticket:/), '', 'no session ticket key freed unwiped');
+}
 
 diag(join "\n", grep { !/^(exit|hit canary) / } split /\n/, $log)
 	if !Test::More->builder->is_passing;
