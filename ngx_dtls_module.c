@@ -1331,4 +1331,5 @@ ngx_stream_dtls_exit(ngx_cycle_t *cycle)
 {
     ngx_stream_dtls_cookie_wipe();
     ngx_stream_dtls_bio_exit();
+    ngx_stream_dtls_record_done();
 }

@@ -14,6 +14,9 @@
 
 #include <openssl/ssl.h>
 #include <openssl/err.h>
+#include <openssl/sha.h>
+
+#include "ngx_stream_dtls_record.h"
 
 
 #define NGX_STREAM_DTLS_COOKIE_LEN        32
@@ -151,11 +154,48 @@ typedef struct {
     ngx_uint_t                  hello_seq;  /* of the ClientHello */
     ngx_uint_t                  datagrams;  /* reads of nginx's recv */
 
+    /*
+     * Once established with an AEAD suite the SSL object is freed and
+     * the session's records are the module's own (session.c)
+     */
+
+    ngx_stream_dtls_record_t    read;
+    ngx_stream_dtls_record_t    write;
+
+    ngx_str_t                  *vars;       /* $dtls_*, one block */
+    u_char                      random[SSL3_RANDOM_SIZE];   /* client's */
+    u_char                      peer[SHA256_DIGEST_LENGTH]; /* who it is */
+
+    /* the records OpenSSL wrote: where the module's sequence goes on */
+    uint64_t                    written;    /* the next sequence number */
+    ngx_uint_t                  written_epoch;
+
+    /*
+     * The server's last flight, resent while the client retransmits its
+     * own (RFC 6347, 4.2.4): datagrams, each after its 2-byte length
+     */
+
+    u_char                     *flight;
+    size_t                      flight_len;
+    size_t                      flight_size;
+
+    /*
+     * During a handshake the last datagram OpenSSL read; once the
+     * session is established the records of a datagram not yet read
+     */
+
+    u_char                     *in;
+    size_t                      in_pos;
+    size_t                      in_len;
+    size_t                      in_size;
+
     unsigned                    handshaked:1;
     unsigned                    hello_seen:1;
     unsigned                    early:2;    /* epoch-1 records before CCS */
     unsigned                    counted:1;  /* holds a handshake slot */
     unsigned                    closed:1;   /* no more records out */
+    unsigned                    keep_flight:1;  /* in SSL_do_handshake() */
+    unsigned                    draining:1; /* the handshake's last datagram */
 } ngx_stream_dtls_conn_t;
 
 
@@ -189,6 +229,7 @@ ngx_int_t ngx_stream_dtls_init_session(ngx_stream_session_t *s,
     ngx_stream_dtls_srv_conf_t *dscf, u_char *cookie);
 ngx_int_t ngx_stream_dtls_ssl_create(ngx_stream_dtls_conn_t *ctx);
 ngx_int_t ngx_stream_dtls_handshake(ngx_stream_session_t *s);
+int ngx_stream_dtls_ssl_handshake(ngx_stream_dtls_conn_t *ctx);
 void ngx_stream_dtls_handshake_failed(ngx_connection_t *c,
     ngx_stream_dtls_conn_t *ctx, const char *reason);
 void ngx_stream_dtls_info_callback(const SSL *ssl, int where, int ret);
@@ -224,7 +265,23 @@ ssize_t ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size);
 ssize_t ngx_stream_dtls_send(ngx_connection_t *c, u_char *buf, size_t size);
 ngx_chain_t *ngx_stream_dtls_send_chain(ngx_connection_t *c, ngx_chain_t *in,
     off_t limit);
+ssize_t ngx_stream_dtls_idle(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx);
+void ngx_stream_dtls_close(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx);
 void ngx_stream_dtls_shutdown(ngx_stream_dtls_conn_t *ctx);
+
+
+/* session.c: an established session, and its own records */
+
+ngx_int_t ngx_stream_dtls_establish(ngx_stream_dtls_conn_t *ctx,
+    ngx_stream_dtls_conn_t *hs);
+ngx_int_t ngx_stream_dtls_peer_digest(SSL *ssl, u_char *md);
+ssize_t ngx_stream_dtls_session_recv(ngx_connection_t *c,
+    ngx_stream_dtls_conn_t *ctx, u_char *buf, size_t size);
+ssize_t ngx_stream_dtls_session_send(ngx_connection_t *c,
+    ngx_stream_dtls_conn_t *ctx, u_char *buf, size_t size);
+void ngx_stream_dtls_session_alert(ngx_stream_dtls_conn_t *ctx,
+    ngx_uint_t level, ngx_uint_t desc);
+void ngx_stream_dtls_session_free(ngx_stream_dtls_conn_t *ctx);
 
 
 /* renew.c: a new handshake of the client beside its live session */
@@ -272,6 +329,7 @@ ngx_uint_t ngx_stream_dtls_source_valid(struct sockaddr *sa);
 /* variables.c */
 
 ngx_int_t ngx_stream_dtls_add_variables(ngx_conf_t *cf);
+ngx_int_t ngx_stream_dtls_capture_variables(ngx_stream_dtls_conn_t *ctx);
 
 
 ngx_stream_dtls_conn_t *ngx_stream_dtls_get_conn(ngx_connection_t *c);

@@ -44,8 +44,14 @@ static ngx_int_t ngx_stream_dtls_bio_hold(ngx_stream_dtls_conn_t *ctx,
     u_char *p, size_t len);
 static ngx_int_t ngx_stream_dtls_bio_send(ngx_stream_dtls_conn_t *ctx,
     size_t len);
+static ssize_t ngx_stream_dtls_bio_out(ngx_stream_dtls_conn_t *ctx,
+    u_char *p, size_t len);
+static void ngx_stream_dtls_bio_flight(ngx_stream_dtls_conn_t *ctx,
+    u_char *p, size_t len);
 static size_t ngx_stream_dtls_bio_records(u_char *p, size_t len);
 static int ngx_stream_dtls_bio_read(BIO *bio, char *buf, int len);
+static void ngx_stream_dtls_bio_input(ngx_stream_dtls_conn_t *ctx, u_char *p,
+    size_t len);
 static long ngx_stream_dtls_bio_ctrl(BIO *bio, int cmd, long num, void *ptr);
 
 
@@ -145,8 +151,7 @@ ngx_stream_dtls_bio_write(BIO *bio, const char *buf, int len)
     {
         /* a datagram of whole records, as almost every write is */
 
-        n = ngx_stream_dtls_send_datagram(ctx->connection, ctx->send_chain,
-                                          (u_char *) buf, len);
+        n = ngx_stream_dtls_bio_out(ctx, (u_char *) buf, len);
 
         /* a datagram the socket could not take now is lost, as on the wire */
 
@@ -221,8 +226,7 @@ ngx_stream_dtls_bio_send(ngx_stream_dtls_conn_t *ctx, size_t len)
 {
     ssize_t  n;
 
-    n = ngx_stream_dtls_send_datagram(ctx->connection, ctx->send_chain,
-                                      ctx->hold, len);
+    n = ngx_stream_dtls_bio_out(ctx, ctx->hold, len);
 
     ctx->held -= len;
 
@@ -235,6 +239,77 @@ ngx_stream_dtls_bio_send(ngx_stream_dtls_conn_t *ctx, size_t len)
     }
 
     return (n == NGX_ERROR) ? NGX_ERROR : NGX_OK;
+}
+
+
+/*
+ * A datagram OpenSSL made, of whole records: the session's own records
+ * go on after the highest sequence number of the newest epoch it used,
+ * and the flight of the handshake's last step is kept
+ */
+
+static ssize_t
+ngx_stream_dtls_bio_out(ngx_stream_dtls_conn_t *ctx, u_char *p, size_t len)
+{
+    size_t      n, size;
+    uint64_t    seq;
+    ngx_uint_t  epoch;
+
+    for (n = 0; len - n >= DTLS1_RT_HEADER_LENGTH; n += size) {
+        epoch = ngx_stream_dtls_read_uint16(&p[n + 3]);
+        seq = (uint64_t) ngx_stream_dtls_read_uint24(&p[n + 5]) << 24
+              | ngx_stream_dtls_read_uint24(&p[n + 8]);
+
+        if (epoch > ctx->written_epoch) {
+            ctx->written_epoch = epoch;
+            ctx->written = seq + 1;
+
+        } else if (epoch == ctx->written_epoch && seq >= ctx->written) {
+            ctx->written = seq + 1;
+        }
+
+        size = DTLS1_RT_HEADER_LENGTH + ngx_stream_dtls_read_uint16(&p[n + 11]);
+    }
+
+    if (ctx->keep_flight) {
+        ngx_stream_dtls_bio_flight(ctx, p, len);
+    }
+
+    return ngx_stream_dtls_send_datagram(ctx->connection, ctx->send_chain,
+                                         p, len);
+}
+
+
+static void
+ngx_stream_dtls_bio_flight(ngx_stream_dtls_conn_t *ctx, u_char *p,
+    size_t len)
+{
+    u_char  *flight;
+    size_t   need;
+
+    need = ctx->flight_len + 2 + len;
+
+    if (need > ctx->flight_size) {
+        flight = ngx_alloc(ngx_max(need, 2 * ctx->flight_size),
+                           ctx->connection->log);
+        if (flight == NULL) {
+            /* a flight that cannot be resent is as if lost */
+            return;
+        }
+
+        if (ctx->flight) {
+            ngx_memcpy(flight, ctx->flight, ctx->flight_len);
+            ngx_free(ctx->flight);
+        }
+
+        ctx->flight = flight;
+        ctx->flight_size = ngx_max(need, 2 * ctx->flight_size);
+    }
+
+    ctx->flight[ctx->flight_len++] = (u_char) (len >> 8);
+    ctx->flight[ctx->flight_len++] = (u_char) len;
+    ngx_memcpy(ctx->flight + ctx->flight_len, p, len);
+    ctx->flight_len += len;
 }
 
 
@@ -270,6 +345,21 @@ ngx_stream_dtls_bio_cleanup(ngx_stream_dtls_conn_t *ctx)
         ngx_free(ctx->hold);
         ctx->hold = NULL;
         ctx->held = 0;
+    }
+
+    if (ctx->flight) {
+        ngx_free(ctx->flight);
+        ctx->flight = NULL;
+        ctx->flight_len = 0;
+        ctx->flight_size = 0;
+    }
+
+    if (ctx->in) {
+        ngx_free(ctx->in);
+        ctx->in = NULL;
+        ctx->in_pos = 0;
+        ctx->in_len = 0;
+        ctx->in_size = 0;
     }
 }
 
@@ -324,6 +414,8 @@ ngx_stream_dtls_bio_read(BIO *bio, char *buf, int len)
             return -1;
         }
 
+        ngx_stream_dtls_bio_input(ctx, (u_char *) buf, n);
+
         return n;
     }
 
@@ -342,6 +434,38 @@ ngx_stream_dtls_bio_read(BIO *bio, char *buf, int len)
     }
 
     return n;
+}
+
+
+/*
+ * The last datagram of a handshake may bring the client's first records
+ * after its Finished, which OpenSSL holds when the handshake is done: a
+ * copy of each datagram read is kept, so that the session's own record
+ * layer reads them once the SSL object is gone.  A datagram larger than
+ * two dtls_mtu is not kept (its records are lost, as on the wire).
+ */
+
+static void
+ngx_stream_dtls_bio_input(ngx_stream_dtls_conn_t *ctx, u_char *p,
+    size_t len)
+{
+    ctx->in_len = 0;
+
+    if (len > 2 * ctx->conf->mtu) {
+        return;
+    }
+
+    if (ctx->in == NULL) {
+        ctx->in = ngx_alloc(2 * ctx->conf->mtu, ctx->connection->log);
+        if (ctx->in == NULL) {
+            return;
+        }
+
+        ctx->in_size = 2 * ctx->conf->mtu;
+    }
+
+    ngx_memcpy(ctx->in, p, len);
+    ctx->in_len = len;
 }
 
 

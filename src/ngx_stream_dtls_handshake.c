@@ -175,9 +175,7 @@ ngx_stream_dtls_handshake(ngx_stream_session_t *s)
     c = s->connection;
     ctx = ngx_stream_get_module_ctx(s, ngx_stream_dtls_module);
 
-    ERR_clear_error();
-
-    n = SSL_do_handshake(ctx->ssl);
+    n = ngx_stream_dtls_ssl_handshake(ctx);
 
     ngx_log_debug1(NGX_LOG_DEBUG_STREAM, c->log, 0,
                    "SSL_do_handshake: %d", n);
@@ -192,24 +190,18 @@ ngx_stream_dtls_handshake(ngx_stream_session_t *s)
             ngx_del_timer(c->read);
         }
 
-        ngx_stream_dtls_set_io(c, ctx);
-
-        if (ctx->conf->proxy_protocol
-            && ngx_stream_dtls_proxy_protocol(ctx) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        /* data that came with the client's last flight is read at once */
-
-        if (SSL_has_pending(ctx->ssl)) {
-            c->read->ready = 1;
-        }
-
         ngx_log_debug2(NGX_LOG_DEBUG_STREAM, c->log, 0,
                        "dtls handshake done: %s, %s",
                        SSL_get_version(ctx->ssl),
                        SSL_get_cipher_name(ctx->ssl));
+
+        /* data that came with the client's last flight is read at once */
+
+        if (ngx_stream_dtls_establish(ctx, ctx) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        ngx_stream_dtls_set_io(c, ctx);
 
         return NGX_OK;
     }
@@ -249,6 +241,29 @@ ngx_stream_dtls_handshake(ngx_stream_session_t *s)
     c->idle = 1;
 
     return NGX_AGAIN;
+}
+
+
+/*
+ * One step of a handshake; the datagrams written in the step that ends
+ * it are the server's last flight, kept for the session (session.c)
+ */
+
+int
+ngx_stream_dtls_ssl_handshake(ngx_stream_dtls_conn_t *ctx)
+{
+    int  n;
+
+    ERR_clear_error();
+
+    ctx->flight_len = 0;
+    ctx->keep_flight = 1;
+
+    n = SSL_do_handshake(ctx->ssl);
+
+    ctx->keep_flight = 0;
+
+    return n;
 }
 
 
@@ -472,4 +487,5 @@ ngx_stream_dtls_cleanup(void *data)
 
     SSL_free(ctx->ssl);
     ngx_stream_dtls_bio_cleanup(ctx);
+    ngx_stream_dtls_session_free(ctx);
 }

@@ -8,6 +8,8 @@
  * An established session's I/O: c->recv returns one record's plaintext
  * per call, c->send_chain sends each datagram (the buffers up to a flush
  * or last_buf) as one record, so proxy_pass and return work unchanged.
+ * The records are the module's own (session.c), or OpenSSL's for a suite
+ * without an AEAD.
  */
 
 
@@ -18,20 +20,14 @@
 #include "ngx_stream_dtls.h"
 
 
-static ngx_int_t ngx_stream_dtls_idle(ngx_connection_t *c,
-    ngx_stream_dtls_conn_t *ctx);
 static void ngx_stream_dtls_drop_record(ngx_connection_t *c,
     ngx_stream_dtls_conn_t *ctx, u_char *buf, size_t n, size_t size,
     size_t header);
-static void ngx_stream_dtls_close(ngx_connection_t *c,
-    ngx_stream_dtls_conn_t *ctx);
 
 
 void
 ngx_stream_dtls_set_io(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx)
 {
-    ngx_stream_dtls_record_sizes(ctx);
-
     ctx->active = ngx_current_msec;
 
     c->recv = ngx_stream_dtls_recv;
@@ -41,9 +37,9 @@ ngx_stream_dtls_set_io(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx)
 
 
 /*
- * What a record of the session's cipher carries at most, and how short
- * one can be (computed once the cipher is known, as OpenSSL's look-ups
- * are not cheap)
+ * What a record of OpenSSL's carries at most, and how short one can be:
+ * computed once, when the cipher is known, as OpenSSL's lookups of them
+ * are not cheap
  */
 
 void
@@ -96,6 +92,10 @@ ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
         /* the datagram nginx holds for the session, if any, is dropped */
         (void) ctx->recv(c, buf, 0);
         return NGX_AGAIN;
+    }
+
+    if (ctx->ssl == NULL) {
+        return ngx_stream_dtls_session_recv(c, ctx, buf, size);
     }
 
     for ( ;; ) {
@@ -175,6 +175,12 @@ ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
         {
         case NGX_OK:
             ctx->active = ngx_current_msec;
+
+            if (ctx->ssl == NULL) {
+                /* an AEAD suite now: the module's own records */
+                return ngx_stream_dtls_session_recv(c, ctx, buf, size);
+            }
+
             continue;
 
         case NGX_DONE:
@@ -215,7 +221,7 @@ ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
  * proxy_timeout (as the proxy would have ended it, at twice that at most).
  */
 
-static ngx_int_t
+ssize_t
 ngx_stream_dtls_idle(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx)
 {
     ngx_msec_t  timeout;
@@ -287,6 +293,10 @@ ngx_stream_dtls_send(ngx_connection_t *c, u_char *buf, size_t size)
                       "exceeds dtls_mtu (%uz bytes of data at most)",
                       size, ctx->data_mtu);
         return size;
+    }
+
+    if (ctx->ssl == NULL) {
+        return ngx_stream_dtls_session_send(c, ctx, buf, size);
     }
 
     ERR_clear_error();
@@ -384,7 +394,7 @@ ngx_stream_dtls_send_chain(ngx_connection_t *c, ngx_chain_t *in,
 }
 
 
-static void
+void
 ngx_stream_dtls_close(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx)
 {
     ngx_stream_dtls_shutdown(ctx);
@@ -413,6 +423,12 @@ ngx_stream_dtls_shutdown(ngx_stream_dtls_conn_t *ctx)
     /* the listening socket is already closed at worker shutdown */
 
     if (!ctx->handshaked || ngx_exiting || ngx_terminate) {
+        return;
+    }
+
+    if (ctx->ssl == NULL) {
+        ngx_stream_dtls_session_alert(ctx, SSL3_AL_WARNING,
+                                      SSL_AD_CLOSE_NOTIFY);
         return;
     }
 

@@ -25,8 +25,6 @@
  * Opening checks the header, the epoch and the replay window (RFC 6347
  * 4.1.2.6, 64 records) before the tag, and changes nothing unless the
  * record authenticates.  Sealing stops at sequence 2^48 - 1.
- *
- * Not in config yet: nothing calls it until the session layer uses it.
  */
 
 

@@ -60,7 +60,8 @@ static ngx_int_t ngx_stream_dtls_renew_step(ngx_stream_dtls_conn_t *ctx);
 static void ngx_stream_dtls_renew_timer(ngx_event_t *ev);
 static void ngx_stream_dtls_renew_failed(ngx_stream_dtls_conn_t *ctx,
     const char *reason);
-static ngx_uint_t ngx_stream_dtls_same_peer(SSL *a, SSL *b);
+static ngx_uint_t ngx_stream_dtls_same_peer(ngx_stream_dtls_conn_t *ctx,
+    SSL *ssl);
 static ssize_t ngx_stream_dtls_renew_recv(ngx_connection_t *c, u_char *buf,
     size_t size);
 
@@ -119,7 +120,6 @@ ngx_stream_dtls_renew_hello(ngx_stream_dtls_conn_t *ctx, u_char *p,
     ngx_connection_t           *c;
     ngx_stream_dtls_renewal_t  *r;
     u_char                      cookie[NGX_STREAM_DTLS_COOKIE_LEN];
-    u_char                      live[SSL3_RANDOM_SIZE];
 
     c = ctx->connection;
 
@@ -151,9 +151,7 @@ ngx_stream_dtls_renew_hello(ngx_stream_dtls_conn_t *ctx, u_char *p,
 
     random = p + NGX_STREAM_DTLS_RANDOM_OFFSET;
 
-    (void) SSL_get_client_random(ctx->ssl, live, SSL3_RANDOM_SIZE);
-
-    if (ngx_memcmp(random, live, SSL3_RANDOM_SIZE) == 0) {
+    if (ngx_memcmp(random, ctx->random, SSL3_RANDOM_SIZE) == 0) {
         ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
                        "dtls copy of the session's ClientHello dropped");
         return NGX_OK;
@@ -276,9 +274,7 @@ ngx_stream_dtls_renew_step(ngx_stream_dtls_conn_t *ctx)
 
     r = ctx->renewal;
 
-    ERR_clear_error();
-
-    n = SSL_do_handshake(r->conn.ssl);
+    n = ngx_stream_dtls_ssl_handshake(&r->conn);
 
     r->conn.first = NULL;
 
@@ -331,6 +327,7 @@ ngx_int_t
 ngx_stream_dtls_renew_finish(ngx_stream_dtls_conn_t *ctx)
 {
     SSL                        *old;
+    ngx_int_t                   rc;
     ngx_connection_t           *c;
     ngx_stream_dtls_renewal_t  *r;
 
@@ -341,7 +338,7 @@ ngx_stream_dtls_renew_finish(ngx_stream_dtls_conn_t *ctx)
         return NGX_DECLINED;
     }
 
-    if (!ngx_stream_dtls_same_peer(ctx->ssl, r->conn.ssl)) {
+    if (!ngx_stream_dtls_same_peer(ctx, r->conn.ssl)) {
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "new DTLS handshake of the client authenticated "
                       "another peer, DTLS session ended");
@@ -349,35 +346,35 @@ ngx_stream_dtls_renew_finish(ngx_stream_dtls_conn_t *ctx)
         return NGX_DONE;
     }
 
-    /* the old keys are gone with the client's state: no close_notify */
+    ngx_log_debug2(NGX_LOG_DEBUG_STREAM, c->log, 0,
+                   "dtls session renewed: %s, %s",
+                   SSL_get_version(r->conn.ssl),
+                   SSL_get_cipher_name(r->conn.ssl));
+
+    /*
+     * The old keys are gone with the client's state: no close_notify.
+     * The same peer, perhaps with another cipher or server name.
+     */
 
     old = ctx->ssl;
+    ctx->ssl = NULL;
 
-    ctx->ssl = r->conn.ssl;
-    r->conn.ssl = NULL;
-
-    BIO_set_data(SSL_get_rbio(ctx->ssl), ctx);
     ngx_memcpy(ctx->cookie, r->conn.cookie, NGX_STREAM_DTLS_COOKIE_LEN);
-    ngx_stream_dtls_record_sizes(ctx);
+
+    rc = ngx_stream_dtls_establish(ctx, &r->conn);
 
     ngx_stream_dtls_renew_free(ctx);
 
-    SSL_free(old);
+    if (old) {
+        SSL_free(old);
+    }
 
-    /* the same peer, perhaps with another cipher or server name */
-
-    if (ctx->conf->proxy_protocol
-        && ngx_stream_dtls_proxy_protocol(ctx) != NGX_OK)
-    {
+    if (rc != NGX_OK) {
         return NGX_DONE;
     }
 
     ngx_log_error(NGX_LOG_INFO, c->log, 0,
                   "client made a new handshake, DTLS session renewed");
-
-    ngx_log_debug2(NGX_LOG_DEBUG_STREAM, c->log, 0,
-                   "dtls session renewed: %s, %s",
-                   SSL_get_version(ctx->ssl), SSL_get_cipher_name(ctx->ssl));
 
     return NGX_OK;
 }
@@ -488,30 +485,15 @@ ngx_stream_dtls_renew_free(ngx_stream_dtls_conn_t *ctx)
 /* one PSK identity, one client certificate, before and after */
 
 static ngx_uint_t
-ngx_stream_dtls_same_peer(SSL *a, SSL *b)
+ngx_stream_dtls_same_peer(ngx_stream_dtls_conn_t *ctx, SSL *ssl)
 {
-    X509        *ca, *cb;
-    const char  *ia, *ib;
+    u_char  peer[SHA256_DIGEST_LENGTH];
 
-    ia = SSL_get_psk_identity(a);
-    ib = SSL_get_psk_identity(b);
-
-    if ((ia == NULL) != (ib == NULL)
-        || (ia && ngx_strcmp(ia, ib) != 0))
-    {
+    if (ngx_stream_dtls_peer_digest(ssl, peer) != NGX_OK) {
         return 0;
     }
 
-    ca = SSL_get0_peer_certificate(a);
-    cb = SSL_get0_peer_certificate(b);
-
-    if ((ca == NULL) != (cb == NULL)
-        || (ca && X509_cmp(ca, cb) != 0))
-    {
-        return 0;
-    }
-
-    return 1;
+    return ngx_memcmp(peer, ctx->peer, SHA256_DIGEST_LENGTH) == 0;
 }
 
 

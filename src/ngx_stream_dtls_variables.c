@@ -15,57 +15,82 @@ typedef ngx_int_t (*ngx_stream_dtls_ssl_get_pt)(ngx_connection_t *c,
     ngx_pool_t *pool, ngx_str_t *s);
 
 
-static ngx_int_t ngx_stream_dtls_static_variable(ngx_stream_session_t *s,
-    ngx_stream_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_stream_dtls_ssl_variable(ngx_stream_session_t *s,
+typedef struct {
+    ngx_stream_dtls_ssl_get_pt  get;
+    ngx_uint_t                  cstring;    /* OpenSSL's own, no length */
+} ngx_stream_dtls_getter_t;
+
+
+static ngx_int_t ngx_stream_dtls_session_variable(ngx_stream_session_t *s,
     ngx_stream_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_stream_dtls_counter_variable(ngx_stream_session_t *s,
     ngx_stream_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_stream_dtls_get(ngx_stream_session_t *s,
-    ngx_stream_dtls_ssl_get_pt get, ngx_str_t *str);
 static ngx_int_t ngx_stream_dtls_get_psk_identity(ngx_connection_t *c,
     ngx_pool_t *pool, ngx_str_t *s);
 
 
+/*
+ * The values of a session, taken once its handshake is done, while the
+ * SSL object lives: it is freed then for most sessions.  The getters are
+ * nginx's own $ssl_* ones.
+ */
+
+static ngx_stream_dtls_getter_t  ngx_stream_dtls_getters[] = {
+    { ngx_ssl_get_protocol, 1 },
+    { ngx_ssl_get_cipher_name, 1 },
+    { ngx_stream_dtls_get_psk_identity, 1 },
+    { ngx_ssl_get_session_reused, 0 },
+    { ngx_ssl_get_session_id, 0 },
+    { ngx_ssl_get_server_name, 0 },
+    { ngx_ssl_get_client_verify, 0 },
+    { ngx_ssl_get_subject_dn, 0 },
+    { ngx_ssl_get_issuer_dn, 0 },
+    { ngx_ssl_get_serial_number, 0 },
+    { ngx_ssl_get_fingerprint, 0 },
+    { ngx_ssl_get_client_v_end, 0 }
+};
+
+#define NGX_STREAM_DTLS_NVARS                                                 \
+    (sizeof(ngx_stream_dtls_getters) / sizeof(ngx_stream_dtls_getter_t))
+
+
 static ngx_stream_variable_t  ngx_stream_dtls_vars[] = {
 
-    { ngx_string("dtls_protocol"), NULL, ngx_stream_dtls_static_variable,
-      (uintptr_t) ngx_ssl_get_protocol, NGX_STREAM_VAR_CHANGEABLE, 0 },
+    { ngx_string("dtls_protocol"), NULL, ngx_stream_dtls_session_variable,
+      0, NGX_STREAM_VAR_CHANGEABLE, 0 },
 
-    { ngx_string("dtls_cipher"), NULL, ngx_stream_dtls_static_variable,
-      (uintptr_t) ngx_ssl_get_cipher_name, NGX_STREAM_VAR_CHANGEABLE, 0 },
+    { ngx_string("dtls_cipher"), NULL, ngx_stream_dtls_session_variable,
+      1, NGX_STREAM_VAR_CHANGEABLE, 0 },
 
-    { ngx_string("dtls_psk_identity"), NULL, ngx_stream_dtls_static_variable,
-      (uintptr_t) ngx_stream_dtls_get_psk_identity,
-      NGX_STREAM_VAR_CHANGEABLE, 0 },
+    { ngx_string("dtls_psk_identity"), NULL, ngx_stream_dtls_session_variable,
+      2, NGX_STREAM_VAR_CHANGEABLE, 0 },
 
-    { ngx_string("dtls_session_reused"), NULL, ngx_stream_dtls_static_variable,
-      (uintptr_t) ngx_ssl_get_session_reused, NGX_STREAM_VAR_CHANGEABLE, 0 },
+    { ngx_string("dtls_session_reused"), NULL,
+      ngx_stream_dtls_session_variable, 3, NGX_STREAM_VAR_CHANGEABLE, 0 },
 
-    { ngx_string("dtls_session_id"), NULL, ngx_stream_dtls_ssl_variable,
-      (uintptr_t) ngx_ssl_get_session_id, NGX_STREAM_VAR_CHANGEABLE, 0 },
+    { ngx_string("dtls_session_id"), NULL, ngx_stream_dtls_session_variable,
+      4, NGX_STREAM_VAR_CHANGEABLE, 0 },
 
-    { ngx_string("dtls_server_name"), NULL, ngx_stream_dtls_ssl_variable,
-      (uintptr_t) ngx_ssl_get_server_name, NGX_STREAM_VAR_CHANGEABLE, 0 },
+    { ngx_string("dtls_server_name"), NULL, ngx_stream_dtls_session_variable,
+      5, NGX_STREAM_VAR_CHANGEABLE, 0 },
 
-    { ngx_string("dtls_client_verify"), NULL, ngx_stream_dtls_ssl_variable,
-      (uintptr_t) ngx_ssl_get_client_verify, NGX_STREAM_VAR_CHANGEABLE, 0 },
+    { ngx_string("dtls_client_verify"), NULL,
+      ngx_stream_dtls_session_variable, 6, NGX_STREAM_VAR_CHANGEABLE, 0 },
 
-    { ngx_string("dtls_client_s_dn"), NULL, ngx_stream_dtls_ssl_variable,
-      (uintptr_t) ngx_ssl_get_subject_dn, NGX_STREAM_VAR_CHANGEABLE, 0 },
+    { ngx_string("dtls_client_s_dn"), NULL, ngx_stream_dtls_session_variable,
+      7, NGX_STREAM_VAR_CHANGEABLE, 0 },
 
-    { ngx_string("dtls_client_i_dn"), NULL, ngx_stream_dtls_ssl_variable,
-      (uintptr_t) ngx_ssl_get_issuer_dn, NGX_STREAM_VAR_CHANGEABLE, 0 },
+    { ngx_string("dtls_client_i_dn"), NULL, ngx_stream_dtls_session_variable,
+      8, NGX_STREAM_VAR_CHANGEABLE, 0 },
 
-    { ngx_string("dtls_client_serial"), NULL, ngx_stream_dtls_ssl_variable,
-      (uintptr_t) ngx_ssl_get_serial_number, NGX_STREAM_VAR_CHANGEABLE, 0 },
+    { ngx_string("dtls_client_serial"), NULL,
+      ngx_stream_dtls_session_variable, 9, NGX_STREAM_VAR_CHANGEABLE, 0 },
 
     { ngx_string("dtls_client_fingerprint"), NULL,
-      ngx_stream_dtls_ssl_variable, (uintptr_t) ngx_ssl_get_fingerprint,
-      NGX_STREAM_VAR_CHANGEABLE, 0 },
+      ngx_stream_dtls_session_variable, 10, NGX_STREAM_VAR_CHANGEABLE, 0 },
 
-    { ngx_string("dtls_client_v_end"), NULL, ngx_stream_dtls_ssl_variable,
-      (uintptr_t) ngx_ssl_get_client_v_end, NGX_STREAM_VAR_CHANGEABLE, 0 },
+    { ngx_string("dtls_client_v_end"), NULL,
+      ngx_stream_dtls_session_variable, 11, NGX_STREAM_VAR_CHANGEABLE, 0 },
 
     { ngx_string("dtls_handshakes"), NULL, ngx_stream_dtls_counter_variable,
       offsetof(ngx_stream_dtls_srv_conf_t, handshakes),
@@ -126,48 +151,23 @@ ngx_stream_dtls_counter_variable(ngx_stream_session_t *s,
 }
 
 
-/* the getters that return OpenSSL's own strings, as nginx's do */
-
 static ngx_int_t
-ngx_stream_dtls_static_variable(ngx_stream_session_t *s,
+ngx_stream_dtls_session_variable(ngx_stream_session_t *s,
     ngx_stream_variable_value_t *v, uintptr_t data)
 {
-    ngx_int_t  rc;
-    ngx_str_t  str;
+    ngx_stream_dtls_conn_t  *ctx;
 
-    rc = ngx_stream_dtls_get(s, (ngx_stream_dtls_ssl_get_pt) data, &str);
+    ctx = ngx_stream_get_module_ctx(s, ngx_stream_dtls_module);
 
-    if (rc != NGX_OK || str.data == NULL) {
+    if (ctx == NULL || !ctx->handshaked || ctx->vars == NULL
+        || ctx->vars[data].data == NULL)
+    {
         v->not_found = 1;
-        return rc;
+        return NGX_OK;
     }
 
-    v->len = ngx_strlen(str.data);
-    v->data = str.data;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_stream_dtls_ssl_variable(ngx_stream_session_t *s,
-    ngx_stream_variable_value_t *v, uintptr_t data)
-{
-    ngx_int_t  rc;
-    ngx_str_t  str;
-
-    rc = ngx_stream_dtls_get(s, (ngx_stream_dtls_ssl_get_pt) data, &str);
-
-    if (rc != NGX_OK || str.data == NULL) {
-        v->not_found = 1;
-        return rc;
-    }
-
-    v->len = str.len;
-    v->data = str.data;
+    v->len = ctx->vars[data].len;
+    v->data = ctx->vars[data].data;
     v->valid = 1;
     v->no_cacheable = 0;
     v->not_found = 0;
@@ -177,38 +177,82 @@ ngx_stream_dtls_ssl_variable(ngx_stream_session_t *s,
 
 
 /*
- * nginx's own $ssl_* getters read c->ssl->connection: they are given a
- * c->ssl for the length of the call, as the session is not an nginx SSL
- * connection (nginx's SSL close path does not fit a shared UDP socket)
+ * The values of ctx->ssl in one block that replaces the last one (a new
+ * handshake of the client changes them).  nginx's getters read
+ * c->ssl->connection: they are given a c->ssl for the length of the
+ * call, as the session is not an nginx SSL connection (nginx's SSL close
+ * path does not fit a shared UDP socket); in nginx 1.22.1 the getters
+ * read nothing else of it.
  */
 
-static ngx_int_t
-ngx_stream_dtls_get(ngx_stream_session_t *s, ngx_stream_dtls_ssl_get_pt get,
-    ngx_str_t *str)
+ngx_int_t
+ngx_stream_dtls_capture_variables(ngx_stream_dtls_conn_t *ctx)
 {
-    ngx_int_t                rc;
-    ngx_connection_t        *c;
-    ngx_ssl_connection_t     sc;
-    ngx_stream_dtls_conn_t  *ctx;
+    u_char                *p;
+    size_t                 size;
+    ngx_int_t              rc;
+    ngx_str_t             *vars, str[NGX_STREAM_DTLS_NVARS];
+    ngx_uint_t             i;
+    ngx_pool_t            *pool;
+    ngx_connection_t      *c;
+    ngx_ssl_connection_t   sc;
 
-    ngx_str_null(str);
+    c = ctx->connection;
 
-    ctx = ngx_stream_get_module_ctx(s, ngx_stream_dtls_module);
-
-    if (ctx == NULL || !ctx->handshaked) {
-        return NGX_OK;
+    pool = ngx_create_pool(1024, c->log);
+    if (pool == NULL) {
+        return NGX_ERROR;
     }
-
-    c = s->connection;
 
     ngx_memzero(&sc, sizeof(ngx_ssl_connection_t));
     sc.connection = ctx->ssl;
 
     c->ssl = &sc;
-    rc = get(c, c->pool, str);
+
+    size = sizeof(str);
+    rc = NGX_OK;
+
+    for (i = 0; i < NGX_STREAM_DTLS_NVARS; i++) {
+        ngx_str_null(&str[i]);
+
+        rc = ngx_stream_dtls_getters[i].get(c, pool, &str[i]);
+        if (rc != NGX_OK) {
+            break;
+        }
+
+        if (str[i].data && ngx_stream_dtls_getters[i].cstring) {
+            str[i].len = ngx_strlen(str[i].data);
+        }
+
+        size += str[i].len;
+    }
+
     c->ssl = NULL;
 
-    return rc;
+    vars = (rc == NGX_OK) ? ngx_alloc(size, c->log) : NULL;
+
+    if (vars == NULL) {
+        ngx_destroy_pool(pool);
+        return NGX_ERROR;
+    }
+
+    p = (u_char *) (vars + NGX_STREAM_DTLS_NVARS);
+
+    for (i = 0; i < NGX_STREAM_DTLS_NVARS; i++) {
+        vars[i].len = str[i].len;
+        vars[i].data = str[i].data ? p : NULL;
+        p = ngx_cpymem(p, str[i].data, str[i].len);
+    }
+
+    ngx_destroy_pool(pool);
+
+    if (ctx->vars) {
+        ngx_free(ctx->vars);
+    }
+
+    ctx->vars = vars;
+
+    return NGX_OK;
 }
 
 

@@ -1,0 +1,226 @@
+#!/usr/bin/perl
+
+# An established session with an AEAD suite keeps no SSL object: its
+# records are the module's own.  Side by side in one nginx, an idle
+# session of a CBC suite (OpenSSL's record layer, kept) costs the worker
+# more than twice one of an AEAD suite; the server's last flight, lost
+# once, is sent again when the client retransmits its own.
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx;
+
+use IO::Select;
+use IO::Socket::INET;
+use POSIX qw/ _exit /;
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
+
+$t->tool('dtls_client');
+$t->tool('dtls_load');
+$t->tool('udp_echo');
+
+my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
+$t->write_file('psk', "dev-1:$key\n");
+chmod 0600, $t->testdir() . '/psk';
+
+$t->write_file_expand('nginx.conf', <<'EOF');
+
+worker_processes  1;
+
+events {
+    worker_connections  2048;
+}
+
+stream {
+    error_log  %%TESTDIR%%/error.log  debug;
+
+    dtls_psk_file  %%TESTDIR%%/psk;
+
+    proxy_buffer_size  2k;
+
+    server {
+        listen        127.0.0.1:%%PORT_8980_UDP%% udp;
+        dtls          on;
+        dtls_ciphers  PSK-AES128-CCM8;
+        proxy_pass    127.0.0.1:%%PORT_8981_UDP%%;
+    }
+
+    server {
+        listen        127.0.0.1:%%PORT_8982_UDP%% udp;
+        dtls          on;
+        dtls_ciphers  PSK-AES128-CBC-SHA256;
+        proxy_pass    127.0.0.1:%%PORT_8981_UDP%%;
+    }
+}
+
+EOF
+
+$t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
+$t->run()->plan(7);
+
+my $asan = $ENV{TEST_NGINX_ASAN};
+
+###############################################################################
+
+# memory of idle sessions, each suite in a fresh worker
+
+my $n = 200;
+
+my $cbc = idle_session('PSK-AES128-CBC-SHA256', port(8982, udp => 1));
+my $aead = idle_session('PSK-AES128-CCM8', port(8980, udp => 1));
+
+diag(sprintf('an idle session: %.1f kB (OpenSSL\'s records), '
+	. '%.1f kB (the module\'s)', $cbc, $aead));
+
+SKIP: {
+	skip 'ASan keeps freed memory', 1 if $asan;
+
+	ok($aead * 2 < $cbc, 'AEAD session less than half a CBC one');
+}
+
+like($t->read_file('error.log'), qr/keeps OpenSSL's record layer/,
+	'CBC suite: OpenSSL\'s record layer');
+
+my $log = $t->read_file('error.log');
+my $keeps = () = $log =~ /keeps OpenSSL's record layer/g;
+ok($keeps <= $n + 1, 'AEAD suite: none kept OpenSSL\'s record layer');
+
+###############################################################################
+
+# the server's last flight (its ChangeCipherSpec and Finished) lost once:
+# the client retransmits its own, and nginx sends it again
+
+my $mark = $t->log_mark();
+my $relay = relay(port(8985, udp => 1), port(8980, udp => 1));
+
+my $out = $t->run_tool('dtls_client', '-c', '127.0.0.1:' . port(8985,
+	udp => 1), '-i', 'dev-1', '-k', $key, '-m', 'sequential', '-n', 1,
+	'-t', 10000);
+
+like($out, qr/^summary ok=1 failed=0$/m, 'lost last flight: session works');
+ok($t->grep_log(qr/ours resent/, $mark), 'lost last flight: resent');
+
+kill 'TERM', $relay;
+waitpid($relay, 0);
+is($? >> 8, 1, 'relay dropped one flight of the server');
+
+$t->stop();
+
+unlike($t->read_file('error.log'), qr/\[(alert|crit|emerg)\]/,
+	'no alert in the error log');
+
+###############################################################################
+
+# VmData of a fresh worker grown by $n idle sessions, per session, in kB
+
+sub idle_session {
+	my ($cipher, $port) = @_;
+
+	$t->reload();
+	$t->wait_for(sub { $t->workers() == 1 }, 10);
+	my ($worker) = $t->workers();
+
+	# one session first: what every session shares is made
+
+	$t->run_tool('dtls_client', '-c', "127.0.0.1:$port", '-i', 'dev-1',
+		'-k', $key, '-C', $cipher, '-m', 'sequential', '-n', 1);
+
+	my $before = vmdata($worker);
+
+	my $load = $t->run_daemon($t->tool('dtls_load'), '-c',
+		"127.0.0.1:$port", '-m', 'hold', '-N', $n, '-n', 20, '-d', 60,
+		'-i', 'dev-1', '-k', $key, '-C', $cipher, '-t', 10000);
+
+	$t->wait_for(sub { $t->daemon_output($load) =~ /"ready":true/ }, 30)
+		or diag($t->daemon_output($load));
+
+	my $grown = vmdata($worker) - $before;
+
+	kill 'TERM', $load;
+	waitpid($load, 0);
+
+	return $grown / $n;
+}
+
+sub vmdata {
+	my ($pid) = @_;
+
+	open my $fh, '<', "/proc/$pid/status" or return 0;
+	my ($kb) = join('', <$fh>) =~ /^VmData:\s+(\d+)/m;
+	return $kb;
+}
+
+# a relay that drops the first datagram of nginx's with a ChangeCipherSpec
+# record; it exits with the number of datagrams it dropped
+
+sub relay {
+	my ($listen, $upstream) = @_;
+
+	my $l = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$listen",
+		Proto => 'udp') or die "relay: $!\n";
+	my $u = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$upstream",
+		Proto => 'udp') or die "relay: $!\n";
+
+	my $pid = fork() // die "fork: $!\n";
+
+	if ($pid) {
+		close $l;
+		close $u;
+		return $pid;
+	}
+
+	# the child ends without the test's destructors (they stop nginx)
+
+	my ($client, $dropped) = (undef, 0);
+	local $SIG{TERM} = sub { _exit($dropped) };
+
+	my $select = IO::Select->new($l, $u);
+
+	while (my @ready = $select->can_read(30)) {
+		for my $fh (@ready) {
+			my $from = $fh->recv(my $buf, 65536);
+
+			if ($fh == $l) {
+				$client = $from;
+				$u->send($buf);
+				next;
+			}
+
+			if (!$dropped && ccs($buf)) {
+				$dropped++;
+				next;
+			}
+
+			$l->send($buf, 0, $client) if defined $client;
+		}
+	}
+
+	_exit($dropped);
+}
+
+sub ccs {
+	my ($buf) = @_;
+
+	while (length $buf >= 13) {
+		my ($type, $len) = unpack('C x10 n', $buf);
+		return 1 if $type == 20;
+		substr($buf, 0, 13 + $len, '');
+	}
+
+	return 0;
+}
+
+###############################################################################
