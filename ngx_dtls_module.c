@@ -70,6 +70,7 @@ static char *ngx_stream_dtls_mtu(ngx_conf_t *cf, void *post, void *data);
 static char *ngx_stream_dtls_cookie_lifetime(ngx_conf_t *cf, void *post,
     void *data);
 static void ngx_stream_dtls_exit(ngx_cycle_t *cycle);
+static void ngx_stream_dtls_exit_master(ngx_cycle_t *cycle);
 
 
 #if (OPENSSL_VERSION_NUMBER >= 0x30200000L)
@@ -253,6 +254,13 @@ static ngx_command_t  ngx_stream_dtls_commands[] = {
       offsetof(ngx_stream_dtls_srv_conf_t, proxy_protocol),
       NULL },
 
+    { ngx_string("dtls_session_zone"),
+      NGX_STREAM_SRV_CONF|NGX_CONF_TAKE12,
+      ngx_stream_dtls_session_zone,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -280,7 +288,7 @@ ngx_module_t  ngx_stream_dtls_module = {
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     ngx_stream_dtls_exit,                  /* exit process */
-    ngx_stream_dtls_exit,                  /* exit master */
+    ngx_stream_dtls_exit_master,           /* exit master */
     NGX_MODULE_V1_PADDING
 };
 
@@ -385,6 +393,19 @@ ngx_stream_dtls_handler(ngx_stream_session_t *s)
         return ngx_stream_dtls_drop(c);
 
     case NGX_STREAM_DTLS_HELLO_STRAY:
+
+        if (dscf->zone) {
+            rc = ngx_stream_dtls_zone_continue(s, dscf);
+
+            if (rc == NGX_OK) {
+                return NGX_OK;
+            }
+
+            if (rc == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+        }
+
         ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
                        "dtls record of no live session dropped");
         return ngx_stream_dtls_drop(c);
@@ -1213,6 +1234,16 @@ ngx_stream_dtls_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    /* a session continued from the zone has no SSL object to build one */
+
+    if (conf->zone && conf->proxy_protocol) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"dtls_proxy_protocol\" cannot be used with "
+                      "\"dtls_session_zone\" in the server in %s:%ui",
+                      conf->file, conf->line);
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->ciphers.len == 0) {
         if (conf->psk && conf->certificates) {
             ngx_str_set(&conf->ciphers, NGX_STREAM_DTLS_PSK_CIPHERS ":"
@@ -1332,4 +1363,14 @@ ngx_stream_dtls_exit(ngx_cycle_t *cycle)
     ngx_stream_dtls_cookie_wipe();
     ngx_stream_dtls_bio_exit();
     ngx_stream_dtls_record_done();
+}
+
+
+/* the zones' sessions outlive a worker, not the master */
+
+static void
+ngx_stream_dtls_exit_master(ngx_cycle_t *cycle)
+{
+    ngx_stream_dtls_zone_wipe(cycle);
+    ngx_stream_dtls_exit(cycle);
 }

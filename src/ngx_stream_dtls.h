@@ -70,6 +70,10 @@ typedef struct {
 } ngx_stream_dtls_psk_store_t;
 
 
+typedef struct ngx_stream_dtls_zone_s       ngx_stream_dtls_zone_t;
+typedef struct ngx_stream_dtls_zone_node_s  ngx_stream_dtls_zone_node_t;
+
+
 /* the stateless cookie: per-epoch keys derived from one base secret */
 
 typedef struct {
@@ -93,6 +97,7 @@ typedef struct {
     ngx_msec_t                  proxy_timeout;  /* the proxy's, or 0 */
     size_t                      mtu;
     ngx_flag_t                  proxy_protocol;
+    ngx_stream_dtls_zone_t     *zone;       /* dtls_session_zone */
 
     /* this worker's, for this server */
     ngx_uint_t                  handshakes;         /* in progress */
@@ -189,6 +194,10 @@ typedef struct {
     size_t                      in_len;
     size_t                      in_size;
 
+    /* the session's entry in dtls_session_zone, told by its id */
+    ngx_stream_dtls_zone_node_t  *node;
+    uint64_t                    node_id;
+
     unsigned                    handshaked:1;
     unsigned                    hello_seen:1;
     unsigned                    early:2;    /* epoch-1 records before CCS */
@@ -196,6 +205,8 @@ typedef struct {
     unsigned                    closed:1;   /* no more records out */
     unsigned                    keep_flight:1;  /* in SSL_do_handshake() */
     unsigned                    draining:1; /* the handshake's last datagram */
+    unsigned                    continued:1;    /* from the zone */
+    unsigned                    ending:1;   /* the client's close_notify */
 } ngx_stream_dtls_conn_t;
 
 
@@ -225,6 +236,8 @@ int ngx_stream_dtls_generate_cookie_cb(SSL *ssl, unsigned char *cookie,
 
 /* handshake.c */
 
+ngx_stream_dtls_conn_t *ngx_stream_dtls_conn_create(ngx_stream_session_t *s,
+    ngx_stream_dtls_srv_conf_t *dscf);
 ngx_int_t ngx_stream_dtls_init_session(ngx_stream_session_t *s,
     ngx_stream_dtls_srv_conf_t *dscf, u_char *cookie);
 ngx_int_t ngx_stream_dtls_ssl_create(ngx_stream_dtls_conn_t *ctx);
@@ -277,11 +290,32 @@ ngx_int_t ngx_stream_dtls_establish(ngx_stream_dtls_conn_t *ctx,
 ngx_int_t ngx_stream_dtls_peer_digest(SSL *ssl, u_char *md);
 ssize_t ngx_stream_dtls_session_recv(ngx_connection_t *c,
     ngx_stream_dtls_conn_t *ctx, u_char *buf, size_t size);
+ssize_t ngx_stream_dtls_session_records(ngx_connection_t *c,
+    ngx_stream_dtls_conn_t *ctx, u_char *p, size_t len, u_char *buf,
+    size_t size, size_t *used);
+ngx_int_t ngx_stream_dtls_session_keep(ngx_stream_dtls_conn_t *ctx,
+    u_char *p, size_t len);
 ssize_t ngx_stream_dtls_session_send(ngx_connection_t *c,
     ngx_stream_dtls_conn_t *ctx, u_char *buf, size_t size);
 void ngx_stream_dtls_session_alert(ngx_stream_dtls_conn_t *ctx,
     ngx_uint_t level, ngx_uint_t desc);
 void ngx_stream_dtls_session_free(ngx_stream_dtls_conn_t *ctx);
+
+
+/* zone.c: dtls_session_zone, sessions in shared memory */
+
+char *ngx_stream_dtls_session_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_stream_dtls_zone_add(ngx_stream_dtls_conn_t *ctx);
+ngx_int_t ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
+    ngx_stream_dtls_srv_conf_t *dscf);
+ngx_int_t ngx_stream_dtls_zone_received(ngx_stream_dtls_conn_t *ctx,
+    uint64_t seq);
+ngx_int_t ngx_stream_dtls_zone_seq(ngx_stream_dtls_conn_t *ctx);
+void ngx_stream_dtls_zone_remove(ngx_stream_dtls_conn_t *ctx);
+ngx_uint_t ngx_stream_dtls_zone_counter(ngx_stream_dtls_zone_t *zone,
+    ngx_uint_t which);
+void ngx_stream_dtls_zone_wipe(ngx_cycle_t *cycle);
 
 
 /* renew.c: a new handshake of the client beside its live session */
@@ -330,6 +364,10 @@ ngx_uint_t ngx_stream_dtls_source_valid(struct sockaddr *sa);
 
 ngx_int_t ngx_stream_dtls_add_variables(ngx_conf_t *cf);
 ngx_int_t ngx_stream_dtls_capture_variables(ngx_stream_dtls_conn_t *ctx);
+size_t ngx_stream_dtls_pack_variables(ngx_stream_dtls_conn_t *ctx, u_char *buf,
+    size_t size);
+ngx_int_t ngx_stream_dtls_unpack_variables(ngx_stream_dtls_conn_t *ctx,
+    u_char *p, size_t len);
 
 
 ngx_stream_dtls_conn_t *ngx_stream_dtls_get_conn(ngx_connection_t *c);

@@ -28,7 +28,6 @@ ngx_stream_dtls_init_session(ngx_stream_session_t *s,
     ngx_stream_dtls_srv_conf_t *dscf, u_char *cookie)
 {
     ngx_connection_t        *c;
-    ngx_pool_cleanup_t      *cln;
     ngx_stream_dtls_conn_t  *ctx;
 
     c = s->connection;
@@ -44,33 +43,18 @@ ngx_stream_dtls_init_session(ngx_stream_session_t *s,
         return NGX_DECLINED;
     }
 
-    ctx = ngx_pcalloc(c->pool, sizeof(ngx_stream_dtls_conn_t));
+    ctx = ngx_stream_dtls_conn_create(s, dscf);
     if (ctx == NULL) {
         return NGX_ERROR;
     }
-
-    cln = ngx_pool_cleanup_add(c->pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_stream_dtls_cleanup;
-    cln->data = ctx;
-
-    ctx->connection = c;
-    ctx->conf = dscf;
 
     /* the slot is released once: handshake done, or session freed */
 
     dscf->handshakes++;
     ctx->counted = 1;
-    ctx->recv = c->recv;
-    ctx->send_chain = c->send_chain;
     ctx->first = c->buffer;
     ctx->deadline = ngx_current_msec + dscf->handshake_timeout;
     ngx_memcpy(ctx->cookie, cookie, NGX_STREAM_DTLS_COOKIE_LEN);
-
-    ngx_stream_set_ctx(s, ctx, ngx_stream_dtls_module);
 
     if (ngx_stream_dtls_ssl_create(ctx) != NGX_OK) {
         return NGX_ERROR;
@@ -81,6 +65,42 @@ ngx_stream_dtls_init_session(ngx_stream_session_t *s,
     c->buffer = NULL;
 
     return NGX_OK;
+}
+
+
+/* a session's context, freed with its pool */
+
+ngx_stream_dtls_conn_t *
+ngx_stream_dtls_conn_create(ngx_stream_session_t *s,
+    ngx_stream_dtls_srv_conf_t *dscf)
+{
+    ngx_connection_t        *c;
+    ngx_pool_cleanup_t      *cln;
+    ngx_stream_dtls_conn_t  *ctx;
+
+    c = s->connection;
+
+    ctx = ngx_pcalloc(c->pool, sizeof(ngx_stream_dtls_conn_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(c->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_stream_dtls_cleanup;
+    cln->data = ctx;
+
+    ctx->connection = c;
+    ctx->conf = dscf;
+    ctx->recv = c->recv;
+    ctx->send_chain = c->send_chain;
+
+    ngx_stream_set_ctx(s, ctx, ngx_stream_dtls_module);
+
+    return ctx;
 }
 
 

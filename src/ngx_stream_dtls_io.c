@@ -427,8 +427,20 @@ ngx_stream_dtls_shutdown(ngx_stream_dtls_conn_t *ctx)
     }
 
     if (ctx->ssl == NULL) {
+
+        /* with dtls_session_zone, the session outlives the nginx one */
+
+        if (ctx->node && !ctx->ending) {
+            return;
+        }
+
         ngx_stream_dtls_session_alert(ctx, SSL3_AL_WARNING,
                                       SSL_AD_CLOSE_NOTIFY);
+
+        if (ctx->node) {
+            ngx_stream_dtls_zone_remove(ctx);
+        }
+
         return;
     }
 

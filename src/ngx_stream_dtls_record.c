@@ -566,10 +566,7 @@ ngx_stream_dtls_record_open(ngx_stream_dtls_record_t *rd, u_char *in,
                                    : NGX_STREAM_DTLS_RECORD_NEW_EPOCH;
     }
 
-    p = &in[5];
-    seq = (uint64_t) p[0] << 40 | (uint64_t) p[1] << 32
-          | (uint64_t) p[2] << 24 | (uint64_t) p[3] << 16
-          | (uint64_t) p[4] << 8 | p[5];
+    seq = ngx_stream_dtls_record_seq(in);
 
     check = ngx_stream_dtls_record_check(rd, seq);
     if (check != NGX_STREAM_DTLS_RECORD_OK) {
@@ -642,6 +639,28 @@ ngx_stream_dtls_record_check(ngx_stream_dtls_record_t *rd, uint64_t seq)
     }
 
     return NGX_STREAM_DTLS_RECORD_OK;
+}
+
+
+/* received already, or left of the window: not to be accepted */
+
+ngx_uint_t
+ngx_stream_dtls_record_seen(ngx_stream_dtls_record_t *rd, uint64_t seq)
+{
+    return ngx_stream_dtls_record_check(rd, seq) != NGX_STREAM_DTLS_RECORD_OK;
+}
+
+
+/* the sequence number in a record's header */
+
+uint64_t
+ngx_stream_dtls_record_seq(u_char *p)
+{
+    p += 5;
+
+    return (uint64_t) p[0] << 40 | (uint64_t) p[1] << 32
+           | (uint64_t) p[2] << 24 | (uint64_t) p[3] << 16
+           | (uint64_t) p[4] << 8 | p[5];
 }
 
 

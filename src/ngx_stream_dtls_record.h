@@ -97,6 +97,9 @@ ngx_stream_dtls_record_rc_e ngx_stream_dtls_record_open(
     size_t *n, ngx_uint_t *type);
 void ngx_stream_dtls_record_received(ngx_stream_dtls_record_t *rd,
     uint64_t seq);
+ngx_uint_t ngx_stream_dtls_record_seen(ngx_stream_dtls_record_t *rd,
+    uint64_t seq);
+uint64_t ngx_stream_dtls_record_seq(u_char *p);
 size_t ngx_stream_dtls_record_length(u_char *p, size_t len);
 size_t ngx_stream_dtls_record_overhead(ngx_stream_dtls_record_t *r);
 void ngx_stream_dtls_record_wipe(ngx_stream_dtls_record_t *r);

@@ -34,11 +34,6 @@
 #include "ngx_stream_dtls.h"
 
 
-static ssize_t ngx_stream_dtls_session_records(ngx_connection_t *c,
-    ngx_stream_dtls_conn_t *ctx, u_char *p, size_t len, u_char *buf,
-    size_t size, size_t *used);
-static ngx_int_t ngx_stream_dtls_session_keep(ngx_stream_dtls_conn_t *ctx,
-    u_char *p, size_t len);
 static void ngx_stream_dtls_session_resend(ngx_stream_dtls_conn_t *ctx);
 static void ngx_stream_dtls_session_arrived(ngx_stream_dtls_conn_t *ctx);
 
@@ -147,6 +142,10 @@ ngx_stream_dtls_establish(ngx_stream_dtls_conn_t *ctx,
 
     if (ctx->flight_len == 0) {
         ngx_stream_dtls_session_arrived(ctx);
+    }
+
+    if (ctx->conf->zone) {
+        (void) ngx_stream_dtls_zone_add(ctx);
     }
 
     /*
@@ -285,6 +284,11 @@ ngx_stream_dtls_session_recv(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx,
                 case NGX_DONE:
                     /* the client holds no keys of this session */
                     ctx->closed = 1;
+
+                    if (ctx->node) {
+                        ngx_stream_dtls_zone_remove(ctx);
+                    }
+
                     ngx_stream_dtls_close(c, ctx);
                     return NGX_AGAIN;
 
@@ -324,7 +328,7 @@ ngx_stream_dtls_session_recv(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx,
  * NGX_DONE: the session has ended (an alert).
  */
 
-static ssize_t
+ssize_t
 ngx_stream_dtls_session_records(ngx_connection_t *c,
     ngx_stream_dtls_conn_t *ctx, u_char *p, size_t len, u_char *buf,
     size_t size, size_t *used)
@@ -390,6 +394,28 @@ ngx_stream_dtls_session_records(ngx_connection_t *c,
             continue;
         }
 
+        /* new to every process that serves the session */
+
+        switch (ctx->node ? ngx_stream_dtls_zone_received(ctx,
+                                ngx_stream_dtls_record_seq(record))
+                          : NGX_OK)
+        {
+        case NGX_OK:
+            break;
+
+        case NGX_DECLINED:
+            ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
+                           "dtls record dropped: replayed record");
+            continue;
+
+        default: /* NGX_DONE */
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "DTLS session is no longer in dtls_session_zone");
+            ctx->closed = 1;
+            *used = p - start;
+            return NGX_DONE;
+        }
+
         switch (type) {
 
         case NGX_STREAM_DTLS_RECORD_HANDSHAKE:
@@ -418,6 +444,11 @@ ngx_stream_dtls_session_records(ngx_connection_t *c,
                               "DTLS fatal alert received: %s",
                               SSL_alert_desc_string_long(plain[1]));
                 ctx->closed = 1;
+
+                if (ctx->node) {
+                    ngx_stream_dtls_zone_remove(ctx);
+                }
+
                 *used = p - start;
                 return NGX_DONE;
             }
@@ -425,6 +456,7 @@ ngx_stream_dtls_session_records(ngx_connection_t *c,
             if (plain[1] == SSL_AD_CLOSE_NOTIFY) {
                 ngx_log_error(NGX_LOG_INFO, c->log, 0,
                               "client closed DTLS session (close_notify)");
+                ctx->ending = 1;
                 *used = p - start;
                 return NGX_DONE;
             }
@@ -469,7 +501,7 @@ ngx_stream_dtls_session_records(ngx_connection_t *c,
 
 /* the records of a datagram after the one returned, read next */
 
-static ngx_int_t
+ngx_int_t
 ngx_stream_dtls_session_keep(ngx_stream_dtls_conn_t *ctx, u_char *p,
     size_t len)
 {
@@ -495,6 +527,12 @@ ngx_stream_dtls_session_send(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx,
     size_t                       n;
     ngx_uint_t                   level;
     ngx_stream_dtls_record_rc_e  rc;
+
+    if (ctx->node && ngx_stream_dtls_zone_seq(ctx) != NGX_OK) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "DTLS session is no longer in dtls_session_zone");
+        return NGX_ERROR;
+    }
 
     rc = ngx_stream_dtls_record_seal(&ctx->write,
                                      NGX_STREAM_DTLS_RECORD_APPLICATION, buf,
@@ -532,6 +570,10 @@ ngx_stream_dtls_session_alert(ngx_stream_dtls_conn_t *ctx, ngx_uint_t level,
 {
     size_t  n;
     u_char  alert[2];
+
+    if (ctx->node && ngx_stream_dtls_zone_seq(ctx) != NGX_OK) {
+        return;
+    }
 
     alert[0] = (u_char) level;
     alert[1] = (u_char) desc;

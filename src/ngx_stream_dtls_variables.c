@@ -25,6 +25,12 @@ static ngx_int_t ngx_stream_dtls_session_variable(ngx_stream_session_t *s,
     ngx_stream_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_stream_dtls_counter_variable(ngx_stream_session_t *s,
     ngx_stream_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_stream_dtls_continued_variable(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_stream_dtls_zone_variable(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_stream_dtls_number(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, ngx_uint_t n);
 static ngx_int_t ngx_stream_dtls_get_psk_identity(ngx_connection_t *c,
     ngx_pool_t *pool, ngx_str_t *s);
 
@@ -92,6 +98,18 @@ static ngx_stream_variable_t  ngx_stream_dtls_vars[] = {
     { ngx_string("dtls_client_v_end"), NULL,
       ngx_stream_dtls_session_variable, 11, NGX_STREAM_VAR_CHANGEABLE, 0 },
 
+    { ngx_string("dtls_session_continued"), NULL,
+      ngx_stream_dtls_continued_variable, 0, NGX_STREAM_VAR_CHANGEABLE, 0 },
+
+    { ngx_string("dtls_zone_sessions"), NULL, ngx_stream_dtls_zone_variable,
+      0, NGX_STREAM_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("dtls_zone_evictions"), NULL, ngx_stream_dtls_zone_variable,
+      1, NGX_STREAM_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("dtls_zone_continued"), NULL, ngx_stream_dtls_zone_variable,
+      2, NGX_STREAM_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("dtls_handshakes"), NULL, ngx_stream_dtls_counter_variable,
       offsetof(ngx_stream_dtls_srv_conf_t, handshakes),
       NGX_STREAM_VAR_NOCACHEABLE, 0 },
@@ -130,21 +148,76 @@ static ngx_int_t
 ngx_stream_dtls_counter_variable(ngx_stream_session_t *s,
     ngx_stream_variable_value_t *v, uintptr_t data)
 {
-    u_char                      *p;
     ngx_stream_dtls_srv_conf_t  *dscf;
 
     dscf = ngx_stream_get_module_srv_conf(s, ngx_stream_dtls_module);
+
+    return ngx_stream_dtls_number(s, v,
+                                  *(ngx_uint_t *) ((u_char *) dscf + data));
+}
+
+
+/* the server's zone's counters, of all workers */
+
+static ngx_int_t
+ngx_stream_dtls_zone_variable(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, uintptr_t data)
+{
+    ngx_stream_dtls_srv_conf_t  *dscf;
+
+    dscf = ngx_stream_get_module_srv_conf(s, ngx_stream_dtls_module);
+
+    if (dscf->zone == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    return ngx_stream_dtls_number(s, v,
+                                  ngx_stream_dtls_zone_counter(dscf->zone,
+                                                               data));
+}
+
+
+static ngx_int_t
+ngx_stream_dtls_number(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, ngx_uint_t n)
+{
+    u_char  *p;
 
     p = ngx_pnalloc(s->connection->pool, NGX_ATOMIC_T_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    v->len = ngx_sprintf(p, "%ui", *(ngx_uint_t *) ((u_char *) dscf + data))
-             - p;
+    v->len = ngx_sprintf(p, "%ui", n) - p;
     v->data = p;
     v->valid = 1;
     v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* "c" for a session continued from the zone, as "r" for a resumed one */
+
+static ngx_int_t
+ngx_stream_dtls_continued_variable(ngx_stream_session_t *s,
+    ngx_stream_variable_value_t *v, uintptr_t data)
+{
+    ngx_stream_dtls_conn_t  *ctx;
+
+    ctx = ngx_stream_get_module_ctx(s, ngx_stream_dtls_module);
+
+    if (ctx == NULL || !ctx->handshaked) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = 1;
+    v->data = (u_char *) (ctx->continued ? "c" : ".");
+    v->valid = 1;
+    v->no_cacheable = 0;
     v->not_found = 0;
 
     return NGX_OK;
@@ -245,6 +318,96 @@ ngx_stream_dtls_capture_variables(ngx_stream_dtls_conn_t *ctx)
     }
 
     ngx_destroy_pool(pool);
+
+    if (ctx->vars) {
+        ngx_free(ctx->vars);
+    }
+
+    ctx->vars = vars;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The values for dtls_session_zone: each a flag (found), a 2-byte length
+ * and its bytes, as many as fit in size; a value that does not fit (a
+ * certificate's long names) is kept as not found
+ */
+
+size_t
+ngx_stream_dtls_pack_variables(ngx_stream_dtls_conn_t *ctx, u_char *buf,
+    size_t size)
+{
+    u_char      *p;
+    ngx_str_t   *v;
+    ngx_uint_t   i;
+
+    p = buf;
+
+    for (i = 0; i < NGX_STREAM_DTLS_NVARS; i++) {
+        v = ctx->vars ? &ctx->vars[i] : NULL;
+
+        if (size - (p - buf) < 3) {
+            break;
+        }
+
+        if (v == NULL || v->data == NULL
+            || v->len > size - (p - buf) - 3)
+        {
+            *p++ = 0;
+            *p++ = 0;
+            *p++ = 0;
+            continue;
+        }
+
+        *p++ = 1;
+        *p++ = (u_char) (v->len >> 8);
+        *p++ = (u_char) v->len;
+        p = ngx_cpymem(p, v->data, v->len);
+    }
+
+    return p - buf;
+}
+
+
+ngx_int_t
+ngx_stream_dtls_unpack_variables(ngx_stream_dtls_conn_t *ctx, u_char *p,
+    size_t len)
+{
+    u_char      *q, *last;
+    size_t       n;
+    ngx_str_t   *vars;
+    ngx_uint_t   i;
+
+    vars = ngx_alloc(NGX_STREAM_DTLS_NVARS * sizeof(ngx_str_t) + len,
+                     ctx->connection->log);
+    if (vars == NULL) {
+        return NGX_ERROR;
+    }
+
+    q = (u_char *) (vars + NGX_STREAM_DTLS_NVARS);
+    last = p + len;
+
+    for (i = 0; i < NGX_STREAM_DTLS_NVARS; i++) {
+        ngx_str_null(&vars[i]);
+
+        if (last - p < 3) {
+            continue;
+        }
+
+        n = ngx_stream_dtls_read_uint16(p + 1);
+
+        if (p[0] == 0 || (size_t) (last - p - 3) < n) {
+            p += 3;
+            continue;
+        }
+
+        vars[i].len = n;
+        vars[i].data = q;
+        q = ngx_cpymem(q, p + 3, n);
+        p += 3 + n;
+    }
 
     if (ctx->vars) {
         ngx_free(ctx->vars);

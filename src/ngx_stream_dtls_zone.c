@@ -1,0 +1,754 @@
+
+/*
+ * Copyright (C) ngx_dtls authors
+ */
+
+
+/*
+ * dtls_session_zone: established DTLS sessions in shared memory, so that
+ * a session outlives its nginx session (proxy_timeout, a sleeping
+ * device), its worker (a reload, a crash) and is served by any worker.
+ *
+ * An entry is made once a handshake with an AEAD suite is done: the
+ * record keys of both directions, the next write sequence number, the
+ * replay window, the client's address and port, who it is and the values
+ * of its $dtls_* variables, at most 512 bytes.  It goes when the client
+ * sends close_notify or a fatal alert, when no authenticated record came
+ * for the zone's timeout, or when the zone is full and a new session
+ * needs room: the least recently used is evicted.
+ *
+ * A record from a session's address that reaches a worker with no nginx
+ * session for it is looked up here; if it authenticates, a new nginx
+ * session goes on with the DTLS session.  Every record a worker opens is
+ * checked against the zone's replay window, and every record sealed takes
+ * its sequence number from the zone, under the zone's lock: two processes
+ * serving one session (an old worker finishing and a new one) never
+ * reuse a sequence number nor accept a replay.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_stream.h>
+
+#include "ngx_stream_dtls.h"
+
+
+#define NGX_STREAM_DTLS_ZONE_ENTRY  512
+
+
+typedef struct {
+    ngx_rbtree_t                rbtree;
+    ngx_rbtree_node_t           sentinel;
+    ngx_queue_t                 queue;      /* the least recent last */
+    uint64_t                    ids;
+    ngx_uint_t                  sessions;
+    ngx_uint_t                  evictions;
+    ngx_uint_t                  continued;
+} ngx_stream_dtls_zone_sh_t;
+
+
+struct ngx_stream_dtls_zone_s {
+    ngx_stream_dtls_zone_sh_t  *sh;
+    ngx_slab_pool_t            *shpool;
+    time_t                      timeout;
+    ngx_shm_zone_t             *shm_zone;
+};
+
+
+struct ngx_stream_dtls_zone_node_s {
+    ngx_rbtree_node_t           node;       /* key: a hash of the address */
+    ngx_queue_t                 queue;
+    uint64_t                    id;
+    time_t                      last;       /* authenticated record */
+    ngx_stream_dtls_record_t    read;
+    ngx_stream_dtls_record_t    write;
+    u_char                      random[SSL3_RANDOM_SIZE];
+    u_char                      peer[SHA256_DIGEST_LENGTH];
+    socklen_t                   socklen;
+    u_char                      sockaddr[sizeof(struct sockaddr_in6)];
+    u_short                     vars_len;
+    u_char                      vars[1];
+};
+
+
+static ngx_int_t ngx_stream_dtls_zone_init(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_stream_dtls_zone_node_t *ngx_stream_dtls_zone_lookup(
+    ngx_stream_dtls_zone_t *zone, struct sockaddr *sa, socklen_t socklen,
+    uint32_t hash);
+static ngx_stream_dtls_zone_node_t *ngx_stream_dtls_zone_node(
+    ngx_stream_dtls_conn_t *ctx);
+static void ngx_stream_dtls_zone_delete(ngx_stream_dtls_zone_t *zone,
+    ngx_stream_dtls_zone_node_t *node);
+static void ngx_stream_dtls_zone_expire(ngx_stream_dtls_zone_t *zone,
+    ngx_uint_t n);
+
+
+char *
+ngx_stream_dtls_session_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_stream_dtls_srv_conf_t *dscf = conf;
+
+    u_char                  *p;
+    ssize_t                  size;
+    time_t                   timeout;
+    ngx_str_t               *value, name, s;
+    ngx_uint_t               i;
+    ngx_shm_zone_t          *shm_zone;
+    ngx_stream_dtls_zone_t  *zone;
+
+    if (dscf->zone) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    p = (u_char *) ngx_strchr(value[1].data, ':');
+
+    if (p == NULL || p == value[1].data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone \"%V\", it must be name:size",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    name.data = value[1].data;
+    name.len = p - value[1].data;
+
+    s.data = p + 1;
+    s.len = value[1].data + value[1].len - s.data;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    /* an hour: a sleeping device's session, within OpenSSL's 2 hours */
+
+    timeout = 3600;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+            timeout = ngx_parse_time(&s, 1);
+
+            if (timeout == (time_t) NGX_ERROR || timeout < 1) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid timeout \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                     &ngx_stream_dtls_module);
+    if (shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "dtls_session_zone \"%V\" is used by another "
+                           "server: each server needs a zone of its own",
+                           &name);
+        return NGX_CONF_ERROR;
+    }
+
+    zone = ngx_pcalloc(cf->pool, sizeof(ngx_stream_dtls_zone_t));
+    if (zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    zone->timeout = timeout;
+    zone->shm_zone = shm_zone;
+
+    shm_zone->init = ngx_stream_dtls_zone_init;
+    shm_zone->data = zone;
+
+    dscf->zone = zone;
+
+    return NGX_CONF_OK;
+}
+
+
+/* a reload keeps the zone, and its sessions, when its size is the same */
+
+static ngx_int_t
+ngx_stream_dtls_zone_init(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_stream_dtls_zone_t  *ozone = data;
+
+    size_t                   len;
+    ngx_slab_pool_t         *shpool;
+    ngx_stream_dtls_zone_t  *zone;
+
+    zone = shm_zone->data;
+
+    if (ozone) {
+        zone->sh = ozone->sh;
+        zone->shpool = ozone->shpool;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    zone->shpool = shpool;
+
+    if (shm_zone->shm.exists) {
+        zone->sh = shpool->data;
+        return NGX_OK;
+    }
+
+    zone->sh = ngx_slab_alloc(shpool, sizeof(ngx_stream_dtls_zone_sh_t));
+    if (zone->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(zone->sh, sizeof(ngx_stream_dtls_zone_sh_t));
+
+    shpool->data = zone->sh;
+
+    ngx_rbtree_init(&zone->sh->rbtree, &zone->sh->sentinel,
+                    ngx_rbtree_insert_value);
+    ngx_queue_init(&zone->sh->queue);
+
+    len = sizeof(" in dtls_session_zone \"\"") + shm_zone->shm.name.len;
+
+    shpool->log_ctx = ngx_slab_alloc(shpool, len);
+    if (shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(shpool->log_ctx, " in dtls_session_zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    /* a full zone evicts a session: no "no memory" error for it */
+
+    shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The session just established (or renewed) enters the zone, replacing
+ * any earlier one of its address; a session that cannot be kept there
+ * goes on all the same, in its nginx session only
+ */
+
+ngx_int_t
+ngx_stream_dtls_zone_add(ngx_stream_dtls_conn_t *ctx)
+{
+    size_t                        size, vars;
+    uint32_t                      hash;
+    ngx_uint_t                    evicted;
+    ngx_connection_t             *c;
+    ngx_stream_dtls_zone_t       *zone;
+    ngx_stream_dtls_zone_node_t  *node, *old;
+    u_char                        packed[NGX_STREAM_DTLS_ZONE_ENTRY];
+
+    c = ctx->connection;
+    zone = ctx->conf->zone;
+
+    if (c->socklen > sizeof(node->sockaddr)) {
+        return NGX_DECLINED;
+    }
+
+    size = offsetof(ngx_stream_dtls_zone_node_t, vars);
+
+    vars = ngx_stream_dtls_pack_variables(ctx, packed,
+                                          NGX_STREAM_DTLS_ZONE_ENTRY - size);
+    size += vars;
+
+    hash = ngx_crc32_short((u_char *) c->sockaddr, c->socklen);
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    ngx_stream_dtls_zone_expire(zone, 2);
+
+    old = ngx_stream_dtls_zone_lookup(zone, c->sockaddr, c->socklen, hash);
+
+    if (old) {
+        ngx_stream_dtls_zone_delete(zone, old);
+    }
+
+    evicted = 0;
+
+    for ( ;; ) {
+        node = ngx_slab_alloc_locked(zone->shpool, size);
+
+        if (node || ngx_queue_empty(&zone->sh->queue)) {
+            break;
+        }
+
+        /* full: the least recently used session gives way */
+
+        old = ngx_queue_data(ngx_queue_last(&zone->sh->queue),
+                             ngx_stream_dtls_zone_node_t, queue);
+        ngx_stream_dtls_zone_delete(zone, old);
+
+        zone->sh->evictions++;
+        evicted++;
+    }
+
+    if (node == NULL) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        ngx_log_error(NGX_LOG_CRIT, c->log, 0,
+                      "DTLS session not kept: dtls_session_zone \"%V\" "
+                      "is too small for one", &zone->shm_zone->shm.name);
+        return NGX_DECLINED;
+    }
+
+    node->node.key = hash;
+    node->id = ++zone->sh->ids;
+    node->last = ngx_time();
+    node->read = ctx->read;
+    node->write = ctx->write;
+    ngx_memcpy(node->random, ctx->random, SSL3_RANDOM_SIZE);
+    ngx_memcpy(node->peer, ctx->peer, SHA256_DIGEST_LENGTH);
+    node->socklen = c->socklen;
+    ngx_memcpy(node->sockaddr, c->sockaddr, c->socklen);
+    node->vars_len = (u_short) vars;
+    ngx_memcpy(node->vars, packed, vars);
+
+    ngx_rbtree_insert(&zone->sh->rbtree, &node->node);
+    ngx_queue_insert_head(&zone->sh->queue, &node->queue);
+
+    zone->sh->sessions++;
+
+    ctx->node = node;
+    ctx->node_id = node->id;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (evicted) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "dtls_session_zone \"%V\" full: %ui least recently "
+                      "used session%s evicted", &zone->shm_zone->shm.name,
+                      evicted, evicted == 1 ? "" : "s");
+    }
+
+    ngx_explicit_memzero(packed, sizeof(packed));
+
+    return NGX_OK;
+}
+
+
+/*
+ * The first datagram of a new nginx session that is not a ClientHello:
+ * a record of a DTLS session in the zone, perhaps.  NGX_OK: the nginx
+ * session goes on with it, c->buffer holds the first record's plaintext;
+ * NGX_DECLINED: nothing is kept, nothing is answered.
+ */
+
+ngx_int_t
+ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
+    ngx_stream_dtls_srv_conf_t *dscf)
+{
+    size_t                        len, used, vars;
+    ssize_t                       n;
+    uint32_t                      hash;
+    ngx_buf_t                    *b, *plain;
+    ngx_connection_t             *c;
+    ngx_stream_dtls_conn_t       *ctx;
+    ngx_stream_dtls_zone_t       *zone;
+    ngx_stream_dtls_zone_node_t  *node;
+    u_char                        packed[NGX_STREAM_DTLS_ZONE_ENTRY];
+
+    c = s->connection;
+    zone = dscf->zone;
+    b = c->buffer;
+
+    if (b == NULL || b->last == b->pos) {
+        return NGX_DECLINED;
+    }
+
+    hash = ngx_crc32_short((u_char *) c->sockaddr, c->socklen);
+
+    ctx = ngx_stream_dtls_conn_create(s, dscf);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_stream_dtls_zone_lookup(zone, c->sockaddr, c->socklen, hash);
+
+    if (node == NULL) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_DECLINED;
+    }
+
+    ctx->read = node->read;
+    ctx->write = node->write;
+    ngx_memcpy(ctx->random, node->random, SSL3_RANDOM_SIZE);
+    ngx_memcpy(ctx->peer, node->peer, SHA256_DIGEST_LENGTH);
+    vars = node->vars_len;
+    ngx_memcpy(packed, node->vars, vars);
+
+    ctx->node = node;
+    ctx->node_id = node->id;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    len = b->last - b->pos;
+
+    plain = ngx_create_temp_buf(c->pool, len);
+    if (plain == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->handshaked = 1;
+
+    n = ngx_stream_dtls_session_records(c, ctx, b->pos, len, plain->pos,
+                                        len, &used);
+
+    if (n == NGX_DONE) {
+        ngx_stream_dtls_shutdown(ctx);
+        return NGX_DECLINED;
+    }
+
+    if (n <= 0) {
+        /* nothing authenticated: the session is not touched */
+        return NGX_DECLINED;
+    }
+
+    if (used < len
+        && ngx_stream_dtls_session_keep(ctx, b->pos + used, len - used)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_stream_dtls_unpack_variables(ctx, packed, vars) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_explicit_memzero(packed, sizeof(packed));
+
+    /* $bytes_received counts the plaintext, not the first record */
+
+    s->received -= len - n;
+
+    plain->last = plain->pos + n;
+    c->buffer = plain;
+
+    ctx->continued = 1;
+    ctx->data_mtu = dscf->mtu - ngx_stream_dtls_record_overhead(&ctx->write);
+
+    ngx_stream_dtls_set_io(c, ctx);
+
+    if (ctx->in_len) {
+        c->read->ready = 1;
+    }
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+    zone->sh->continued++;
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
+                   "dtls session continued from the zone");
+
+    return NGX_OK;
+}
+
+
+/*
+ * A record of the session opened (seq, by the keys ctx holds): the
+ * zone's window decides whether it is new.  NGX_DECLINED: a replay, seen
+ * by another process; NGX_DONE: the session has left the zone.
+ */
+
+ngx_int_t
+ngx_stream_dtls_zone_received(ngx_stream_dtls_conn_t *ctx, uint64_t seq)
+{
+    ngx_int_t                     rc;
+    ngx_stream_dtls_zone_t       *zone;
+    ngx_stream_dtls_zone_node_t  *node;
+
+    zone = ctx->conf->zone;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_stream_dtls_zone_node(ctx);
+
+    if (node == NULL) {
+        rc = NGX_DONE;
+
+    } else if (ngx_stream_dtls_record_seen(&node->read, seq)) {
+        rc = NGX_DECLINED;
+
+    } else {
+        ngx_stream_dtls_record_received(&node->read, seq);
+
+        ctx->read.top = node->read.top;
+        ctx->read.window = node->read.window;
+
+        node->last = ngx_time();
+
+        ngx_queue_remove(&node->queue);
+        ngx_queue_insert_head(&zone->sh->queue, &node->queue);
+
+        rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return rc;
+}
+
+
+/* the next write sequence number of the session, into ctx->write */
+
+ngx_int_t
+ngx_stream_dtls_zone_seq(ngx_stream_dtls_conn_t *ctx)
+{
+    ngx_int_t                     rc;
+    ngx_stream_dtls_zone_t       *zone;
+    ngx_stream_dtls_zone_node_t  *node;
+
+    zone = ctx->conf->zone;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_stream_dtls_zone_node(ctx);
+
+    if (node == NULL) {
+        rc = NGX_DONE;
+
+    } else {
+        ctx->write.seq = node->write.seq++;
+        rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return rc;
+}
+
+
+/* the DTLS session ends: close_notify, a fatal alert */
+
+void
+ngx_stream_dtls_zone_remove(ngx_stream_dtls_conn_t *ctx)
+{
+    ngx_stream_dtls_zone_t       *zone;
+    ngx_stream_dtls_zone_node_t  *node;
+
+    zone = ctx->conf->zone;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_stream_dtls_zone_node(ctx);
+
+    if (node) {
+        ngx_stream_dtls_zone_delete(zone, node);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    ctx->node = NULL;
+}
+
+
+ngx_uint_t
+ngx_stream_dtls_zone_counter(ngx_stream_dtls_zone_t *zone, ngx_uint_t which)
+{
+    switch (which) {
+
+    case 0:
+        return zone->sh->sessions;
+
+    case 1:
+        return zone->sh->evictions;
+
+    default:
+        return zone->sh->continued;
+    }
+}
+
+
+/* the master's exit: no key stays in the zone's memory */
+
+void
+ngx_stream_dtls_zone_wipe(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                    i;
+    ngx_queue_t                  *q;
+    ngx_list_part_t              *part;
+    ngx_shm_zone_t               *shm_zone;
+    ngx_stream_dtls_zone_t       *zone;
+    ngx_stream_dtls_zone_node_t  *node;
+
+    part = &cycle->shared_memory.part;
+    shm_zone = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            shm_zone = part->elts;
+            i = 0;
+        }
+
+        if (shm_zone[i].tag != &ngx_stream_dtls_module
+            || shm_zone[i].data == NULL)
+        {
+            continue;
+        }
+
+        zone = shm_zone[i].data;
+
+        if (zone->sh == NULL) {
+            continue;
+        }
+
+        for (q = ngx_queue_head(&zone->sh->queue);
+             q != ngx_queue_sentinel(&zone->sh->queue);
+             q = ngx_queue_next(q))
+        {
+            node = ngx_queue_data(q, ngx_stream_dtls_zone_node_t, queue);
+
+            ngx_stream_dtls_record_wipe(&node->read);
+            ngx_stream_dtls_record_wipe(&node->write);
+        }
+    }
+}
+
+
+/* under the lock */
+
+static ngx_stream_dtls_zone_node_t *
+ngx_stream_dtls_zone_lookup(ngx_stream_dtls_zone_t *zone, struct sockaddr *sa,
+    socklen_t socklen, uint32_t hash)
+{
+    ngx_rbtree_node_t            *n, *sentinel;
+    ngx_stream_dtls_zone_node_t  *node;
+
+    n = zone->sh->rbtree.root;
+    sentinel = zone->sh->rbtree.sentinel;
+
+    while (n != sentinel) {
+
+        if (hash < n->key) {
+            n = n->left;
+            continue;
+        }
+
+        if (hash > n->key) {
+            n = n->right;
+            continue;
+        }
+
+        node = (ngx_stream_dtls_zone_node_t *) n;
+
+        if (ngx_cmp_sockaddr(sa, socklen, (struct sockaddr *) node->sockaddr,
+                             node->socklen, 1)
+            == NGX_OK)
+        {
+            if (ngx_time() - node->last > zone->timeout) {
+                ngx_stream_dtls_zone_delete(zone, node);
+                return NULL;
+            }
+
+            return node;
+        }
+
+        /* equal keys: ngx_rbtree_insert_value() puts them on the right */
+
+        n = n->right;
+    }
+
+    return NULL;
+}
+
+
+/* the session's entry, if it is still there (under the lock) */
+
+static ngx_stream_dtls_zone_node_t *
+ngx_stream_dtls_zone_node(ngx_stream_dtls_conn_t *ctx)
+{
+    ngx_stream_dtls_zone_node_t  *node;
+
+    node = ctx->node;
+
+    /*
+     * an entry freed and its memory reused is told by its id, which a
+     * zone never gives twice
+     */
+
+    if (node == NULL || node->id != ctx->node_id) {
+        return NULL;
+    }
+
+    return node;
+}
+
+
+static void
+ngx_stream_dtls_zone_delete(ngx_stream_dtls_zone_t *zone,
+    ngx_stream_dtls_zone_node_t *node)
+{
+    ngx_rbtree_delete(&zone->sh->rbtree, &node->node);
+    ngx_queue_remove(&node->queue);
+
+    ngx_explicit_memzero(node, offsetof(ngx_stream_dtls_zone_node_t, vars)
+                               + node->vars_len);
+
+    ngx_slab_free_locked(zone->shpool, node);
+
+    zone->sh->sessions--;
+}
+
+
+/* up to n sessions idle past the timeout, the least recent first */
+
+static void
+ngx_stream_dtls_zone_expire(ngx_stream_dtls_zone_t *zone, ngx_uint_t n)
+{
+    time_t                        now;
+    ngx_queue_t                  *q;
+    ngx_stream_dtls_zone_node_t  *node;
+
+    now = ngx_time();
+
+    while (n--) {
+
+        if (ngx_queue_empty(&zone->sh->queue)) {
+            return;
+        }
+
+        q = ngx_queue_last(&zone->sh->queue);
+        node = ngx_queue_data(q, ngx_stream_dtls_zone_node_t, queue);
+
+        if (now - node->last <= zone->timeout) {
+            return;
+        }
+
+        ngx_stream_dtls_zone_delete(zone, node);
+    }
+}

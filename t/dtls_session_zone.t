@@ -1,0 +1,204 @@
+#!/usr/bin/perl
+
+# dtls_session_zone: DTLS sessions in shared memory outlive their nginx
+# sessions and their workers.  Devices silent past proxy_timeout are
+# answered when they wake, with no new handshake (and, without a zone,
+# are not); sessions echoing through three reloads, one of which adds an
+# identity, and through a worker killed with SIGKILL, go on without a new
+# handshake; duplicated and corrupted records are dropped; a client's
+# close_notify ends the session in the zone too.
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx;
+
+use JSON::PP qw/ decode_json /;
+use POSIX qw/ WNOHANG /;
+use Time::HiRes qw/ sleep /;
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
+
+$t->tool('dtls_client');
+$t->tool('dtls_load');
+$t->tool('udp_echo');
+$t->tool('udp_relay');
+
+my %key = map { $_ => join '', map { sprintf '%02x', int rand 256 } 1 .. 16 }
+	qw/dev-1 dev-2 bench/;
+
+psk_file(qw/dev-1 bench/);
+
+$t->write_file_expand('nginx.conf', <<'EOF');
+
+worker_processes  2;
+worker_shutdown_timeout  1s;
+
+events {
+    worker_connections  2048;
+}
+
+stream {
+    log_format  zone  '$server_port $dtls_session_continued '
+                      '$dtls_psk_identity $dtls_cipher $bytes_received';
+
+    access_log  %%TESTDIR%%/access.log  zone;
+
+    dtls_psk_file  %%TESTDIR%%/psk;
+
+    server {
+        listen             127.0.0.1:%%PORT_8980_UDP%% udp reuseport;
+        dtls               on;
+        dtls_session_zone  sessions:1m;
+        proxy_timeout      1s;
+        proxy_pass         127.0.0.1:%%PORT_8981_UDP%%;
+    }
+
+    server {
+        listen             127.0.0.1:%%PORT_8982_UDP%% udp reuseport;
+        dtls               on;
+        proxy_timeout      1s;
+        proxy_pass         127.0.0.1:%%PORT_8981_UDP%%;
+    }
+
+    server {
+        listen             127.0.0.1:%%PORT_8983_UDP%% udp reuseport;
+        dtls               on;
+        dtls_session_zone  load:4m;
+        proxy_pass         127.0.0.1:%%PORT_8981_UDP%%;
+    }
+}
+
+EOF
+
+$t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
+$t->run()->plan(16);
+
+my $zone = port(8980, udp => 1);
+my $nozone = port(8982, udp => 1);
+my $load = port(8983, udp => 1);
+
+###############################################################################
+
+# sleeping devices: an echo, 2.5 s of silence (the nginx session ends at
+# proxy_timeout), another echo
+
+my @devices = map { sleepy($zone) } 1 .. 20;
+my @control = map { sleepy($nozone) } 1 .. 5;
+
+ok($t->wait_for(sub { !grep { waitpid($_, WNOHANG) == 0 } @devices, @control },
+	20), 'sleepy devices done');
+
+is(scalar(grep { $t->daemon_output($_) =~ /^echo ok n=2$/m } @devices),
+	20, 'zone: 20 of 20 devices answered after their silence');
+is(scalar(grep { $t->daemon_output($_) =~ /^echo ok n=2$/m } @control),
+	0, 'no zone: 0 of 5 answered after their silence');
+
+my @lines = grep { /^$zone / } split /\n/, $t->read_file('access.log');
+is(scalar(grep { / \. / } @lines), 20, 'zone: 20 handshakes, no more');
+is(scalar(grep { / c dev-1 PSK-/ } @lines), 20,
+	'zone: 20 sessions continued, with their variables');
+
+###############################################################################
+
+# through three reloads (the second adds an identity) and a SIGKILL
+
+my $echo = $t->run_daemon($t->tool('dtls_load'), '-c', "127.0.0.1:$load",
+	'-m', 'echo', '-n', 50, '-w', 0, '-d', 8, '-i', 'bench', '-k',
+	$key{bench}, '-t', 4000);
+
+sleep 1.5;
+$t->reload();
+sleep 1.5;
+psk_file(qw/dev-1 bench dev-2/);
+$t->reload();
+sleep 1.5;
+$t->reload();
+sleep 1;
+
+my ($worker) = $t->workers();
+kill 'KILL', $worker;
+
+$t->wait_for(sub { $t->daemon_output($echo) =~ /^\{.*"mode"/m }, 15);
+my ($json) = $t->daemon_output($echo) =~ /^(\{.*"mode".*)$/m;
+my $r = eval { decode_json($json // '{}') } // {};
+
+diag(sprintf('50 sessions through 3 reloads and a SIGKILL: %d echoes, '
+	. '%d resent (lost in flight), %d reconnects, %d failures',
+	$r->{echoes} // 0, $r->{retransmissions_echo} // 0,
+	$r->{reconnects} // 0, $r->{failures_total} // 0));
+
+ok(($r->{echoes} // 0) > 1000, 'echoes through reloads');
+is($r->{reconnects}, 0, 'no session died');
+is($r->{failures_total}, 0, 'no echo failed');
+
+@lines = grep { /^$load / } split /\n/, $t->read_file('access.log');
+is(scalar(grep { / \. / } @lines), 50, '50 handshakes: none after reloads');
+ok(scalar(grep { / c / } @lines) >= 50, 'sessions continued');
+
+my $out = $t->run_tool('dtls_client', '-c', "127.0.0.1:$zone", '-i',
+	'dev-2', '-k', $key{'dev-2'}, '-m', 'echo', '-n', 1);
+like($out, qr/^echo ok n=1$/m, 'identity added by the reload');
+
+###############################################################################
+
+# every datagram duplicated and preceded by a corrupted copy, through a
+# sleep: each echo reaches the backend once
+
+my $relay = $t->udp_relay($zone, '-D', 100, '-c', 100, '-K', '0');
+
+$out = $t->run_tool('dtls_client', '-c', "127.0.0.1:$relay->{port}",
+	'-i', 'dev-1', '-k', $key{'dev-1'}, '-m', 'echo', '-n', 3,
+	'-W', 1500, '-t', 5000, '-s', 'x' x 10);
+
+like($out, qr/^echo ok n=3$/m, 'duplicated and corrupted: answered');
+
+$t->udp_relay_stop($relay);
+
+@lines = grep { /^$zone / } split /\n/, $t->read_file('access.log');
+my @relayed = @lines[-2 .. -1];
+is_deeply([ map { (split / /)[1, -1] } @relayed ], [ 'c', 12, 'c', 12 ],
+	'each record reached the backend once');
+
+###############################################################################
+
+# close_notify ends the DTLS session: the zone forgets it
+
+$out = $t->run_tool('dtls_client', '-c', "127.0.0.1:$zone", '-i', 'dev-1',
+	'-k', $key{'dev-1'}, '-m', 'echo', '-n', 1);
+like($out, qr/^echo ok n=1$/m, 'a session, closed by the client');
+
+$t->stop();
+
+unlike($t->read_file('error.log') =~ s/^.*exited on signal 9\n//mgr,
+	qr/\[(alert|crit|emerg)\]/, 'no alert in the error log but SIGKILL\'s');
+like($t->read_file('error.log'), qr/client closed DTLS session/,
+	'close_notify');
+
+###############################################################################
+
+sub sleepy {
+	my ($port) = @_;
+
+	return $t->run_daemon($t->tool('dtls_client'), '-c', "127.0.0.1:$port",
+		'-i', 'dev-1', '-k', $key{'dev-1'}, '-m', 'echo', '-n', 2,
+		'-W', 2500, '-t', 3000);
+}
+
+sub psk_file {
+	$t->write_file('psk', join '', map { "$_:$key{$_}\n" } @_);
+	chmod 0600, $t->testdir() . '/psk';
+}
+
+###############################################################################
