@@ -8,6 +8,9 @@
 #   make bench       the benchmark: docs/benchmarks.md, .json, bench-*.png
 #   make bench-memory  memory per idle session, OpenSSL 3.5 against 3.0:
 #                    docs/benchmarks-openssl.md
+#   make bench-sessions  memory per idle session, the module's records
+#                    against OpenSSL's, and in dtls_session_zone:
+#                    docs/benchmarks-sessions.md
 #
 # Other versions, each built in a directory of its own (the test tools in
 # build/tools are shared):
@@ -101,7 +104,8 @@ ASAN_LOGS = $(VBUILD)/asan-logs
 # fuzzing: clang and libFuzzer, see t/fuzz/README.md
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps source run test test-asan fuzz bench bench-memory floor \
+.PHONY: all deps source run test test-asan fuzz bench bench-memory \
+        bench-sessions floor \
         tools interop-report clean distclean
 
 all: $(PREFIX)/sbin/nginx $(PREFIX)/modules/ngx_stream_dtls_module.so
@@ -260,6 +264,14 @@ bench: all tools
 	@sh scripts/deps.sh $(BENCH_PACKAGES)
 	@sh scripts/interop-deps.sh pion_proxy
 	perl bench/bench.pl
+
+# memory per idle session: the module's records, OpenSSL's, sessions kept
+# only in dtls_session_zone (bench/sessions.pl; BENCH_SESSIONS,
+# BENCH_ZONE_SESSIONS): docs/benchmarks-sessions.md
+
+bench-sessions: all tools
+	@sh scripts/deps.sh procps
+	perl bench/sessions.pl
 
 # memory per idle session with OPENSSL (3.5) against the system's OpenSSL,
 # the same nginx (NGINX, 1.30 by default here) and one run for both:
