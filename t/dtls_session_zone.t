@@ -5,7 +5,8 @@
 # answered when they wake, with no new handshake (and, without a zone,
 # are not); 200 sessions echoing through three reloads, one of which adds
 # an identity, and through a worker killed with SIGKILL, go on without a
-# new handshake; duplicated and corrupted records are dropped; a client's
+# new handshake; duplicated and corrupted records, and records of another
+# session sent from a session's address, are dropped; a client's
 # close_notify ends the session in the zone too.
 
 ###############################################################################
@@ -19,8 +20,10 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 
+use IO::Select;
+use IO::Socket::INET;
 use JSON::PP qw/ decode_json /;
-use POSIX qw/ WNOHANG /;
+use POSIX qw/ WNOHANG _exit /;
 use Time::HiRes qw/ sleep /;
 
 ###############################################################################
@@ -55,7 +58,8 @@ stream {
     error_log   %%TESTDIR%%/error.log  info;
 
     log_format  zone  '$server_port $dtls_session_continued '
-                      '$dtls_psk_identity $dtls_cipher $bytes_received';
+                      '$dtls_psk_identity $dtls_cipher $bytes_received '
+                      '$upstream_bytes_sent';
 
     access_log  %%TESTDIR%%/access.log  zone;
 
@@ -87,7 +91,7 @@ stream {
 EOF
 
 $t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
-$t->run()->plan(16);
+$t->run()->plan(20);
 
 my $zone = port(8980, udp => 1);
 my $nozone = port(8982, udp => 1);
@@ -181,6 +185,40 @@ is_deeply([ map { (split / /)[1, -1] } @relayed ], [ 'c', 12, 'c', 12 ],
 
 ###############################################################################
 
+# records of another session, sent from a session's address (through a
+# relay that sends every record of the second client from the first
+# client's socket too), live and after the first's nginx session ended
+
+my $before = @{[ split /\n/, $t->read_file('access.log') ]};
+my $cross = cross_relay(port(8986, udp => 1), $zone);
+
+# the first's records at 0, 1.5 and 3 s (each nginx session ends 1 s
+# later), the second's at 0.3 (the first's nginx session live), 1.3 (no
+# nginx session: looked up in the zone) and 2.3 s (live)
+
+my $a = sleepy(port(8986, udp => 1), 'a' x 10, 1500, 3);
+sleep 0.3;
+my $b = sleepy(port(8986, udp => 1), 'b' x 10, 1000, 3);
+
+$t->wait_for(sub { !grep { waitpid($_, WNOHANG) == 0 } $a, $b }, 20);
+
+like($t->daemon_output($a), qr/^echo ok n=3$/m, 'another\'s records: answered');
+like($t->daemon_output($b), qr/^echo ok n=3$/m, 'the other: answered');
+
+kill 'TERM', $cross;
+waitpid($cross, 0);
+ok($? >> 8 >= 2, 'records sent from another session\'s address');
+
+# whichever nginx sessions the records came in, the backend got 6 of 12
+# bytes
+
+my $sent = 0;
+$sent += (split / /)[-1] for (split /\n/, $t->read_file('access.log'))
+	[$before .. $before + 5];
+is($sent, 72, 'no record of another session\'s delivered');
+
+###############################################################################
+
 # close_notify ends the DTLS session: the zone forgets it
 
 $out = $t->run_tool('dtls_client', '-c', "127.0.0.1:$zone", '-i', 'dev-1',
@@ -197,11 +235,67 @@ like($t->read_file('error.log'), qr/client closed DTLS session/,
 ###############################################################################
 
 sub sleepy {
-	my ($port) = @_;
+	my ($port, $payload, $pause, $n) = @_;
 
 	return $t->run_daemon($t->tool('dtls_client'), '-c', "127.0.0.1:$port",
-		'-i', 'dev-1', '-k', $key{'dev-1'}, '-m', 'echo', '-n', 2,
-		'-W', 2500, '-t', 3000);
+		'-i', 'dev-1', '-k', $key{'dev-1'}, '-m', 'echo', '-n', $n // 2,
+		'-W', $pause // 2500, '-t', 3000, '-s', $payload // 'hello');
+}
+
+# a relay for two clients, each from a socket of its own; every
+# application_data record of the second goes from the first's socket too.
+# Exits with the number of such copies.
+
+sub cross_relay {
+	my ($listen, $upstream) = @_;
+
+	my $l = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$listen",
+		Proto => 'udp') or die "relay: $!\n";
+
+	my $pid = fork() // die "fork: $!\n";
+
+	if ($pid) {
+		close $l;
+		return $pid;
+	}
+
+	my (@clients, %up, $copies);
+	$copies = 0;
+	local $SIG{TERM} = sub { _exit($copies) };
+
+	my $select = IO::Select->new($l);
+
+	while (my @ready = $select->can_read(30)) {
+		for my $fh (@ready) {
+			my $from = $fh->recv(my $buf, 65536);
+
+			if ($fh != $l) {
+				$l->send($buf, 0, $up{$fh});
+				next;
+			}
+
+			my ($i) = grep { $clients[$_]{from} eq $from } 0 .. $#clients;
+
+			if (!defined $i) {
+				last if @clients == 2;
+				my $u = IO::Socket::INET->new(PeerAddr =>
+					"127.0.0.1:$upstream", Proto => 'udp') or die;
+				push @clients, { from => $from, up => $u };
+				$up{$u} = $from;
+				$select->add($u);
+				$i = $#clients;
+			}
+
+			$clients[$i]{up}->send($buf);
+
+			if ($i == 1 && ord($buf) == 23) {
+				$clients[0]{up}->send($buf);
+				$copies++;
+			}
+		}
+	}
+
+	_exit($copies);
 }
 
 sub psk_file {
