@@ -257,8 +257,7 @@ ngx_stream_dtls_bio_out(ngx_stream_dtls_conn_t *ctx, u_char *p, size_t len)
 
     for (n = 0; len - n >= DTLS1_RT_HEADER_LENGTH; n += size) {
         epoch = ngx_stream_dtls_read_uint16(&p[n + 3]);
-        seq = (uint64_t) ngx_stream_dtls_read_uint24(&p[n + 5]) << 24
-              | ngx_stream_dtls_read_uint24(&p[n + 8]);
+        seq = ngx_stream_dtls_record_seq(&p[n]);
 
         if (epoch > ctx->written_epoch) {
             ctx->written_epoch = epoch;

@@ -458,27 +458,14 @@ ngx_stream_dtls_info_callback(const SSL *ssl, int where, int ret)
 void
 ngx_stream_dtls_send_alert(ngx_stream_dtls_conn_t *ctx, u_char alert)
 {
-    u_char  record[13 + 2];
-
-    record[0] = SSL3_RT_ALERT;
-    record[1] = DTLS1_2_VERSION >> 8;
-    record[2] = DTLS1_2_VERSION & 0xff;
+    u_char  *p, record[NGX_STREAM_DTLS_RECORD_HEADER_LEN + 2];
 
     /* epoch 0, sequence number 2^40 */
 
-    record[3] = 0;
-    record[4] = 0;
-    record[5] = 1;
-    record[6] = 0;
-    record[7] = 0;
-    record[8] = 0;
-    record[9] = 0;
-    record[10] = 0;
-
-    record[11] = 0;
-    record[12] = 2;
-    record[13] = SSL3_AL_FATAL;
-    record[14] = alert;
+    p = ngx_stream_dtls_record_header(record, SSL3_RT_ALERT, DTLS1_2_VERSION,
+                                      0, (uint64_t) 1 << 40, 2);
+    *p++ = SSL3_AL_FATAL;
+    *p = alert;
 
     (void) ngx_stream_dtls_send_datagram(ctx->connection, ctx->send_chain,
                                          record, sizeof(record));

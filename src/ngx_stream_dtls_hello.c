@@ -587,7 +587,9 @@ ngx_stream_dtls_send_hello_verify(ngx_connection_t *c,
     ngx_send_chain_pt send_chain, ngx_stream_dtls_client_hello_t *ch,
     u_char *cookie, size_t limit)
 {
-    u_char  hvr[NGX_STREAM_DTLS_HVR_LEN], *p;
+    u_char      hvr[NGX_STREAM_DTLS_HVR_LEN], *p;
+    uint64_t    seq;
+    ngx_uint_t  epoch;
 
     /* never answer with more than was sent: no amplification */
 
@@ -597,14 +599,15 @@ ngx_stream_dtls_send_hello_verify(ngx_connection_t *c,
 
     p = hvr;
 
-    /* record header; the sequence number is the ClientHello's */
+    /* record header; the epoch and sequence number are the ClientHello's */
 
-    *p++ = SSL3_RT_HANDSHAKE;
-    *p++ = 0xfe;
-    *p++ = 0xff;
-    p = ngx_cpymem(p, ch->record_seq, 8);
-    *p++ = 0;
-    *p++ = DTLS1_HM_HEADER_LENGTH + 3 + NGX_STREAM_DTLS_COOKIE_LEN;
+    epoch = ngx_stream_dtls_read_uint16(ch->record_seq);
+    seq = ngx_stream_dtls_read_uint48(ch->record_seq + 2);
+
+    p = ngx_stream_dtls_record_header(p, SSL3_RT_HANDSHAKE, DTLS1_VERSION,
+                                      epoch, seq,
+                                      DTLS1_HM_HEADER_LENGTH + 3
+                                      + NGX_STREAM_DTLS_COOKIE_LEN);
 
     /* handshake header: message_seq 0, one fragment */
 

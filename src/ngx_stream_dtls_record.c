@@ -72,8 +72,6 @@ static ngx_stream_dtls_record_rc_e ngx_stream_dtls_record_check(
     ngx_stream_dtls_record_t *rd, uint64_t seq);
 static void ngx_stream_dtls_record_nonce(ngx_stream_dtls_record_t *r,
     u_char *seq, u_char *explicit, u_char *nonce);
-static void ngx_stream_dtls_record_write_seq(u_char *p, ngx_uint_t epoch,
-    uint64_t seq);
 static ngx_int_t ngx_stream_dtls_record_crypt(ngx_uint_t aead, u_char *key,
     u_char *nonce, u_char *aad, u_char *in, size_t len, u_char *out,
     u_char *tag, int enc);
@@ -426,7 +424,8 @@ ngx_stream_dtls_record_seal(ngx_stream_dtls_record_t *wr, ngx_uint_t type,
     ngx_int_t                rc;
     ngx_stream_dtls_aead_t  *a;
     u_char                   seq[8], aad[NGX_STREAM_DTLS_AAD_LEN],
-                             nonce[NGX_STREAM_DTLS_RECORD_IV_LEN];
+                             nonce[NGX_STREAM_DTLS_RECORD_IV_LEN],
+                             header[NGX_STREAM_DTLS_RECORD_HEADER_LEN];
 
     if (wr->aead == NGX_STREAM_DTLS_AEAD_NONE
         || wr->aead >= NGX_STREAM_DTLS_AEAD_N
@@ -457,7 +456,10 @@ ngx_stream_dtls_record_seal(ngx_stream_dtls_record_t *wr, ngx_uint_t type,
         return NGX_STREAM_DTLS_RECORD_ERROR;
     }
 
-    ngx_stream_dtls_record_write_seq(seq, wr->epoch, wr->seq);
+    (void) ngx_stream_dtls_record_header(header, type,
+                                         NGX_STREAM_DTLS_RECORD_VERSION,
+                                         wr->epoch, wr->seq, len);
+    ngx_memcpy(seq, &header[3], 8);
 
     p = aad;
     p = ngx_cpymem(p, seq, 8);
@@ -482,13 +484,9 @@ ngx_stream_dtls_record_seal(ngx_stream_dtls_record_t *wr, ngx_uint_t type,
 
     /* the header after the data, which may have been anywhere before */
 
-    p = out;
-    *p++ = (u_char) type;
-    *p++ = NGX_STREAM_DTLS_RECORD_VERSION >> 8;
-    *p++ = NGX_STREAM_DTLS_RECORD_VERSION & 0xff;
-    p = ngx_cpymem(p, seq, 8);
-    *p++ = (u_char) (fragment >> 8);
-    *p++ = (u_char) fragment;
+    p = ngx_stream_dtls_record_header(out, type,
+                                      NGX_STREAM_DTLS_RECORD_VERSION,
+                                      wr->epoch, wr->seq, fragment);
 
     if (a->explicit_len) {
         ngx_memcpy(p, seq, 8);
@@ -656,11 +654,7 @@ ngx_stream_dtls_record_seen(ngx_stream_dtls_record_t *rd, uint64_t seq)
 uint64_t
 ngx_stream_dtls_record_seq(u_char *p)
 {
-    p += 5;
-
-    return (uint64_t) p[0] << 40 | (uint64_t) p[1] << 32
-           | (uint64_t) p[2] << 24 | (uint64_t) p[3] << 16
-           | (uint64_t) p[4] << 8 | p[5];
+    return ngx_stream_dtls_read_uint48(p + 5);
 }
 
 
@@ -715,9 +709,18 @@ ngx_stream_dtls_record_nonce(ngx_stream_dtls_record_t *r, u_char *seq,
 }
 
 
-static void
-ngx_stream_dtls_record_write_seq(u_char *p, ngx_uint_t epoch, uint64_t seq)
+/*
+ * A record header, the one writer of them: the session's records, the
+ * HelloVerifyRequest and the alerts of a handshake given up
+ */
+
+u_char *
+ngx_stream_dtls_record_header(u_char *p, ngx_uint_t type, ngx_uint_t version,
+    ngx_uint_t epoch, uint64_t seq, size_t len)
 {
+    *p++ = (u_char) type;
+    *p++ = (u_char) (version >> 8);
+    *p++ = (u_char) version;
     *p++ = (u_char) (epoch >> 8);
     *p++ = (u_char) epoch;
     *p++ = (u_char) (seq >> 40);
@@ -725,7 +728,11 @@ ngx_stream_dtls_record_write_seq(u_char *p, ngx_uint_t epoch, uint64_t seq)
     *p++ = (u_char) (seq >> 24);
     *p++ = (u_char) (seq >> 16);
     *p++ = (u_char) (seq >> 8);
-    *p = (u_char) seq;
+    *p++ = (u_char) seq;
+    *p++ = (u_char) (len >> 8);
+    *p++ = (u_char) len;
+
+    return p;
 }
 
 

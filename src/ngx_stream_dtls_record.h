@@ -16,6 +16,12 @@
 
 /* DTLS 1.2 records (RFC 6347 4.1) */
 
+#define ngx_stream_dtls_read_uint48(p)                                        \
+    ((uint64_t) (p)[0] << 40 | (uint64_t) (p)[1] << 32                        \
+     | (uint64_t) (p)[2] << 24 | (uint64_t) (p)[3] << 16                      \
+     | (uint64_t) (p)[4] << 8 | (p)[5])
+
+
 #define NGX_STREAM_DTLS_RECORD_HEADER_LEN   13
 #define NGX_STREAM_DTLS_RECORD_MAX_PLAIN    16384           /* 2^14 */
 #define NGX_STREAM_DTLS_RECORD_VERSION      0xfefd          /* DTLS 1.2 */
@@ -100,6 +106,8 @@ void ngx_stream_dtls_record_received(ngx_stream_dtls_record_t *rd,
 ngx_uint_t ngx_stream_dtls_record_seen(ngx_stream_dtls_record_t *rd,
     uint64_t seq);
 uint64_t ngx_stream_dtls_record_seq(u_char *p);
+u_char *ngx_stream_dtls_record_header(u_char *p, ngx_uint_t type,
+    ngx_uint_t version, ngx_uint_t epoch, uint64_t seq, size_t len);
 size_t ngx_stream_dtls_record_length(u_char *p, size_t len);
 size_t ngx_stream_dtls_record_overhead(ngx_stream_dtls_record_t *r);
 void ngx_stream_dtls_record_wipe(ngx_stream_dtls_record_t *r);
