@@ -243,6 +243,9 @@ ngx_int_t ngx_stream_dtls_init_session(ngx_stream_session_t *s,
 ngx_int_t ngx_stream_dtls_ssl_create(ngx_stream_dtls_conn_t *ctx);
 ngx_int_t ngx_stream_dtls_handshake(ngx_stream_session_t *s);
 int ngx_stream_dtls_ssl_handshake(ngx_stream_dtls_conn_t *ctx);
+ngx_msec_t ngx_stream_dtls_handshake_timer(ngx_stream_dtls_conn_t *ctx);
+ngx_int_t ngx_stream_dtls_handshake_timeout(ngx_stream_dtls_conn_t *ctx,
+    const char **reason);
 void ngx_stream_dtls_handshake_failed(ngx_connection_t *c,
     ngx_stream_dtls_conn_t *ctx, const char *reason);
 void ngx_stream_dtls_info_callback(const SSL *ssl, int where, int ret);

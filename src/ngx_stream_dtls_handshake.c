@@ -186,9 +186,6 @@ ngx_int_t
 ngx_stream_dtls_handshake(ngx_stream_session_t *s)
 {
     int                      n, sslerr;
-    ngx_msec_t               timer;
-    ngx_msec_int_t           left;
-    struct timeval           tv;
     ngx_connection_t        *c;
     ngx_stream_dtls_conn_t  *ctx;
 
@@ -236,23 +233,7 @@ ngx_stream_dtls_handshake(ngx_stream_session_t *s)
         return NGX_ERROR;
     }
 
-    /* the earlier of OpenSSL's retransmission and the deadline */
-
-    left = (ngx_msec_int_t) (ctx->deadline - ngx_current_msec);
-
-    if (left <= 0) {
-        left = 1;
-    }
-
-    timer = (ngx_msec_t) left;
-
-    if (DTLSv1_get_timeout(ctx->ssl, &tv) == 1) {
-        timer = ngx_min(timer,
-                        (ngx_msec_t) (tv.tv_sec * 1000
-                                      + (tv.tv_usec + 999) / 1000));
-    }
-
-    ngx_add_timer(c->read, timer ? timer : 1);
+    ngx_add_timer(c->read, ngx_stream_dtls_handshake_timer(ctx));
 
     c->read->handler = ngx_stream_dtls_handshake_handler;
 
@@ -261,6 +242,76 @@ ngx_stream_dtls_handshake(ngx_stream_session_t *s)
     c->idle = 1;
 
     return NGX_AGAIN;
+}
+
+
+/* the earlier of OpenSSL's retransmission and the deadline */
+
+ngx_msec_t
+ngx_stream_dtls_handshake_timer(ngx_stream_dtls_conn_t *ctx)
+{
+    ngx_msec_t       timer;
+    ngx_msec_int_t   left;
+    struct timeval   tv;
+
+    left = (ngx_msec_int_t) (ctx->deadline - ngx_current_msec);
+
+    timer = (left > 0) ? (ngx_msec_t) left : 1;
+
+    if (DTLSv1_get_timeout(ctx->ssl, &tv) == 1) {
+        timer = ngx_min(timer,
+                        (ngx_msec_t) (tv.tv_sec * 1000
+                                      + (tv.tv_usec + 999) / 1000));
+    }
+
+    return timer ? timer : 1;
+}
+
+
+/*
+ * A handshake's timer: NGX_OK, OpenSSL retransmitted its flight;
+ * NGX_DECLINED, the deadline has passed, the client is told with an
+ * alert and *reason says why; NGX_ERROR, the retransmission failed.
+ */
+
+ngx_int_t
+ngx_stream_dtls_handshake_timeout(ngx_stream_dtls_conn_t *ctx,
+    const char **reason)
+{
+    if ((ngx_msec_int_t) (ctx->deadline - ngx_current_msec) <= 0) {
+
+        /*
+         * A Finished record that fails to decrypt is dropped silently
+         * (RFC 6347, 4.1.2.7), so a wrong key shows only as a client
+         * whose Finished never arrived after its ChangeCipherSpec.
+         */
+
+        if (SSL_get_state(ctx->ssl) != TLS_ST_SR_CHANGE) {
+            *reason = "timed out";
+
+        } else if (SSL_get_psk_identity(ctx->ssl)) {
+            *reason = "timed out: the client's Finished did not decrypt, "
+                      "wrong PSK?";
+
+        } else {
+            *reason = "timed out: the client's Finished did not decrypt";
+        }
+
+        /* without it, the client would retransmit for a minute */
+
+        ngx_stream_dtls_send_alert(ctx, SSL_AD_HANDSHAKE_FAILURE);
+
+        return NGX_DECLINED;
+    }
+
+    ERR_clear_error();
+
+    if (DTLSv1_handle_timeout(ctx->ssl) < 0) {
+        *reason = "retransmission failed";
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -308,41 +359,8 @@ ngx_stream_dtls_handshake_handler(ngx_event_t *rev)
     if (rev->timedout) {
         rev->timedout = 0;
 
-        if ((ngx_msec_int_t) (ctx->deadline - ngx_current_msec) <= 0) {
-
-            /*
-             * A Finished record that fails to decrypt is dropped
-             * silently (RFC 6347, 4.1.2.7), so a wrong key shows only as
-             * a client whose Finished never arrived after its
-             * ChangeCipherSpec.
-             */
-
-            if (SSL_get_state(ctx->ssl) != TLS_ST_SR_CHANGE) {
-                reason = "timed out";
-
-            } else if (SSL_get_psk_identity(ctx->ssl)) {
-                reason = "timed out: the client's Finished did not decrypt, "
-                         "wrong PSK?";
-
-            } else {
-                reason = "timed out: the client's Finished did not decrypt";
-            }
-
+        if (ngx_stream_dtls_handshake_timeout(ctx, &reason) != NGX_OK) {
             ngx_stream_dtls_handshake_failed(c, ctx, reason);
-
-            /* without it, the client would retransmit for a minute */
-
-            ngx_stream_dtls_send_alert(ctx, SSL_AD_HANDSHAKE_FAILURE);
-
-            ngx_stream_finalize_session(s, NGX_STREAM_BAD_REQUEST);
-            return;
-        }
-
-        ERR_clear_error();
-
-        if (DTLSv1_handle_timeout(ctx->ssl) < 0) {
-            ngx_stream_dtls_handshake_failed(c, ctx,
-                                             "retransmission failed");
             ngx_stream_finalize_session(s, NGX_STREAM_BAD_REQUEST);
             return;
         }

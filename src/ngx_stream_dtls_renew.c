@@ -267,9 +267,6 @@ static ngx_int_t
 ngx_stream_dtls_renew_step(ngx_stream_dtls_conn_t *ctx)
 {
     int                         n, sslerr;
-    ngx_msec_t                  timer;
-    ngx_msec_int_t              left;
-    struct timeval              tv;
     ngx_stream_dtls_renewal_t  *r;
 
     r = ctx->renewal;
@@ -302,16 +299,7 @@ ngx_stream_dtls_renew_step(ngx_stream_dtls_conn_t *ctx)
 
     ERR_clear_error();
 
-    left = (ngx_msec_int_t) (r->conn.deadline - ngx_current_msec);
-    timer = left > 0 ? (ngx_msec_t) left : 1;
-
-    if (DTLSv1_get_timeout(r->conn.ssl, &tv) == 1) {
-        timer = ngx_min(timer,
-                        (ngx_msec_t) (tv.tv_sec * 1000
-                                      + (tv.tv_usec + 999) / 1000));
-    }
-
-    ngx_add_timer(&r->timer, timer ? timer : 1);
+    ngx_add_timer(&r->timer, ngx_stream_dtls_handshake_timer(&r->conn));
 
     return NGX_OK;
 }
@@ -405,21 +393,8 @@ ngx_stream_dtls_renew_timer(ngx_event_t *ev)
         return;
     }
 
-    if ((ngx_msec_int_t) (r->conn.deadline - ngx_current_msec) <= 0) {
-
-        reason = (SSL_get_state(r->conn.ssl) == TLS_ST_SR_CHANGE)
-                 ? "timed out: the client's Finished did not decrypt"
-                 : "timed out";
-
-        ngx_stream_dtls_send_alert(&r->conn, SSL_AD_HANDSHAKE_FAILURE);
+    if (ngx_stream_dtls_handshake_timeout(&r->conn, &reason) != NGX_OK) {
         ngx_stream_dtls_renew_failed(ctx, reason);
-        return;
-    }
-
-    ERR_clear_error();
-
-    if (DTLSv1_handle_timeout(r->conn.ssl) < 0) {
-        ngx_stream_dtls_renew_failed(ctx, "retransmission failed");
         return;
     }
 
