@@ -157,7 +157,6 @@ typedef struct {
     size_t                      pp_size;
 
     ngx_uint_t                  hello_seq;  /* of the ClientHello */
-    ngx_uint_t                  datagrams;  /* reads of nginx's recv */
 
     /*
      * Once established with an AEAD suite the SSL object is freed and
@@ -293,6 +292,8 @@ ngx_int_t ngx_stream_dtls_establish(ngx_stream_dtls_conn_t *ctx,
 ngx_int_t ngx_stream_dtls_peer_digest(SSL *ssl, u_char *md);
 ssize_t ngx_stream_dtls_session_recv(ngx_connection_t *c,
     ngx_stream_dtls_conn_t *ctx, u_char *buf, size_t size);
+ngx_int_t ngx_stream_dtls_next_datagram(ngx_connection_t *c,
+    ngx_stream_dtls_conn_t *ctx, u_char **p, size_t *len);
 ssize_t ngx_stream_dtls_session_records(ngx_connection_t *c,
     ngx_stream_dtls_conn_t *ctx, u_char *p, size_t len, u_char *buf,
     size_t size, size_t *used);

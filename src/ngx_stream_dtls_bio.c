@@ -381,9 +381,13 @@ ngx_stream_dtls_bio_read(BIO *bio, char *buf, int len)
         n = ngx_min(b->last - b->pos, len);
         ngx_memcpy(buf, b->pos, n);
 
+    } else if (ctx->handshaked) {
+        /* an established session reads only the datagram io.c gives it */
+        BIO_set_retry_read(bio);
+        return -1;
+
     } else {
         n = ctx->recv(ctx->connection, (u_char *) buf, len);
-        ctx->datagrams++;
     }
 
     /*
@@ -414,22 +418,6 @@ ngx_stream_dtls_bio_read(BIO *bio, char *buf, int len)
         }
 
         ngx_stream_dtls_bio_input(ctx, (u_char *) buf, n);
-
-        return n;
-    }
-
-    /* a new ClientHello once the session is up (RFC 6347, 4.2.8) */
-
-    if (ngx_stream_dtls_renew(ctx, (u_char *) buf, n) == NGX_OK) {
-        BIO_set_retry_read(bio);
-        return -1;
-    }
-
-    n = ngx_stream_dtls_session_input(ctx, (u_char *) buf, n);
-
-    if (n == 0) {
-        BIO_set_retry_read(bio);
-        return -1;
     }
 
     return n;

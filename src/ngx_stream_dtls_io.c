@@ -81,8 +81,9 @@ ssize_t
 ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
 {
     int                      n, sslerr;
-    size_t                   header;
-    ngx_uint_t               datagrams;
+    u_char                  *p;
+    size_t                   header, len;
+    ngx_buf_t                b;
     ngx_stream_session_t    *s;
     ngx_stream_dtls_conn_t  *ctx;
 
@@ -94,14 +95,13 @@ ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
         return NGX_AGAIN;
     }
 
-    if (ctx->ssl == NULL) {
-        return ngx_stream_dtls_session_recv(c, ctx, buf, size);
-    }
-
     for ( ;; ) {
-        ERR_clear_error();
 
-        datagrams = ctx->datagrams;
+        if (ctx->ssl == NULL) {
+            return ngx_stream_dtls_session_recv(c, ctx, buf, size);
+        }
+
+        ERR_clear_error();
 
         /*
          * With dtls_proxy_protocol the record's plaintext is read behind
@@ -117,6 +117,10 @@ ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
         } else {
             n = SSL_read(ctx->ssl, buf, size);
         }
+
+        /* the datagram given is on this stack, and read now */
+
+        ctx->first = NULL;
 
         if (n > 0 && (SSL_pending(ctx->ssl) || header >= size)) {
             ngx_stream_dtls_drop_record(c, ctx, buf, n, size, header);
@@ -139,22 +143,11 @@ ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
         }
 
         if (n > 0) {
-
-            /*
-             * Read again at once if OpenSSL holds another record, or if
-             * it returned one held from an earlier datagram (data that
-             * came with a handshake's last flight): a datagram nginx holds
-             * for the session is gone once the event handler returns
-             */
-
-            c->read->ready = (SSL_has_pending(ctx->ssl)
-                              || ctx->datagrams == datagrams)
-                             ? 1 : 0;
+            /* read again at once if OpenSSL holds another record */
+            c->read->ready = SSL_has_pending(ctx->ssl) ? 1 : 0;
             ctx->active = ngx_current_msec;
             return n;
         }
-
-        c->read->ready = 0;
 
         sslerr = SSL_get_error(ctx->ssl, n);
 
@@ -163,35 +156,35 @@ ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
             break;
         }
 
-        /*
-         * The datagram may have been the last of a new handshake of the
-         * client (RFC 6347, 4.2.8): the session goes on with its keys, and
-         * reads what came with its last flight, or ends if it
-         * authenticated another peer
-         */
+        /* OpenSSL reads the next datagram, sorted first (session.c) */
 
-        switch (ctx->renewal ? ngx_stream_dtls_renew_finish(ctx)
-                             : NGX_DECLINED)
-        {
+        switch (ngx_stream_dtls_next_datagram(c, ctx, &p, &len)) {
+
         case NGX_OK:
-            ctx->active = ngx_current_msec;
+            break;
 
-            if (ctx->ssl == NULL) {
-                /* an AEAD suite now: the module's own records */
-                return ngx_stream_dtls_session_recv(c, ctx, buf, size);
-            }
-
-            continue;
+        case NGX_AGAIN:
+            c->read->ready = 0;
+            return ngx_stream_dtls_idle(c, ctx);
 
         case NGX_DONE:
-            /* the client holds no keys of this session: no close_notify */
-            ctx->closed = 1;
-            ngx_stream_dtls_close(c, ctx);
             return NGX_AGAIN;
 
-        default:
-            return ngx_stream_dtls_idle(c, ctx);
+        default: /* NGX_DECLINED */
+            continue;
         }
+
+        len = ngx_stream_dtls_session_input(ctx, p, len);
+
+        if (len == 0) {
+            continue;
+        }
+
+        ngx_memzero(&b, sizeof(ngx_buf_t));
+        b.pos = p;
+        b.last = p + len;
+
+        ctx->first = &b;
     }
 
     if (sslerr == SSL_ERROR_ZERO_RETURN) {

@@ -246,55 +246,26 @@ ngx_stream_dtls_session_recv(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx,
             }
 
         } else {
-            n = ctx->recv(c, ngx_stream_dtls_datagram_in,
-                          sizeof(ngx_stream_dtls_datagram_in));
+            switch (ngx_stream_dtls_next_datagram(c, ctx, &p, &len)) {
 
-            if (n == NGX_AGAIN || n == NGX_ERROR) {
+            case NGX_OK:
+                break;
+
+            case NGX_AGAIN:
                 c->read->ready = 0;
                 return ngx_stream_dtls_idle(c, ctx);
-            }
 
-            ctx->datagrams++;
+            case NGX_DONE:
+                return NGX_AGAIN;
 
-            if (n == 0) {
-                /* an empty datagram holds no record */
-                continue;
-            }
+            default: /* NGX_DECLINED */
 
-            p = ngx_stream_dtls_datagram_in;
-            len = n;
-
-            /* a new ClientHello (RFC 6347, 4.2.8), or its handshake's */
-
-            if (ngx_stream_dtls_renew(ctx, p, len) == NGX_OK) {
-
-                switch (ctx->renewal ? ngx_stream_dtls_renew_finish(ctx)
-                                     : NGX_DECLINED)
-                {
-                case NGX_OK:
-                    ctx->active = ngx_current_msec;
-
-                    if (ctx->ssl) {
-                        /* a suite for OpenSSL's records */
-                        return ngx_stream_dtls_recv(c, buf, size);
-                    }
-
-                    continue;
-
-                case NGX_DONE:
-                    /* the client holds no keys of this session */
-                    ctx->closed = 1;
-
-                    if (ctx->node) {
-                        ngx_stream_dtls_zone_remove(ctx);
-                    }
-
-                    ngx_stream_dtls_close(c, ctx);
-                    return NGX_AGAIN;
-
-                default:
-                    continue;
+                if (ctx->ssl) {
+                    /* renewed with a suite for OpenSSL's records */
+                    return ngx_stream_dtls_recv(c, buf, size);
                 }
+
+                continue;
             }
 
             n = ngx_stream_dtls_session_records(c, ctx, p, len, buf, size,
@@ -318,6 +289,63 @@ ngx_stream_dtls_session_recv(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx,
             c->read->ready = (ctx->in_pos < ctx->in_len) ? 1 : 0;
             return n;
         }
+    }
+}
+
+
+/*
+ * The next datagram nginx has for an established session, in *p, *len,
+ * for its records: NGX_OK.  Every datagram is seen here before a record
+ * of it is read: a new ClientHello of the client (RFC 6347, 4.2.8) and
+ * the rest of its handshake go to that handshake, NGX_DECLINED (read
+ * again: if it has finished, the session goes on with its keys); NGX_DONE,
+ * the session has ended; NGX_AGAIN, no datagram.
+ */
+
+ngx_int_t
+ngx_stream_dtls_next_datagram(ngx_connection_t *c,
+    ngx_stream_dtls_conn_t *ctx, u_char **p, size_t *len)
+{
+    ssize_t  n;
+
+    n = ctx->recv(c, ngx_stream_dtls_datagram_in,
+                  sizeof(ngx_stream_dtls_datagram_in));
+
+    if (n == NGX_AGAIN || n == NGX_ERROR) {
+        return NGX_AGAIN;
+    }
+
+    if (n == 0) {
+        /* an empty datagram holds no record */
+        return NGX_DECLINED;
+    }
+
+    *p = ngx_stream_dtls_datagram_in;
+    *len = n;
+
+    if (ngx_stream_dtls_renew(ctx, *p, *len) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    switch (ctx->renewal ? ngx_stream_dtls_renew_finish(ctx) : NGX_DECLINED) {
+
+    case NGX_OK:
+        ctx->active = ngx_current_msec;
+        return NGX_DECLINED;
+
+    case NGX_DONE:
+        /* the client holds no keys of this session: no close_notify */
+        ctx->closed = 1;
+
+        if (ctx->node) {
+            ngx_stream_dtls_zone_remove(ctx);
+        }
+
+        ngx_stream_dtls_close(c, ctx);
+        return NGX_DONE;
+
+    default:
+        return NGX_DECLINED;
     }
 }
 
