@@ -480,7 +480,8 @@ ngx_stream_dtls_psk_printable(u_char *dst, u_char *src, size_t len)
 {
     u_char  *p, *last;
 
-    last = ngx_cpymem(dst, src, ngx_min(len, NGX_STREAM_DTLS_IDENTITY_MAX_LEN));
+    len = ngx_min(len, NGX_STREAM_DTLS_IDENTITY_MAX_LEN);
+    last = ngx_cpymem(dst, src, len);
 
     for (p = dst; p < last; p++) {
         if (*p < 0x20 || *p > 0x7e || *p == '"') {

@@ -47,17 +47,17 @@ typedef struct {
 
 
 struct ngx_stream_dtls_psk_db_s {
-    ngx_str_t                   file;
-    struct cdb                  cdb;        /* the mapping in use */
-    ngx_uint_t                  entries;
+    ngx_str_t                       file;
+    struct cdb                      cdb;        /* the mapping in use */
+    ngx_uint_t                      entries;
 
-    ngx_stream_dtls_psk_db_file_t   mapped;     /* the file in use */
+    ngx_stream_dtls_psk_db_file_t   mapped;     /* the file of cdb */
     ngx_stream_dtls_psk_db_file_t   seen;       /* the last one tried */
-    ngx_err_t                   stat_err;
+    ngx_err_t                       stat_err;   /* of the last stat */
 
-    ngx_msec_t                  checked;
+    ngx_msec_t                      checked;    /* the last stat */
 
-    u_char                      reason[NGX_MAX_ERROR_STR];
+    u_char                          reason[NGX_MAX_ERROR_STR];
 };
 
 

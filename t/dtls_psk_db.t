@@ -204,7 +204,7 @@ my @bad = (
 
 $t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'e:');
 
-$t->run()->plan(38 + @bad);
+$t->run()->plan(40 + @bad);
 
 # nginx -t writes to the same error log
 
@@ -407,6 +407,47 @@ is(join(' ', grep { $logs =~ /\Q$_\E/i } @keys), '', 'no key in the logs');
 
 is(join("\n", $t->grep_log(qr/\[(alert|crit|emerg)\]/, $after_t)), '',
 	'no alerts');
+
+# the dynamic module (make builds both): linked with tinycdb, it checks a
+# database as the static one does
+
+SKIP: {
+	my $prefix = $ENV{TEST_NGINX_PREFIX} || "$FindBin::Bin/../build/nginx";
+	my $compat = "$prefix/sbin/nginx-compat";
+	my $so = "$prefix/modules/ngx_stream_dtls_module.so";
+
+	skip 'no dynamic module build', 2 unless -x $compat && -f $so;
+
+	for my $db (qw/ psk.cdb dup.cdb /) {
+		$t->write_file_expand("dyn-$db.conf", <<"EOF");
+
+load_module  $so;
+pid          %%TESTDIR%%/t.pid;
+
+events {
+}
+
+stream {
+    server {
+        listen         127.0.0.1:%%PORT_8983_UDP%% udp;
+        dtls           on;
+        dtls_psk_file  cdb:$db;
+        return         x;
+    }
+}
+
+EOF
+	}
+
+	my ($out, $rc) = $t->run_tool({ stderr => 1 }, $compat, '-t',
+		'-p', "$d/", '-c', 'dyn-psk.cdb.conf', '-e', 'error.log');
+	is($rc, 0, 'dynamic module: database checked') or diag($out);
+
+	($out, $rc) = $t->run_tool({ stderr => 1 }, $compat, '-t',
+		'-p', "$d/", '-c', 'dyn-dup.cdb.conf', '-e', 'error.log');
+	ok($rc != 0 && $out =~ /record 3, identity "dev-1": duplicate/,
+		'dynamic module: bad database refused') or diag($out);
+}
 
 ###############################################################################
 
