@@ -5,7 +5,10 @@
 #                    (build/nginx/modules/ngx_stream_dtls_module.so)
 #   make run         nginx on 127.0.0.1:5684 in front of a UDP echo backend
 #   make test        the test suite (prove)
-#   make bench       the benchmark: docs/benchmarks.md, .json, bench-*.png
+#   make bench       the benchmark: docs/benchmarks.md, .json, bench-*.png,
+#                    then make bench-psk
+#   make bench-psk   the PSK store: a cdb of 1,000,000 identities against a
+#                    text file of 10: docs/benchmarks-psk.md
 #   make bench-memory  memory per idle session, OpenSSL 3.5 against 3.0:
 #                    docs/benchmarks-openssl.md
 #   make bench-sessions  memory per idle session, the module's records
@@ -104,9 +107,9 @@ ASAN_LOGS = $(VBUILD)/asan-logs
 # fuzzing: clang and libFuzzer, see t/fuzz/README.md
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps source run test test-asan fuzz bench bench-memory \
-        bench-sessions floor \
-        tools interop-report clean distclean
+.PHONY: all deps source run test test-asan fuzz bench bench-psk \
+        bench-memory bench-sessions floor tools interop-report clean \
+        distclean
 
 all: $(PREFIX)/sbin/nginx $(PREFIX)/modules/ngx_stream_dtls_module.so
 
@@ -264,6 +267,15 @@ bench: all tools
 	@sh scripts/deps.sh $(BENCH_PACKAGES)
 	@sh scripts/interop-deps.sh pion_proxy
 	perl bench/bench.pl
+	perl bench/psk.pl
+
+# handshakes with identities from a cdb of 1,000,000 and a text file of
+# 10 in one run, nginx -t's time and the processes' memory
+# (bench/psk.pl; BENCH_SECONDS, BENCH_REPEAT)
+
+bench-psk: all tools
+	@sh scripts/deps.sh procps util-linux tinycdb
+	perl bench/psk.pl
 
 # memory per idle session: the module's records, OpenSSL's, sessions kept
 # only in dtls_session_zone (bench/sessions.pl; BENCH_SESSIONS,

@@ -26,7 +26,7 @@ if ! dpkg-query -W -f='${Status}' nginx-dev 2>/dev/null \
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 sh "$top/scripts/deps.sh" build-essential dpkg-dev debhelper nginx-dev \
-    libssl-dev libpcre2-dev zlib1g-dev
+    libssl-dev libpcre2-dev zlib1g-dev libcdb-dev
 
 src=$build/deb/$pkg-$version
 rm -rf "$build/deb"

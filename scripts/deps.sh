@@ -4,7 +4,7 @@
 
 set -eu
 
-pkgs=${*:-"build-essential libssl-dev libpcre2-dev zlib1g-dev dpkg-dev perl openssl"}
+pkgs=${*:-"build-essential libssl-dev libpcre2-dev zlib1g-dev libcdb-dev tinycdb dpkg-dev perl openssl"}
 
 missing=
 for p in $pkgs; do

@@ -62,7 +62,10 @@ typedef struct {
  * which the configuration's pool cleanup wipes.
  */
 
+typedef struct ngx_stream_dtls_psk_db_s  ngx_stream_dtls_psk_db_t;
+
 typedef struct {
+    ngx_stream_dtls_psk_db_t   *db;         /* "cdb:": keys in a database */
     ngx_stream_dtls_psk_t      *keys;       /* in the file's order */
     ngx_stream_dtls_psk_t     **sorted;     /* by identity, for the lookup */
     ngx_uint_t                  nkeys;
@@ -356,6 +359,15 @@ char *ngx_stream_dtls_psk_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 unsigned int ngx_stream_dtls_psk_server_cb(SSL *ssl, const char *identity,
     unsigned char *psk, unsigned int max_psk_len);
+u_char *ngx_stream_dtls_psk_printable(u_char *dst, u_char *src, size_t len);
+
+
+/* psk_db.c: the keys in a constant database (cdb), memory-mapped */
+
+char *ngx_stream_dtls_psk_db_open(ngx_conf_t *cf, ngx_str_t *file,
+    ngx_stream_dtls_psk_db_t **dbp);
+size_t ngx_stream_dtls_psk_db_key(ngx_stream_dtls_psk_db_t *db,
+    ngx_log_t *log, u_char *identity, size_t len, u_char *key, size_t size);
 
 
 /* source.c: datagrams from sources no client can have */

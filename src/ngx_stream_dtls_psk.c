@@ -13,6 +13,10 @@
  * keys decoded once into an array of its final size (a growing array
  * leaves copies behind in the pool), and the sorted index holds pointers
  * (a sort's temporaries would hold keys).
+ *
+ * "dtls_psk_file cdb:FILE" names a constant database instead
+ * (ngx_stream_dtls_psk_db.c); the PSK callback asks whichever store the
+ * server has.
  */
 
 
@@ -36,6 +40,8 @@ static int ngx_libc_cdecl ngx_stream_dtls_psk_sort(const void *one,
     const void *two);
 static ngx_stream_dtls_psk_t *ngx_stream_dtls_psk_find(
     ngx_stream_dtls_psk_store_t *store, u_char *identity, size_t len);
+static size_t ngx_stream_dtls_psk_key(ngx_stream_dtls_psk_store_t *store,
+    ngx_log_t *log, u_char *identity, size_t len, u_char *key, size_t size);
 static void ngx_stream_dtls_psk_cleanup(void *data);
 
 
@@ -61,6 +67,23 @@ ngx_stream_dtls_psk_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     store->file = value[1];
+
+    if (store->file.len > 4 && ngx_strncmp(store->file.data, "cdb:", 4) == 0) {
+        store->file.data += 4;
+        store->file.len -= 4;
+
+        if (ngx_conf_full_name(cf->cycle, &store->file, 1) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        rv = ngx_stream_dtls_psk_db_open(cf, &store->file, &store->db);
+
+        if (rv == NGX_CONF_OK) {
+            dscf->psk = store;
+        }
+
+        return rv;
+    }
 
     if (ngx_conf_full_name(cf->cycle, &store->file, 1) != NGX_OK) {
         return NGX_CONF_ERROR;
@@ -383,14 +406,36 @@ ngx_stream_dtls_psk_find(ngx_stream_dtls_psk_store_t *store, u_char *identity,
 }
 
 
+static size_t
+ngx_stream_dtls_psk_key(ngx_stream_dtls_psk_store_t *store, ngx_log_t *log,
+    u_char *identity, size_t len, u_char *key, size_t size)
+{
+    ngx_stream_dtls_psk_t  *psk;
+
+    if (store->db) {
+        return ngx_stream_dtls_psk_db_key(store->db, log, identity, len, key,
+                                          size);
+    }
+
+    psk = ngx_stream_dtls_psk_find(store, identity, len);
+
+    if (psk == NULL || psk->key_len > size) {
+        return 0;
+    }
+
+    ngx_memcpy(key, psk->key, psk->key_len);
+
+    return psk->key_len;
+}
+
+
 unsigned int
 ngx_stream_dtls_psk_server_cb(SSL *ssl, const char *identity,
     unsigned char *key, unsigned int max_key_len)
 {
-    u_char                      *p, *last;
-    size_t                       len;
+    u_char                      *last;
+    size_t                       len, n;
     ngx_connection_t            *c;
-    ngx_stream_dtls_psk_t       *psk;
     ngx_stream_dtls_conn_t      *ctx;
     ngx_stream_dtls_srv_conf_t  *dscf;
     u_char                       text[NGX_STREAM_DTLS_IDENTITY_MAX_LEN];
@@ -400,27 +445,17 @@ ngx_stream_dtls_psk_server_cb(SSL *ssl, const char *identity,
 
     len = identity ? ngx_strlen(identity) : 0;
 
-    psk = NULL;
-
     if (len && len <= NGX_STREAM_DTLS_IDENTITY_MAX_LEN && dscf->psk) {
-        psk = ngx_stream_dtls_psk_find(dscf->psk, (u_char *) identity, len);
-    }
-
-    if (psk && psk->key_len <= max_key_len) {
-        ngx_memcpy(key, psk->key, psk->key_len);
-        return psk->key_len;
+        n = ngx_stream_dtls_psk_key(dscf->psk, c->log, (u_char *) identity,
+                                    len, key, max_key_len);
+        if (n) {
+            return n;
+        }
     }
 
     /* the identity comes from the client: log it printable and bounded */
 
-    last = ngx_cpymem(text, identity,
-                      ngx_min(len, NGX_STREAM_DTLS_IDENTITY_MAX_LEN));
-
-    for (p = text; p < last; p++) {
-        if (*p < 0x20 || *p > 0x7e || *p == '"') {
-            *p = '?';
-        }
-    }
+    last = ngx_stream_dtls_psk_printable(text, (u_char *) identity, len);
 
     ngx_log_error(NGX_LOG_INFO, c->log, 0,
                   "DTLS client sent unknown PSK identity \"%*s\"%s",
@@ -432,6 +467,29 @@ ngx_stream_dtls_psk_server_cb(SSL *ssl, const char *identity,
     ctx->failure = "unknown PSK identity";
 
     return 0;
+}
+
+
+/*
+ * At most NGX_STREAM_DTLS_IDENTITY_MAX_LEN bytes of an identity, with
+ * what is not printable, and quotes, as "?"; the end of what was written
+ */
+
+u_char *
+ngx_stream_dtls_psk_printable(u_char *dst, u_char *src, size_t len)
+{
+    u_char  *p, *last;
+
+    len = ngx_min(len, NGX_STREAM_DTLS_IDENTITY_MAX_LEN);
+    last = ngx_cpymem(dst, src, len);
+
+    for (p = dst; p < last; p++) {
+        if (*p < 0x20 || *p > 0x7e || *p == '"') {
+            *p = '?';
+        }
+    }
+
+    return last;
 }
 
 

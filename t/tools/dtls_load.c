@@ -12,6 +12,8 @@
  * connect()ed to the server (and bound to BINDADDR, port 0, with -b);
  * timers in a binary heap.  One SSL_CTX for all sessions: DTLS 1.2 only,
  * the PSK identity -i (default "bench") and key -k (required without -u),
+ * or with -I COUNT a random one of COUNT identities, "IDENTITY-0000042",
+ * at each handshake, all with that key (the PSK store at fleet scale),
  * the ciphers -C (default DEFAULT_CIPHERS), handshake flights of at most
  * -M bytes (default 1200).  Records go through read() and write() on the
  * socket (-D: through OpenSSL's datagram BIO instead, for comparison).
@@ -250,6 +252,7 @@ typedef struct {
     socklen_t                local_len;
     const char              *local_str;
     const char              *identity;
+    long                     identities;    /* -I: 0, or how many */
     unsigned char            key[256];
     size_t                   key_len;
     int                      has_key;
@@ -440,6 +443,8 @@ usage(void)
         "  -w SECONDS    warm-up before measuring (default 1)\n"
         "  -s BYTES      echo payload, 8 to 16384 (default 16)\n"
         "  -i IDENTITY   PSK identity (default \"" DEFAULT_IDENTITY "\")\n"
+        "  -I COUNT      each handshake as IDENTITY-NNNNNNN, NNNNNNN random\n"
+        "                below COUNT, with the same key\n"
         "  -k HEXKEY     PSK in hex (required without -u)\n"
         "  -C CIPHERS    cipher list (default " DEFAULT_CIPHERS ")\n"
         "  -u            plain UDP, no DTLS (echo and hold)\n"
@@ -467,7 +472,7 @@ parse_args(int argc, char **argv)
     cf.timeout = 5000;
     cf.mtu = MTU;
 
-    while ((opt = getopt(argc, argv, "c:m:n:N:d:w:s:i:k:C:ub:t:M:Dvh"))
+    while ((opt = getopt(argc, argv, "c:m:n:N:d:w:s:i:I:k:C:ub:t:M:Dvh"))
            != -1)
     {
         switch (opt) {
@@ -532,6 +537,16 @@ parse_args(int argc, char **argv)
             break;
         case 'i':
             cf.identity = optarg;
+            break;
+        case 'I':
+            cf.identities = strtol(optarg, &end, 10);
+            if (*end != '\0' || cf.identities < 1
+                || cf.identities > 10000000)
+            {
+                fprintf(stderr, "dtls_load: -I takes 1 to 10000000\n");
+                return -1;
+            }
+            srandom((unsigned int) (getpid() ^ time(NULL)));
             break;
         case 'k':
             if (parse_hex(optarg, cf.key, sizeof(cf.key), &cf.key_len) != 0) {
@@ -852,13 +867,27 @@ psk_cb(SSL *ssl, const char *hint, char *identity,
     (void) ssl;
     (void) hint;
 
-    n = strlen(cf.identity);
-
-    if (n + 1 > max_identity_len || cf.key_len > max_psk_len) {
+    if (cf.key_len > max_psk_len) {
         return 0;
     }
 
-    memcpy(identity, cf.identity, n + 1);
+    if (cf.identities) {
+        n = (size_t) snprintf(identity, max_identity_len, "%s-%07ld",
+                              cf.identity, random() % cf.identities);
+        if (n + 1 > max_identity_len) {
+            return 0;
+        }
+
+    } else {
+        n = strlen(cf.identity);
+
+        if (n + 1 > max_identity_len) {
+            return 0;
+        }
+
+        memcpy(identity, cf.identity, n + 1);
+    }
+
     memcpy(psk, cf.key, cf.key_len);
 
     return (unsigned int) cf.key_len;
