@@ -70,7 +70,7 @@ stream {
         dtls_certificate_key     ${\ $pki->path('server-ec.key') };
         dtls_client_certificate  ${\ $pki->path('root.crt') };
         $directives
-        return                   "ok";
+        proxy_pass               127.0.0.1:%%PORT_8981_UDP%%;
     }
 }
 
@@ -119,7 +119,12 @@ sub restart {
 	$t->run();
 }
 
-$t->plan(33);
+# the backend, of an object of its own: $t->stop() stops its daemons
+
+my $backend = Test::Nginx->new();
+$backend->udp_echo('127.0.0.1:' . port(8981, udp => 1));
+
+$t->plan(36);
 
 ###############################################################################
 
@@ -150,6 +155,18 @@ is(s_client(undef, 'c1', @cert), 'New', 'certificate: full handshake');
 ok(reload(), 'reload, certificate');
 is(s_client('c1', undef, @cert), 'Reused',
 	'certificate: resumed after a reload');
+
+# many: dtls_load's certificate sessions each resume the first (-r)
+
+my ($load) = $t->run_tool({ timeout => 30 }, 'dtls_load', '-c',
+	"127.0.0.1:$port", '-m', 'handshake', '-n', 4, '-d', 1, '-w', 0.2,
+	'-r', '-a', $pki->path('client.crt'), '-K', $pki->path('client.key'));
+like($load, qr/"cipher":"ECDHE-ECDSA-AES128-GCM-SHA256"/,
+	'dtls_load -a: certificate suite');
+my ($hs, $res) = $load =~ /"handshakes":(\d+),.*"resumed":(\d+)/;
+ok($hs && $res && $res >= $hs - 4, 'dtls_load -r: resumed')
+	or diag($load);
+like($load, qr/"failures":0,/, 'dtls_load: no failure');
 
 ###############################################################################
 
