@@ -52,10 +52,10 @@ ngx_stream_dtls_ticket_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_stream_dtls_srv_conf_t *dscf = conf;
 
-    ngx_str_t                      *value, name, text;
-    ngx_uint_t                      i;
-    ngx_pool_cleanup_t             *cln;
-    ngx_stream_dtls_ticket_key_t   *key, **keyp, **keys;
+    ngx_str_t                     *value, name, text;
+    ngx_uint_t                     i;
+    ngx_pool_cleanup_t            *cln;
+    ngx_stream_dtls_ticket_key_t  *key, **keyp, **keys;
 
     value = cf->args->elts;
     name = value[1];
