@@ -177,6 +177,20 @@ static ngx_command_t  ngx_stream_dtls_commands[] = {
       0,
       NULL },
 
+    { ngx_string("dtls_session_tickets"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_dtls_srv_conf_t, session_tickets),
+      NULL },
+
+    { ngx_string("dtls_session_ticket_key"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_stream_dtls_ticket_key_file,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("dtls_certificate"),
       NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_array_slot,
@@ -595,6 +609,10 @@ ngx_stream_dtls_create_ctx(ngx_conf_t *cf, ngx_stream_dtls_srv_conf_t *dscf)
     SSL_CTX_set_cookie_verify_cb(ctx, ngx_stream_dtls_verify_cookie_cb);
 
     SSL_CTX_set_info_callback(ctx, ngx_stream_dtls_info_callback);
+
+    if (ngx_stream_dtls_session_tickets(cf, dscf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     /*
      * a Certificate a client sends is reassembled up to this size (100K
@@ -1167,6 +1185,8 @@ ngx_stream_dtls_create_srv_conf(ngx_conf_t *cf)
     dscf->cookie_exchange = NGX_CONF_UNSET;
     dscf->cookie_lifetime = NGX_CONF_UNSET;
     dscf->cookie_base = NGX_CONF_UNSET_PTR;
+    dscf->session_tickets = NGX_CONF_UNSET;
+    dscf->ticket_keys = NGX_CONF_UNSET_PTR;
     dscf->certificates = NGX_CONF_UNSET_PTR;
     dscf->certificate_keys = NGX_CONF_UNSET_PTR;
     dscf->passwords = NGX_CONF_UNSET_PTR;
@@ -1206,6 +1226,9 @@ ngx_stream_dtls_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->cookie_exchange, prev->cookie_exchange, 1);
     ngx_conf_merge_sec_value(conf->cookie_lifetime, prev->cookie_lifetime, 60);
     ngx_conf_merge_ptr_value(conf->cookie_base, prev->cookie_base, NULL);
+
+    ngx_conf_merge_value(conf->session_tickets, prev->session_tickets, 1);
+    ngx_conf_merge_ptr_value(conf->ticket_keys, prev->ticket_keys, NULL);
 
     ngx_conf_merge_ptr_value(conf->certificates, prev->certificates, NULL);
     ngx_conf_merge_ptr_value(conf->certificate_keys, prev->certificate_keys,
@@ -1361,6 +1384,7 @@ static void
 ngx_stream_dtls_exit(ngx_cycle_t *cycle)
 {
     ngx_stream_dtls_cookie_wipe();
+    ngx_stream_dtls_ticket_wipe();
     ngx_stream_dtls_bio_exit();
     ngx_stream_dtls_record_done();
 }

@@ -13,9 +13,14 @@
 # the ratios hold on a noisy machine.  Writes docs/benchmarks.json, the
 # plots docs/bench-*.png, and docs/benchmarks.md from them.
 #
+# Last, full against resumed (abbreviated) handshakes, with DTLS-PSK and
+# with ECDHE-ECDSA certificates (client certificates verified), written to
+# docs/benchmarks-resumption.md and .json.
+#
 # Knobs: BENCH_SECONDS (per run, default 3), BENCH_REPEAT (default 3),
 # BENCH_SESSIONS (idle session counts, default "1000,10000,18000"),
-# BENCH_OUT (default docs/).
+# BENCH_OUT (default docs/), BENCH_ONLY=resumption (that part alone, a
+# minute or two; the other reports are left as they are).
 
 use warnings;
 use strict;
@@ -42,6 +47,11 @@ my @CONCURRENCY = (1, 4, 16, 64, 256, 1024);
 my @PAYLOADS = (16, 64, 256, 1200);
 
 my $CIPHER = 'PSK-AES128-CCM8';
+my $CERT_CIPHER = 'ECDHE-ECDSA-AES128-GCM-SHA256';
+my $ONLY = $ENV{BENCH_ONLY} || '';
+
+die "BENCH_ONLY: only \"resumption\" is known\n"
+	if $ONLY && $ONLY ne 'resumption';
 my $PION_CIPHER = 'TLS_PSK_WITH_AES_128_CCM_8';
 
 my $SERVER_CPU = 0;
@@ -75,7 +85,9 @@ my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
 write_file("$dir/psk", "bench:$key\n");
 chmod 0600, "$dir/psk";
 
-my %port = map { $_ => free_port() } qw/ echo dtls plain pion /;
+my %port = map { $_ => free_port() } qw/ echo dtls plain pion cert /;
+
+pki();
 
 meta();
 
@@ -83,7 +95,7 @@ say("backend: udp_echo on 127.0.0.1:$port{echo} (cpu $CLIENT_CPU)");
 spawn('echo', $CLIENT_CPU, "$TOOLS/udp_echo", '-l', "127.0.0.1:$port{echo}");
 
 start_nginx();
-start_pion();
+start_pion() unless $ONLY;
 
 my %server = (
 	dtls => { name => 'nginx + ngx_dtls', port => $port{dtls},
@@ -92,7 +104,15 @@ my %server = (
 		pid => sub { nginx_worker() } },
 	pion => { name => 'pion/dtls proxy', port => $port{pion},
 		pid => sub { $pids{pion} } },
+	cert => { name => 'nginx + ngx_dtls, certificates', port => $port{cert},
+		cert => 1, pid => sub { nginx_worker() } },
 );
+
+if ($ONLY) {
+	resumption();
+	stop_all();
+	exit 0;
+}
 
 ###############################################################################
 
@@ -168,6 +188,10 @@ for my $s (qw/ dtls plain pion /) {
 	memory_curve($s);
 }
 
+# 6. full and resumed handshakes, PSK and certificates
+
+my $resumption = resumption();
+
 stop_all();
 
 ###############################################################################
@@ -179,6 +203,7 @@ my $results = {
 	memory => \@memory,
 	scaling => \@scaling,
 	summary => summary(),
+	resumption => $resumption,
 	seconds => sprintf('%.0f', time() - $started),
 };
 
@@ -201,7 +226,11 @@ sub measure {
 		'-M', $MTU);
 
 	push @args, $srv->{plain} ? ('-u')
+		: $srv->{cert} ? ('-a', "$dir/client.crt", '-K', "$dir/client.key",
+			'-C', $CERT_CIPHER)
 		: ('-i', 'bench', '-k', $key, '-C', $CIPHER);
+
+	push @args, '-r' if $o{resume};
 
 	my $pid = $srv->{pid}->();
 	my ($user0, $sys0) = cpu_seconds($pid);
@@ -216,6 +245,7 @@ sub measure {
 	$r->{server} = $s;
 	$r->{group} = $o{group};
 	$r->{rep} = $o{rep} if $o{rep};
+	$r->{resume} = $o{resume} ? 1 : 0;
 
 	# the server's CPU over the whole run (warm-up and set-up included),
 	# per operation of the measured part, scaled to the run
@@ -432,6 +462,20 @@ stream {
     }
 
     server {
+        listen                   127.0.0.1:$port{cert} udp;
+        dtls                     on;
+        dtls_certificate         $dir/server.crt;
+        dtls_certificate_key     $dir/server.key;
+        dtls_client_certificate  $dir/ca.crt;
+        dtls_ciphers             $CERT_CIPHER;
+        dtls_handshake_limit     4096;
+        dtls_mtu                 $MTU;
+        proxy_pass               127.0.0.1:$port{echo};
+        proxy_bind               127.0.0.1;
+        proxy_timeout            10m;
+    }
+
+    server {
         listen                127.0.0.1:$port{plain} udp;
         proxy_pass            127.0.0.1:$port{echo};
         proxy_bind            127.0.0.1;
@@ -512,6 +556,159 @@ sub stop {
 sub stop_all {
 	kill 'KILL', keys %holders;
 	stop($_) for keys %pids;
+}
+
+###############################################################################
+
+# full handshakes against resumed ones (dtls_load -r: each session resumes
+# the first, with the ticket nginx issued), PSK and certificates in turn,
+# run after run; the server's CPU per handshake is what resumption saves
+
+sub resumption {
+	say("full and resumed handshakes/s, concurrency 64, $REPEAT x "
+		. "${SECONDS}s each");
+
+	my @r;
+
+	measure($_, 'handshake', 64, 16, group => 'warm-up', resume => 1)
+		for qw/ dtls cert /;
+
+	for my $rep (1 .. $REPEAT) {
+		for my $s (qw/ dtls cert /) {
+			for my $resume (0, 1) {
+				push @r, measure($s, 'handshake', 64, 16, rep => $rep,
+					group => 'resumption', resume => $resume);
+			}
+		}
+	}
+
+	my %sum;
+
+	for my $s (qw/ dtls cert /) {
+		for my $resume (0, 1) {
+			my @m = grep { $_->{server} eq $s && $_->{resume} == $resume }
+				@r;
+			my $failures = 0;
+			$failures += $_->{failures} // 0 for @m;
+
+			$sum{$s}{$resume ? 'resumed' : 'full'} = {
+				handshakes_per_s => median(map { $_->{handshakes_per_s} } @m),
+				server_cpu_us_per_handshake =>
+					median(map { $_->{server_cpu_us_per_op} } @m),
+				p50_us => median(map { $_->{latency_us}{p50} } @m),
+				resumed_share => median(map { $_->{handshakes}
+					? $_->{resumed} / $_->{handshakes} : 0 } @m),
+				failures => $failures,
+				cipher => $m[0]{cipher},
+			};
+		}
+
+		$sum{$s}{ratio} = {
+			handshakes => div($sum{$s}{resumed}{handshakes_per_s},
+				$sum{$s}{full}{handshakes_per_s}),
+			server_cpu => div($sum{$s}{full}{server_cpu_us_per_handshake},
+				$sum{$s}{resumed}{server_cpu_us_per_handshake}),
+		};
+	}
+
+	my $res = { meta => \%meta, runs => \@r, summary => \%sum };
+
+	write_file("$OUT/benchmarks-resumption.json",
+		JSON::PP->new->pretty->canonical->encode($res));
+	write_file("$OUT/benchmarks-resumption.md", resumption_report($res));
+
+	say("resumption: $OUT/benchmarks-resumption.md");
+
+	return \%sum;
+}
+
+sub resumption_report {
+	my ($res) = @_;
+
+	my $m = $res->{meta};
+	my $s = $res->{summary};
+
+	my $md = <<"EOF";
+# Full and resumed handshakes
+
+Generated by `make bench` (bench/bench.pl, its last part; that part alone
+with `BENCH_ONLY=resumption perl bench/bench.pl`) on $m->{date}; raw
+results in [benchmarks-resumption.json](benchmarks-resumption.json). Set
+up as in [benchmarks.md](benchmarks.md): one nginx worker on CPU 0, the
+load generator (`dtls_load`) and the UDP echo backend on CPU 1, 64
+clients, each in a loop: a new socket, a handshake with the cookie
+exchange, one 16-byte echo, close_notify. "Full" is a full handshake each
+time; "resumed" is `dtls_load -r`: every session offers the session of
+the first handshake, and nginx resumes it from its session ticket (an
+abbreviated handshake: no key exchange, no certificate, one flight
+less). Medians of $m->{repeat} runs of $m->{seconds_per_run} s, taken in
+turns.
+
+- PSK: `$CIPHER`, `dtls_psk_file`;
+- certificates: `$CERT_CIPHER`, an ECDSA P-256 server certificate and a
+  P-256 client certificate that nginx verifies (`dtls_verify_client on`,
+  the default).
+
+| suite | handshake | handshakes/s | server CPU per handshake | p50 latency | resumed |
+|---|---|---:|---:|---:|---:|
+EOF
+
+	for my $k (qw/ dtls cert /) {
+		for my $h (qw/ full resumed /) {
+			my $x = $s->{$k}{$h};
+			$md .= sprintf("| %s | %s | %.0f | %.0f µs | %d µs | %.0f%% |\n",
+				$k eq 'dtls' ? 'PSK' : 'ECDHE-ECDSA', $h,
+				$x->{handshakes_per_s} // 0,
+				$x->{server_cpu_us_per_handshake} // 0,
+				$x->{p50_us} // 0, 100 * ($x->{resumed_share} // 0));
+		}
+	}
+
+	$md .= "\n";
+
+	for my $k (qw/ dtls cert /) {
+		$md .= sprintf("- %s: server CPU per handshake, full ÷ resumed: "
+			. "%s; handshakes per second, resumed ÷ full: %s.\n",
+			$k eq 'dtls' ? 'PSK' : 'ECDHE-ECDSA',
+			$s->{$k}{ratio}{server_cpu} // '-',
+			$s->{$k}{ratio}{handshakes} // '-');
+	}
+
+	$md .= <<"EOF";
+
+Handshakes per second count the whole loop, the client's work and the
+cookie exchange included, on a machine where the load generator has one
+core: with certificates, the client's own ECDHE and ECDSA signature bound
+the full handshakes, and the server's CPU per handshake is the figure to
+compare. Machine: $m->{cpu}, $m->{cores} cores, Linux $m->{kernel},
+$m->{nginx}, $m->{openssl}.
+EOF
+
+	return $md;
+}
+
+###############################################################################
+
+# a CA, the server's certificate and a client's, ECDSA P-256, for the
+# certificate server
+
+sub pki {
+	my $ec = '-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes';
+
+	system("openssl req -x509 $ec -keyout $dir/ca.key -out $dir/ca.crt "
+		. "-subj /CN=bench-ca -days 2 2>/dev/null") == 0
+		or die "openssl req (CA) failed\n";
+
+	for my $name (qw/ server client /) {
+		system("openssl req $ec -keyout $dir/$name.key "
+			. "-subj /CN=bench-$name -out $dir/$name.csr 2>/dev/null "
+			. "&& openssl x509 -req -in $dir/$name.csr -CA $dir/ca.crt "
+			. "-CAkey $dir/ca.key -set_serial " . (1 + int rand 1e9)
+			. " -days 2 -out $dir/$name.crt 2>/dev/null") == 0
+			or die "openssl (certificate of $name) failed\n";
+	}
+
+	chmod 0600, map { "$dir/$_.key" } qw/ ca server client /;
 }
 
 ###############################################################################

@@ -162,6 +162,10 @@ EOF
 		fix($s->{ratio}{handshake_cpu_floor_over_dtls}, 3),
 		fix($s->{ratio}{handshake_user_cpu_floor_over_dtls}, 3));
 
+	$md .= "Full against resumed (abbreviated) handshakes, with PSK and "
+		. "with ECDHE-ECDSA certificates: "
+		. "[benchmarks-resumption.md](benchmarks-resumption.md).\n\n";
+
 	return $md;
 }
 

@@ -87,6 +87,16 @@ typedef struct {
 } ngx_stream_dtls_cookie_secret_t;
 
 
+/* a session ticket key, as nginx's ssl_session_ticket_key reads it */
+
+typedef struct {
+    size_t                      size;       /* 48 or 80 */
+    u_char                      name[16];
+    u_char                      hmac_key[32];
+    u_char                      aes_key[32];
+} ngx_stream_dtls_ticket_key_t;
+
+
 typedef struct {
     ngx_flag_t                  enable;
 
@@ -111,6 +121,9 @@ typedef struct {
     ngx_flag_t                  cookie_exchange;
     time_t                      cookie_lifetime;
     u_char                     *cookie_base;    /* dtls_cookie_secret */
+
+    ngx_flag_t                  session_tickets;
+    ngx_array_t                *ticket_keys;    /* of key pointers */
 
     ngx_array_t                *certificates;
     ngx_array_t                *certificate_keys;
@@ -368,6 +381,15 @@ char *ngx_stream_dtls_psk_db_open(ngx_conf_t *cf, ngx_str_t *file,
     ngx_stream_dtls_psk_db_t **dbp);
 size_t ngx_stream_dtls_psk_db_key(ngx_stream_dtls_psk_db_t *db,
     ngx_log_t *log, u_char *identity, size_t len, u_char *key, size_t size);
+
+
+/* ticket.c: session ticket keys */
+
+char *ngx_stream_dtls_ticket_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_stream_dtls_session_tickets(ngx_conf_t *cf,
+    ngx_stream_dtls_srv_conf_t *dscf);
+void ngx_stream_dtls_ticket_wipe(void);
 
 
 /* source.c: datagrams from sources no client can have */

@@ -6,16 +6,25 @@
  *   dtls_load -c ADDR:PORT -m handshake|echo|hold [-n CONCURRENCY]
  *             [-d SECONDS] [-w SECONDS] [-s PAYLOAD] [-i IDENTITY]
  *             [-k HEXKEY] [-C CIPHERS] [-u] [-b BINDADDR] [-N SESSIONS]
- *             [-t MS] [-M MTU] [-D] [-v]
+ *             [-t MS] [-M MTU] [-a CERTFILE -K KEYFILE] [-r] [-D] [-v]
  *
  * One thread, one epoll loop, one non-blocking UDP socket per session,
  * connect()ed to the server (and bound to BINDADDR, port 0, with -b);
  * timers in a binary heap.  One SSL_CTX for all sessions: DTLS 1.2 only,
- * the PSK identity -i (default "bench") and key -k (required without -u),
- * or with -I COUNT a random one of COUNT identities, "IDENTITY-0000042",
- * at each handshake, all with that key (the PSK store at fleet scale),
- * the ciphers -C (default DEFAULT_CIPHERS), handshake flights of at most
- * -M bytes (default 1200).  Records go through read() and write() on the
+ * the PSK identity -i (default "bench") and key -k (required without -u
+ * and -a), or with -I COUNT a random one of COUNT identities,
+ * "IDENTITY-0000042", at each handshake, all with that key (the PSK store
+ * at fleet scale), the ciphers -C (default DEFAULT_CIPHERS, CERT_CIPHERS
+ * with -a and no -k), handshake flights of at most -M bytes (default
+ * 1200).  With -a, the client's certificate chain (PEM, leaf first) and -K
+ * its key are sent to a server that asks for one; the server's is not
+ * verified.
+ *
+ * With -r, every session resumes the session of the first handshake that
+ * completed (an abbreviated handshake, with the server's ticket or by
+ * session ID): a server that refuses makes a full handshake instead,
+ * counted apart ("resumed" are the handshakes that did resume).  Records
+ * go through read() and write() on the
  * socket (-D: through OpenSSL's datagram BIO instead, for comparison).
  *
  * An echo is PAYLOAD bytes (-s, 8 to 16384, default 16): the session's
@@ -77,7 +86,8 @@
  *    "handshake_timeout":0,"echo_timeout":0,"mismatch":0,"closed":0,
  *    "ssl":0,"socket":0},"retransmissions":0,
  *    "retransmissions_handshake":0,"retransmissions_echo":0,
- *    "late_replies":0,"reconnects":0,"closed":0,"close_acked":0,
+ *    "late_replies":0,"resumed":0,"reconnects":0,"closed":0,
+ *    "close_acked":0,
  *    "interrupted":false,"cpu_user_s":1.2,"cpu_sys_s":2.3}
  *
  * "cipher" is the suite the first session negotiated (null with -u);
@@ -131,6 +141,7 @@
 
 #define DEFAULT_CIPHERS   "PSK-AES128-CCM8:PSK-AES128-GCM-SHA256"
 #define DEFAULT_IDENTITY  "bench"
+#define CERT_CIPHERS      "ECDHE-ECDSA-AES128-GCM-SHA256"
 
 #define MTU               1200
 #define PAYLOAD_MIN       8             /* the session and sequence */
@@ -204,6 +215,7 @@ typedef enum {
 
 typedef struct {
     uint64_t                 handshakes;
+    uint64_t                 resumed;
     uint64_t                 echoes;
     uint64_t                 failures[F_N];
     uint64_t                 retrans_handshake;
@@ -257,6 +269,9 @@ typedef struct {
     size_t                   key_len;
     int                      has_key;
     const char              *ciphers;
+    const char              *cert;
+    const char              *cert_key;
+    int                      resume;
     load_mode_e              mode;
     int                      has_mode;
     long                     concurrency;
@@ -276,6 +291,7 @@ typedef struct {
 
 static conf_t          cf;
 static SSL_CTX        *ctx;
+static SSL_SESSION    *resume_sess;     /* -r: of the first handshake */
 static BIO_METHOD     *bio_method;
 static int             ep = -1;
 static int             sig_fd = -1;
@@ -415,6 +431,7 @@ main(int argc, char **argv)
 
     rc = run();
 
+    SSL_SESSION_free(resume_sess);
     SSL_CTX_free(ctx);
     BIO_meth_free(bio_method);
     free(sessions);
@@ -451,6 +468,8 @@ usage(void)
         "  -b ADDR       bind each socket to ADDR (port 0)\n"
         "  -t MS         handshake and echo timeout (default 5000)\n"
         "  -M MTU        largest datagram of a flight (default 1200)\n"
+        "  -a CERTFILE   client certificate chain (PEM), with -K KEYFILE\n"
+        "  -r            resume the first session in every later one\n"
         "  -D            OpenSSL's datagram BIO instead of read()/write()\n"
         "  -v            every failure and each phase on stderr\n");
 }
@@ -463,7 +482,6 @@ parse_args(int argc, char **argv)
     char  *end;
 
     cf.identity = DEFAULT_IDENTITY;
-    cf.ciphers = DEFAULT_CIPHERS;
     cf.concurrency = 16;
     cf.sessions = 1000;
     cf.duration = 5;
@@ -472,7 +490,8 @@ parse_args(int argc, char **argv)
     cf.timeout = 5000;
     cf.mtu = MTU;
 
-    while ((opt = getopt(argc, argv, "c:m:n:N:d:w:s:i:I:k:C:ub:t:M:Dvh"))
+    while ((opt = getopt(argc, argv,
+                         "c:m:n:N:d:w:s:i:I:k:C:ub:t:M:a:K:rDvh"))
            != -1)
     {
         switch (opt) {
@@ -582,6 +601,15 @@ parse_args(int argc, char **argv)
                 return -1;
             }
             break;
+        case 'a':
+            cf.cert = optarg;
+            break;
+        case 'K':
+            cf.cert_key = optarg;
+            break;
+        case 'r':
+            cf.resume = 1;
+            break;
         case 'D':
             cf.dgram_bio = 1;
             break;
@@ -609,9 +637,22 @@ parse_args(int argc, char **argv)
         return -1;
     }
 
-    if (!cf.udp && !cf.has_key) {
-        fprintf(stderr, "dtls_load: -k is required without -u\n");
+    if (!cf.udp && !cf.has_key && cf.cert == NULL) {
+        fprintf(stderr, "dtls_load: -k or -a is required without -u\n");
         return -1;
+    }
+
+    if ((cf.cert == NULL) != (cf.cert_key == NULL)) {
+        fprintf(stderr, "dtls_load: -a and -K go together\n");
+        return -1;
+    }
+
+    if (cf.cert && !cf.has_key && cf.ciphers == NULL) {
+        cf.ciphers = CERT_CIPHERS;
+    }
+
+    if (cf.ciphers == NULL) {
+        cf.ciphers = DEFAULT_CIPHERS;
     }
 
     if (cf.has_sessions && cf.mode != MODE_HOLD) {
@@ -821,6 +862,16 @@ make_ctx(void)
 
     SSL_CTX_set_max_send_fragment(c, cf.payload > 512 ? cf.payload : 512);
 
+    /*
+     * a ClientHello with a ticket (which holds the client's certificate
+     * with -a) must go in one record: a server's cookie check takes no
+     * fragmented ClientHello
+     */
+
+    if (cf.resume && cf.payload < cf.mtu) {
+        SSL_CTX_set_max_send_fragment(c, cf.mtu);
+    }
+
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
 
     /*
@@ -851,7 +902,21 @@ make_ctx(void)
 
     free(list);
 
-    SSL_CTX_set_psk_client_callback(c, psk_cb);
+    if (cf.has_key) {
+        SSL_CTX_set_psk_client_callback(c, psk_cb);
+    }
+
+    if (cf.cert
+        && (SSL_CTX_use_certificate_chain_file(c, cf.cert) != 1
+            || SSL_CTX_use_PrivateKey_file(c, cf.cert_key, SSL_FILETYPE_PEM)
+               != 1))
+    {
+        fprintf(stderr, "dtls_load: cannot load -a \"%s\" and -K \"%s\"\n",
+                cf.cert, cf.cert_key);
+        ERR_print_errors_fp(stderr);
+        SSL_CTX_free(c);
+        return NULL;
+    }
 
     return c;
 }
@@ -1360,6 +1425,11 @@ sess_start(sess_t *s)
 
     SSL_set_bio(s->ssl, bio, bio);
 
+    if (resume_sess && SSL_set_session(s->ssl, resume_sess) != 1) {
+        sess_fail(s, F_SSL, "SSL_set_session() failed");
+        return;
+    }
+
     if (SSL_set_mtu(s->ssl, cf.mtu) == 0) {
         fprintf(stderr, "dtls_load: MTU %ld refused\n", cf.mtu);
         fatal = 2;
@@ -1432,6 +1502,13 @@ sess_established(sess_t *s)
 
     if (!cf.udp) {
         st.handshakes++;
+
+        if (SSL_session_reused(s->ssl)) {
+            st.resumed++;
+
+        } else if (cf.resume && resume_sess == NULL) {
+            resume_sess = SSL_get1_session(s->ssl);
+        }
 
         if (cipher[0] == '\0') {
             snprintf(cipher, sizeof(cipher), "%s",
@@ -2630,6 +2707,8 @@ print_common(const stats_t *d)
            (unsigned long long) d->retrans_handshake,
            (unsigned long long) d->retrans_echo,
            (unsigned long long) d->late);
+
+    printf(",\"resumed\":%llu", (unsigned long long) d->resumed);
 }
 
 
@@ -2647,6 +2726,7 @@ print_result(void)
         secs = (t_end - t_begin) / 1e6;
 
         d.handshakes = st_end.handshakes - st_begin.handshakes;
+        d.resumed = st_end.resumed - st_begin.resumed;
         d.echoes = st_end.echoes - st_begin.echoes;
         d.retrans_handshake = st_end.retrans_handshake
                               - st_begin.retrans_handshake;
