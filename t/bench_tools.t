@@ -17,6 +17,7 @@ use JSON::PP;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 ###############################################################################
 
@@ -29,10 +30,9 @@ $t->tool('dtls_load');
 $t->tool('dtls_floor');
 $t->tool('udp_echo');
 
-my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
+my $key = hexkey();
 
-$t->write_file('psk', "bench:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "bench:$key\n");
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 

@@ -19,6 +19,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 use Test::DTLS::PKI;
 
 use IO::Select;
@@ -42,10 +43,9 @@ my $gnutls = `gnutls-cli --version 2>/dev/null` =~ /gnutls/i;
 
 my %pki = make_pki($t->testdir());
 
-my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
+my $key = hexkey();
 
-$t->write_file('psk', "dev-1:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "dev-1:$key\n");
 
 $t->write_file('nginx.conf.in', <<'EOF');
 

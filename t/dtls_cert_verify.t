@@ -29,6 +29,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS qw/ :DEFAULT line_of rx /;
 use Test::DTLS::PKI;
 
 ###############################################################################
@@ -45,10 +46,9 @@ plan(skip_all => 'no openssl binary') unless `openssl version 2>/dev/null`;
 my $d = $t->testdir();
 my $pki = Test::DTLS::PKI->new("$d/pki");
 
-my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
+my $key = hexkey();
 
-$t->write_file('psk', "dev-1:$key\n");
-chmod 0600, "$d/psk";
+psk_file($t, 'psk', "dev-1:$key\n");
 
 # every server answers with the session's variables
 
@@ -292,7 +292,7 @@ check('on_d0', 'client-int', $bad{long}, 'on: one intermediate, depth 0');
 for my $client (qw/ client client-other client-expired client-revoked
 	client-self client-long /, '')
 {
-	my $mark = length $t->read_file('access.log');
+	my $mark = access_mark($t);
 	my $r = session('off', $client);
 	my $name = "off: " . ($client || 'none');
 
@@ -319,13 +319,13 @@ check('nca_noca', 'client-expired', $bad{expired}, 'nca, no CA: expired');
 # key) and a certificate-suite client without a certificate are NONE;
 # only the latter has no $dtls_psk_identity
 
-my $mark = length $t->read_file('access.log');
+my $mark = access_mark($t);
 my $r = session('mixed_optional', '', '-k', $key, '-i', 'dev-1');
 is(join('|', map { $_ // '(none)' } @$r{qw/ verify psk /}), 'NONE|dev-1',
 	'mixed, optional: PSK client: NONE, identity');
 logged('mixed_optional', $mark, 'NONE', 'mixed, optional: PSK client');
 
-$mark = length $t->read_file('access.log');
+$mark = access_mark($t);
 $r = session('mixed_optional', '');
 is(join('|', map { $_ // '(none)' } @$r{qw/ verify psk /}), 'NONE|',
 	'mixed, optional: no certificate: NONE, no identity');
@@ -540,7 +540,7 @@ dtls_verify_client    off;
 EOF
 
 is($rc, 0, 'nginx -t: off passes');
-my $line = line_of('warn.conf', qr/^\s*dtls\s+on;/);
+my $line = line_of($t, 'warn.conf', qr/^\s*dtls\s+on;/);
 my $warn = sprintf($admits{off}, "$d/warn.conf:$line");
 like($test, qr/\[warn\] \Q$warn\E$/m, 'nginx -t: off warns, naming the server');
 
@@ -552,7 +552,7 @@ $mode
 EOF
 
 	my $m = $mode ? 'optional' : 'default';
-	$line = line_of('noca.conf', qr/^\s*dtls\s+on;/);
+	$line = line_of($t, 'noca.conf', qr/^\s*dtls\s+on;/);
 
 	isnt($rc, 0, "nginx -t: $m, no client CA fails");
 	like($test, rx(qr/\[emerg\].*no "dtls_client_certificate" /,
@@ -571,7 +571,7 @@ dtls_verify_client    optional_no_ca;
 EOF
 
 is($rc, 0, 'nginx -t: optional_no_ca needs no client CA');
-$line = line_of('nca.conf', qr/^\s*dtls\s+on;/);
+$line = line_of($t, 'nca.conf', qr/^\s*dtls\s+on;/);
 $warn = sprintf($admits{nca_noca}, "$d/nca.conf:$line");
 like($test, qr/\[warn\] \Q$warn\E$/m,
 	'nginx -t: optional_no_ca, no client CA, warns');
@@ -627,7 +627,7 @@ sub session {
 	unshift @args, '-A', $pki->path('root.crt')
 		unless grep { $_ eq '-A' || $_ eq '-k' } @args;
 
-	my ($out, $rc) = $t->run_tool({ timeout => 10 }, 'dtls_client',
+	my ($out, $rc) = dtls_client($t, { timeout => 10 },
 		'-c', "127.0.0.1:$port{$server}", '-m', 'send-only', '-s', 'x',
 		'-t', 3000, cert($client), @args);
 
@@ -681,7 +681,7 @@ sub refused {
 sub check {
 	my ($server, $client, $expect, $name) = @_;
 
-	my $mark = length $t->read_file('access.log');
+	my $mark = access_mark($t);
 
 	if ($expect->{refused}) {
 		refused($server, $client, $expect->{refused}, $name);
@@ -722,14 +722,7 @@ sub check {
 sub logged {
 	my ($server, $mark, $verify, $name) = @_;
 
-	my $line;
-
-	$t->wait_for(sub {
-		my $log = substr($t->read_file('access.log'), $mark);
-		($line) = $log =~ /^(.*)\n/;
-		return defined $line;
-	}, 3);
-
+	my ($line) = wait_access($t, 1, 3, $mark);
 	my $status = $verify eq '-' ? 400 : 200;
 
 	like($line // '', qr/^$port{$server} \Q$verify\E "[^"]*" \S+ $status$/,
@@ -802,19 +795,6 @@ EOF
 # a regex made of pieces, to keep lines short: multi-line, each piece's
 # own flags dropped
 
-sub rx {
-	my $s = join '', map { "$_" =~ s/^\(\?\^\w*:(.*)\)$/$1/sr } @_;
-	return qr/$s/m;
-}
 
-sub line_of {
-	my ($name, $re) = @_;
-
-	my @lines = split /\n/, $t->read_file($name);
-	my ($n) = grep { $lines[$_ - 1] =~ $re } 1 .. @lines;
-
-	die "no $re in $name\n" unless $n;
-	return $n;
-}
 
 ###############################################################################

@@ -15,6 +15,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 use Test::DTLS::Hello;
 
 ###############################################################################
@@ -24,9 +25,7 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->write_file('psk', 'dev-1:' . unpack('H*', join '', map { chr rand 256 }
-	1 .. 16) . "\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', 'dev-1:' . hexkey() . "\n");
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
@@ -194,10 +193,8 @@ unlike($t->error_log($mark), qr/\[info\].*must start with a ClientHello/,
 
 $t->stop();
 
-my @lines = split /\n/, $t->read_file('access.log');
+my @lines = access_lines($t);
 is(scalar(grep { /^${\$s->sockport()} 400$/ } @lines), 1,
 	'access log: only the session that got past the cookie');
-
-###############################################################################
 
 ###############################################################################

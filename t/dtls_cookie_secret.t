@@ -17,6 +17,7 @@ use Time::HiRes qw/ sleep /;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 use Test::DTLS::Hello;
 
 ###############################################################################
@@ -27,7 +28,7 @@ select STDOUT; $| = 1;
 plan(tests => 16);
 
 my $secret = random(48);
-my $psk = 'dev-1:' . unpack('H*', random(16)) . "\n";
+my $psk = 'dev-1:' . hexkey() . "\n";
 
 # one nginx instance on the test's port, with or without the secret file
 
@@ -36,9 +37,8 @@ sub instance {
 
 	my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-	$t->write_file('psk', $psk);
-	$t->write_file($_, $files{$_}) for keys %files;
-	chmod 0600, map { $t->testdir() . "/$_" } 'psk', keys %files;
+	my %all = (psk => $psk, %files);
+	psk_file($t, $_, $all{$_}) for keys %all;
 
 	$t->write_file_expand('nginx.conf', <<"EOF");
 
@@ -139,7 +139,7 @@ $s = client($port);
 is(msg_type(exchange($s, client_hello(random => random(32)))), 2,
 	'dtls_cookie off: ServerHello without a cookie');
 
-my ($out) = $f->run_tool('dtls_client', '-c', "127.0.0.1:$port",
+my ($out) = dtls_client($f, '-c', "127.0.0.1:$port",
 	'-i', 'dev-1', '-k', ($psk =~ /:(\w+)/)[0], '-m', 'send-only', '-s', 'x');
 like($out, qr/^recv ok$/m, 'dtls_cookie off: a client gets through');
 unlike($f->error_log(), qr/HelloVerifyRequest sent/,

@@ -22,6 +22,7 @@ use Cwd qw/ abs_path /;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 ###############################################################################
 
@@ -107,10 +108,9 @@ my $t = Test::Nginx->new();
 $t->tool('udp_echo');
 
 my $d = $t->testdir();
-my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
+my $key = hexkey();
 
-$t->write_file('psk', "dev:$key\n");
-chmod 0600, "$d/psk" or die "chmod psk: $!\n";
+psk_file($t, 'psk', "dev:$key\n");
 
 # Debian's own nginx.conf loads modules-enabled/*.conf, whose load_module
 # lines name modules/ under the prefix: the same here, under the test's own

@@ -17,6 +17,7 @@ use Cwd qw/ abs_path /;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 ###############################################################################
 
@@ -45,10 +46,9 @@ $t->tool('dtls_client');
 $t->tool('udp_echo');
 
 my $d = $t->testdir();
-my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
+my $key = hexkey();
 
-$t->write_file('psk', "dev:$key\n");
-chmod 0600, "$d/psk" or die "chmod psk: $!\n";
+psk_file($t, 'psk', "dev:$key\n");
 
 $t->write_file_expand('nginx.conf', <<"EOF");
 load_module  $so;
@@ -99,7 +99,7 @@ $t->plan(13);
 my $p = port(8980, udp => 1);
 
 sub echo3 {
-	my ($o) = $t->run_tool({ timeout => 15 }, 'dtls_client', '-m', 'echo',
+	my ($o) = dtls_client($t, { timeout => 15 }, '-m', 'echo',
 		'-n', '3', '-i', 'dev', '-k', $key, '-c', "127.0.0.1:$p",
 		'-t', '5000');
 	return $o;

@@ -18,6 +18,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 use Time::HiRes qw/ time sleep /;
 
@@ -81,12 +82,11 @@ stream {
 
 EOF
 
-my $key = random_hex(16);
-my $key2 = random_hex(32);
-my $wrong = random_hex(16);
+my $key = hexkey(16);
+my $key2 = hexkey(32);
+my $wrong = hexkey(16);
 
-$t->write_file('psk', "# test keys\ndev-1:$key\ndev-2:$key2\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "# test keys\ndev-1:$key\ndev-2:$key2\n");
 
 $t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'be:');
 $t->run()->plan(62);
@@ -103,8 +103,8 @@ my @good = ('-c', "127.0.0.1:$p", '-i', 'dev-1', '-k', $key);
 # no cookie: a HelloVerifyRequest, no larger than the ClientHello, and
 # nothing else: no session, no log line, no access log line
 
-my ($out, $rc) = client('-c', "127.0.0.1:$pnc", '-i', 'dev-1', '-k', $key,
-	'-m', 'nocookie', '-t', '1000');
+my ($out, $rc) = dtls_client($t, '-c', "127.0.0.1:$pnc", '-i', 'dev-1',
+	'-k', $key, '-m', 'nocookie', '-t', '1000');
 my ($hvr_len, $cookie_len, $req_len) =
 	$out =~ /^hvr received len=(\d+) cookie_len=(\d+) request_len=(\d+)$/m;
 ok(defined $hvr_len, 'nocookie: hvr received') or diag($out);
@@ -114,13 +114,14 @@ ok(defined $req_len && $hvr_len <= $req_len,
 	'nocookie: hvr not larger than the ClientHello');
 is($rc, 0, 'nocookie: exit code');
 
-client('-c', "127.0.0.1:$pnc", '-m', 'nocookie', '-t', '1000') for 1 .. 2;
+dtls_client($t, '-c', "127.0.0.1:$pnc", '-m', 'nocookie',
+	'-t', '1000') for 1 .. 2;
 
 # garbage: dropped without a reply, logged
 
 my $mark = $t->log_mark();
 
-($out, $rc) = client('-c', "127.0.0.1:$p", '-m', 'garbage', '-n', '5',
+($out, $rc) = dtls_client($t, '-c', "127.0.0.1:$p", '-m', 'garbage', '-n', '5',
 	'-t', '1000');
 like($out, qr/^reply none$/m, 'garbage: no reply');
 is($rc, 0, 'garbage: exit code');
@@ -140,7 +141,7 @@ is(scalar($t->grep_log(qr/DTLS handshake/, $mark)), 0,
 $mark = $t->log_mark();
 
 my $start = time();
-($out, $rc) = client('-c', "127.0.0.1:$p", '-i', 'dev-1', '-k', $wrong,
+($out, $rc) = dtls_client($t, '-c', "127.0.0.1:$p", '-i', 'dev-1', '-k', $wrong,
 	'-m', 'echo', '-t', '2500');
 like($out, qr/^alert received: handshake failure$/m,
 	'wrong key: client gets an alert');
@@ -155,7 +156,7 @@ ok($t->wait_log(qr/\[info\].*DTLS handshake failed: timed out: the client's Fini
 $mark = $t->log_mark();
 
 $start = time();
-($out, $rc) = client('-c', "127.0.0.1:$p", '-i', 'nobody', '-k', $key,
+($out, $rc) = dtls_client($t, '-c', "127.0.0.1:$p", '-i', 'nobody', '-k', $key,
 	'-m', 'echo', '-t', '4000');
 my $elapsed = time() - $start;
 like($out, qr/^alert received: unknown PSK identity$/m,
@@ -174,10 +175,10 @@ ok(scalar $t->grep_log(
 # a stalled handshake is released at dtls_handshake_timeout
 
 $mark = $t->log_mark();
-my $lines = access_lines();
+my $lines = access_lines($t);
 
 $start = time();
-($out, $rc) = client('-c', "127.0.0.1:$p", '-i', 'dev-1', '-k', $key,
+($out, $rc) = dtls_client($t, '-c', "127.0.0.1:$p", '-i', 'dev-1', '-k', $key,
 	'-m', 'stall', '-t', '1000');
 like($out, qr/^hvr received /m, 'stall: hvr');
 like($out, qr/^server flight received len=\d+$/m, 'stall: server flight');
@@ -188,17 +189,17 @@ $elapsed = time() - $start;
 ok($elapsed > 0.8 && $elapsed < 3.5, 'stall: released at the timeout')
 	or diag(sprintf('%.2fs', $elapsed));
 
-ok($t->wait_for(sub { access_lines() > $lines }, 2),
+ok($t->wait_for(sub { access_lines($t) > $lines }, 2),
 	'stall: access log line');
-like((split /\n/, $t->read_file('access.log'))[-1], qr/^$p - - - 400 /,
+like((access_lines($t))[-1], qr/^$p - - - 400 /,
 	'stall: status 400');
 
 # the client's close_notify is answered, and the session ends at once
 
 $mark = $t->log_mark();
-$lines = access_lines();
+$lines = access_lines($t);
 
-($out, $rc) = client(@good, '-m', 'echo', '-n', '2', '-t', '3000');
+($out, $rc) = dtls_client($t, @good, '-m', 'echo', '-n', '2', '-t', '3000');
 like($out, qr/^handshake ok protocol=DTLSv1\.2 cipher=\S+ reused=0$/m,
 	'close_notify: handshake');
 like($out, qr/^recv be:hello-2$/m, 'close_notify: through the backend');
@@ -207,10 +208,10 @@ like($out, qr/^close_notify received$/m, 'close_notify: answered');
 is($rc, 0, 'close_notify: exit code');
 
 $start = time();
-ok($t->wait_for(sub { access_lines() > $lines }, 1.5),
+ok($t->wait_for(sub { access_lines($t) > $lines }, 1.5),
 	'close_notify: session ended promptly')
 	or diag(sprintf('%.2fs', time() - $start));
-my ($session_time) = (split /\n/, $t->read_file('access.log'))[-1]
+my ($session_time) = (access_lines($t))[-1]
 	=~ /^$p dev-1 DTLSv1\.2 \S+ 200 (\S+)$/;
 ok(defined $session_time, 'close_notify: access log');
 ok(defined $session_time && $session_time < 1,
@@ -222,8 +223,8 @@ ok(scalar $t->grep_log(
 
 # return: nginx ends the session with close_notify
 
-($out, $rc) = client('-c', "127.0.0.1:$pret", '-i', 'dev-2', '-k', $key2,
-	'-m', 'send-only', '-t', '3000');
+($out, $rc) = dtls_client($t, '-c', "127.0.0.1:$pret", '-i', 'dev-2',
+	'-k', $key2, '-m', 'send-only', '-t', '3000');
 like($out, qr/^recv bye$/m, 'return: data');
 like($out, qr/^close_notify received$/m, 'return: close_notify');
 is($rc, 0, 'return: exit code');
@@ -231,8 +232,8 @@ is($rc, 0, 'return: exit code');
 # proxy_timeout: an idle session is ended with close_notify
 
 $start = time();
-($out, $rc) = client('-c', "127.0.0.1:$pidle", '-i', 'dev-1', '-k', $key,
-	'-m', 'send-only', '-t', '3000');
+($out, $rc) = dtls_client($t, '-c', "127.0.0.1:$pidle", '-i', 'dev-1',
+	'-k', $key, '-m', 'send-only', '-t', '3000');
 $elapsed = time() - $start;
 like($out, qr/^recv be:hello$/m, 'proxy_timeout: data');
 like($out, qr/^close_notify received$/m, 'proxy_timeout: close_notify');
@@ -258,7 +259,7 @@ ok($t->wait_for(sub {
 
 sleep 0.3;
 
-($out, $rc) = client(@good, '-m', 'echo', '-n', '3', '-t', '3000');
+($out, $rc) = dtls_client($t, @good, '-m', 'echo', '-n', '3', '-t', '3000');
 like($out, qr/^echo ok n=3$/m, 'isolation: good session');
 is($rc, 0, 'isolation: exit code');
 
@@ -277,7 +278,7 @@ my $first_fail = index($log, 'DTLS handshake failed');
 ok($good_end >= 0 && $first_fail > $good_end,
 	'isolation: good session while the others were in progress');
 
-($out, $rc) = client(@good, '-m', 'echo', '-t', '3000');
+($out, $rc) = dtls_client($t, @good, '-m', 'echo', '-t', '3000');
 like($out, qr/^echo ok n=1$/m, 'isolation: good session after');
 
 ###############################################################################
@@ -306,7 +307,7 @@ diag(sprintf('stop with a stalled handshake: %.2fs', $elapsed))
 # session that got past the cookie exchange, none for the ClientHellos
 # without cookie
 
-my @access = split /\n/, $t->read_file('access.log');
+my @access = access_lines($t);
 is(scalar(grep { /^$pnc / } @access), 0, 'nocookie: no access log line');
 is(scalar(grep { /server: 127\.0\.0\.1:$pnc\b/ }
 	$t->grep_log(qr/DTLS handshake/)), 0,
@@ -336,21 +337,5 @@ for my $name (sort keys %logs) {
 }
 
 is($t->log_alerts(), '', 'no alerts');
-
-###############################################################################
-
-sub client {
-	return $t->run_tool({ timeout => 20 }, 'dtls_client', @_);
-}
-
-sub access_lines {
-	my @l = split /\n/, $t->read_file('access.log');
-	return scalar @l;
-}
-
-sub random_hex {
-	my ($n) = @_;
-	return join '', map { sprintf '%02x', int(rand(256)) } 1 .. $n;
-}
 
 ###############################################################################

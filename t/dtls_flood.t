@@ -19,6 +19,7 @@ use Time::HiRes qw/ time sleep /;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS qw/ :DEFAULT proc_kb /;
 use Test::DTLS::Hello;
 
 ###############################################################################
@@ -32,8 +33,7 @@ $t->tool('dtls_client');
 
 my $key = unpack('H*', random(16));
 
-$t->write_file('psk', "dev-1:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "dev-1:$key\n");
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
@@ -73,7 +73,7 @@ my ($worker) = $t->workers();
 # 20,000 ClientHellos without cookies, each from its own port, while a
 # real client makes sessions one after another
 
-my $rss = rss($worker);
+my $rss = proc_kb($worker, 'VmRSS');
 
 my $client = $t->run_daemon($t->tool('dtls_client'), '-c', "127.0.0.1:$flood",
 	'-i', 'dev-1', '-k', $key, '-m', 'sequential', '-n', 50, '-t', 10000);
@@ -101,7 +101,7 @@ diag(sprintf('%d ClientHellos in %.1fs, %d replies', $sent, $elapsed,
 ok($replies >= 19000, 'flood: answered') or diag("$replies replies");
 is($larger, 0, 'flood: no reply larger than its request');
 
-my $grown = rss($worker) - $rss;
+my $grown = proc_kb($worker, 'VmRSS') - $rss;
 diag("worker RSS grew by $grown kB");
 
 SKIP: {
@@ -142,13 +142,13 @@ for (@clients) {
 
 is($flights, 200, 'limit: 200 handshakes started, the rest dropped');
 
-my ($out) = $t->run_tool('dtls_client', '-c', "127.0.0.1:$limited",
+my ($out) = dtls_client($t, '-c', "127.0.0.1:$limited",
 	'-i', 'dev-1', '-k', $key, '-m', 'send-only', '-s', 'x', '-t', 1000);
 like($out, qr/^handshake failed/m, 'limit: held while full');
 
 sleep 4;
 
-($out) = $t->run_tool('dtls_client', '-c', "127.0.0.1:$limited",
+($out) = dtls_client($t, '-c', "127.0.0.1:$limited",
 	'-i', 'dev-1', '-k', $key, '-m', 'send-only', '-s', 'x');
 like($out, qr/^recv 0 (\d+)$/m, 'limit: all slots back after the timeout');
 
@@ -161,7 +161,7 @@ ok($dropped && $dropped >= 800, 'limit: drops counted')
 # nginx's 16 KB); the handshake fails at once, and nothing of that size
 # is held
 
-$rss = rss($worker);
+$rss = proc_kb($worker, 'VmRSS');
 my $mark = $t->log_mark();
 
 for (1 .. 100) {
@@ -177,7 +177,7 @@ ok($t->wait_for(sub { scalar(() = $t->error_log($mark)
 	=~ /\[info\].*DTLS handshake failed: malformed or oversized handshake /g)
 	== 100 }, 10), 'bombs: each handshake failed on the message size');
 
-$grown = rss($worker) - $rss;
+$grown = proc_kb($worker, 'VmRSS') - $rss;
 diag("worker RSS grew by $grown kB after the bombs");
 
 SKIP: {
@@ -204,12 +204,5 @@ sub fragment {
 		. pack('n', length $hs) . $hs;
 }
 
-sub rss {
-	my ($pid) = @_;
-
-	open my $fh, '<', "/proc/$pid/status" or return 0;
-	my ($kb) = join('', <$fh>) =~ /^VmRSS:\s+(\d+)/m;
-	return $kb;
-}
 
 ###############################################################################

@@ -25,6 +25,7 @@ use Time::HiRes qw/ sleep /;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS qw/ :DEFAULT proc_kb /;
 use Test::DTLS::Hello;
 use Test::DTLS::PKI;
 
@@ -45,8 +46,7 @@ my @sizes = $asan ? (50) : (50, 1000);
 
 my $key = unpack('H*', random(16));
 
-$t->write_file('psk', "dev-1:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "dev-1:$key\n");
 
 my $pki = Test::DTLS::PKI->new($t->testdir() . '/pki');
 
@@ -94,10 +94,10 @@ my ($worker) = $t->workers();
 # a normal handshake in progress: the cookie, the server's flight, then
 # nothing yet
 
-my $before = vmdata($worker);
+my $before = proc_kb($worker, 'VmData');
 my @normal = map { handshake(port(8980, udp => 1)) } 1 .. 50;
 sleep 1;
-my $normal = (vmdata($worker) - $before) / 50;
+my $normal = (proc_kb($worker, 'VmData') - $before) / 50;
 my $limit = 128 < 2 * $normal ? 2 * $normal : 128;
 
 diag(sprintf('normal, 50 handshakes: %.1f kB each; limit %.1f kB',
@@ -114,7 +114,7 @@ for my $case ([ 'future', 8980 ], [ 'bounded', 8980 ], [ 'certificate', 8982 ]) 
 	$port = port($port, udp => 1);
 
 	for my $n (@sizes) {
-		my $before = vmdata($worker);
+		my $before = proc_kb($worker, 'VmData');
 
 		my @held = map { handshake($port) } 1 .. $n;
 		attack($attack, @held);
@@ -122,7 +122,7 @@ for my $case ([ 'future', 8980 ], [ 'bounded', 8980 ], [ 'certificate', 8982 ]) 
 		# the worker reads what is queued on its socket
 
 		sleep 1;
-		my $grown = vmdata($worker) - $before;
+		my $grown = proc_kb($worker, 'VmData') - $before;
 		my $each = $grown / $n;
 
 		diag(sprintf('%s, %d handshakes: VmData +%d kB, %.1f kB each',
@@ -219,12 +219,5 @@ sub record {
 		. pack('n', length $body) . $body;
 }
 
-sub vmdata {
-	my ($pid) = @_;
-
-	open my $fh, '<', "/proc/$pid/status" or return 0;
-	my ($kb) = join('', <$fh>) =~ /^VmData:\s+(\d+)/m;
-	return $kb;
-}
 
 ###############################################################################

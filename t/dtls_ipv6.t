@@ -16,6 +16,7 @@ use IO::Socket::IP;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 ###############################################################################
 
@@ -31,10 +32,9 @@ IO::Socket::IP->new(LocalHost => '::1', LocalPort => 0, Proto => 'udp')
 	or plan(skip_all => 'no ::1');
 
 my $d = $t->testdir();
-my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
+my $key = hexkey();
 
-$t->write_file('psk', "dev:$key\n");
-chmod 0600, "$d/psk" or die "chmod psk: $!\n";
+psk_file($t, 'psk', "dev:$key\n");
 
 $t->write_file_expand('nginx.conf', <<"EOF");
 
@@ -67,7 +67,7 @@ my $peer = '[::1]:' . port(8980, udp => 1);
 
 # a session over IPv6, proxied to the IPv4 backend
 
-my ($out, $rc) = $t->run_tool({ timeout => 15 }, 'dtls_client', '-m', 'echo',
+my ($out, $rc) = dtls_client($t, { timeout => 15 }, '-m', 'echo',
 	'-n', '3', '-i', 'dev', '-k', $key, '-c', $peer, '-t', '5000');
 
 like($out, qr/^handshake ok protocol=DTLSv1\.2 cipher=\S+ reused=0$/m,
@@ -84,7 +84,7 @@ like($t->read_file('access.log'), qr/^::1 DTLSv1\.2 dev$/m,
 
 # a ClientHello without a cookie gets a HelloVerifyRequest, no larger
 
-($out, $rc) = $t->run_tool({ timeout => 10 }, 'dtls_client',
+($out, $rc) = dtls_client($t, { timeout => 10 },
 	'-m', 'nocookie', '-c', $peer, '-t', '2000');
 
 like($out, qr/^hvr received len=60 cookie_len=32 request_len=\d+$/m,
@@ -97,7 +97,7 @@ ok(defined $len && $len <= $request, 'nocookie: hvr not larger than request');
 
 my $gmark = $t->log_mark();
 
-($out, $rc) = $t->run_tool({ timeout => 10 }, 'dtls_client',
+($out, $rc) = dtls_client($t, { timeout => 10 },
 	'-m', 'garbage', '-n', '3', '-c', $peer, '-t', '1000');
 
 like($out, qr/^reply none$/m, 'garbage: no reply');

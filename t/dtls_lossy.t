@@ -18,6 +18,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 use Test::DTLS::PKI;
 
 use POSIX qw/ WNOHANG /;
@@ -36,9 +37,8 @@ $t->tool('udp_relay');
 
 my $pki = Test::DTLS::PKI->new($t->testdir() . '/pki');
 
-my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
-$t->write_file('psk', "dev-1:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+my $key = hexkey();
+psk_file($t, 'psk', "dev-1:$key\n");
 
 my $conf = <<'EOF';
 
@@ -208,7 +208,7 @@ for (1 .. 2) {
 	# machine)
 
 	for (1 .. 20) {
-		my $out = $t->run_tool({ timeout => 5 }, 'dtls_client',
+		my $out = dtls_client($t, { timeout => 5 },
 			'-c', "127.0.0.1:$relay->{port}", '-m', 'nocookie',
 			'-t', 600);
 	}
@@ -232,7 +232,7 @@ is($again[1], $again[0], 'seed: same seed, same drops');
 my $mark = $t->log_mark();
 my $relay = $t->udp_relay($psk_port, '-D', 100);
 
-my ($out, $rc) = $t->run_tool({ timeout => 20 }, 'dtls_client',
+my ($out, $rc) = dtls_client($t, { timeout => 20 },
 	'-c', "127.0.0.1:$relay->{port}", @psk, '-m', 'echo', '-n', 5,
 	'-t', 5000);
 
@@ -258,9 +258,10 @@ ok($stats->{relayed} && $stats->{duplicated} == $stats->{relayed}
 my ($from) = $t->error_log($mark) =~ /udp client 127\.0\.0\.1:(\d+) connected/;
 $from //= 0;
 
-ok($t->wait_for(sub { access_line($from) }, 5), 'dup 100%: access log line');
+ok($t->wait_for(sub { access_line($t, $from) }, 5),
+	'dup 100%: access log line');
 
-my $line = access_line($from) // '';
+my $line = access_line($t, $from) // '';
 like($line, qr/^\d+ 200 \d+ \d+ 35 50$/, 'dup 100%: bytes, once each')
 	or diag($line);
 
@@ -277,10 +278,5 @@ is($t->log_alerts(), '', 'no alerts');
 
 # the access log line of a session from the relay's port
 
-sub access_line {
-	my ($port) = @_;
-	my ($line) = grep { /^$port / } split /\n/, $t->read_file('access.log');
-	return $line;
-}
 
 ###############################################################################

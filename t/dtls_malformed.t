@@ -20,6 +20,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 use Test::DTLS::Hello;
 
 use IO::Select;
@@ -38,9 +39,8 @@ $t->tool('dtls_client');
 $t->tool('udp_echo');
 $t->tool('udp_relay');
 
-my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
-$t->write_file('psk', "dev-1:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+my $key = hexkey();
+psk_file($t, 'psk', "dev-1:$key\n");
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
@@ -277,9 +277,9 @@ good('clienthellos out of shape');
 	my @after = drain($s, 1.5);
 	is(scalar(@after), 0, 'in handshake: nothing after the alert');
 
-	ok($t->wait_for(sub { access_line($s->sockport()) }, 2),
+	ok($t->wait_for(sub { access_line($t, $s->sockport()) }, 2),
 		'in handshake: access log line');
-	like(access_line($s->sockport()) // '', qr/^\d+ 400 /,
+	like(access_line($t, $s->sockport()) // '', qr/^\d+ 400 /,
 		'in handshake: status 400');
 }
 
@@ -325,7 +325,7 @@ for my $kinds ('01234', '5') {
 	my $mark = $t->log_mark();
 	my $relay = $t->udp_relay($port, '-c', 100, '-K', $kinds, '-s', 3);
 
-	my ($out, $rc) = $t->run_tool({ timeout => 20 }, 'dtls_client',
+	my ($out, $rc) = dtls_client($t, { timeout => 20 },
 		'-c', "127.0.0.1:$relay->{port}", '-i', 'dev-1', '-k', $key,
 		'-m', 'echo', '-n', 10, '-t', 3000);
 
@@ -341,11 +341,12 @@ for my $kinds ('01234', '5') {
 		=~ /udp client 127\.0\.0\.1:(\d+) connected/;
 	$from //= 0;
 
-	ok($t->wait_for(sub { access_line($from) }, 4), "$name: access log line");
+	ok($t->wait_for(sub { access_line($t, $from) }, 4),
+		"$name: access log line");
 
 	# "hello-1" .. "hello-10": 71 bytes to the backend, 101 back
 
-	like(access_line($from) // '', qr/^$from 200 71 101$/,
+	like(access_line($t, $from) // '', qr/^$from 200 71 101$/,
 		"$name: backend got each datagram once");
 	unlike(session_log($from, $mark),
 		qr/DTLS session failed|\[(error|alert|crit)\]/,
@@ -480,9 +481,9 @@ SKIP: {
 		=~ /udp client 127\.0\.0\.1:(\d+) connected/;
 	$from //= 0;
 
-	ok($t->wait_for(sub { access_line($from) }, 3),
+	ok($t->wait_for(sub { access_line($t, $from) }, 3),
 		'after close_notify: access log line');
-	like(access_line($from) // '', qr/^$from 200 0 0$/,
+	like(access_line($t, $from) // '', qr/^$from 200 0 0$/,
 		'after close_notify: nothing reached the backend');
 
 	# the session that dropped the data record sent nothing
@@ -553,7 +554,7 @@ good('flood');
 
 $t->stop();
 
-my @access = split /\n/, $t->read_file('access.log');
+my @access = access_lines($t);
 
 # good: the good clients, two relayed sessions, the two with forged
 # datagrams (raw sockets: root only), s_client; failed: the handshakes
@@ -707,7 +708,7 @@ sub drain {
 sub good {
 	my ($after) = @_;
 
-	my ($out, $rc) = $t->run_tool({ timeout => 20 }, 'dtls_client', @good,
+	my ($out, $rc) = dtls_client($t, { timeout => 20 }, @good,
 		'-m', 'echo', '-n', 2, '-t', 5000);
 
 	ok($out =~ /^recv be:hello-2$/m && $out =~ /^echo ok n=2$/m,
@@ -728,10 +729,5 @@ sub session_log {
 	return join "\n", grep { /\*(\d+) / && $ids{$1} } split /\n/, $log;
 }
 
-sub access_line {
-	my ($p) = @_;
-	my ($line) = grep { /^$p / } split /\n/, $t->read_file('access.log');
-	return $line;
-}
 
 ###############################################################################

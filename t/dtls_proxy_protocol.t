@@ -36,6 +36,7 @@ use POSIX qw/ WNOHANG /;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS qw/ :DEFAULT which /;
 use Test::DTLS::PKI;
 
 ###############################################################################
@@ -69,8 +70,8 @@ my $v6 = IO::Socket::IP->new(LocalHost => '::1', LocalPort => 0,
 my $d = $t->testdir();
 my $pki = Test::DTLS::PKI->new("$d/pki");
 
-my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
-my $key2 = unpack('H*', join '', map { chr int rand 256 } 1 .. 32);
+my $key = hexkey();
+my $key2 = hexkey(32);
 
 # the longest identity a key file may hold
 
@@ -79,8 +80,7 @@ my $long = 'urn:dev:' . join '', map { ('a' .. 'z', 0 .. 9)[$_ % 36] }
 
 die "identity of " . length($long) . " bytes\n" unless length $long == 128;
 
-$t->write_file('psk', "dev-1:$key\ndev-2:$key\n$long:$key2\n");
-chmod 0600, "$d/psk";
+psk_file($t, 'psk', "dev-1:$key\ndev-2:$key\n$long:$key2\n");
 
 my %port = (go => port(8990, udp => 1), node => port(8991, udp => 1));
 my @parsers = qw/ go node /;
@@ -323,9 +323,9 @@ for my $p (@parsers) {
 	# own lines)
 
 	my $bmark = length $t->daemon_output($backend{$p});
-	my $amark = length $t->read_file('access.log');
+	my $amark = access_mark($t);
 
-	my ($out) = $t->run_tool('dtls_client', '-c',
+	my ($out) = dtls_client($t, '-c',
 		"127.0.0.1:$l->{cert}{port}", '-a', $pki->path('client.crt'),
 		'-K', $pki->path('client.key'), '-A', $client_ca,
 		'-m', 'sequential', '-n', 2, '-R');
@@ -365,7 +365,7 @@ for my $p (@parsers) {
 
 	my $mark = $t->log_mark();
 
-	($out) = $t->run_tool('dtls_client', '-c',
+	($out) = dtls_client($t, '-c',
 		"127.0.0.1:$l->{small}{port}", '-i', 'dev-1', '-k', $key,
 		'-C', 'PSK-AES128-CCM8', '-m', 'echo', '-s', 'z' x ($fit - 1),
 		'-t', 1500);
@@ -442,9 +442,9 @@ like($t_out, qr/"proxy_protocol" cannot be used with "dtls_proxy_protocol"/,
 sub session {
 	my ($l, @args) = @_;
 
-	my $amark = length $t->read_file('access.log');
+	my $amark = access_mark($t);
 
-	my ($out) = $t->run_tool('dtls_client', '-c', "$l->{host}:$l->{port}",
+	my ($out) = dtls_client($t, '-c', "$l->{host}:$l->{port}",
 		@args);
 
 	my @recv = $out =~ /^(?:second )?recv (pp .*)$/mg;
@@ -470,7 +470,7 @@ sub access {
 
 	$t->wait_for(sub {
 		@lines = grep { $_->[0] == $port } map { [ split ' ' ] }
-			split /\n/, substr($t->read_file('access.log'), $amark);
+			access_lines($t, $amark);
 		return @lines >= $n;
 	}, 5);
 
@@ -547,14 +547,5 @@ sub stop_backend {
 	return $summary // '';
 }
 
-sub which {
-	my ($name) = @_;
-
-	for my $dir (split /:/, $ENV{PATH} // '') {
-		return "$dir/$name" if -x "$dir/$name";
-	}
-
-	return undef;
-}
 
 ###############################################################################

@@ -23,6 +23,7 @@ use List::Util qw/ shuffle /;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 ###############################################################################
 
@@ -42,25 +43,23 @@ sub random { join '', map { chr int rand 256 } 1 .. $_[0] }
 
 # 100 keys of 16 to 64 bytes, in no order: the sort has work to do
 
-sub psk_file {
+sub keys_file {
 	my ($name, $tag) = @_;
 
 	my @keys = map { [ sprintf("%s-%03d", $tag, $_),
 		random(16 + int rand 49) ] } 1 .. 100;
 
-	$t->write_file($name, join '', "# $tag\n",
+	psk_file($t, $name, join '', "# $tag\n",
 		map { "$_->[0]:" . unpack('H*', $_->[1]) . "\n" } shuffle @keys);
-	chmod 0600, "$d/$name";
 
 	return @keys;
 }
 
-my @psk1 = psk_file('psk1', 'one');
-my @psk2 = psk_file('psk2', 'two');
+my @psk1 = keys_file('psk1', 'one');
+my @psk2 = keys_file('psk2', 'two');
 
 my $secret = random(48);
-$t->write_file('cookie', $secret);
-chmod 0600, "$d/cookie";
+psk_file($t, 'cookie', $secret);
 
 my $canary = 'canary-' . unpack('H*', random(12));
 
@@ -149,7 +148,7 @@ sub session {
 	my ($out) = do {
 		local $ENV{SSLKEYLOGFILE} = "$d/keylog";
 
-		$t->run_tool({ timeout => 10 }, 'dtls_client', '-m', 'send-only',
+		dtls_client($t, { timeout => 10 }, '-m', 'send-only',
 			'-c', '127.0.0.1:' . port(8980, udp => 1), '-s', 'x',
 			'-i', $k->[0], '-k', unpack('H*', $k->[1]), '-t', 500);
 	};

@@ -18,6 +18,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 ###############################################################################
 
@@ -53,10 +54,9 @@ stream {
 
 EOF
 
-my $key = join '', map { sprintf '%02x', int(rand(256)) } 1 .. 16;
+my $key = hexkey();
 
-$t->write_file('psk', "dev-1:$key\ndev-2:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "dev-1:$key\ndev-2:$key\n");
 
 $t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'be:');
 $t->run()->plan(53);
@@ -74,7 +74,8 @@ my $new_re = qr/client made a new handshake, DTLS session renewed/;
 
 my $mark = $t->log_mark();
 
-my ($out, $rc) = client(@good, '-m', 'rehandshake', '-n', '2', '-t', '6000');
+my ($out, $rc) = dtls_client($t, @good, '-m', 'rehandshake', '-n', '2',
+	'-t', '6000');
 like($out, qr/^handshake ok protocol=DTLSv1\.2 cipher=\S+ reused=0$/m,
 	'rehandshake: first handshake');
 like($out, qr/^recv be:hello-2$/m, 'rehandshake: first session echoes');
@@ -97,7 +98,8 @@ is(scalar $t->grep_log($new_re, $mark), 1, 'rehandshake: logged once');
 
 # one nginx session, renewed, ended by the close_notify of the second
 
-ok($t->wait_for(sub { access_lines() >= 1 }, 3), 'rehandshake: session ended');
+ok($t->wait_for(sub { access_lines($t) >= 1 }, 3),
+	'rehandshake: session ended');
 is(scalar $t->grep_log(qr/new DTLS handshake of the client failed/, $mark),
 	0, 'rehandshake: no failure');
 
@@ -106,8 +108,8 @@ is(scalar $t->grep_log(qr/new DTLS handshake of the client failed/, $mark),
 
 $mark = $t->log_mark();
 
-($out, $rc) = client(@good, '-m', 'rehandshake', '-n', '2', '-R', '-X',
-	'-t', '3000');
+($out, $rc) = dtls_client($t, @good, '-m', 'rehandshake', '-n', '2', '-R',
+	'-X', '-t', '3000');
 like($out, qr/^second handshake ok protocol=DTLSv1\.2 cipher=\S+ reused=1$/m,
 	'rehandshake, resumed: second handshake') or diag($out);
 like($out, qr/^second echo ok n=2$/m,
@@ -123,8 +125,8 @@ is(join("\n", $t->grep_log(qr/\[(alert|crit|error)\]/, $mark)), '',
 
 $mark = $t->log_mark();
 
-($out, $rc) = client(@good, '-m', 'renew-stall', '-n', '2', '-W', '3000',
-	'-t', '5000');
+($out, $rc) = dtls_client($t, @good, '-m', 'renew-stall', '-n', '2',
+	'-W', '3000', '-t', '5000');
 like($out, qr/^first echo ok n=1$/m, 'renew-stall: session up');
 like($out, qr/^server flight received len=\d+$/m,
 	'renew-stall: new handshake begun') or diag($out);
@@ -147,8 +149,8 @@ is(scalar $t->grep_log($new_re, $mark), 0, 'renew-stall: not renewed');
 
 $mark = $t->log_mark();
 
-($out, $rc) = client(@good, '-m', 'rehandshake', '-n', '1', '-I', 'dev-2',
-	'-t', '2000');
+($out, $rc) = dtls_client($t, @good, '-m', 'rehandshake', '-n', '1',
+	'-I', 'dev-2', '-t', '2000');
 like($out, qr/^second handshake ok /m, 'other peer: handshake done');
 unlike($out, qr/^second echo ok/m, 'other peer: no echo');
 ok($t->wait_log(qr/authenticated another peer, DTLS session ended/, 3,
@@ -161,7 +163,7 @@ ok($t->wait_log(qr/authenticated another peer, DTLS session ended/, 3,
 
 $mark = $t->log_mark();
 
-($out, $rc) = client(@good, '-m', 'replay', '-n', '2', '-t', '5000');
+($out, $rc) = dtls_client($t, @good, '-m', 'replay', '-n', '2', '-t', '5000');
 like($out, qr/^first echo ok n=1$/m, 'replay: session up');
 like($out, qr/^replayed clienthello len=\d+$/m, 'replay: ClientHello sent');
 unlike($out, qr/^reply after replay/m, 'replay: no reply');
@@ -181,7 +183,8 @@ is(scalar $t->grep_log($new_re, $mark), 0, 'replay: session not ended');
 
 $mark = $t->log_mark();
 
-($out, $rc) = client(@good, '-m', 'replay-new', '-n', '2', '-t', '5000');
+($out, $rc) = dtls_client($t, @good, '-m', 'replay-new', '-n', '2',
+	'-t', '5000');
 like($out, qr/^first echo ok n=1$/m, 'replay-new: session up');
 like($out, qr/^hvr received len=\d+ cookie_len=32 request_len=\d+$/m,
 	'replay-new: hvr') or diag($out);
@@ -200,8 +203,8 @@ is(scalar $t->grep_log($new_re, $mark), 0, 'replay-new: session not ended');
 
 $mark = $t->log_mark();
 
-my $stall = $t->run_daemon($t->tool('dtls_client'), @good, '-m',
-	'renew-stall', '-n', '1', '-W', '3000', '-t', '3000');
+my $stall = $t->run_daemon($t->tool('dtls_client'), @good,
+	'-m', 'renew-stall', '-n', '1', '-W', '3000', '-t', '3000');
 ok($t->wait_for(sub { $t->daemon_output($stall) =~ /^echo ok n=1$/m }, 5),
 	'renewal at a reload: begun') or diag($t->daemon_output($stall));
 
@@ -223,7 +226,7 @@ $t->stop();
 # a line for each session: a renewed session is one; the session ended by
 # another peer's handshake is logged with its first identity
 
-my @access = split /\n/, $t->read_file('access.log');
+my @access = access_lines($t);
 is(scalar(grep { /^\d+ dev-1 200 [\d.]+$/ } @access), 7,
 	'access log: seven sessions, of dev-1') or diag(join "\n", @access);
 
@@ -235,16 +238,5 @@ is(scalar(grep { $_ > 1 } values %ports), 0,
 is(scalar $t->grep_log(qr/DTLS handshake failed/), 1,
 	'one failed handshake, the one left unfinished');
 is($t->log_alerts(), '', 'no alerts');
-
-###############################################################################
-
-sub client {
-	return $t->run_tool({ timeout => 20 }, 'dtls_client', @_);
-}
-
-sub access_lines {
-	my @l = split /\n/, $t->read_file('access.log');
-	return scalar @l;
-}
 
 ###############################################################################

@@ -16,6 +16,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 ###############################################################################
 
@@ -26,10 +27,9 @@ my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
 $t->tool('dtls_client');
 
-my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
+my $key = hexkey();
 
-$t->write_file('psk', "dev-1:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "dev-1:$key\n");
 
 my $conf = <<'EOF';
 
@@ -54,7 +54,7 @@ $t->run()->plan(13);
 my $peer = '127.0.0.1:' . port(8980, udp => 1);
 
 sub handshake {
-	my ($o) = $t->run_tool({ timeout => 10 }, 'dtls_client',
+	my ($o) = dtls_client($t, { timeout => 10 },
 		'-c', $peer, '-m', 'send-only', '-s', 'x', '-i', 'dev-1',
 		'-k', $key, '-t', 3000);
 	return $o;

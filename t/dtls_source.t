@@ -22,6 +22,7 @@ use Socket qw/ PF_INET PF_INET6 SOCK_RAW inet_aton inet_pton AF_INET6
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 use Test::DTLS::Hello;
 
 ###############################################################################
@@ -38,8 +39,8 @@ my $raw6;
 my $ipv6 = IO::Socket::IP->new(LocalHost => '::1', LocalPort => 0,
 	Proto => 'udp') && socket($raw6, PF_INET6, SOCK_RAW, 255);
 
-$t->write_file('psk', 'dev:' . unpack('H*', random(16)) . "\n");
-chmod 0600, $t->testdir() . '/psk';
+my $key = hexkey();
+psk_file($t, 'psk', "dev:$key\n");
 
 my $conf = <<'EOF';
 
@@ -135,8 +136,8 @@ ok(defined reply($s6), 'ipv6 valid source: HelloVerifyRequest');
 
 # a session from a real client is unaffected
 
-my ($out, $rc) = $t->run_tool('dtls_client', '-m', 'send-only', '-s', 'x',
-	'-i', 'dev', '-k', unpack('H*', key()), '-c', "127.0.0.1:$dtls");
+my ($out, $rc) = dtls_client($t, '-m', 'send-only', '-s', 'x',
+	'-i', 'dev', '-k', $key, '-c', "127.0.0.1:$dtls");
 
 like($out, qr/^recv ok$/m, 'client session');
 
@@ -167,11 +168,6 @@ is(join("\n", grep { !/while returning text/ } split /\n/, $t->log_alerts()),
 
 ###############################################################################
 
-sub key {
-	my $line = $t->read_file('psk');
-	$line =~ /^dev:([0-9a-f]+)$/m;
-	return pack('H*', $1);
-}
 
 # did nginx read from this listening socket since the mark?
 

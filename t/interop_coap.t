@@ -21,6 +21,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx qw/ port port_free /;
+use Test::Nginx::DTLS qw/ :DEFAULT which /;
 use Test::DTLS::Interop;
 
 use POSIX qw/ WNOHANG /;
@@ -64,8 +65,7 @@ for my $id (qw/ idle ping /) {
 	$psk .= "$id:" . unpack('H*', $key{$id}) . "\n";
 }
 
-$t->write_file('psk', "# identity:hexkey (hex of the text key)\n$psk");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "# identity:hexkey (hex of the text key)\n$psk");
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
@@ -177,14 +177,14 @@ for my $c (@clients) {
 	# session in the access log
 
 	my $mark = $t->log_mark();
-	my $lines = access_lines();
+	my $amark = access_mark($t);
 
 	my ($out) = coap($c, $id, $key{$id}, 10, '-B', 5, '-o', "$d/get-$c",
 		"$coaps/");
 	my $ok = $t->read_file("get-$c") =~ /libcoap/;
 
-	$t->wait_for(sub { grep { /"\Q$id\E"/ } access_lines($lines) }, 3);
-	my ($line) = grep { /"\Q$id\E"/ } access_lines($lines);
+	$t->wait_for(sub { grep { /"\Q$id\E"/ } access_lines($t, $amark) }, 3);
+	my ($line) = grep { /"\Q$id\E"/ } access_lines($t, $amark);
 	$suite{$c} = $line && $line =~ /^\d+ "\Q$id\E" DTLSv1\.2 (\S+) \. 200 /
 		? $1 : '-';
 
@@ -302,10 +302,10 @@ for my $o (@clients, qw/ idle ping /) {
 	delete $observer{$o};
 }
 
-$t->wait_for(sub { (grep { /"obs-/ } access_lines()) >= @clients }, 5);
+$t->wait_for(sub { (grep { /"obs-/ } access_lines($t)) >= @clients }, 5);
 
 my %secs = map { /^\d+ "(idle|ping)" .* ([\d.]+)$/ ? ($1 => $2) : () }
-	access_lines();
+	access_lines($t);
 
 ok(defined $secs{idle} && $secs{idle} >= 2.5 && $secs{idle} < 5,
 	'proxy_timeout 3s: quiet observe session ended')
@@ -320,7 +320,7 @@ for my $c (@clients) {
 	my $n = @times;
 	my $span = @times ? ($times[-1] - $times[0]) % 86400 : 0;
 
-	my @lines = grep { /"obs-\Q$c\E"/ } access_lines();
+	my @lines = grep { /"obs-\Q$c\E"/ } access_lines($t);
 	my ($suite, $secs) = @lines == 1
 		&& $lines[0] =~ /^\d+ "obs-\Q$c\E" DTLSv1\.2 (\S+) \. 200 ([\d.]+)$/
 		? ($1, $2) : ($suite{$c}, 0);
@@ -357,13 +357,6 @@ sub coap {
 
 # the access log's lines, or those after the first N
 
-sub access_lines {
-	my ($skip) = @_;
-
-	my @lines = split /\n/, $t->read_file('access.log');
-	return @lines[($skip || 0) .. $#lines] if wantarray;
-	return scalar @lines;
-}
 
 # the times of day (seconds) of an observer's notifications: /time says
 # "Nov 24 11:21:10", one a line (-w)
@@ -376,15 +369,6 @@ sub notifications {
 			=~ /^([A-Z][a-z]{2} +\d+ \d\d:\d\d:\d\d)$/mg;
 }
 
-sub which {
-	my ($name) = @_;
-
-	for my $dir (split /:/, $ENV{PATH} || '/usr/bin:/bin') {
-		return "$dir/$name" if -x "$dir/$name";
-	}
-
-	return undef;
-}
 
 # "libcoap 4.3.1-1, OpenSSL 3.0.19-1~deb12u2", from the packages; or what
 # the client says of itself

@@ -22,6 +22,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 use Test::DTLS::PKI;
 use Test::DTLS::Interop;
 use Test::DTLS::Lines;
@@ -48,12 +49,11 @@ plan(skip_all => 'no timeout binary')
 
 my $pki = Test::DTLS::PKI->new($t->testdir() . '/pki');
 
-my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
-my $wrong = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
+my $key = hexkey();
+my $wrong = hexkey();
 $wrong = 'ff' x 16 if $wrong eq $key;
 
-$t->write_file('psk', "dev-1:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "dev-1:$key\n");
 
 my $conf = <<'EOF';
 
@@ -319,8 +319,5 @@ sub crashed {
 	return "gnutls-cli $version crashes (SIGSEGV) after an ECDHE-PSK "
 		. "handshake, in gnutls_psk_server_get_username()";
 }
-
-###############################################################################
-
 
 ###############################################################################

@@ -17,6 +17,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 use Test::DTLS::PKI;
 use Test::DTLS::Interop;
 use Test::DTLS::Lines;
@@ -41,12 +42,11 @@ plan(skip_all => 'no timeout binary')
 
 my $pki = Test::DTLS::PKI->new($t->testdir() . '/pki');
 
-my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
-my $wrong = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
+my $key = hexkey();
+my $wrong = hexkey();
 $wrong = 'ff' x 16 if $wrong eq $key;
 
-$t->write_file('psk', "dev-1:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "dev-1:$key\n");
 
 my $conf = <<'EOF';
 
@@ -266,8 +266,5 @@ sub suite {
 
 	ok($r->record($suite, 'resumption', $resumed), "$suite: resumption");
 }
-
-###############################################################################
-
 
 ###############################################################################

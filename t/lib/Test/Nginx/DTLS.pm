@@ -20,8 +20,8 @@ use strict;
 
 use base qw/ Exporter /;
 
-our @EXPORT = qw/ hexkey psk_file dtls_client access_lines access_line
-	wait_access /;
+our @EXPORT = qw/ hexkey psk_file dtls_client access_mark access_lines
+	access_line wait_access /;
 our @EXPORT_OK = qw/ which proc_kb line_of rx /;
 
 ###############################################################################
@@ -47,23 +47,28 @@ sub psk_file {
 	return $path;
 }
 
-# the dtls_client tool (t/tools/dtls_client.c) with its arguments, as
-# Test::Nginx's run_tool runs it (20 seconds unless an options hash in
-# front says otherwise); (stdout, exit code), or stdout in scalar context
+# the dtls_client tool (t/tools/dtls_client.c) with its arguments, run
+# by Test::Nginx's run_tool (with its options, a hash in front): (stdout,
+# exit code), or stdout in scalar context
 
 sub dtls_client {
 	my ($t, @args) = @_;
 
-	my %opts = ref $args[0] eq 'HASH' ? %{shift @args} : ();
-	$opts{timeout} ||= 20;
-
-	return $t->run_tool(\%opts, 'dtls_client', @args);
+	my $opts = ref $args[0] eq 'HASH' ? shift @args : {};
+	return $t->run_tool($opts, 'dtls_client', @args);
 }
 
 ###############################################################################
 
-# the access log's lines (written after a byte MARK, when one is given),
-# or how many there are in scalar context
+# the access log's length, a MARK to read what is written after it
+
+sub access_mark {
+	my ($t) = @_;
+	return length $t->read_file('access.log');
+}
+
+# the access log's lines (written after a MARK, when one is given), or
+# how many there are in scalar context
 
 sub access_lines {
 	my ($t, $mark) = @_;
@@ -84,19 +89,20 @@ sub access_line {
 }
 
 # waits (TIMEOUT seconds, 5 by default) until the access log has N lines
-# after the MARK; returns those lines, or how many in scalar context
+# after the MARK; returns the lines there are, or in scalar context
+# whether N came
 
 sub wait_access {
 	my ($t, $n, $timeout, $mark) = @_;
 
 	my @lines;
 
-	$t->wait_for(sub {
+	my $came = $t->wait_for(sub {
 		@lines = access_lines($t, $mark);
 		return @lines >= $n;
 	}, $timeout || 5);
 
-	return wantarray ? @lines : scalar @lines;
+	return wantarray ? @lines : $came;
 }
 
 ###############################################################################
