@@ -183,7 +183,7 @@ $(ASAN_NGINX): $(VBUILD)/obj-asan/Makefile $(MODULE_SRCS)
 
 tools: $(TOOLS)
 
-$(BUILD)/tools/%: t/tools/%.c t/tools/addr.h
+$(BUILD)/tools/%: t/tools/%.c t/tools/addr.h t/tools/dtls.h
 	@mkdir -p $(BUILD)/tools
 	$(CC) -O2 -g -Wall -Wextra -o $@ $< -lssl -lcrypto -lpthread
 
@@ -194,7 +194,7 @@ $(BUILD)/tools/%: t/tools/%.c t/tools/addr.h
 RECORD_INCS = -I $(BUILD)/obj-static -I $(SRC)/src/core -I $(SRC)/src/event \
               -I $(SRC)/src/event/modules -I $(SRC)/src/os/unix -I $(TOP)/src
 
-$(BUILD)/tools/dtls_record_diff: t/tools/dtls_record_diff.c \
+$(BUILD)/tools/dtls_record_diff: t/tools/dtls_record_diff.c t/tools/dtls.h \
                                  src/ngx_stream_dtls_record.c \
                                  src/ngx_stream_dtls_record.h \
                                  $(BUILD)/obj-static/Makefile
