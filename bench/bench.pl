@@ -28,6 +28,9 @@ use JSON::PP;
 use POSIX qw/ WNOHANG strftime /;
 use Time::HiRes qw/ sleep time /;
 
+use lib dirname(__FILE__);
+use Bench;
+
 ###############################################################################
 
 my $TOP = abs_path(dirname(__FILE__) . '/..');
@@ -56,10 +59,10 @@ my $MTU = 1300;
 # lost flights wait for a 1 s retransmission
 my $RMEM = 4194304;
 
-my $dir = tempdir('ngx-dtls-bench-XXXXXXXX', TMPDIR => 1, CLEANUP => 1);
+$dir = tempdir('ngx-dtls-bench-XXXXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $started = time();
 
-my (%pids, %holders, @runs, @memory, @scaling, %floor, %meta);
+my (@runs, @memory, @scaling, %floor, %meta);
 
 my $rmem_default = set_rmem($RMEM);
 
@@ -379,16 +382,6 @@ sub hold_start {
 
 # stdin closed: the holders close their sessions and exit
 
-sub hold_stop {
-	for my $h (@_) {
-		close $h->[1];
-		my $r = $h->[2];
-		my @rest = <$r>;
-		waitpid($h->[0], 0);
-		delete $holders{$h->[0]};
-	}
-}
-
 sub restart {
 	my ($s) = @_;
 
@@ -449,12 +442,6 @@ EOF
 	wait_udp($port{dtls});
 }
 
-sub nginx_worker {
-	my $master = $pids{nginx} or return undef;
-	my ($w) = split /\s+/, `pgrep -P $master 2>/dev/null` || '';
-	return $w || undef;
-}
-
 sub start_pion {
 	local $ENV{GOMAXPROCS} = 1;
 
@@ -478,42 +465,6 @@ sub wait_udp {
 	}, 10) or die "nothing listens on udp port $port\n";
 }
 
-sub spawn {
-	my ($name, $cpu, @cmd) = @_;
-
-	my $pid = fork() // die "fork: $!\n";
-
-	if ($pid == 0) {
-		open STDOUT, '>>', "$dir/$name.out";
-		open STDERR, '>&', \*STDOUT;
-		exec('taskset', '-c', $cpu, @cmd) or die "exec $cmd[0]: $!\n";
-	}
-
-	$pids{$name} = $pid;
-	return $pid;
-}
-
-sub stop {
-	my ($name) = @_;
-
-	my $pid = delete $pids{$name} or return;
-
-	kill 'TERM', $pid;
-
-	for (1 .. 100) {
-		return if waitpid($pid, WNOHANG) != 0;
-		sleep 0.1;
-	}
-
-	kill 'KILL', $pid;
-	waitpid($pid, 0);
-}
-
-sub stop_all {
-	kill 'KILL', keys %holders;
-	stop($_) for keys %pids;
-}
-
 ###############################################################################
 
 sub cpu_seconds {
@@ -531,64 +482,6 @@ sub cpu_seconds {
 }
 
 # the old value, or undef when it cannot be set
-
-sub set_rmem {
-	my ($v) = @_;
-
-	my $f = '/proc/sys/net/core/rmem_default';
-	open my $fh, '<', $f or return undef;
-	my $old = <$fh>;
-	chomp $old;
-	close $fh;
-
-	open $fh, '>', $f or do {
-		say("cannot set $f ($!): the default socket buffers are used");
-		return undef;
-	};
-	print $fh "$v\n";
-	close $fh;
-
-	return $old;
-}
-
-sub rss_kb {
-	my ($pid) = @_;
-
-	open my $fh, '<', "/proc/$pid/status" or return 0;
-	while (<$fh>) {
-		return $1 if /^VmRSS:\s+(\d+)/;
-	}
-	return 0;
-}
-
-sub free_port {
-	my $s = IO::Socket::IP->new(Proto => 'udp', LocalAddr => '127.0.0.1:0')
-		or die "udp socket: $!\n";
-	return $s->sockport();
-}
-
-sub wait_for {
-	my ($cond, $timeout) = @_;
-
-	my $end = time() + $timeout;
-	while (time() < $end) {
-		my $v = $cond->();
-		return $v if $v;
-		sleep 0.05;
-	}
-	return undef;
-}
-
-sub write_file {
-	my ($path, $content) = @_;
-	open my $fh, '>', $path or die "$path: $!\n";
-	print $fh $content;
-	close $fh;
-}
-
-sub say {
-	print "bench: @_\n";
-}
 
 sub meta {
 	my $cpu = `grep -m1 'model name' /proc/cpuinfo`;
