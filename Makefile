@@ -79,11 +79,17 @@ NGINX_CONFIGURE = --prefix=$(PREFIX) \
                   --with-compat --with-debug \
                   --without-http \
                   --with-stream --with-stream_ssl_module \
-                  --with-cc-opt="$(NGINX_CC_OPT)" \
-                  --with-ld-opt="$(NGINX_LD_OPT)" \
+                  --with-cc-opt="$(CONF_CC_OPT)" \
+                  --with-ld-opt="$(CONF_LD_OPT)" \
                   $(WITH_OPENSSL)
 NGINX_CC_OPT ?= -O2 -g
 NGINX_LD_OPT ?=
+
+# what a build's configure differs by: how it takes the module, and, for
+# the sanitizer build, the compiler and linker options
+CONF_CC_OPT = $(NGINX_CC_OPT)
+CONF_LD_OPT = $(NGINX_LD_OPT)
+CONF_MODULE = --add-module=$(TOP)
 
 TOOLS = $(BUILD)/tools/dtls_client $(BUILD)/tools/udp_echo \
         $(BUILD)/tools/udp_relay $(BUILD)/tools/dtls_load \
@@ -126,16 +132,24 @@ else
 endif
 endif
 
-# nginx with the module compiled in
+# nginx configured in build/obj-static (the module compiled in),
+# obj-dynamic (the module to load with load_module) and obj-asan (compiled
+# in, under the sanitizers): one recipe, the differences above
 
-$(VBUILD)/obj-static/Makefile: config | source
+$(VBUILD)/obj-dynamic/Makefile: CONF_MODULE = --add-dynamic-module=$(TOP)
+$(VBUILD)/obj-asan/Makefile: CONF_CC_OPT = $(ASAN_CC_OPT)
+$(VBUILD)/obj-asan/Makefile: CONF_LD_OPT = -fsanitize=address,undefined
+
+$(VBUILD)/obj-%/Makefile: config | source
 	mkdir -p $(VBUILD)
 	cd $(SRC) && ./configure $(NGINX_CONFIGURE) \
-	    --builddir=$(VBUILD)/obj-static --add-module=$(TOP) \
-	    > $(VBUILD)/configure-static.log \
-	    || { tail -n 15 $(VBUILD)/configure-static.log; exit 1; }
+	    --builddir=$(VBUILD)/obj-$* $(CONF_MODULE) \
+	    > $(VBUILD)/configure-$*.log \
+	    || { tail -n 15 $(VBUILD)/configure-$*.log; exit 1; }
 	$(KEEP_OPENSSL)
-	@echo "configured nginx (static module)"
+	@echo "configured nginx ($*)"
+
+# nginx with the module compiled in
 
 $(PREFIX)/sbin/nginx: $(VBUILD)/obj-static/Makefile $(MODULE_SRCS)
 	$(MAKE) -C $(SRC) -f $(VBUILD)/obj-static/Makefile -j$(JOBS) binary
@@ -143,15 +157,6 @@ $(PREFIX)/sbin/nginx: $(VBUILD)/obj-static/Makefile $(MODULE_SRCS)
 	cp $(VBUILD)/obj-static/nginx $@.new && mv -f $@.new $@
 
 # the same nginx without it, and the module to load with load_module
-
-$(VBUILD)/obj-dynamic/Makefile: config | source
-	mkdir -p $(VBUILD)
-	cd $(SRC) && ./configure $(NGINX_CONFIGURE) \
-	    --builddir=$(VBUILD)/obj-dynamic --add-dynamic-module=$(TOP) \
-	    > $(VBUILD)/configure-dynamic.log \
-	    || { tail -n 15 $(VBUILD)/configure-dynamic.log; exit 1; }
-	$(KEEP_OPENSSL)
-	@echo "configured nginx (dynamic module)"
 
 $(PREFIX)/modules/ngx_stream_dtls_module.so: $(VBUILD)/obj-dynamic/Makefile \
                                              $(MODULE_SRCS)
@@ -163,18 +168,6 @@ $(PREFIX)/modules/ngx_stream_dtls_module.so: $(VBUILD)/obj-dynamic/Makefile \
 	cp $(VBUILD)/obj-dynamic/ngx_stream_dtls_module.so $@.new && mv -f $@.new $@
 
 # the same nginx with the module, under the sanitizers
-
-$(VBUILD)/obj-asan/Makefile: config | source
-	mkdir -p $(VBUILD)
-	cd $(SRC) && ./configure --with-compat --with-debug --without-http \
-	    --with-stream --with-stream_ssl_module \
-	    --with-cc-opt="$(ASAN_CC_OPT)" \
-	    --with-ld-opt="-fsanitize=address,undefined" $(WITH_OPENSSL) \
-	    --builddir=$(VBUILD)/obj-asan --add-module=$(TOP) \
-	    > $(VBUILD)/configure-asan.log \
-	    || { tail -n 15 $(VBUILD)/configure-asan.log; exit 1; }
-	$(KEEP_OPENSSL)
-	@echo "configured nginx (sanitizers)"
 
 $(ASAN_NGINX): $(VBUILD)/obj-asan/Makefile $(MODULE_SRCS)
 	$(MAKE) -C $(SRC) -f $(VBUILD)/obj-asan/Makefile -j$(JOBS) binary
