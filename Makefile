@@ -214,7 +214,7 @@ TEST_PACKAGES = openssl gnutls-bin libcoap3-bin golang-go \
 # dtls_dynamic.t its nginx-compat and module (TEST_NGINX_PREFIX)
 
 test: all tools
-	@sh scripts/deps.sh $(TEST_PACKAGES)
+	@sh scripts/deps.sh --optional $(TEST_PACKAGES)
 	@sh scripts/interop-deps.sh pion node pion_proxy pp_go pp_node
 	TEST_NGINX_BINARY=$${TEST_NGINX_BINARY:-$(PREFIX)/sbin/nginx} \
 	TEST_NGINX_PREFIX=$(PREFIX) \
@@ -223,7 +223,7 @@ test: all tools
 # the whole suite against the sanitized nginx; any report fails it
 
 test-asan: all tools $(ASAN_NGINX)
-	@sh scripts/deps.sh $(TEST_PACKAGES)
+	@sh scripts/deps.sh --optional $(TEST_PACKAGES)
 	@sh scripts/interop-deps.sh pion node pion_proxy pp_go pp_node
 	rm -rf $(ASAN_LOGS) && mkdir -p $(ASAN_LOGS)
 	TEST_NGINX_BINARY=$(ASAN_NGINX) TEST_NGINX_ASAN=1 \
