@@ -21,11 +21,11 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 use Test::Nginx::DTLS;
-use Test::DTLS::Hello;
+use Test::DTLS::Hello qw/ :DEFAULT send_udp4 /;
 
 use IO::Select;
 use POSIX qw/ WNOHANG /;
-use Socket qw/ PF_INET SOCK_RAW inet_aton pack_sockaddr_in /;
+use Socket qw/ PF_INET SOCK_RAW /;
 use Time::HiRes qw/ time sleep /;
 
 ###############################################################################
@@ -382,12 +382,7 @@ SKIP: {
 
 	for (1 .. 9) {
 		sleep 0.5;
-		my $udp = pack('nnnn', $from, $port, 8 + 40, 0) . random(40);
-		my $ip = pack('CCnnnCCna4a4', 0x45, 0, 20 + length $udp,
-			int rand 65536, 0, 64, 17, 0, inet_aton('127.0.0.1'),
-			inet_aton('127.0.0.1'));
-		send($raw, $ip . $udp, 0, pack_sockaddr_in(0,
-			inet_aton('127.0.0.1')));
+		send_udp4($raw, '127.0.0.1', $from, $port, random(40));
 	}
 
 	ok($t->wait_for(sub { $t->daemon_output($client) =~ /^close_notify/m },
@@ -419,12 +414,7 @@ SKIP: {
 		for my $len (0, 1, 8, 15, 23) {
 			my $rec = pack('Cnn', $type, 0xfefd, 1) . pack('nN', 0, 1000 + $len)
 				. pack('n', $len) . random($len);
-			my $udp = pack('nnnn', $from, $port, 8 + length $rec, 0) . $rec;
-			my $ip = pack('CCnnnCCna4a4', 0x45, 0, 20 + length $udp,
-				int rand 65536, 0, 64, 17, 0, inet_aton('127.0.0.1'),
-				inet_aton('127.0.0.1'));
-			send($raw, $ip . $udp, 0, pack_sockaddr_in(0,
-				inet_aton('127.0.0.1')));
+			send_udp4($raw, '127.0.0.1', $from, $port, $rec);
 		}
 	}
 

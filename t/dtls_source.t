@@ -16,14 +16,13 @@ use Test::More;
 
 use IO::Select;
 use IO::Socket::IP;
-use Socket qw/ PF_INET PF_INET6 SOCK_RAW inet_aton inet_pton AF_INET6
-	pack_sockaddr_in pack_sockaddr_in6 /;
+use Socket qw/ PF_INET PF_INET6 SOCK_RAW /;
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 use Test::Nginx::DTLS;
-use Test::DTLS::Hello;
+use Test::DTLS::Hello qw/ :DEFAULT send_udp4 send_udp6 /;
 
 ###############################################################################
 
@@ -189,50 +188,12 @@ sub reply {
 	return $data;
 }
 
-# UDP in IPv4, header checksum filled in by the kernel, no UDP checksum
-
 sub send4 {
-	my ($src, $sport, $dport, $payload) = @_;
-
-	my $udp = pack('nnnn', $sport, $dport, 8 + length $payload, 0)
-		. $payload;
-	my $ip = pack('CCnnnCCna4a4', 0x45, 0, 20 + length $udp,
-		int rand 65536, 0, 64, 17, 0, inet_aton($src),
-		inet_aton('127.0.0.1'));
-
-	send($raw4, $ip . $udp, 0, pack_sockaddr_in(0, inet_aton('127.0.0.1')))
-		or die "raw send: $!\n";
+	send_udp4($raw4, @_) or die "raw send: $!\n";
 }
-
-# UDP in IPv6, where the UDP checksum is required
 
 sub send6 {
-	my ($src, $sport, $dport, $payload) = @_;
-
-	my $s = inet_pton(AF_INET6, $src);
-	my $d = inet_pton(AF_INET6, '::1');
-	my $len = 8 + length $payload;
-
-	my $udp = pack('nnnn', $sport, $dport, $len, 0) . $payload;
-	my $sum = checksum($s . $d . pack('NxxxC', $len, 17) . $udp) || 0xffff;
-	substr($udp, 6, 2) = pack('n', $sum);
-
-	my $ip = pack('NnCC', 0x60000000, $len, 17, 64) . $s . $d;
-
-	send($raw6, $ip . $udp, 0, pack_sockaddr_in6(0, $d))
-		or die "raw send: $!\n";
-}
-
-sub checksum {
-	my ($data) = @_;
-
-	$data .= "\0" if length($data) % 2;
-
-	my $sum = 0;
-	$sum += $_ for unpack('n*', $data);
-	$sum = ($sum & 0xffff) + ($sum >> 16) while $sum >> 16;
-
-	return ~$sum & 0xffff;
+	send_udp6($raw6, @_) or die "raw send: $!\n";
 }
 
 ###############################################################################
