@@ -180,6 +180,13 @@ $(BUILD)/tools/%: t/tools/%.c t/tools/addr.h t/tools/dtls.h
 	@mkdir -p $(BUILD)/tools
 	$(CC) -O2 -g -Wall -Wextra -o $@ $< -lssl -lcrypto -lpthread
 
+# the benchmark's tools (bench/dtls_load.c, bench/dtls_floor.c), beside
+# them in build/tools, with the test tools' headers
+
+$(BUILD)/tools/%: bench/%.c t/tools/addr.h t/tools/dtls.h
+	@mkdir -p $(BUILD)/tools
+	$(CC) -O2 -g -Wall -Wextra -I t/tools -o $@ $< -lssl -lcrypto -lpthread
+
 # the module's record layer against OpenSSL's DTLS (t/dtls_record.t): its
 # source file alone, against the headers of the configured nginx (as
 # t/fuzz/Makefile compiles module files), with nothing of nginx linked in
@@ -278,8 +285,8 @@ bench-memory: tools
 floor: $(PREFIX)/sbin/nginx
 	@[ -n "$(OSSL)" ] || { echo "floor: needs OPENSSL="; exit 1; }
 	@mkdir -p $(VBUILD)/tools
-	$(CC) -O2 -g -Wall -Wextra -I$(OSSL)/.openssl/include \
-	    -o $(VBUILD)/tools/dtls_floor t/tools/dtls_floor.c \
+	$(CC) -O2 -g -Wall -Wextra -I$(OSSL)/.openssl/include -I t/tools \
+	    -o $(VBUILD)/tools/dtls_floor bench/dtls_floor.c \
 	    $(OSSL)/.openssl/lib/libssl.a $(OSSL)/.openssl/lib/libcrypto.a \
 	    -lpthread -ldl
 

@@ -240,7 +240,7 @@ sub report {
 		. "its RSS before, per session (their mean, and each run's"
 		. " figure);\n"
 		. "- OpenSSL heap: what OpenSSL itself allocated per idle server "
-		. "session (t/tools/dtls_floor -m memory, 1000 sessions, "
+		. "session (bench/dtls_floor -m memory, 1000 sessions, "
 		. "max_send_fragment $MTU), its allocations of 16 KB and more "
 		. "apart, and with OpenSSL's default max_send_fragment "
 		. "(16 KB).\n\n"
