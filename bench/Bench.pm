@@ -16,10 +16,11 @@ use base qw/ Exporter /;
 
 use File::Basename qw/ basename /;
 use IO::Socket::IP;
+use JSON::PP;
 use POSIX qw/ WNOHANG /;
 use Time::HiRes qw/ sleep time /;
 
-our @EXPORT = qw/ $dir %pids %holders spawn stop stop_all hold_stop
+our @EXPORT = qw/ $dir %pids %holders spawn stop stop_all holder hold_stop
 	nginx_worker set_rmem rss_kb free_port wait_for write_file say /;
 
 # the run's directory; the processes started, by name; the pids of the
@@ -64,6 +65,40 @@ sub stop {
 sub stop_all {
 	kill 'KILL', keys %holders;
 	stop($_) for keys %pids;
+}
+
+# a dtls_load -m hold on a CPU, with its arguments, once it says it holds
+# its sessions: [ pid, its stdin (closed, it ends), its stdout ]
+
+sub holder {
+	my ($load, $cpu, @args) = @_;
+
+	pipe(my $r, my $w) or die "pipe: $!\n";
+	pipe(my $in_r, my $in_w) or die "pipe: $!\n";
+
+	my $pid = fork() // die "fork: $!\n";
+
+	if ($pid == 0) {
+		close $r;
+		close $in_w;
+		open STDOUT, '>&', $w or die;
+		open STDIN, '<&', $in_r or die;
+		open STDERR, '>>', "$dir/load.err";
+		exec('taskset', '-c', $cpu, $load, '-m', 'hold', @args)
+			or die "exec: $!\n";
+	}
+
+	close $w;
+	close $in_r;
+
+	my $line = <$r>;
+	die "dtls_load hold: no ready line (see $dir/load.err)\n"
+		unless defined $line;
+	die "dtls_load hold: not ready: $line"
+		unless decode_json($line)->{ready};
+
+	$holders{$pid} = 1;
+	return [ $pid, $in_w, $r ];
 }
 
 sub hold_stop {

@@ -341,40 +341,14 @@ sub hold_start {
 		my $k = $n > $per_process ? $per_process : $n;
 		$n -= $k;
 
-		my @args = ('-c', "127.0.0.1:$srv->{port}", '-m', 'hold',
+		my @args = ('-c', "127.0.0.1:$srv->{port}",
 			'-N', $k, '-n', 64, '-b', '127.0.0.2', '-t', 10000,
 			'-M', $MTU);
 
 		push @args, $srv->{plain} ? ('-u')
 			: ('-i', 'bench', '-k', $key, '-C', $CIPHER);
 
-		pipe(my $r, my $w) or die "pipe: $!\n";
-		pipe(my $in_r, my $in_w) or die "pipe: $!\n";
-
-		my $pid = fork() // die "fork: $!\n";
-
-		if ($pid == 0) {
-			close $r;
-			close $in_w;
-			open STDOUT, '>&', $w or die;
-			open STDIN, '<&', $in_r or die;
-			open STDERR, '>>', "$dir/load.err";
-			exec('taskset', '-c', $CLIENT_CPU, "$TOOLS/dtls_load", @args)
-				or die "exec: $!\n";
-		}
-
-		close $w;
-		close $in_r;
-
-		my $line = <$r>;
-		die "dtls_load hold: no ready line (see $dir/load.err)\n"
-			unless defined $line;
-
-		my $ready = decode_json($line);
-		die "dtls_load hold: not ready: $line" unless $ready->{ready};
-
-		push @holders, [ $pid, $in_w, $r ];
-		$holders{$pid} = 1;
+		push @holders, holder("$TOOLS/dtls_load", $CLIENT_CPU, @args);
 	}
 
 	return @holders;

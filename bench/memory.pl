@@ -155,36 +155,9 @@ sub rss_curve {
 sub hold_start {
 	my ($n) = @_;
 
-	my @args = ('-c', "127.0.0.1:$port", '-m', 'hold', '-N', $n,
-		'-n', 64, '-b', '127.0.0.2', '-t', 10000, '-M', $MTU,
-		'-i', 'bench', '-k', $key, '-C', $CIPHER);
-
-	pipe(my $r, my $w) or die "pipe: $!\n";
-	pipe(my $in_r, my $in_w) or die "pipe: $!\n";
-
-	my $pid = fork() // die "fork: $!\n";
-
-	if ($pid == 0) {
-		close $r;
-		close $in_w;
-		open STDOUT, '>&', $w or die;
-		open STDIN, '<&', $in_r or die;
-		open STDERR, '>>', "$dir/load.err";
-		exec('taskset', '-c', $CLIENT_CPU, "$TOOLS/dtls_load", @args)
-			or die "exec: $!\n";
-	}
-
-	close $w;
-	close $in_r;
-
-	my $line = <$r>;
-	die "dtls_load hold: no ready line (see $dir/load.err)\n"
-		unless defined $line;
-	die "dtls_load hold: not ready: $line"
-		unless decode_json($line)->{ready};
-
-	$holders{$pid} = 1;
-	return [ $pid, $in_w, $r ];
+	return holder("$TOOLS/dtls_load", $CLIENT_CPU,
+		'-c', "127.0.0.1:$port", '-N', $n, '-n', 64, '-b', '127.0.0.2',
+		'-t', 10000, '-M', $MTU, '-i', 'bench', '-k', $key, '-C', $CIPHER);
 }
 
 sub start_nginx {
