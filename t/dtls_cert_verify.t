@@ -39,7 +39,7 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
+tool($t, 'dtls_client');
 
 plan(skip_all => 'no openssl binary') unless `openssl version 2>/dev/null`;
 
@@ -209,7 +209,7 @@ my %admits = (
 		. '($dtls_client_verify is NONE or FAILED:reason)',
 );
 
-warnings($t->error_log(), 'start');
+warnings(error_log($t), 'start');
 
 ###############################################################################
 
@@ -413,11 +413,11 @@ $r = session('rsa', 'client', '-C', 'ECDHE-RSA-CHACHA20-POLY1305');
 like($r->{out}, qr/^server certificate subject=CN=server-rsa,.* verify=ok$/m,
 	'rsa: RSA certificate');
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 $r = session('rsa', 'client', '-C', 'ECDHE-ECDSA-AES128-GCM-SHA256');
 ok(!defined $r->{verify} && $r->{out} =~ /^handshake failed: /m,
 	'rsa: ECDSA suites only, refused');
-ok($t->wait_log(qr/DTLS handshake failed: no shared cipher/, 3, $mark),
+ok(wait_log($t, qr/DTLS handshake failed: no shared cipher/, 3, $mark),
 	'rsa: no shared cipher logged');
 
 # dtls_password_file
@@ -470,11 +470,11 @@ ok(defined $sid && defined $vsid && $vsid eq lc $sid,
 	's_client: $dtls_session_id is the session ID')
 	or diag($out);
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 $out = s_client('on', cert('client-expired'), @ca);
 unlike($out, qr/SUCCESS/, 's_client: expired, no data');
 like($out, qr/alert certificate expired/, 's_client: expired, alert');
-ok($t->wait_log(rx(qr/DTLS client certificate verify error: /,
+ok(wait_log($t, rx(qr/DTLS client certificate verify error: /,
 		qr/\(10:certificate has expired\), depth 0, /,
 		qr{subject "/O=ngx_dtls test/CN=client-expired"}), 3, $mark),
 	's_client: expired, logged');
@@ -504,9 +504,9 @@ like($out, qr/^SUCCESS\|CN=client-long,/m, 's_client: long chains, MTU 300');
 
 # a reload says it all again
 
-$mark = $t->log_mark();
-ok($t->reload(), 'reload');
-warnings($t->error_log($mark), 'reload');
+$mark = log_mark($t);
+ok(reload_wait($t), 'reload');
+warnings(error_log($t, $mark), 'reload');
 
 ###############################################################################
 
@@ -526,7 +526,7 @@ like($log, qr/^$port{nca} $noca "CN=client-other,O=ngx_dtls test" \S+ 200$/m,
 like($log, qr/^$port{optional} NONE "-" \S+ 200$/m, 'access log: NONE');
 like($log, qr/^$port{on} - "-" - 400$/m, 'access log: refused');
 
-is($t->log_alerts(), '', 'no alerts in the error log');
+is(log_alerts($t), '', 'no alerts in the error log');
 
 ###############################################################################
 
@@ -646,7 +646,7 @@ sub session {
 sub refused {
 	my ($server, $client, $refused, $name) = @_;
 
-	my $mark = $t->log_mark();
+	my $mark = log_mark($t);
 	my $r = session($server, $client);
 
 	my ($log, $alert) = ref $refused ? @$refused
@@ -658,19 +658,19 @@ sub refused {
 		"$name: refused, alert \"$alert\"") or diag($r->{out});
 
 	if (!defined $log) {
-		ok($t->wait_log(rx(qr/DTLS handshake failed: /,
+		ok(wait_log($t, rx(qr/DTLS handshake failed: /,
 		qr/client sent no required certificate/), 3, $mark),
-			"$name: logged") or diag($t->error_log($mark));
+			"$name: logged") or diag(error_log($t, $mark));
 		return $r;
 	}
 
 	my $cn = $client_cn{$client};
-	my $ok = $t->wait_log(rx(qr/DTLS handshake failed: /,
+	my $ok = wait_log($t, rx(qr/DTLS handshake failed: /,
 		qr/client certificate verify error/), 3, $mark);
 
-	ok($ok && $t->error_log($mark) =~ /\[info\].* DTLS client certificate /
+	ok($ok && error_log($t, $mark) =~ /\[info\].* DTLS client certificate /
 		. qr/verify error: \($log\), depth \d, subject "[^"]*"/,
-		"$name: logged") or diag($t->error_log($mark));
+		"$name: logged") or diag(error_log($t, $mark));
 
 	return $r;
 }
@@ -760,7 +760,7 @@ sub s_client {
 
 	s/^-a$/-cert/, s/^-K$/-key/ for @args;
 
-	my ($out) = $t->run_tool({ stderr => 1, timeout => 15 }, '/bin/sh',
+	my ($out) = run_tool($t, { stderr => 1, timeout => 15 }, '/bin/sh',
 		'-c', 'sleep 1 | exec timeout 10 openssl s_client -dtls1_2 '
 		. '-connect "$0" "$@"', "127.0.0.1:$port{$server}", @args);
 
@@ -789,7 +789,7 @@ $dirs
 }
 EOF
 
-	return $t->test_config($name);
+	return test_config($t, $name);
 }
 
 # a regex made of pieces, to keep lines short: multi-line, each piece's

@@ -24,7 +24,7 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
+tool($t, 'dtls_client');
 
 my $d = $t->testdir();
 my $p = port(8980, udp => 1);
@@ -272,7 +272,7 @@ for my $case (@confs) {
 		dtls_conf("$name.conf", $o{psk_path} || "$name.psk");
 	}
 
-	my ($rc, $out) = $t->test_config("$name.conf");
+	my ($rc, $out) = test_config($t, "$name.conf");
 
 	if (!ref $expect) {
 		is($rc, 0, "$title: passes");
@@ -302,8 +302,8 @@ for my $case (@bad) {
 	psk_file($t, "$name.psk", $content);
 	dtls_conf("$name.conf", "$name.psk");
 
-	my $mark = $t->log_mark();
-	my ($rc, $out) = $t->test_config("$name.conf");
+	my $mark = log_mark($t);
+	my ($rc, $out) = test_config($t, "$name.conf");
 	my $line = line_of($t, "$name.conf", qr/dtls_psk_file/);
 
 	isnt($rc, 0, "psk $name: fails");
@@ -312,7 +312,7 @@ for my $case (@bad) {
 		"psk $name: message, file and line");
 
 	my @keys = key_pieces($content);
-	my $log = $t->error_log($mark);
+	my $log = error_log($t, $mark);
 
 	ok(@keys && !grep({ index($out, $_) >= 0 } @keys),
 		"psk $name: no key in output");
@@ -328,7 +328,7 @@ for my $case (@good) {
 	psk_file($t, "$name.psk", $content);
 	dtls_conf("$name.conf", "$name.psk");
 
-	my ($rc, $out) = $t->test_config("$name.conf");
+	my ($rc, $out) = test_config($t, "$name.conf");
 	ok($rc == 0 && $out !~ /\[(emerg|warn)\]/, "psk $name: passes")
 		or diag($out);
 }
@@ -344,7 +344,7 @@ for my $case (@modes) {
 	psk_file($t, "$name.psk", $content, $mode);
 	dtls_conf("$name.conf", "$name.psk");
 
-	my ($rc, $out) = $t->test_config("$name.conf");
+	my ($rc, $out) = test_config($t, "$name.conf");
 	is($rc, 0, "$title: passes");
 
 	if ($warning) {
@@ -395,35 +395,35 @@ like($out, qr/^handshake ok .*^recv ok$/ms, 'key A: works');
 
 psk_file($t, 'psk', "dev:$keyb\n");
 
-my %old = map { $_ => 1 } $t->workers();
-ok($t->reload() && $t->wait_for(sub { !grep { $old{$_} } $t->workers() }, 10),
+my %old = map { $_ => 1 } workers($t);
+ok(reload_wait($t) && wait_for($t, sub { !grep { $old{$_} } workers($t) }, 10),
 	'reload with key B');
 
 $out = dtls_client($t, { timeout => 10 }, @dev, '-k', $keyb,
 	'-t', 3000);
 like($out, qr/^handshake ok .*^recv ok$/ms, 'after reload: key B works');
 
-my $mark = $t->log_mark();
+my $mark = log_mark($t);
 $out = dtls_client($t, { timeout => 10 }, @dev, '-k', $keya,
 	'-t', 2000);
 like($out, qr/^handshake failed/m, 'after reload: key A fails');
 unlike($out, qr/^recv ok$/m, 'after reload: key A gets nothing');
-ok($t->wait_log(rx(qr/DTLS handshake failed: timed out: the client's Finished/,
+ok(wait_log($t, rx(qr/DTLS handshake failed: timed out: the client's Finished/,
 	   qr/ did not decrypt, wrong PSK\?/), 3, $mark),
 	'after reload: key A logged as wrong PSK');
 
 # a reload with a broken PSK file keeps the running configuration
 
-my @workers = $t->workers();
+my @workers = workers($t);
 
 psk_file($t, 'psk', "dev:" . hexkey(15) . "\n");
-$mark = $t->log_mark();
-kill 'HUP', $t->pid();
+$mark = log_mark($t);
+kill 'HUP', nginx_pid($t);
 
-ok($t->wait_log(qr/\[emerg\] .*PSK file "\Q$d\E\/psk", line 1: key must be/,
+ok(wait_log($t, qr/\[emerg\] .*PSK file "\Q$d\E\/psk", line 1: key must be/,
 	5, $mark), 'broken reload: emerg logged');
-ok($t->running(), 'broken reload: nginx still running');
-is(join(' ', $t->workers()), join(' ', @workers),
+ok(running($t), 'broken reload: nginx still running');
+is(join(' ', workers($t)), join(' ', @workers),
 	'broken reload: same workers');
 
 $out = dtls_client($t, { timeout => 10 }, @dev, '-k', $keyb,
@@ -432,10 +432,10 @@ like($out, qr/^handshake ok .*^recv ok$/ms, 'broken reload: key B works');
 
 # no key in the debug error log, whatever happened
 
-my $log = $t->error_log();
+my $log = error_log($t);
 ok(index($log, $keya) < 0 && index($log, $keyb) < 0,
 	'reload: no key in error log');
-is(join("\n", $t->grep_log(qr/\[(alert|crit)\]/)), '',
+is(join("\n", grep_log($t, qr/\[(alert|crit)\]/)), '',
 	'reload: no alert or crit');
 
 ###############################################################################

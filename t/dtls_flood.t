@@ -29,7 +29,7 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
+tool($t, 'dtls_client');
 
 my $key = unpack('H*', random(16));
 
@@ -60,13 +60,13 @@ stream {
 
 EOF
 
-$t->udp_echo('127.0.0.1:' . port(8982, udp => 1));
+udp_echo($t, '127.0.0.1:' . port(8982, udp => 1));
 $t->run()->plan(12);
 
 my $flood = port(8980, udp => 1);
 my $limited = port(8981, udp => 1);
 
-my ($worker) = $t->workers();
+my ($worker) = workers($t);
 
 ###############################################################################
 
@@ -75,7 +75,7 @@ my ($worker) = $t->workers();
 
 my $rss = proc_kb($worker, 'VmRSS');
 
-my $client = $t->run_daemon($t->tool('dtls_client'), '-c', "127.0.0.1:$flood",
+my $client = daemon($t, tool($t, 'dtls_client'), '-c', "127.0.0.1:$flood",
 	'-i', 'dev-1', '-k', $key, '-m', 'sequential', '-n', 50, '-t', 10000);
 
 my ($sent, $replies, $larger) = (0, 0, 0);
@@ -110,9 +110,9 @@ SKIP: {
 	ok($grown < 5 * 1024, 'flood: worker RSS grew less than 5 MB');
 }
 
-ok($t->wait_for(sub { $t->daemon_output($client) =~ /^summary/m }, 30),
+ok(wait_for($t, sub { daemon_output($t, $client) =~ /^summary/m }, 30),
 	'flood: real client finished');
-like($t->daemon_output($client), qr/^summary ok=50 failed=0$/m,
+like(daemon_output($t, $client), qr/^summary ok=50 failed=0$/m,
 	'flood: real client got through');
 
 # 1,000 clients stop right after their cookie was accepted: 200 hold the
@@ -162,7 +162,7 @@ ok($dropped && $dropped >= 800, 'limit: drops counted')
 # is held
 
 $rss = proc_kb($worker, 'VmRSS');
-my $mark = $t->log_mark();
+my $mark = log_mark($t);
 
 for (1 .. 100) {
 	my $s = client($flood);
@@ -173,7 +173,7 @@ for (1 .. 100) {
 	$s->send(fragment(16, 90000, 2, random(100)));
 }
 
-ok($t->wait_for(sub { scalar(() = $t->error_log($mark)
+ok(wait_for($t, sub { scalar(() = error_log($t, $mark)
 	=~ /\[info\].*DTLS handshake failed: malformed or oversized handshake /g)
 	== 100 }, 10), 'bombs: each handshake failed on the message size');
 
@@ -188,7 +188,7 @@ SKIP: {
 
 $t->stop();
 
-is($t->log_alerts(), '', 'no alerts');
+is(log_alerts($t), '', 'no alerts');
 
 ###############################################################################
 

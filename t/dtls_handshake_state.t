@@ -36,7 +36,7 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
+tool($t, 'dtls_client');
 
 # ASan keeps freed memory: there, the attacks run against 50 handshakes,
 # for what the sanitizers see, and the memory is not measured
@@ -84,10 +84,10 @@ EOF
 $t->write_file('nginx.conf',
 	$t->read_file('nginx.conf') =~ s/%%PKI%%/$pki->dir()/ger);
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1));
 $t->run()->plan(9 * @sizes + 1);
 
-my ($worker) = $t->workers();
+my ($worker) = workers($t);
 
 ###############################################################################
 
@@ -136,13 +136,13 @@ for my $case ([ 'future', 8980 ], [ 'bounded', 8980 ], [ 'certificate', 8982 ]) 
 
 		# while they are in progress
 
-		my $client = $t->run_daemon($t->tool('dtls_client'),
+		my $client = daemon($t, tool($t, 'dtls_client'),
 			'-c', "127.0.0.1:$port", '-i', 'dev-1', '-k', $key,
 			'-m', 'sequential', '-n', 10, '-t', 20000);
 
-		ok($t->wait_for(sub { $t->daemon_output($client) =~ /^summary/m },
+		ok(wait_for($t, sub { daemon_output($t, $client) =~ /^summary/m },
 			30), "$attack x $n: real client finished");
-		like($t->daemon_output($client), qr/^summary ok=10 failed=0$/m,
+		like(daemon_output($t, $client), qr/^summary ok=10 failed=0$/m,
 			"$attack x $n: real client got through");
 
 		close $_->{s} for @held;
@@ -156,9 +156,9 @@ for my $case ([ 'future', 8980 ], [ 'bounded', 8980 ], [ 'certificate', 8982 ]) 
 # it shuts down
 
 sub fresh {
-	$t->reload();
-	$t->wait_for(sub { $t->workers() == 1 }, 10);
-	($worker) = $t->workers();
+	reload_wait($t);
+	wait_for($t, sub { workers($t) == 1 }, 10);
+	($worker) = workers($t);
 }
 
 # a handshake after its cookie, the server's flight received

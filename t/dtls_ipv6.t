@@ -25,8 +25,8 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
-$t->tool('udp_echo');
+tool($t, 'dtls_client');
+tool($t, 'udp_echo');
 
 IO::Socket::IP->new(LocalHost => '::1', LocalPort => 0, Proto => 'udp')
 	or plan(skip_all => 'no ::1');
@@ -56,9 +56,9 @@ stream {
 
 EOF
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'echo:');
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1), 'echo:');
 
-my $mark = $t->log_mark();
+my $mark = log_mark($t);
 $t->run()->plan(12);
 
 my $peer = '[::1]:' . port(8980, udp => 1);
@@ -77,7 +77,7 @@ like($out, qr/^recv echo:hello-1\nrecv echo:hello-2\nrecv echo:hello-3$/m,
 like($out, qr/^echo ok n=3$/m, 'echo: ok');
 is($rc, 0, 'echo: exit code');
 
-ok($t->wait_for(sub { $t->read_file('access.log') ne '' }, 5),
+ok(wait_for($t, sub { $t->read_file('access.log') ne '' }, 5),
 	'access log written');
 like($t->read_file('access.log'), qr/^::1 DTLSv1\.2 dev$/m,
 	'access log: IPv6 client and variables');
@@ -95,7 +95,7 @@ ok(defined $len && $len <= $request, 'nocookie: hvr not larger than request');
 
 # garbage first datagrams get no reply
 
-my $gmark = $t->log_mark();
+my $gmark = log_mark($t);
 
 ($out, $rc) = dtls_client($t, { timeout => 10 },
 	'-m', 'garbage', '-n', '3', '-c', $peer, '-t', '1000');
@@ -103,12 +103,12 @@ my $gmark = $t->log_mark();
 like($out, qr/^reply none$/m, 'garbage: no reply');
 my $dropped = 'DTLS session must start with a ClientHello, datagram of \d+'
 	. ' bytes dropped.*udp client: ::1,';
-ok($t->wait_log(qr/$dropped/, 5, $gmark),
+ok(wait_log($t, qr/$dropped/, 5, $gmark),
 	'garbage: logged with the IPv6 client');
 
 # the error log: no alerts, and never the key
 
-is($t->log_alerts($mark), '', 'no alerts');
-ok(index($t->error_log(), $key) < 0, 'no key in error log');
+is(log_alerts($t, $mark), '', 'no alerts');
+ok(index(error_log($t), $key) < 0, 'no key in error log');
 
 ###############################################################################

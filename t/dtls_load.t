@@ -25,8 +25,8 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
-$t->tool('udp_echo');
+tool($t, 'dtls_client');
+tool($t, 'udp_echo');
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
@@ -60,7 +60,7 @@ my $key = hexkey();
 
 psk_file($t, 'psk', "load-1:$key\n");
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'be:');
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1), 'be:');
 $t->run()->plan(22);
 
 my $p = port(8980, udp => 1);
@@ -119,11 +119,11 @@ ok(wait_access($t, $lines, 10), 'parallel: 200 access log lines')
 is(good_lines(access_lines($t)), $lines,
 	'parallel: all logged with status 200');
 
-is($t->log_alerts(), '', 'no alerts after the load');
+is(log_alerts($t), '', 'no alerts after the load');
 
 # another 1,000 sessions: the worker does not keep them
 
-my ($worker) = $t->workers();
+my ($worker) = workers($t);
 ok($worker, 'worker pid');
 
 my $rss_before = proc_kb($worker, 'VmRSS');
@@ -157,20 +157,20 @@ SKIP: {
 		'worker RSS growth under 5 MB');
 }
 
-is(($t->workers())[0], $worker, 'same worker throughout');
+is((workers($t))[0], $worker, 'same worker throughout');
 
 ###############################################################################
 
 # after the stop: every session logged once, all of them good
 
-is($t->stop(), 0, 'stop: exit status');
+is(stop_status($t), 0, 'stop: exit status');
 
 my @access = access_lines($t);
 is(scalar @access, $lines, 'access log: one line per session');
 is(good_lines(@access), $lines, 'access log: identity, protocol, status 200,'
 	. ' upstream');
 
-is($t->log_alerts(), '', 'no alerts');
+is(log_alerts($t), '', 'no alerts');
 
 ###############################################################################
 

@@ -24,7 +24,7 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
+tool($t, 'dtls_client');
 
 my $key = hexkey();
 my $key2 = hexkey(32);
@@ -90,9 +90,9 @@ stream {
 
 EOF
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'a:');
-$t->udp_echo('127.0.0.1:' . port(8982, udp => 1), 'b:');
-$t->udp_echo('127.0.0.1:' . port(8985, udp => 1), 'x' x 100);
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1), 'a:');
+udp_echo($t, '127.0.0.1:' . port(8982, udp => 1), 'b:');
+udp_echo($t, '127.0.0.1:' . port(8985, udp => 1), 'x' x 100);
 
 $t->run()->plan(31);
 
@@ -155,23 +155,23 @@ like($out, qr/^summary ok=3 failed=0 reused=2$/m, 'resumption');
 # first record in one datagram: that record is delivered at once, and the
 # session goes on
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
 ($out) = dtls_client($t, @dev1, '-c', $proxy, '-m', 'sequential',
 	'-n', 3, '-R', '-X');
 like($out, qr/^summary ok=3 failed=0 reused=2$/m,
 	'resumption, data with the last flight');
-is(join("\n", $t->grep_log(qr/\[(alert|crit|error)\]/, $mark)), '',
+is(join("\n", grep_log($t, qr/\[(alert|crit|error)\]/, $mark)), '',
 	'resumption, data with the last flight: no alerts');
 
 # a reply whose record would exceed dtls_mtu is dropped, and logged
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
 ($out) = dtls_client($t, @dev1, '-c', $big, '-m', 'send-only',
 	'-s', 'y' x 1100, '-t', 1500);
 unlike($out, qr/^recv /m, 'dtls_mtu: oversized reply not sent');
-ok($t->wait_log(qr/datagram of 1200 bytes dropped: a record of it exceeds /
+ok(wait_log($t, qr/datagram of 1200 bytes dropped: a record of it exceeds /
 	. qr/dtls_mtu/, 3, $mark), 'dtls_mtu: logged');
 
 ($out) = dtls_client($t, @dev1, '-c', $big, '-m', 'send-only',
@@ -181,12 +181,12 @@ like($out, qr/^recv x{100}y{1060}$/m, 'dtls_mtu: 1160 bytes fit');
 # a record larger than the proxy's buffer is dropped whole, and logged:
 # split, it would reach the backend as two datagrams
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
 ($out) = dtls_client($t, @dev1, '-c', $small, '-m', 'send-only',
 	'-s', 'z' x 1100, '-t', 1500);
 unlike($out, qr/^recv /m, 'proxy_buffer_size: larger record not delivered');
-ok($t->wait_log(qr/\[info\].*DTLS record of 1100 bytes dropped: the proxy /
+ok(wait_log($t, qr/\[info\].*DTLS record of 1100 bytes dropped: the proxy /
 	. qr/buffer has 1024 bytes free/, 3, $mark),
 	'proxy_buffer_size: logged');
 
@@ -204,7 +204,7 @@ SKIP: {
 
 	# s_client renegotiates on "R": refused, no second handshake
 
-	$mark = $t->log_mark();
+	$mark = log_mark($t);
 
 	$out = s_client($proxy, 'dev-1', $key, "one\\n' ; sleep 0.5; printf 'R\\n",
 		'-dtls1_2 -no_ign_eof');
@@ -222,11 +222,11 @@ SKIP: {
 
 	my $dtls1 = '-dtls1 -cipher PSK-AES128-CBC-SHA:@SECLEVEL=0';
 
-	$mark = $t->log_mark();
+	$mark = log_mark($t);
 
 	$out = s_client($ret, 'dev-1', $key, "x\n", $dtls1);
 	unlike($out, qr/DTLSv1/, 'DTLS 1.0 refused by default');
-	ok($t->wait_log(qr/DTLS handshake failed: protocol version not enabled/,
+	ok(wait_log($t, qr/DTLS handshake failed: protocol version not enabled/,
 		3, $mark), 'DTLS 1.0 refusal logged');
 
 	$out = s_client($v10, 'dev-1', $key, "x\n", $dtls1);

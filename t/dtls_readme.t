@@ -32,7 +32,7 @@ plan(skip_all => 'no examples found') unless @examples;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
+tool($t, 'dtls_client');
 
 my $key = hexkey();
 my $pki = Test::DTLS::PKI->new($t->testdir() . '/pki');
@@ -62,8 +62,8 @@ for my $example (@examples) {
 
 	$t->write_file_expand('nginx.conf', "events {\n}\n\n$conf");
 
-	$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), '5683:');
-	$t->udp_echo('127.0.0.1:' . port(8982, udp => 1), '5685:');
+	udp_echo($t, '127.0.0.1:' . port(8981, udp => 1), '5683:');
+	udp_echo($t, '127.0.0.1:' . port(8982, udp => 1), '5685:');
 	$t->run();
 
 	my @client = ('-c', '127.0.0.1:' . port(8980, udp => 1),
@@ -114,7 +114,7 @@ for my $example (@examples) {
 
 	$t->stop();
 
-	is($t->log_alerts(), '', "$name: no alerts");
+	is(log_alerts($t), '', "$name: no alerts");
 }
 
 ###############################################################################

@@ -103,13 +103,13 @@ for my $b (@bad) {
 	my $host = $v == 4 ? '127.0.0.1' : '[::1]';
 	my $send = $v == 4 ? \&send4 : \&send6;
 
-	my $mark = $t->log_mark();
+	my $mark = log_mark($t);
 	$send->($src, $sport, $plain, $hello);
 
 	skip "ipv$v $name: dropped by the kernel before any socket", 1
 		unless read_on("$host:$plain", $mark);
 
-	$mark = $t->log_mark();
+	$mark = log_mark($t);
 	$send->($src, $sport, $dtls, $hello);
 	ok(!read_on("$host:$dtls", $mark), "ipv$v $name: dropped unread");
 	}
@@ -146,23 +146,23 @@ like($out, qr/^recv ok$/m, 'client session');
 $without =~ s/%%PLAIN6%%//;
 $t->write_file_expand('nginx.conf', $without);
 
-my $mark = $t->log_mark();
-$t->reload();
-ok($t->wait_log(qr/worker process \d+ exited/, 10, $mark),
+my $mark = log_mark($t);
+reload_wait($t);
+ok(wait_log($t, qr/worker process \d+ exited/, 10, $mark),
 	'reloaded, the old worker gone');
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 send4('127.0.0.1', 0, $dtls, $hello);
 ok(read_on("127.0.0.1:$dtls", $mark), 'no dtls after reload: read');
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 send4('127.0.0.1', $s->sockport(), $dtls, 'x');
 is(reply($s), 'ok', 'no dtls after reload: plain reply');
 
 # plain replies ("returning text") to port 0 or broadcast fail: nginx's own
 # [alert], from the servers without dtls
 
-is(join("\n", grep { !/while returning text/ } split /\n/, $t->log_alerts()),
+is(join("\n", grep { !/while returning text/ } split /\n/, log_alerts($t)),
 	'', 'no alerts');
 
 ###############################################################################
@@ -174,8 +174,8 @@ sub read_on {
 	my ($addr, $mark) = @_;
 
 	my $re = qr/recvmsg on \Q$addr\E,/;
-	$t->wait_log($re, 0.5, $mark);
-	return $t->error_log($mark) =~ $re;
+	wait_log($t, $re, 0.5, $mark);
+	return error_log($t, $mark) =~ $re;
 }
 
 sub reply {

@@ -34,7 +34,7 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp debug/)->has_module('dtls');
 
-$t->tool('udp_echo');
+tool($t, 'udp_echo');
 
 my $client = "$Test::Nginx::REPO/build/tools/pion_client";
 
@@ -88,7 +88,7 @@ stream {
 
 EOF
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1));
 $t->run()->plan(6 * @suites + 2);
 
 my $r = Test::DTLS::Interop->new('pion-dtls', $version);
@@ -99,7 +99,7 @@ my $port = port(8980, udp => 1);
 for my $s (@suites) {
 	my ($suite, $name, $max) = @$s;
 
-	my $mark = $t->log_mark();
+	my $mark = log_mark($t);
 	my $amark = access_mark($t);
 
 	my ($out, $rc) = client('--identity', 'dev-1', '--key', $key,
@@ -132,7 +132,7 @@ for my $s (@suites) {
 	for (1 .. 4) {
 		last if $sent;
 
-		my $m = $t->log_mark();
+		my $m = log_mark($t);
 		my $am = access_mark($t);
 
 		my ($o) = client('--identity', 'dev-1', '--key', $key,
@@ -186,7 +186,7 @@ for my $s (@suites) {
 
 # the wrong key: the client gives up in its own time, nginx says why
 
-my $mark = $t->log_mark();
+my $mark = log_mark($t);
 my $start = time();
 
 my ($out, $rc) = client('--identity', 'dev-1', '--key', 'ff' x 16,
@@ -195,19 +195,19 @@ my ($out, $rc) = client('--identity', 'dev-1', '--key', 'ff' x 16,
 my $took = time() - $start;
 
 my $ok = $rc != 0 && $rc != -1 && $out !~ /^handshake ok/m && $took < 8
-	&& $t->wait_log(qr/DTLS handshake failed: timed out: the client's /
+	&& wait_log($t, qr/DTLS handshake failed: timed out: the client's /
 		. qr/Finished did not decrypt, wrong PSK\?/, 4, $mark);
 ok($r->record('-', 'wrong key', $ok), 'wrong key: refused in bounded time')
 	or diag(sprintf "client exit code %s after %.1fs:\n%s", $rc, $took, $out);
 
 $t->stop();
 
-is($t->log_alerts(), '', 'no alerts in the error log');
+is(log_alerts($t), '', 'no alerts in the error log');
 
 ###############################################################################
 
 sub client {
-	return $t->run_tool({ stderr => 1, timeout => 30 }, $client,
+	return run_tool($t, { stderr => 1, timeout => 30 }, $client,
 		'--host', '127.0.0.1', '--port', $port, '--timeout', 2000, @_);
 }
 

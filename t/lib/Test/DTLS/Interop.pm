@@ -18,6 +18,8 @@ package Test::DTLS::Interop;
 use warnings;
 use strict;
 
+use Test::Nginx::DTLS qw/ log_mark error_log grep_log wait_log wait_for /;
+
 use File::Basename qw/ dirname /;
 use File::Path qw/ make_path /;
 use Cwd qw/ abs_path /;
@@ -64,10 +66,10 @@ sub close_notify {
 	my $re = join '|', @$ids;
 	my $n = 13 + 8 + 2 + ($max == 1200 - 29 ? 8 : 16);
 
-	my $logged = $t->wait_log(qr/\*(?:$re) client closed DTLS session /
+	my $logged = wait_log($t, qr/\*(?:$re) client closed DTLS session /
 		. qr/\(close_notify\)/, 3, $mark);
 	my $sent = $logged
-		|| $t->grep_log(qr/\*(?:$re) recvmsg: fd:\d+ n:$n$/, $mark);
+		|| grep_log($t, qr/\*(?:$re) recvmsg: fd:\d+ n:$n$/, $mark);
 
 	return ($sent ? 1 : 0, $logged ? 1 : 0);
 }
@@ -78,7 +80,7 @@ sub conn_ids {
 	my ($t, $cport, $mark) = @_;
 
 	my %ids = map { /\*(\d+) udp client 127\.0\.0\.1:$cport connected/
-		? ($1 => 1) : () } $t->grep_log(qr/udp client/, $mark);
+		? ($1 => 1) : () } grep_log($t, qr/udp client/, $mark);
 
 	return sort { $a <=> $b } keys %ids;
 }
@@ -89,7 +91,7 @@ sub grep_ids {
 	return () unless @$ids;
 
 	my $re = join '|', @$ids;
-	return $t->grep_log(qr/\*(?:$re) /, $mark);
+	return grep_log($t, qr/\*(?:$re) /, $mark);
 }
 
 # what to show of them when a check fails: not every debug line

@@ -2,8 +2,10 @@ package Test::Nginx::DTLS;
 
 # What the DTLS tests share, beside Test::Nginx as nginx-tests keeps
 # Test::Nginx::Stream beside it: random keys, PSK files, the dtls_client
-# tool, the access log, and what a test reads of a process or of PATH.
-# Test::Nginx stays a subset of nginx-tests' harness; this is ours.
+# tool, the access log, and what a test reads of a process or of PATH;
+# and, as functions of the test object, what our harness does beyond
+# nginx-tests' Test::Nginx (whose methods are all Test::Nginx has): the
+# error log since a mark, the tools and UDP backends, nginx's workers.
 #
 #	use Test::Nginx::DTLS qw/ :DEFAULT /;
 #
@@ -20,9 +22,47 @@ use strict;
 
 use base qw/ Exporter /;
 
-our @EXPORT = qw/ hexkey psk_file dtls_client access_mark access_lines
-	access_line wait_access /;
-our @EXPORT_OK = qw/ which proc_kb line_of rx /;
+# the harness's subs beyond nginx-tests' Test::Nginx: NAME($t, ...) is
+# $t->_NAME(...) (Test::Nginx), or what the comment says
+
+our %HARNESS = (
+	log_mark => '_log_mark',        # the error log's length, a mark
+	error_log => '_error_log',      # the error log (since a mark)
+	grep_log => '_grep_log',        # its lines that match (since a mark)
+	wait_log => '_wait_log',        # waits until it matches
+	log_alerts => '_log_alerts',    # its [alert], [crit], [emerg] lines
+	wait_for => '_wait_for',        # polls a condition, bounded
+	tool => '_tool',                # build/tools/NAME, or skip_all
+	run_tool => '_run_tool',        # a tool's (stdout, exit code)
+	daemon => '_daemon',            # a background command: its pid
+	daemon_output => '_daemon_output',
+	udp_echo => '_udp_echo',
+	udp_relay => '_udp_relay',
+	udp_relay_stop => '_udp_relay_stop',
+	udp_request => '_udp_request',
+	spawn => '_spawn',
+	expand => '_expand',            # %%PORT_N%%, %%TESTDIR%% expanded
+	test_config => '_test_config',  # nginx -t: (exit code, output)
+	workers => '_workers',
+	running => '_running',
+	exit_status => '_exit_status',
+	nginx_pid => '_pid',
+	nginx_binary => '_binary',
+	reload_wait => '_reload',       # HUP; true once a new worker is up
+	stop_status => '_stop',         # stop; nginx's exit status
+);
+
+for my $name (keys %HARNESS) {
+	my $m = $HARNESS{$name};
+	no strict 'refs';
+	*{$name} = sub { my $t = shift; return $t->$m(@_); };
+}
+
+sub port_free { Test::Nginx::_port_free(@_) }
+
+our @EXPORT = (qw/ hexkey psk_file dtls_client access_mark access_lines
+	access_line wait_access /, sort keys %HARNESS);
+our @EXPORT_OK = qw/ which proc_kb line_of rx port_free /;
 
 ###############################################################################
 
@@ -55,7 +95,7 @@ sub dtls_client {
 	my ($t, @args) = @_;
 
 	my $opts = ref $args[0] eq 'HASH' ? shift @args : {};
-	return $t->run_tool($opts, 'dtls_client', @args);
+	return run_tool($t, $opts, 'dtls_client', @args);
 }
 
 ###############################################################################
@@ -97,7 +137,7 @@ sub wait_access {
 
 	my @lines;
 
-	my $came = $t->wait_for(sub {
+	my $came = wait_for($t, sub {
 		@lines = access_lines($t, $mark);
 		return @lines >= $n;
 	}, $timeout || 5);
