@@ -85,11 +85,17 @@ NGINX_CONFIGURE = --prefix=$(PREFIX) \
                   --with-compat --with-debug \
                   --without-http \
                   --with-stream --with-stream_ssl_module \
-                  --with-cc-opt="$(NGINX_CC_OPT)" \
-                  --with-ld-opt="$(NGINX_LD_OPT)" \
+                  --with-cc-opt="$(CONF_CC_OPT)" \
+                  --with-ld-opt="$(CONF_LD_OPT)" \
                   $(WITH_OPENSSL)
 NGINX_CC_OPT ?= -O2 -g
 NGINX_LD_OPT ?=
+
+# what a build's configure differs by: how it takes the module, and, for
+# the sanitizer build, the compiler and linker options
+CONF_CC_OPT = $(NGINX_CC_OPT)
+CONF_LD_OPT = $(NGINX_LD_OPT)
+CONF_MODULE = --add-module=$(TOP)
 
 TOOLS = $(BUILD)/tools/dtls_client $(BUILD)/tools/udp_echo \
         $(BUILD)/tools/udp_relay $(BUILD)/tools/dtls_load \
@@ -133,16 +139,24 @@ else
 endif
 endif
 
-# nginx with the module compiled in
+# nginx configured in build/obj-static (the module compiled in),
+# obj-dynamic (the module to load with load_module) and obj-asan (compiled
+# in, under the sanitizers): one recipe, the differences above
 
-$(VBUILD)/obj-static/Makefile: config | source
+$(VBUILD)/obj-dynamic/Makefile: CONF_MODULE = --add-dynamic-module=$(TOP)
+$(VBUILD)/obj-asan/Makefile: CONF_CC_OPT = $(ASAN_CC_OPT)
+$(VBUILD)/obj-asan/Makefile: CONF_LD_OPT = -fsanitize=address,undefined
+
+$(VBUILD)/obj-%/Makefile: config | source
 	mkdir -p $(VBUILD)
 	cd $(SRC) && ./configure $(NGINX_CONFIGURE) \
-	    --builddir=$(VBUILD)/obj-static --add-module=$(TOP) \
-	    > $(VBUILD)/configure-static.log \
-	    || { tail -n 15 $(VBUILD)/configure-static.log; exit 1; }
+	    --builddir=$(VBUILD)/obj-$* $(CONF_MODULE) \
+	    > $(VBUILD)/configure-$*.log \
+	    || { tail -n 15 $(VBUILD)/configure-$*.log; exit 1; }
 	$(KEEP_OPENSSL)
-	@echo "configured nginx (static module)"
+	@echo "configured nginx ($*)"
+
+# nginx with the module compiled in
 
 $(PREFIX)/sbin/nginx: $(VBUILD)/obj-static/Makefile $(MODULE_SRCS)
 	$(MAKE) -C $(SRC) -f $(VBUILD)/obj-static/Makefile -j$(JOBS) binary
@@ -150,15 +164,6 @@ $(PREFIX)/sbin/nginx: $(VBUILD)/obj-static/Makefile $(MODULE_SRCS)
 	cp $(VBUILD)/obj-static/nginx $@.new && mv -f $@.new $@
 
 # the same nginx without it, and the module to load with load_module
-
-$(VBUILD)/obj-dynamic/Makefile: config | source
-	mkdir -p $(VBUILD)
-	cd $(SRC) && ./configure $(NGINX_CONFIGURE) \
-	    --builddir=$(VBUILD)/obj-dynamic --add-dynamic-module=$(TOP) \
-	    > $(VBUILD)/configure-dynamic.log \
-	    || { tail -n 15 $(VBUILD)/configure-dynamic.log; exit 1; }
-	$(KEEP_OPENSSL)
-	@echo "configured nginx (dynamic module)"
 
 $(PREFIX)/modules/ngx_stream_dtls_module.so: $(VBUILD)/obj-dynamic/Makefile \
                                              $(MODULE_SRCS)
@@ -171,18 +176,6 @@ $(PREFIX)/modules/ngx_stream_dtls_module.so: $(VBUILD)/obj-dynamic/Makefile \
 
 # the same nginx with the module, under the sanitizers
 
-$(VBUILD)/obj-asan/Makefile: config | source
-	mkdir -p $(VBUILD)
-	cd $(SRC) && ./configure --with-compat --with-debug --without-http \
-	    --with-stream --with-stream_ssl_module \
-	    --with-cc-opt="$(ASAN_CC_OPT)" \
-	    --with-ld-opt="-fsanitize=address,undefined" $(WITH_OPENSSL) \
-	    --builddir=$(VBUILD)/obj-asan --add-module=$(TOP) \
-	    > $(VBUILD)/configure-asan.log \
-	    || { tail -n 15 $(VBUILD)/configure-asan.log; exit 1; }
-	$(KEEP_OPENSSL)
-	@echo "configured nginx (sanitizers)"
-
 $(ASAN_NGINX): $(VBUILD)/obj-asan/Makefile $(MODULE_SRCS)
 	$(MAKE) -C $(SRC) -f $(VBUILD)/obj-asan/Makefile -j$(JOBS) binary
 
@@ -190,9 +183,16 @@ $(ASAN_NGINX): $(VBUILD)/obj-asan/Makefile $(MODULE_SRCS)
 
 tools: $(TOOLS)
 
-$(BUILD)/tools/%: t/tools/%.c t/tools/addr.h
+$(BUILD)/tools/%: t/tools/%.c t/tools/addr.h t/tools/dtls.h
 	@mkdir -p $(BUILD)/tools
 	$(CC) -O2 -g -Wall -Wextra -o $@ $< -lssl -lcrypto -lpthread
+
+# the benchmark's tools (bench/dtls_load.c, bench/dtls_floor.c), beside
+# them in build/tools, with the test tools' headers
+
+$(BUILD)/tools/%: bench/%.c t/tools/addr.h t/tools/dtls.h
+	@mkdir -p $(BUILD)/tools
+	$(CC) -O2 -g -Wall -Wextra -I t/tools -o $@ $< -lssl -lcrypto -lpthread
 
 # the module's record layer against OpenSSL's DTLS (t/dtls_record.t): its
 # source file alone, against the headers of the configured nginx (as
@@ -201,7 +201,7 @@ $(BUILD)/tools/%: t/tools/%.c t/tools/addr.h
 RECORD_INCS = -I $(BUILD)/obj-static -I $(SRC)/src/core -I $(SRC)/src/event \
               -I $(SRC)/src/event/modules -I $(SRC)/src/os/unix -I $(TOP)/src
 
-$(BUILD)/tools/dtls_record_diff: t/tools/dtls_record_diff.c \
+$(BUILD)/tools/dtls_record_diff: t/tools/dtls_record_diff.c t/tools/dtls.h \
                                  src/ngx_stream_dtls_record.c \
                                  src/ngx_stream_dtls_record.h \
                                  $(BUILD)/obj-static/Makefile
@@ -228,7 +228,7 @@ TEST_PACKAGES = openssl gnutls-bin libcoap3-bin golang-go \
 # dtls_dynamic.t its nginx-compat and module (TEST_NGINX_PREFIX)
 
 test: all tools
-	@sh scripts/deps.sh $(TEST_PACKAGES)
+	@sh scripts/deps.sh --optional $(TEST_PACKAGES)
 	@sh scripts/interop-deps.sh pion node pion_proxy pp_go pp_node
 	TEST_NGINX_BINARY=$${TEST_NGINX_BINARY:-$(PREFIX)/sbin/nginx} \
 	TEST_NGINX_PREFIX=$(PREFIX) \
@@ -237,7 +237,7 @@ test: all tools
 # the whole suite against the sanitized nginx; any report fails it
 
 test-asan: all tools $(ASAN_NGINX)
-	@sh scripts/deps.sh $(TEST_PACKAGES)
+	@sh scripts/deps.sh --optional $(TEST_PACKAGES)
 	@sh scripts/interop-deps.sh pion node pion_proxy pp_go pp_node
 	rm -rf $(ASAN_LOGS) && mkdir -p $(ASAN_LOGS)
 	TEST_NGINX_BINARY=$(ASAN_NGINX) TEST_NGINX_ASAN=1 \
@@ -309,8 +309,8 @@ bench-memory: tools
 floor: $(PREFIX)/sbin/nginx
 	@[ -n "$(OSSL)" ] || { echo "floor: needs OPENSSL="; exit 1; }
 	@mkdir -p $(VBUILD)/tools
-	$(CC) -O2 -g -Wall -Wextra -I$(OSSL)/.openssl/include \
-	    -o $(VBUILD)/tools/dtls_floor t/tools/dtls_floor.c \
+	$(CC) -O2 -g -Wall -Wextra -I$(OSSL)/.openssl/include -I t/tools \
+	    -o $(VBUILD)/tools/dtls_floor bench/dtls_floor.c \
 	    $(OSSL)/.openssl/lib/libssl.a $(OSSL)/.openssl/lib/libcrypto.a \
 	    -lpthread -ldl
 

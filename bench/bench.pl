@@ -33,6 +33,9 @@ use JSON::PP;
 use POSIX qw/ WNOHANG strftime /;
 use Time::HiRes qw/ sleep time /;
 
+use lib dirname(__FILE__);
+use Bench;
+
 ###############################################################################
 
 my $TOP = abs_path(dirname(__FILE__) . '/..');
@@ -66,10 +69,10 @@ my $MTU = 1300;
 # lost flights wait for a 1 s retransmission
 my $RMEM = 4194304;
 
-my $dir = tempdir('ngx-dtls-bench-XXXXXXXX', TMPDIR => 1, CLEANUP => 1);
+$dir = tempdir('ngx-dtls-bench-XXXXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $started = time();
 
-my (%pids, %holders, @runs, @memory, @scaling, %floor, %meta);
+my (@runs, @memory, @scaling, %floor, %meta);
 
 my $rmem_default = set_rmem($RMEM);
 
@@ -368,56 +371,20 @@ sub hold_start {
 		my $k = $n > $per_process ? $per_process : $n;
 		$n -= $k;
 
-		my @args = ('-c', "127.0.0.1:$srv->{port}", '-m', 'hold',
+		my @args = ('-c', "127.0.0.1:$srv->{port}",
 			'-N', $k, '-n', 64, '-b', '127.0.0.2', '-t', 10000,
 			'-M', $MTU);
 
 		push @args, $srv->{plain} ? ('-u')
 			: ('-i', 'bench', '-k', $key, '-C', $CIPHER);
 
-		pipe(my $r, my $w) or die "pipe: $!\n";
-		pipe(my $in_r, my $in_w) or die "pipe: $!\n";
-
-		my $pid = fork() // die "fork: $!\n";
-
-		if ($pid == 0) {
-			close $r;
-			close $in_w;
-			open STDOUT, '>&', $w or die;
-			open STDIN, '<&', $in_r or die;
-			open STDERR, '>>', "$dir/load.err";
-			exec('taskset', '-c', $CLIENT_CPU, "$TOOLS/dtls_load", @args)
-				or die "exec: $!\n";
-		}
-
-		close $w;
-		close $in_r;
-
-		my $line = <$r>;
-		die "dtls_load hold: no ready line (see $dir/load.err)\n"
-			unless defined $line;
-
-		my $ready = decode_json($line);
-		die "dtls_load hold: not ready: $line" unless $ready->{ready};
-
-		push @holders, [ $pid, $in_w, $r ];
-		$holders{$pid} = 1;
+		push @holders, holder("$TOOLS/dtls_load", $CLIENT_CPU, @args);
 	}
 
 	return @holders;
 }
 
 # stdin closed: the holders close their sessions and exit
-
-sub hold_stop {
-	for my $h (@_) {
-		close $h->[1];
-		my $r = $h->[2];
-		my @rest = <$r>;
-		waitpid($h->[0], 0);
-		delete $holders{$h->[0]};
-	}
-}
 
 sub restart {
 	my ($s) = @_;
@@ -493,12 +460,6 @@ EOF
 	wait_udp($port{dtls});
 }
 
-sub nginx_worker {
-	my $master = $pids{nginx} or return undef;
-	my ($w) = split /\s+/, `pgrep -P $master 2>/dev/null` || '';
-	return $w || undef;
-}
-
 sub start_pion {
 	local $ENV{GOMAXPROCS} = 1;
 
@@ -520,42 +481,6 @@ sub wait_udp {
 		!IO::Socket::IP->new(Proto => 'udp',
 			LocalAddr => "127.0.0.1:$port");
 	}, 10) or die "nothing listens on udp port $port\n";
-}
-
-sub spawn {
-	my ($name, $cpu, @cmd) = @_;
-
-	my $pid = fork() // die "fork: $!\n";
-
-	if ($pid == 0) {
-		open STDOUT, '>>', "$dir/$name.out";
-		open STDERR, '>&', \*STDOUT;
-		exec('taskset', '-c', $cpu, @cmd) or die "exec $cmd[0]: $!\n";
-	}
-
-	$pids{$name} = $pid;
-	return $pid;
-}
-
-sub stop {
-	my ($name) = @_;
-
-	my $pid = delete $pids{$name} or return;
-
-	kill 'TERM', $pid;
-
-	for (1 .. 100) {
-		return if waitpid($pid, WNOHANG) != 0;
-		sleep 0.1;
-	}
-
-	kill 'KILL', $pid;
-	waitpid($pid, 0);
-}
-
-sub stop_all {
-	kill 'KILL', keys %holders;
-	stop($_) for keys %pids;
 }
 
 ###############################################################################
@@ -728,64 +653,6 @@ sub cpu_seconds {
 }
 
 # the old value, or undef when it cannot be set
-
-sub set_rmem {
-	my ($v) = @_;
-
-	my $f = '/proc/sys/net/core/rmem_default';
-	open my $fh, '<', $f or return undef;
-	my $old = <$fh>;
-	chomp $old;
-	close $fh;
-
-	open $fh, '>', $f or do {
-		say("cannot set $f ($!): the default socket buffers are used");
-		return undef;
-	};
-	print $fh "$v\n";
-	close $fh;
-
-	return $old;
-}
-
-sub rss_kb {
-	my ($pid) = @_;
-
-	open my $fh, '<', "/proc/$pid/status" or return 0;
-	while (<$fh>) {
-		return $1 if /^VmRSS:\s+(\d+)/;
-	}
-	return 0;
-}
-
-sub free_port {
-	my $s = IO::Socket::IP->new(Proto => 'udp', LocalAddr => '127.0.0.1:0')
-		or die "udp socket: $!\n";
-	return $s->sockport();
-}
-
-sub wait_for {
-	my ($cond, $timeout) = @_;
-
-	my $end = time() + $timeout;
-	while (time() < $end) {
-		my $v = $cond->();
-		return $v if $v;
-		sleep 0.05;
-	}
-	return undef;
-}
-
-sub write_file {
-	my ($path, $content) = @_;
-	open my $fh, '>', $path or die "$path: $!\n";
-	print $fh $content;
-	close $fh;
-}
-
-sub say {
-	print "bench: @_\n";
-}
 
 sub meta {
 	my $cpu = `grep -m1 'model name' /proc/cpuinfo`;

@@ -34,6 +34,9 @@ use JSON::PP;
 use POSIX qw/ WNOHANG strftime /;
 use Time::HiRes qw/ sleep time /;
 
+use lib dirname(__FILE__);
+use Bench;
+
 ###############################################################################
 
 my $TOP = abs_path(dirname(__FILE__) . '/..');
@@ -57,9 +60,8 @@ my @builds = map {
 
 die "usage: $0 'LABEL=NGINX=FLOOR' ...\n" unless @builds;
 
-my $dir = tempdir('ngx-dtls-memory-XXXXXXXX', TMPDIR => 1, CLEANUP => 1);
+$dir = tempdir('ngx-dtls-memory-XXXXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $started = time();
-my (%pids, %holders);
 
 my $rmem_default = set_rmem($RMEM);
 
@@ -153,46 +155,9 @@ sub rss_curve {
 sub hold_start {
 	my ($n) = @_;
 
-	my @args = ('-c', "127.0.0.1:$port", '-m', 'hold', '-N', $n,
-		'-n', 64, '-b', '127.0.0.2', '-t', 10000, '-M', $MTU,
-		'-i', 'bench', '-k', $key, '-C', $CIPHER);
-
-	pipe(my $r, my $w) or die "pipe: $!\n";
-	pipe(my $in_r, my $in_w) or die "pipe: $!\n";
-
-	my $pid = fork() // die "fork: $!\n";
-
-	if ($pid == 0) {
-		close $r;
-		close $in_w;
-		open STDOUT, '>&', $w or die;
-		open STDIN, '<&', $in_r or die;
-		open STDERR, '>>', "$dir/load.err";
-		exec('taskset', '-c', $CLIENT_CPU, "$TOOLS/dtls_load", @args)
-			or die "exec: $!\n";
-	}
-
-	close $w;
-	close $in_r;
-
-	my $line = <$r>;
-	die "dtls_load hold: no ready line (see $dir/load.err)\n"
-		unless defined $line;
-	die "dtls_load hold: not ready: $line"
-		unless decode_json($line)->{ready};
-
-	$holders{$pid} = 1;
-	return [ $pid, $in_w, $r ];
-}
-
-sub hold_stop {
-	for my $h (@_) {
-		close $h->[1];
-		my $r = $h->[2];
-		my @rest = <$r>;
-		waitpid($h->[0], 0);
-		delete $holders{$h->[0]};
-	}
+	return holder("$TOOLS/dtls_load", $CLIENT_CPU,
+		'-c', "127.0.0.1:$port", '-N', $n, '-n', 64, '-b', '127.0.0.2',
+		'-t', 10000, '-M', $MTU, '-i', 'bench', '-k', $key, '-C', $CIPHER);
 }
 
 sub start_nginx {
@@ -234,12 +199,6 @@ EOF
 	}, 10) or die "nginx does not listen on udp port $port\n";
 }
 
-sub nginx_worker {
-	my $master = $pids{nginx} or return undef;
-	my ($w) = split /\s+/, `pgrep -P $master 2>/dev/null` || '';
-	return $w || undef;
-}
-
 ###############################################################################
 
 sub report {
@@ -254,7 +213,7 @@ sub report {
 		. "its RSS before, per session (their mean, and each run's"
 		. " figure);\n"
 		. "- OpenSSL heap: what OpenSSL itself allocated per idle server "
-		. "session (t/tools/dtls_floor -m memory, 1000 sessions, "
+		. "session (bench/dtls_floor -m memory, 1000 sessions, "
 		. "max_send_fragment $MTU), its allocations of 16 KB and more "
 		. "apart, and with OpenSSL's default max_send_fragment "
 		. "(16 KB).\n\n"
@@ -299,99 +258,6 @@ sub runs {
 	$mean += $_ / @_ for @_;
 	return sprintf('**%.1f kB** (%s)', $mean,
 		join(', ', map { sprintf '%.1f', $_ } @_));
-}
-
-###############################################################################
-
-sub spawn {
-	my ($name, $cpu, @cmd) = @_;
-
-	my $pid = fork() // die "fork: $!\n";
-
-	if ($pid == 0) {
-		open STDOUT, '>>', "$dir/$name.out";
-		open STDERR, '>&', \*STDOUT;
-		exec('taskset', '-c', $cpu, @cmd) or die "exec $cmd[0]: $!\n";
-	}
-
-	$pids{$name} = $pid;
-	return $pid;
-}
-
-sub stop {
-	my ($name) = @_;
-
-	my $pid = delete $pids{$name} or return;
-
-	kill 'TERM', $pid;
-
-	for (1 .. 100) {
-		return if waitpid($pid, WNOHANG) != 0;
-		sleep 0.1;
-	}
-
-	kill 'KILL', $pid;
-	waitpid($pid, 0);
-}
-
-sub stop_all {
-	kill 'KILL', keys %holders;
-	stop($_) for keys %pids;
-}
-
-sub set_rmem {
-	my ($v) = @_;
-
-	my $f = '/proc/sys/net/core/rmem_default';
-	open my $fh, '<', $f or return undef;
-	my $old = <$fh>;
-	chomp $old;
-	close $fh;
-
-	open $fh, '>', $f or return undef;
-	print $fh "$v\n";
-	close $fh;
-
-	return $old;
-}
-
-sub rss_kb {
-	my ($pid) = @_;
-
-	open my $fh, '<', "/proc/$pid/status" or return 0;
-	while (<$fh>) {
-		return $1 if /^VmRSS:\s+(\d+)/;
-	}
-	return 0;
-}
-
-sub free_port {
-	my $s = IO::Socket::IP->new(Proto => 'udp', LocalAddr => '127.0.0.1:0')
-		or die "udp socket: $!\n";
-	return $s->sockport();
-}
-
-sub wait_for {
-	my ($cond, $timeout) = @_;
-
-	my $end = time() + $timeout;
-	while (time() < $end) {
-		my $v = $cond->();
-		return $v if $v;
-		sleep 0.05;
-	}
-	return undef;
-}
-
-sub write_file {
-	my ($path, $content) = @_;
-	open my $fh, '>', $path or die "$path: $!\n";
-	print $fh $content;
-	close $fh;
-}
-
-sub say {
-	print "memory: @_\n";
 }
 
 ###############################################################################

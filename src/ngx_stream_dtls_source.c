@@ -37,7 +37,7 @@ static void ngx_stream_dtls_set_filter(ngx_listening_t *ls, ngx_uint_t on,
  * socket also receives IPv4 datagrams).  Jumps count instructions.
  */
 
-#define NGX_DTLS_NET  SKF_NET_OFF
+#define NGX_STREAM_DTLS_NET  SKF_NET_OFF
 
 static struct sock_filter  ngx_stream_dtls_source_bpf[] = {
 
@@ -46,27 +46,27 @@ static struct sock_filter  ngx_stream_dtls_source_bpf[] = {
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 19, 0),              /* drop */
 
     /* 2: the IP version */
-    BPF_STMT(BPF_LD | BPF_B | BPF_ABS, NGX_DTLS_NET),
+    BPF_STMT(BPF_LD | BPF_B | BPF_ABS, NGX_STREAM_DTLS_NET),
     BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 4),
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 5, 0),               /* 10 */
 
     /* 5: IPv4 source: 0.0.0.0, 255.255.255.255, 224.0.0.0/4 */
-    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, NGX_DTLS_NET + 12),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, NGX_STREAM_DTLS_NET + 12),
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 14, 0),              /* drop */
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xffffffff, 13, 0),     /* drop */
     BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf0000000),
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xe0000000, 11, 10),
 
     /* 10: IPv6 source: ff00::/8, :: */
-    BPF_STMT(BPF_LD | BPF_B | BPF_ABS, NGX_DTLS_NET + 8),
+    BPF_STMT(BPF_LD | BPF_B | BPF_ABS, NGX_STREAM_DTLS_NET + 8),
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xff, 9, 0),            /* drop */
-    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, NGX_DTLS_NET + 8),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, NGX_STREAM_DTLS_NET + 8),
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 6),               /* accept */
-    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, NGX_DTLS_NET + 12),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, NGX_STREAM_DTLS_NET + 12),
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 4),               /* accept */
-    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, NGX_DTLS_NET + 16),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, NGX_STREAM_DTLS_NET + 16),
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 2),               /* accept */
-    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, NGX_DTLS_NET + 20),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, NGX_STREAM_DTLS_NET + 20),
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),               /* drop */
 
     /* 20: accept, the whole datagram */

@@ -17,6 +17,7 @@ use JSON::PP;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 ###############################################################################
 
@@ -25,14 +26,13 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_load');
-$t->tool('dtls_floor');
-$t->tool('udp_echo');
+tool($t, 'dtls_load');
+tool($t, 'dtls_floor');
+tool($t, 'udp_echo');
 
-my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
+my $key = hexkey();
 
-$t->write_file('psk', "bench:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "bench:$key\n");
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
@@ -57,7 +57,7 @@ stream {
 
 EOF
 
-$t->udp_echo('127.0.0.1:' . port(8982, udp => 1));
+udp_echo($t, '127.0.0.1:' . port(8982, udp => 1));
 $t->run()->plan(25);
 
 my $dtls = '127.0.0.1:' . port(8980, udp => 1);
@@ -92,21 +92,21 @@ is($r->{failures}, 0, 'plain echo: no failures');
 
 # a payload that no record of the MTU can carry is refused, not measured
 
-my ($out, $rc) = $t->run_tool({ timeout => 20 }, 'dtls_load', '-c', $dtls,
+my ($out, $rc) = run_tool($t, { timeout => 20 }, 'dtls_load', '-c', $dtls,
 	@psk, '-m', 'echo', '-n', 1, '-d', 1, '-w', 0, '-s', 1200);
 is($rc, 2, 'echo: a payload over the MTU is a usage error');
 
 # hold mode: the sessions stay in nginx until the tool lets them go
 
-my $log = $t->log_mark();
+my $log = log_mark($t);
 
-my $pid = open(my $hold, '-|', $t->tool('dtls_load'), '-c', $dtls, @psk,
+my $pid = open(my $hold, '-|', tool($t, 'dtls_load'), '-c', $dtls, @psk,
 	'-m', 'hold', '-N', 50, '-n', 10) or die "dtls_load: $!\n";
 
 my $ready = <$hold>;
 ok(defined $ready && decode_json($ready)->{ready}, 'hold: ready line');
 
-is(scalar $t->grep_log(qr/client closed DTLS session/, $log), 0,
+is(scalar grep_log($t, qr/client closed DTLS session/, $log), 0,
 	'hold: sessions held');
 
 kill 'TERM', $pid;
@@ -116,13 +116,13 @@ close $hold;
 my $final = decode_json($rest[-1] // '{}');
 is($final->{mode}, 'hold', 'hold: final line');
 
-ok($t->wait_for(sub {
-	$t->grep_log(qr/client closed DTLS session/, $log) >= 50 }, 10),
+ok(wait_for($t, sub {
+	grep_log($t, qr/client closed DTLS session/, $log) >= 50 }, 10),
 	'hold: every session closed with close_notify');
 
 # a wrong key fails, and says so
 
-($out, $rc) = $t->run_tool({ timeout => 20 }, 'dtls_load', '-c', $dtls,
+($out, $rc) = run_tool($t, { timeout => 20 }, 'dtls_load', '-c', $dtls,
 	'-i', 'bench', '-k', '00' x 16, '-m', 'handshake', '-n', 1, '-d', 1,
 	'-w', 0, '-t', 500);
 $r = decode_json((grep { /^\{/ } split /\n/, $out)[-1] // '{}');
@@ -134,7 +134,7 @@ is($rc, 1, 'wrong key: exit code');
 
 # dtls_floor: the server's CPU per handshake, its heap per idle session
 
-($out, $rc) = $t->run_tool({ timeout => 20 }, 'dtls_floor', '-m',
+($out, $rc) = run_tool($t, { timeout => 20 }, 'dtls_floor', '-m',
 	'handshake', '-d', 1);
 $r = decode_json((split /\n/, $out)[-1] // '{}');
 ok($r->{handshakes} > 100, "floor: $r->{handshakes} handshakes");
@@ -142,14 +142,14 @@ ok($r->{server_cpu_us_per_handshake} > 1
 	&& $r->{server_cpu_us_per_handshake} < 10000,
 	"floor: $r->{server_cpu_us_per_handshake} us per server handshake");
 
-($out, $rc) = $t->run_tool({ timeout => 20 }, 'dtls_floor', '-m', 'memory',
+($out, $rc) = run_tool($t, { timeout => 20 }, 'dtls_floor', '-m', 'memory',
 	'-N', 100);
 $r = decode_json((split /\n/, $out)[-1] // '{}');
 my $full = $r->{server_bytes_per_session} // 0;
 ok($full > 16384, "floor: $full bytes per idle session");
 is($r->{server_bytes_left}, 0, 'floor: nothing left after SSL_CTX_free');
 
-($out, $rc) = $t->run_tool({ timeout => 20 }, 'dtls_floor', '-m', 'memory',
+($out, $rc) = run_tool($t, { timeout => 20 }, 'dtls_floor', '-m', 'memory',
 	'-N', 100, '-F', 1200);
 $r = decode_json((split /\n/, $out)[-1] // '{}');
 ok(($r->{server_bytes_per_session} // $full) < $full - 8192,
@@ -179,12 +179,12 @@ kill 'TERM', $ppid;
 close $p;
 }
 
-is($t->log_alerts(), '', 'no alerts');
+is(log_alerts($t), '', 'no alerts');
 
 ###############################################################################
 
 sub load {
-	my ($out, $rc) = $t->run_tool({ timeout => 30 }, 'dtls_load', @_);
+	my ($out, $rc) = run_tool($t, { timeout => 30 }, 'dtls_load', @_);
 	my ($line) = grep { /^\{/ } reverse split /\n/, $out;
 	return decode_json($line // '{}');
 }

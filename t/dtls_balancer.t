@@ -25,6 +25,7 @@ use Time::HiRes qw/ time /;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 use Test::DTLS::Hello;
 
 ###############################################################################
@@ -101,7 +102,7 @@ $lb_conf =~ s/listen(\s+)5684 udp;/listen${1}127.0.0.1:%%PORT_8980_UDP%% udp;/
 
 $lb->write_file_expand('nginx.conf', $events . $lb_conf);
 
-$lb->udp_echo('127.0.0.1:' . port(8990, udp => 1));
+udp_echo($lb, '127.0.0.1:' . port(8990, udp => 1));
 $lb->run();
 $na->run();
 $nb->run();
@@ -119,7 +120,7 @@ my $vip = port(8980, udp => 1);
 
 my $s = client(port(8985, udp => 1));
 my %hello = (random => random(32));
-my $marks = [ map { $_->log_mark() } @node ];
+my $marks = [ map { log_mark($_) } @node ];
 
 my $hvr = parse_hvr(exchange($s, client_hello(%hello)));
 ok($hvr && length $hvr->{cookie} == 32, 'shared port: cookie');
@@ -133,11 +134,11 @@ $minter //= 0;
 my $other = $node[1 - $minter];
 $node[$minter]->stop();
 
-my $mark = $other->log_mark();
+my $mark = log_mark($other);
 
 is(msg_type(exchange($s, client_hello(%hello, cookie => $hvr->{cookie},
 	msg_seq => 1))), 2, 'the other instance accepts the cookie');
-unlike($other->error_log($mark), qr/invalid or expired cookie/,
+unlike(error_log($other, $mark), qr/invalid or expired cookie/,
 	'the other instance: no cookie refused');
 
 $node[$minter]->run();
@@ -149,7 +150,7 @@ $node[$minter]->run();
 
 my @access = map { scalar access($_) } @node;
 
-my ($out) = $lb->run_tool({ timeout => 60 }, 'dtls_load', '-c',
+my ($out) = run_tool($lb, { timeout => 60 }, 'dtls_load', '-c',
 	"127.0.0.1:$vip", '-m', 'hold', '-N', 500, '-n', 32, '-d', 1, '-r',
 	'-i', 'dev-1', '-k', $key, '-t', 5000);
 
@@ -165,7 +166,7 @@ my ($resumed) = ($done // '') =~ /"resumed":(\d+)/;
 ok(($resumed // 0) >= 400, 'most of them resumed')
 	or diag("resumed: " . ($resumed // 'none'));
 
-$lb->wait_for(sub { access($na) + access($nb) - $access[0] - $access[1]
+wait_for($lb, sub { access($na) + access($nb) - $access[0] - $access[1]
 	>= 500 }, 15);
 
 my @lines = map { [ (split /\n/, $node[$_]->read_file('access.log'))
@@ -184,13 +185,13 @@ ok((grep { /^r / } @{$lines[0]}) >= 50 && (grep { /^r / } @{$lines[1]}) >= 50,
 
 @access = map { scalar access($_) } @node;
 
-($out) = $lb->run_tool({ timeout => 60 }, 'dtls_client', '-c',
+($out) = run_tool($lb, { timeout => 60 }, 'dtls_client', '-c',
 	"127.0.0.1:$vip", '-i', 'dev-1', '-k', $key, '-m', 'sequential',
 	'-n', 20, '-R');
 like($out, qr/^summary ok=20 failed=0 reused=19$/m,
 	'20 sessions, 19 resumed') or diag($out);
 
-$lb->wait_for(sub { access($na) + access($nb) - $access[0] - $access[1]
+wait_for($lb, sub { access($na) + access($nb) - $access[0] - $access[1]
 	>= 20 }, 5);
 
 @lines = map { [ (split /\n/, $node[$_]->read_file('access.log'))
@@ -219,7 +220,7 @@ for (1 .. 30) {
 	my $r = s_client('-bind', "127.0.0.1:$p",
 		'-sess_out', $lb->testdir() . '/ticket');
 
-	if ($r eq 'New' && $lb->wait_for(sub { access($nb) > $n }, 2)) {
+	if ($r eq 'New' && wait_for($lb, sub { access($nb) > $n }, 2)) {
 		($ticket, $dev) = ($lb->testdir() . '/ticket', $p);
 		last;
 	}
@@ -237,7 +238,7 @@ $nb->stop();
 # marked failed (max_fails 1, fail_timeout 10s, the defaults) and the
 # device's next handshake goes to the other instance.
 
-my $lb_mark = $lb->log_mark();
+my $lb_mark = log_mark($lb);
 my $t_stop = time();
 my ($moved, $tries);
 
@@ -246,7 +247,7 @@ for $tries (1 .. 30) {
 
 	if (s_client('-bind', "127.0.0.1:" . ($dev // 0),
 			'-sess_in', $ticket // '/nonexistent') eq 'Reused'
-		&& $lb->wait_for(sub { access($na) > $n }, 3)
+		&& wait_for($lb, sub { access($na) > $n }, 3)
 		&& (split /\n/, $na->read_file('access.log'))[-1] =~ /^r /)
 	{
 		$moved = time() - $t_stop;
@@ -262,10 +263,10 @@ ok(defined $moved && $moved < $lb_timeout + 10,
 	or diag('moved after ' . ($moved // 'never'));
 diag(sprintf 'moved after %.1f s', $moved)
 	if defined $moved && $ENV{TEST_NGINX_VERBOSE};
-like($lb->error_log($lb_mark), qr/upstream server temporarily disabled/,
+like(error_log($lb, $lb_mark), qr/upstream server temporarily disabled/,
 	'the balancer took the stopped instance out');
 
-($out) = $lb->run_tool({ timeout => 60 }, 'dtls_client', '-c',
+($out) = run_tool($lb, { timeout => 60 }, 'dtls_client', '-c',
 	"127.0.0.1:$vip", '-i', 'dev-1', '-k', $key, '-m', 'sequential',
 	'-n', 10, '-R', '-t', 15000);
 like($out, qr/^summary ok=10 failed=0 reused=9$/m,
@@ -276,7 +277,7 @@ like($out, qr/^summary ok=10 failed=0 reused=9$/m,
 $na->stop();
 $lb->stop();
 
-is(join("\n", grep { $_ ne '' } map { $_->log_alerts() } $na, $nb, $lb), '',
+is(join("\n", grep { $_ ne '' } map { log_alerts($_) } $na, $nb, $lb), '',
 	'no alerts');
 
 ###############################################################################
@@ -290,7 +291,7 @@ sub access {
 sub s_client {
 	my (@args) = @_;
 
-	my ($out) = $lb->run_tool({ stderr => 1, timeout => 15 }, $openssl,
+	my ($out) = run_tool($lb, { stderr => 1, timeout => 15 }, $openssl,
 		's_client', '-dtls1_2', '-connect', "127.0.0.1:$vip",
 		'-psk_identity', 'dev-1', '-psk', $key,
 		'-cipher', 'PSK-AES128-GCM-SHA256', @args);

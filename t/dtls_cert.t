@@ -19,6 +19,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 use Test::DTLS::PKI;
 
 use IO::Select;
@@ -33,7 +34,7 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('udp_echo');
+tool($t, 'udp_echo');
 
 plan(skip_all => 'no openssl binary')
 	unless `openssl version 2>/dev/null` =~ /^OpenSSL/;
@@ -42,10 +43,9 @@ my $gnutls = `gnutls-cli --version 2>/dev/null` =~ /gnutls/i;
 
 my %pki = make_pki($t->testdir());
 
-my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
+my $key = hexkey();
 
-$t->write_file('psk', "dev-1:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "dev-1:$key\n");
 
 $t->write_file('nginx.conf.in', <<'EOF');
 
@@ -169,9 +169,9 @@ $conf =~ s/%%BIG_CRT%%/$pki{big_crt}/g;
 $conf =~ s/%%BIG_KEY%%/$pki{big_key}/g;
 $t->write_file_expand('nginx.conf', $conf);
 
-$t->udp_echo('127.0.0.1:' . port(8990, udp => 1), 'e:');
-$t->udp_echo('127.0.0.1:' . port(8991, udp => 1), 'A:');
-$t->udp_echo('127.0.0.1:' . port(8992, udp => 1), 'B:');
+udp_echo($t, '127.0.0.1:' . port(8990, udp => 1), 'e:');
+udp_echo($t, '127.0.0.1:' . port(8991, udp => 1), 'A:');
+udp_echo($t, '127.0.0.1:' . port(8992, udp => 1), 'B:');
 
 $t->run()->plan(64);
 
@@ -294,28 +294,28 @@ like($out, qr/Cipher is ECDHE-ECDSA-/, 's_client: ECDHE-ECDSA suite');
 
 # default suites with certificates only: no PSK suite, no CBC suite
 
-my $mark = $t->log_mark();
+my $mark = log_mark($t);
 
 $out = s_client($sni, "psk\n", '-psk_identity', 'dev-1', '-psk', $key,
 	'-cipher', 'PSK-AES128-GCM-SHA256');
 unlike($out, qr/^[AB]:/m, 'certificates only: PSK client gets nothing');
-ok($t->wait_log(qr/DTLS handshake failed: no shared cipher/, 3, $mark),
+ok(wait_log($t, qr/DTLS handshake failed: no shared cipher/, 3, $mark),
 	'certificates only: PSK client, no shared cipher');
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
 $out = s_client($sni, "cbc\n", @ca, @client_cert,
 	'-cipher', 'ECDHE-ECDSA-AES128-SHA');
 unlike($out, qr/^[AB]:/m, 'CBC suite: nothing');
-ok($t->wait_log(qr/DTLS handshake failed: no shared cipher/, 3, $mark),
+ok(wait_log($t, qr/DTLS handshake failed: no shared cipher/, 3, $mark),
 	'CBC suite: no shared cipher');
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
 $out = s_client($psk, "cbc\n", '-psk_identity', 'dev-1', '-psk', $key,
 	'-cipher', 'PSK-AES128-CBC-SHA');
 unlike($out, qr/^e:/m, 'PSK CBC suite: nothing');
-ok($t->wait_log(qr/DTLS handshake failed: no shared cipher/, 3, $mark),
+ok(wait_log($t, qr/DTLS handshake failed: no shared cipher/, 3, $mark),
 	'PSK CBC suite: no shared cipher');
 
 # certificates and PSK: both kinds of client
@@ -329,11 +329,11 @@ like($out, qr/^e:cert$/m, 'certificates and PSK: certificate client');
 
 # a client without a certificate is refused (dtls_verify_client is on)
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
 $out = s_client($both, "nocert\n", @ca);
 unlike($out, qr/^e:/m, 'no client certificate: nothing');
-ok($t->wait_log(qr/DTLS handshake failed: client sent no required cert/,
+ok(wait_log($t, qr/DTLS handshake failed: client sent no required cert/,
 	3, $mark), 'no client certificate: logged');
 
 # gnutls-cli
@@ -424,7 +424,7 @@ SKIP: {
 
 unlike($log, qr/ DTLSv1\.2 \S*(?:CBC|-SHA) \d+$/m, 'no CBC suite used');
 
-is($t->log_alerts(), '', 'no alerts');
+is(log_alerts($t), '', 'no alerts');
 
 ###############################################################################
 

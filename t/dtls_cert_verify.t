@@ -29,6 +29,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS qw/ :DEFAULT line_of rx /;
 use Test::DTLS::PKI;
 
 ###############################################################################
@@ -38,17 +39,16 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
+tool($t, 'dtls_client');
 
 plan(skip_all => 'no openssl binary') unless `openssl version 2>/dev/null`;
 
 my $d = $t->testdir();
 my $pki = Test::DTLS::PKI->new("$d/pki");
 
-my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
+my $key = hexkey();
 
-$t->write_file('psk', "dev-1:$key\n");
-chmod 0600, "$d/psk";
+psk_file($t, 'psk', "dev-1:$key\n");
 
 # every server answers with the session's variables
 
@@ -209,7 +209,7 @@ my %admits = (
 		. '($dtls_client_verify is NONE or FAILED:reason)',
 );
 
-warnings($t->error_log(), 'start');
+warnings(error_log($t), 'start');
 
 ###############################################################################
 
@@ -292,7 +292,7 @@ check('on_d0', 'client-int', $bad{long}, 'on: one intermediate, depth 0');
 for my $client (qw/ client client-other client-expired client-revoked
 	client-self client-long /, '')
 {
-	my $mark = length $t->read_file('access.log');
+	my $mark = access_mark($t);
 	my $r = session('off', $client);
 	my $name = "off: " . ($client || 'none');
 
@@ -319,13 +319,13 @@ check('nca_noca', 'client-expired', $bad{expired}, 'nca, no CA: expired');
 # key) and a certificate-suite client without a certificate are NONE;
 # only the latter has no $dtls_psk_identity
 
-my $mark = length $t->read_file('access.log');
+my $mark = access_mark($t);
 my $r = session('mixed_optional', '', '-k', $key, '-i', 'dev-1');
 is(join('|', map { $_ // '(none)' } @$r{qw/ verify psk /}), 'NONE|dev-1',
 	'mixed, optional: PSK client: NONE, identity');
 logged('mixed_optional', $mark, 'NONE', 'mixed, optional: PSK client');
 
-$mark = length $t->read_file('access.log');
+$mark = access_mark($t);
 $r = session('mixed_optional', '');
 is(join('|', map { $_ // '(none)' } @$r{qw/ verify psk /}), 'NONE|',
 	'mixed, optional: no certificate: NONE, no identity');
@@ -413,11 +413,11 @@ $r = session('rsa', 'client', '-C', 'ECDHE-RSA-CHACHA20-POLY1305');
 like($r->{out}, qr/^server certificate subject=CN=server-rsa,.* verify=ok$/m,
 	'rsa: RSA certificate');
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 $r = session('rsa', 'client', '-C', 'ECDHE-ECDSA-AES128-GCM-SHA256');
 ok(!defined $r->{verify} && $r->{out} =~ /^handshake failed: /m,
 	'rsa: ECDSA suites only, refused');
-ok($t->wait_log(qr/DTLS handshake failed: no shared cipher/, 3, $mark),
+ok(wait_log($t, qr/DTLS handshake failed: no shared cipher/, 3, $mark),
 	'rsa: no shared cipher logged');
 
 # dtls_password_file
@@ -470,11 +470,11 @@ ok(defined $sid && defined $vsid && $vsid eq lc $sid,
 	's_client: $dtls_session_id is the session ID')
 	or diag($out);
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 $out = s_client('on', cert('client-expired'), @ca);
 unlike($out, qr/SUCCESS/, 's_client: expired, no data');
 like($out, qr/alert certificate expired/, 's_client: expired, alert');
-ok($t->wait_log(rx(qr/DTLS client certificate verify error: /,
+ok(wait_log($t, rx(qr/DTLS client certificate verify error: /,
 		qr/\(10:certificate has expired\), depth 0, /,
 		qr{subject "/O=ngx_dtls test/CN=client-expired"}), 3, $mark),
 	's_client: expired, logged');
@@ -504,9 +504,9 @@ like($out, qr/^SUCCESS\|CN=client-long,/m, 's_client: long chains, MTU 300');
 
 # a reload says it all again
 
-$mark = $t->log_mark();
-ok($t->reload(), 'reload');
-warnings($t->error_log($mark), 'reload');
+$mark = log_mark($t);
+ok(reload_wait($t), 'reload');
+warnings(error_log($t, $mark), 'reload');
 
 ###############################################################################
 
@@ -526,7 +526,7 @@ like($log, qr/^$port{nca} $noca "CN=client-other,O=ngx_dtls test" \S+ 200$/m,
 like($log, qr/^$port{optional} NONE "-" \S+ 200$/m, 'access log: NONE');
 like($log, qr/^$port{on} - "-" - 400$/m, 'access log: refused');
 
-is($t->log_alerts(), '', 'no alerts in the error log');
+is(log_alerts($t), '', 'no alerts in the error log');
 
 ###############################################################################
 
@@ -540,7 +540,7 @@ dtls_verify_client    off;
 EOF
 
 is($rc, 0, 'nginx -t: off passes');
-my $line = line_of('warn.conf', qr/^\s*dtls\s+on;/);
+my $line = line_of($t, 'warn.conf', qr/^\s*dtls\s+on;/);
 my $warn = sprintf($admits{off}, "$d/warn.conf:$line");
 like($test, qr/\[warn\] \Q$warn\E$/m, 'nginx -t: off warns, naming the server');
 
@@ -552,7 +552,7 @@ $mode
 EOF
 
 	my $m = $mode ? 'optional' : 'default';
-	$line = line_of('noca.conf', qr/^\s*dtls\s+on;/);
+	$line = line_of($t, 'noca.conf', qr/^\s*dtls\s+on;/);
 
 	isnt($rc, 0, "nginx -t: $m, no client CA fails");
 	like($test, rx(qr/\[emerg\].*no "dtls_client_certificate" /,
@@ -571,7 +571,7 @@ dtls_verify_client    optional_no_ca;
 EOF
 
 is($rc, 0, 'nginx -t: optional_no_ca needs no client CA');
-$line = line_of('nca.conf', qr/^\s*dtls\s+on;/);
+$line = line_of($t, 'nca.conf', qr/^\s*dtls\s+on;/);
 $warn = sprintf($admits{nca_noca}, "$d/nca.conf:$line");
 like($test, qr/\[warn\] \Q$warn\E$/m,
 	'nginx -t: optional_no_ca, no client CA, warns');
@@ -627,7 +627,7 @@ sub session {
 	unshift @args, '-A', $pki->path('root.crt')
 		unless grep { $_ eq '-A' || $_ eq '-k' } @args;
 
-	my ($out, $rc) = $t->run_tool({ timeout => 10 }, 'dtls_client',
+	my ($out, $rc) = dtls_client($t, { timeout => 10 },
 		'-c', "127.0.0.1:$port{$server}", '-m', 'send-only', '-s', 'x',
 		'-t', 3000, cert($client), @args);
 
@@ -646,7 +646,7 @@ sub session {
 sub refused {
 	my ($server, $client, $refused, $name) = @_;
 
-	my $mark = $t->log_mark();
+	my $mark = log_mark($t);
 	my $r = session($server, $client);
 
 	my ($log, $alert) = ref $refused ? @$refused
@@ -658,19 +658,19 @@ sub refused {
 		"$name: refused, alert \"$alert\"") or diag($r->{out});
 
 	if (!defined $log) {
-		ok($t->wait_log(rx(qr/DTLS handshake failed: /,
+		ok(wait_log($t, rx(qr/DTLS handshake failed: /,
 		qr/client sent no required certificate/), 3, $mark),
-			"$name: logged") or diag($t->error_log($mark));
+			"$name: logged") or diag(error_log($t, $mark));
 		return $r;
 	}
 
 	my $cn = $client_cn{$client};
-	my $ok = $t->wait_log(rx(qr/DTLS handshake failed: /,
+	my $ok = wait_log($t, rx(qr/DTLS handshake failed: /,
 		qr/client certificate verify error/), 3, $mark);
 
-	ok($ok && $t->error_log($mark) =~ /\[info\].* DTLS client certificate /
+	ok($ok && error_log($t, $mark) =~ /\[info\].* DTLS client certificate /
 		. qr/verify error: \($log\), depth \d, subject "[^"]*"/,
-		"$name: logged") or diag($t->error_log($mark));
+		"$name: logged") or diag(error_log($t, $mark));
 
 	return $r;
 }
@@ -681,7 +681,7 @@ sub refused {
 sub check {
 	my ($server, $client, $expect, $name) = @_;
 
-	my $mark = length $t->read_file('access.log');
+	my $mark = access_mark($t);
 
 	if ($expect->{refused}) {
 		refused($server, $client, $expect->{refused}, $name);
@@ -722,14 +722,7 @@ sub check {
 sub logged {
 	my ($server, $mark, $verify, $name) = @_;
 
-	my $line;
-
-	$t->wait_for(sub {
-		my $log = substr($t->read_file('access.log'), $mark);
-		($line) = $log =~ /^(.*)\n/;
-		return defined $line;
-	}, 3);
-
+	my ($line) = wait_access($t, 1, 3, $mark);
 	my $status = $verify eq '-' ? 400 : 200;
 
 	like($line // '', qr/^$port{$server} \Q$verify\E "[^"]*" \S+ $status$/,
@@ -767,7 +760,7 @@ sub s_client {
 
 	s/^-a$/-cert/, s/^-K$/-key/ for @args;
 
-	my ($out) = $t->run_tool({ stderr => 1, timeout => 15 }, '/bin/sh',
+	my ($out) = run_tool($t, { stderr => 1, timeout => 15 }, '/bin/sh',
 		'-c', 'sleep 1 | exec timeout 10 openssl s_client -dtls1_2 '
 		. '-connect "$0" "$@"', "127.0.0.1:$port{$server}", @args);
 
@@ -796,25 +789,12 @@ $dirs
 }
 EOF
 
-	return $t->test_config($name);
+	return test_config($t, $name);
 }
 
 # a regex made of pieces, to keep lines short: multi-line, each piece's
 # own flags dropped
 
-sub rx {
-	my $s = join '', map { "$_" =~ s/^\(\?\^\w*:(.*)\)$/$1/sr } @_;
-	return qr/$s/m;
-}
 
-sub line_of {
-	my ($name, $re) = @_;
-
-	my @lines = split /\n/, $t->read_file($name);
-	my ($n) = grep { $lines[$_ - 1] =~ $re } 1 .. @lines;
-
-	die "no $re in $name\n" unless $n;
-	return $n;
-}
 
 ###############################################################################

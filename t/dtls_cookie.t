@@ -15,6 +15,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 use Test::DTLS::Hello;
 
 ###############################################################################
@@ -24,9 +25,7 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->write_file('psk', 'dev-1:' . unpack('H*', join '', map { chr rand 256 }
-	1 .. 16) . "\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', 'dev-1:' . hexkey() . "\n");
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
@@ -89,12 +88,12 @@ is(msg_type($reply), 2, 'valid cookie gets a ServerHello');
 
 # the same cookie from another port is refused: another HelloVerifyRequest
 
-my $mark = $t->log_mark();
+my $mark = log_mark($t);
 
 $reply = exchange(client($port), client_hello(%hello, cookie => $cookie,
 	msg_seq => 1));
 is(msg_type($reply), 3, 'cookie from another port refused');
-ok($t->wait_log(qr/invalid or expired cookie/, 3, $mark),
+ok(wait_log($t, qr/invalid or expired cookie/, 3, $mark),
 	'cookie from another port logged');
 isnt(parse_hvr($reply)->{cookie}, $cookie, 'new cookie for the new port');
 
@@ -132,16 +131,16 @@ is(msg_type($reply), 2, 'original cookie accepted');
 
 my $s3 = client($port);
 exchange($s3, client_hello(random => random(32)));
-my ($id) = $t->error_log() =~ /.*\*(\d+) udp client 127\.0\.0\.1:${\
+my ($id) = error_log($t) =~ /.*\*(\d+) udp client 127\.0\.0\.1:${\
 	$s3->sockport()} connected/s;
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 $reply = exchange($s3, 'x' x 80);
 
 ok(!defined $reply, 'datagram after hvr: no reply');
-ok($t->wait_log(qr/\*(\d+) DTLS session must start with a ClientHello/, 3,
+ok(wait_log($t, qr/\*(\d+) DTLS session must start with a ClientHello/, 3,
 	$mark), 'datagram after hvr: new session');
-my ($id2) = $t->error_log($mark)
+my ($id2) = error_log($t, $mark)
 	=~ /\*(\d+) DTLS session must start with a ClientHello/;
 ok($id && $id2 && $id2 > $id, 'datagram after hvr: not the old session')
 	or diag("sessions $id, $id2");
@@ -170,8 +169,8 @@ my $s4 = client($port);
 my %hello4 = (random => random(32));
 my $cookie4 = parse_hvr(exchange($s4, client_hello(%hello4)))->{cookie};
 
-my %old = map { $_ => 1 } $t->workers();
-ok($t->reload() && $t->wait_for(sub { !grep { $old{$_} } $t->workers() }, 10),
+my %old = map { $_ => 1 } workers($t);
+ok(reload_wait($t) && wait_for($t, sub { !grep { $old{$_} } workers($t) }, 10),
 	'reload');
 
 $reply = exchange($s4, client_hello(%hello4, cookie => $cookie4,
@@ -181,23 +180,21 @@ is(msg_type($reply), 2, 'cookie from before the reload accepted');
 # a record of a later epoch (a client's close_notify after nginx ended the
 # session) is dropped quietly: debug, not info
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
 is(exchange(client($port), pack('Cnn', 21, 0xfefd, 1) . pack('nN', 0, 3)
 	. pack('n', 26) . random(26)), undef, 'no reply: record of epoch 1');
-ok($t->wait_log(qr/\[debug\].*dtls record of no live session dropped/, 3,
+ok(wait_log($t, qr/\[debug\].*dtls record of no live session dropped/, 3,
 	$mark), 'record of epoch 1: debug line');
-unlike($t->error_log($mark), qr/\[info\].*must start with a ClientHello/,
+unlike(error_log($t, $mark), qr/\[info\].*must start with a ClientHello/,
 	'record of epoch 1: no info line');
 
 # cookie exchanges and dropped datagrams leave no session to log
 
 $t->stop();
 
-my @lines = split /\n/, $t->read_file('access.log');
+my @lines = access_lines($t);
 is(scalar(grep { /^${\$s->sockport()} 400$/ } @lines), 1,
 	'access log: only the session that got past the cookie');
-
-###############################################################################
 
 ###############################################################################

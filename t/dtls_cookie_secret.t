@@ -17,6 +17,7 @@ use Time::HiRes qw/ sleep /;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 use Test::DTLS::Hello;
 
 ###############################################################################
@@ -27,7 +28,7 @@ select STDOUT; $| = 1;
 plan(tests => 16);
 
 my $secret = random(48);
-my $psk = 'dev-1:' . unpack('H*', random(16)) . "\n";
+my $psk = 'dev-1:' . hexkey() . "\n";
 
 # one nginx instance on the test's port, with or without the secret file
 
@@ -36,9 +37,8 @@ sub instance {
 
 	my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-	$t->write_file('psk', $psk);
-	$t->write_file($_, $files{$_}) for keys %files;
-	chmod 0600, map { $t->testdir() . "/$_" } 'psk', keys %files;
+	my %all = (psk => $psk, %files);
+	psk_file($t, $_, $all{$_}) for keys %all;
 
 	$t->write_file_expand('nginx.conf', <<"EOF");
 
@@ -82,11 +82,11 @@ $cookie = parse_hvr(exchange($s, client_hello(%hello)))->{cookie};
 
 sleep 4.5;
 
-my $mark = $t->log_mark();
+my $mark = log_mark($t);
 
 is(msg_type(exchange($s, client_hello(%hello, cookie => $cookie,
 	msg_seq => 1))), 3, 'cookie two lifetimes old refused');
-ok($t->wait_log(qr/invalid or expired cookie/, 3, $mark),
+ok(wait_log($t, qr/invalid or expired cookie/, 3, $mark),
 	'expired cookie logged');
 
 $t->stop();
@@ -139,10 +139,10 @@ $s = client($port);
 is(msg_type(exchange($s, client_hello(random => random(32)))), 2,
 	'dtls_cookie off: ServerHello without a cookie');
 
-my ($out) = $f->run_tool('dtls_client', '-c', "127.0.0.1:$port",
+my ($out) = dtls_client($f, '-c', "127.0.0.1:$port",
 	'-i', 'dev-1', '-k', ($psk =~ /:(\w+)/)[0], '-m', 'send-only', '-s', 'x');
 like($out, qr/^recv ok$/m, 'dtls_cookie off: a client gets through');
-unlike($f->error_log(), qr/HelloVerifyRequest sent/,
+unlike(error_log($f), qr/HelloVerifyRequest sent/,
 	'dtls_cookie off: no HelloVerifyRequest');
 
 $f->stop();
@@ -151,29 +151,29 @@ $f->stop();
 
 my $e = instance('dtls_cookie off;');
 my ($rc);
-($rc, $out) = $e->test_config();
+($rc, $out) = test_config($e);
 like($out, qr/\[warn\] "dtls_cookie off": the server in \S+:\d+ starts a /,
 	'dtls_cookie off: warning');
 
 $e = instance('dtls_cookie_secret short;', short => random(31));
-($rc, $out) = $e->test_config();
+($rc, $out) = test_config($e);
 isnt($rc, 0, 'short secret: fails');
 like($out, qr/"\S+\/short" has 31 bytes, at least 32 are needed in \S+:\d+/,
 	'short secret: message');
 
 $e = instance('dtls_cookie_secret missing;');
-($rc, $out) = $e->test_config();
+($rc, $out) = test_config($e);
 like($out, qr/cannot open cookie secret file "\S+\/missing" \(2: No such /,
 	'missing secret file');
 
 $e = instance('dtls_cookie_lifetime 0s;');
-($rc, $out) = $e->test_config();
+($rc, $out) = test_config($e);
 like($out, qr/"dtls_cookie_lifetime" directive must be at least 1s in /,
 	'lifetime 0');
 
 $e = instance('dtls_cookie_secret secret;', secret => $secret);
 chmod 0644, $e->testdir() . '/secret';
-($rc, $out) = $e->test_config();
+($rc, $out) = test_config($e);
 like($out, qr/\[warn\] cookie secret file "\S+\/secret" is readable by others/,
 	'secret readable by others: warning');
 

@@ -22,6 +22,7 @@ use Cwd qw/ abs_path /;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 ###############################################################################
 
@@ -104,13 +105,12 @@ delete $ENV{TEST_NGINX_GLOBALS};
 
 my $t = Test::Nginx->new();
 
-$t->tool('udp_echo');
+tool($t, 'udp_echo');
 
 my $d = $t->testdir();
-my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
+my $key = hexkey();
 
-$t->write_file('psk', "dev:$key\n");
-chmod 0600, "$d/psk" or die "chmod psk: $!\n";
+psk_file($t, 'psk', "dev:$key\n");
 
 # Debian's own nginx.conf loads modules-enabled/*.conf, whose load_module
 # lines name modules/ under the prefix: the same here, under the test's own
@@ -194,15 +194,15 @@ ok(!$was_running ? !nginx_service_running() : 1, 'no nginx service started');
 
 # Debian's nginx with the enabled modules, DTLS-PSK and echo
 
-my ($rc, $out) = $t->test_config();
+my ($rc, $out) = test_config($t);
 is($rc, 0, '/usr/sbin/nginx -t with modules-enabled') or diag($out);
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'echo:');
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1), 'echo:');
 $t->run();
 
 my $p = port(8980, udp => 1);
 
-($out) = $t->run_tool({ timeout => 15, stderr => 1 }, '/bin/sh', '-c',
+($out) = run_tool($t, { timeout => 15, stderr => 1 }, '/bin/sh', '-c',
 	"(echo hello-deb; sleep 2) | openssl s_client -dtls1_2 -no_ign_eof "
 	. "-psk_identity dev -psk $key -connect 127.0.0.1:$p");
 
@@ -211,7 +211,7 @@ like($out, qr/^echo:hello-deb$/m, 's_client: echo through nginx');
 
 $t->stop();
 
-is($t->log_alerts(), '', 'no alerts');
+is(log_alerts($t), '', 'no alerts');
 
 # another build of nginx: its own "not binary compatible", no crash, both
 # ways: the package's .so in nginx-compat of this repository's build, and
@@ -222,7 +222,7 @@ SKIP: {
 	skip "no $compat", 1 unless -x $compat;
 
 	local $t->{_binary} = $compat;
-	($rc, $out) = $t->test_config('compat.conf');
+	($rc, $out) = test_config($t, 'compat.conf');
 	ok($rc > 0 && $out =~ /module "\Q$so\E" is not binary compatible/,
 		'package .so in nginx-compat: "not binary compatible"')
 		or diag("exit code $rc:\n$out");
@@ -232,7 +232,7 @@ SKIP: {
 	my $own = "$repo/build/nginx/modules/ngx_stream_dtls_module.so";
 	skip "no $own", 1 unless -f $own;
 
-	($rc, $out) = $t->test_config('own.conf');
+	($rc, $out) = test_config($t, 'own.conf');
 	ok($rc > 0 && $out =~ /module "\Q$own\E" is not binary compatible/,
 		'build/ .so in Debian\'s nginx: "not binary compatible"')
 		or diag("exit code $rc:\n$out");

@@ -17,6 +17,7 @@ use Cwd qw/ abs_path /;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 ###############################################################################
 
@@ -41,14 +42,13 @@ delete $ENV{TEST_NGINX_GLOBALS};
 
 my $t = Test::Nginx->new()->has(qw/stream udp/);
 
-$t->tool('dtls_client');
-$t->tool('udp_echo');
+tool($t, 'dtls_client');
+tool($t, 'udp_echo');
 
 my $d = $t->testdir();
-my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
+my $key = hexkey();
 
-$t->write_file('psk', "dev:$key\n");
-chmod 0600, "$d/psk" or die "chmod psk: $!\n";
+psk_file($t, 'psk', "dev:$key\n");
 
 $t->write_file_expand('nginx.conf', <<"EOF");
 load_module  $so;
@@ -92,14 +92,14 @@ stream {
 }
 EOF
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'echo:');
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1), 'echo:');
 
 $t->plan(13);
 
 my $p = port(8980, udp => 1);
 
 sub echo3 {
-	my ($o) = $t->run_tool({ timeout => 15 }, 'dtls_client', '-m', 'echo',
+	my ($o) = dtls_client($t, { timeout => 15 }, '-m', 'echo',
 		'-n', '3', '-i', 'dev', '-k', $key, '-c', "127.0.0.1:$p",
 		'-t', '5000');
 	return $o;
@@ -109,9 +109,9 @@ sub echo3 {
 
 # nginx-compat has no dtls of its own
 
-is($t->binary(), $compat, 'binary is nginx-compat');
+is(nginx_binary($t), $compat, 'binary is nginx-compat');
 
-my ($rc, $out) = $t->test_config('noload.conf');
+my ($rc, $out) = test_config($t, 'noload.conf');
 my @lines = split /\n/, $t->read_file('noload.conf');
 my ($line) = grep { $lines[$_ - 1] =~ /^\s*dtls\s+on/ } 1 .. @lines;
 
@@ -121,10 +121,10 @@ like($out, qr/unknown directive "dtls" in \Q$d\E\/noload\.conf:$line\b/,
 
 # with load_module
 
-($rc, $out) = $t->test_config();
+($rc, $out) = test_config($t);
 is($rc, 0, 'with load_module: nginx -t passes') or diag($out);
 
-my $mark = $t->log_mark();
+my $mark = log_mark($t);
 $t->run();
 
 # a DTLS session through the loaded module to the echo backend
@@ -138,15 +138,15 @@ like($out, qr/^echo ok n=3$/m, 'echo ok');
 
 # the variables of the module, in the access log at the session's end
 
-ok($t->wait_for(sub { $t->read_file('access.log') ne '' }, 5),
+ok(wait_for($t, sub { $t->read_file('access.log') ne '' }, 5),
 	'access log written');
 like($t->read_file('access.log'),
 	qr/^127\.0\.0\.1 DTLSv1\.2 PSK-\S+ dev \.$/m, 'variables');
 
 # a reload with the module loaded: the new workers still speak DTLS
 
-my %old = map { $_ => 1 } $t->workers();
-ok($t->reload() && $t->wait_for(sub { !grep { $old{$_} } $t->workers() }, 10),
+my %old = map { $_ => 1 } workers($t);
+ok(reload_wait($t) && wait_for($t, sub { !grep { $old{$_} } workers($t) }, 10),
 	'reload');
 
 $out = echo3();
@@ -154,7 +154,7 @@ like($out, qr/^echo ok n=3$/m, 'echo ok after reload');
 
 # the error log: no alerts, and never the key
 
-is($t->log_alerts($mark), '', 'no alerts since start');
-ok(index($t->error_log(), $key) < 0, 'no key in error log');
+is(log_alerts($t, $mark), '', 'no alerts since start');
+ok(index(error_log($t), $key) < 0, 'no key in error log');
 
 ###############################################################################

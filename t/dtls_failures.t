@@ -18,6 +18,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 use Time::HiRes qw/ time sleep /;
 
@@ -28,8 +29,8 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
-$t->tool('udp_echo');
+tool($t, 'dtls_client');
+tool($t, 'udp_echo');
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
@@ -81,14 +82,13 @@ stream {
 
 EOF
 
-my $key = random_hex(16);
-my $key2 = random_hex(32);
-my $wrong = random_hex(16);
+my $key = hexkey(16);
+my $key2 = hexkey(32);
+my $wrong = hexkey(16);
 
-$t->write_file('psk', "# test keys\ndev-1:$key\ndev-2:$key2\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "# test keys\ndev-1:$key\ndev-2:$key2\n");
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'be:');
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1), 'be:');
 $t->run()->plan(62);
 
 my $p = port(8980, udp => 1);
@@ -103,8 +103,8 @@ my @good = ('-c', "127.0.0.1:$p", '-i', 'dev-1', '-k', $key);
 # no cookie: a HelloVerifyRequest, no larger than the ClientHello, and
 # nothing else: no session, no log line, no access log line
 
-my ($out, $rc) = client('-c', "127.0.0.1:$pnc", '-i', 'dev-1', '-k', $key,
-	'-m', 'nocookie', '-t', '1000');
+my ($out, $rc) = dtls_client($t, '-c', "127.0.0.1:$pnc", '-i', 'dev-1',
+	'-k', $key, '-m', 'nocookie', '-t', '1000');
 my ($hvr_len, $cookie_len, $req_len) =
 	$out =~ /^hvr received len=(\d+) cookie_len=(\d+) request_len=(\d+)$/m;
 ok(defined $hvr_len, 'nocookie: hvr received') or diag($out);
@@ -114,48 +114,49 @@ ok(defined $req_len && $hvr_len <= $req_len,
 	'nocookie: hvr not larger than the ClientHello');
 is($rc, 0, 'nocookie: exit code');
 
-client('-c', "127.0.0.1:$pnc", '-m', 'nocookie', '-t', '1000') for 1 .. 2;
+dtls_client($t, '-c', "127.0.0.1:$pnc", '-m', 'nocookie',
+	'-t', '1000') for 1 .. 2;
 
 # garbage: dropped without a reply, logged
 
-my $mark = $t->log_mark();
+my $mark = log_mark($t);
 
-($out, $rc) = client('-c', "127.0.0.1:$p", '-m', 'garbage', '-n', '5',
+($out, $rc) = dtls_client($t, '-c', "127.0.0.1:$p", '-m', 'garbage', '-n', '5',
 	'-t', '1000');
 like($out, qr/^reply none$/m, 'garbage: no reply');
 is($rc, 0, 'garbage: exit code');
-ok($t->wait_log(qr/\[info\].*DTLS session must start with a ClientHello, datagram of \d+ bytes dropped/,
+ok(wait_log($t, qr/\[info\].*DTLS session must start with a ClientHello, datagram of \d+ bytes dropped/,
 	3, $mark), 'garbage: logged');
 
-my @dropped = $t->grep_log(
+my @dropped = grep_log($t, 
 	qr/DTLS session must start with a ClientHello, datagram of/, $mark);
 ok(grep({ /datagram of 0 bytes dropped/ } @dropped),
 	'garbage: empty datagram logged with its size');
-is(scalar($t->grep_log(qr/DTLS handshake/, $mark)), 0,
+is(scalar(grep_log($t, qr/DTLS handshake/, $mark)), 0,
 	'garbage: no handshake');
 
 # wrong key for a known identity: shows at the handshake timeout, when
 # nginx tells the client with a handshake_failure alert
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
 my $start = time();
-($out, $rc) = client('-c', "127.0.0.1:$p", '-i', 'dev-1', '-k', $wrong,
+($out, $rc) = dtls_client($t, '-c', "127.0.0.1:$p", '-i', 'dev-1', '-k', $wrong,
 	'-m', 'echo', '-t', '2500');
 like($out, qr/^alert received: handshake failure$/m,
 	'wrong key: client gets an alert');
 unlike($out, qr/^handshake ok/m, 'wrong key: no handshake');
 is($rc, 1, 'wrong key: exit code');
 
-ok($t->wait_log(qr/\[info\].*DTLS handshake failed: timed out: the client's Finished did not decrypt, wrong PSK\?/,
+ok(wait_log($t, qr/\[info\].*DTLS handshake failed: timed out: the client's Finished did not decrypt, wrong PSK\?/,
 	3, $mark), 'wrong key: logged');
 
 # unknown identity: an alert at once
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
 $start = time();
-($out, $rc) = client('-c', "127.0.0.1:$p", '-i', 'nobody', '-k', $key,
+($out, $rc) = dtls_client($t, '-c', "127.0.0.1:$p", '-i', 'nobody', '-k', $key,
 	'-m', 'echo', '-t', '4000');
 my $elapsed = time() - $start;
 like($out, qr/^alert received: unknown PSK identity$/m,
@@ -165,40 +166,40 @@ is($rc, 1, 'unknown identity: exit code');
 ok($elapsed < 2, 'unknown identity: fast')
 	or diag(sprintf('%.2fs', $elapsed));
 
-ok($t->wait_log(qr/\[info\].*DTLS handshake failed: unknown PSK identity/,
+ok(wait_log($t, qr/\[info\].*DTLS handshake failed: unknown PSK identity/,
 	3, $mark), 'unknown identity: handshake failed logged');
-ok(scalar $t->grep_log(
+ok(scalar grep_log($t, 
 	qr/\[info\].*DTLS client sent unknown PSK identity "nobody"/, $mark),
 	'unknown identity: identity logged');
 
 # a stalled handshake is released at dtls_handshake_timeout
 
-$mark = $t->log_mark();
-my $lines = access_lines();
+$mark = log_mark($t);
+my $lines = access_lines($t);
 
 $start = time();
-($out, $rc) = client('-c', "127.0.0.1:$p", '-i', 'dev-1', '-k', $key,
+($out, $rc) = dtls_client($t, '-c', "127.0.0.1:$p", '-i', 'dev-1', '-k', $key,
 	'-m', 'stall', '-t', '1000');
 like($out, qr/^hvr received /m, 'stall: hvr');
 like($out, qr/^server flight received len=\d+$/m, 'stall: server flight');
 
-ok($t->wait_log(qr/\[info\].*DTLS handshake failed: timed out while/, 4, $mark),
+ok(wait_log($t, qr/\[info\].*DTLS handshake failed: timed out while/, 4, $mark),
 	'stall: timed out logged');
 $elapsed = time() - $start;
 ok($elapsed > 0.8 && $elapsed < 3.5, 'stall: released at the timeout')
 	or diag(sprintf('%.2fs', $elapsed));
 
-ok($t->wait_for(sub { access_lines() > $lines }, 2),
+ok(wait_for($t, sub { access_lines($t) > $lines }, 2),
 	'stall: access log line');
-like((split /\n/, $t->read_file('access.log'))[-1], qr/^$p - - - 400 /,
+like((access_lines($t))[-1], qr/^$p - - - 400 /,
 	'stall: status 400');
 
 # the client's close_notify is answered, and the session ends at once
 
-$mark = $t->log_mark();
-$lines = access_lines();
+$mark = log_mark($t);
+$lines = access_lines($t);
 
-($out, $rc) = client(@good, '-m', 'echo', '-n', '2', '-t', '3000');
+($out, $rc) = dtls_client($t, @good, '-m', 'echo', '-n', '2', '-t', '3000');
 like($out, qr/^handshake ok protocol=DTLSv1\.2 cipher=\S+ reused=0$/m,
 	'close_notify: handshake');
 like($out, qr/^recv be:hello-2$/m, 'close_notify: through the backend');
@@ -207,23 +208,23 @@ like($out, qr/^close_notify received$/m, 'close_notify: answered');
 is($rc, 0, 'close_notify: exit code');
 
 $start = time();
-ok($t->wait_for(sub { access_lines() > $lines }, 1.5),
+ok(wait_for($t, sub { access_lines($t) > $lines }, 1.5),
 	'close_notify: session ended promptly')
 	or diag(sprintf('%.2fs', time() - $start));
-my ($session_time) = (split /\n/, $t->read_file('access.log'))[-1]
+my ($session_time) = (access_lines($t))[-1]
 	=~ /^$p dev-1 DTLSv1\.2 \S+ 200 (\S+)$/;
 ok(defined $session_time, 'close_notify: access log');
 ok(defined $session_time && $session_time < 1,
 	'close_notify: not held until proxy_timeout')
 	or diag($session_time);
-ok(scalar $t->grep_log(
+ok(scalar grep_log($t, 
 	qr/\[info\].*client closed DTLS session \(close_notify\)/, $mark),
 	'close_notify: logged');
 
 # return: nginx ends the session with close_notify
 
-($out, $rc) = client('-c', "127.0.0.1:$pret", '-i', 'dev-2', '-k', $key2,
-	'-m', 'send-only', '-t', '3000');
+($out, $rc) = dtls_client($t, '-c', "127.0.0.1:$pret", '-i', 'dev-2',
+	'-k', $key2, '-m', 'send-only', '-t', '3000');
 like($out, qr/^recv bye$/m, 'return: data');
 like($out, qr/^close_notify received$/m, 'return: close_notify');
 is($rc, 0, 'return: exit code');
@@ -231,8 +232,8 @@ is($rc, 0, 'return: exit code');
 # proxy_timeout: an idle session is ended with close_notify
 
 $start = time();
-($out, $rc) = client('-c', "127.0.0.1:$pidle", '-i', 'dev-1', '-k', $key,
-	'-m', 'send-only', '-t', '3000');
+($out, $rc) = dtls_client($t, '-c', "127.0.0.1:$pidle", '-i', 'dev-1',
+	'-k', $key, '-m', 'send-only', '-t', '3000');
 $elapsed = time() - $start;
 like($out, qr/^recv be:hello$/m, 'proxy_timeout: data');
 like($out, qr/^close_notify received$/m, 'proxy_timeout: close_notify');
@@ -242,15 +243,15 @@ ok($elapsed < 2.8, 'proxy_timeout: before the client gave up')
 # isolation: a stalled and a wrong-key handshake in progress do not
 # disturb a good session
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
-my $stall = $t->run_daemon($t->tool('dtls_client'), '-c', "127.0.0.1:$p",
+my $stall = daemon($t, tool($t, 'dtls_client'), '-c', "127.0.0.1:$p",
 	'-i', 'dev-1', '-k', $key, '-m', 'stall', '-t', '1000');
-my $bad = $t->run_daemon($t->tool('dtls_client'), '-c', "127.0.0.1:$p",
+my $bad = daemon($t, tool($t, 'dtls_client'), '-c', "127.0.0.1:$p",
 	'-i', 'dev-1', '-k', $wrong, '-m', 'handshake', '-t', '2000');
 
-ok($t->wait_for(sub {
-	$t->daemon_output($stall) =~ /server flight received/
+ok(wait_for($t, sub {
+	daemon_output($t, $stall) =~ /server flight received/
 }, 3), 'isolation: stall in progress');
 
 # the wrong-key client has sent its Finished by now, nginx waits for
@@ -258,26 +259,26 @@ ok($t->wait_for(sub {
 
 sleep 0.3;
 
-($out, $rc) = client(@good, '-m', 'echo', '-n', '3', '-t', '3000');
+($out, $rc) = dtls_client($t, @good, '-m', 'echo', '-n', '3', '-t', '3000');
 like($out, qr/^echo ok n=3$/m, 'isolation: good session');
 is($rc, 0, 'isolation: exit code');
 
-ok($t->wait_log(qr/DTLS handshake failed: timed out while/, 4, $mark),
+ok(wait_log($t, qr/DTLS handshake failed: timed out while/, 4, $mark),
 	'isolation: stall timed out');
-ok($t->wait_log(qr/DTLS handshake failed: timed out: the client's Finished/,
+ok(wait_log($t, qr/DTLS handshake failed: timed out: the client's Finished/,
 	4, $mark), 'isolation: wrong key timed out');
-ok($t->wait_for(sub { $t->daemon_output($bad) =~ /^handshake failed: /m },
+ok(wait_for($t, sub { daemon_output($t, $bad) =~ /^handshake failed: /m },
 	4), 'isolation: wrong-key client failed');
 
 # the good session was over before either failing handshake ended
 
-my $log = $t->error_log($mark);
+my $log = error_log($t, $mark);
 my $good_end = index($log, 'client closed DTLS session (close_notify)');
 my $first_fail = index($log, 'DTLS handshake failed');
 ok($good_end >= 0 && $first_fail > $good_end,
 	'isolation: good session while the others were in progress');
 
-($out, $rc) = client(@good, '-m', 'echo', '-t', '3000');
+($out, $rc) = dtls_client($t, @good, '-m', 'echo', '-t', '3000');
 like($out, qr/^echo ok n=1$/m, 'isolation: good session after');
 
 ###############################################################################
@@ -285,14 +286,14 @@ like($out, qr/^echo ok n=1$/m, 'isolation: good session after');
 # a graceful stop is not held up by a stalled handshake: handshakes in
 # progress are ended at worker shutdown
 
-$stall = $t->run_daemon($t->tool('dtls_client'), '-c', "127.0.0.1:$p",
+$stall = daemon($t, tool($t, 'dtls_client'), '-c', "127.0.0.1:$p",
 	'-i', 'dev-1', '-k', $key, '-m', 'stall', '-t', '1000');
-ok($t->wait_for(sub {
-	$t->daemon_output($stall) =~ /server flight received/
+ok(wait_for($t, sub {
+	daemon_output($t, $stall) =~ /server flight received/
 }, 3), 'stop: handshake stalled');
 
 $start = time();
-$rc = $t->stop();
+$rc = stop_status($t);
 $elapsed = time() - $start;
 is($rc, 0, 'stop: exit status');
 ok($elapsed < 3, 'stop: prompt with a handshake in progress')
@@ -306,10 +307,10 @@ diag(sprintf('stop with a stalled handshake: %.2fs', $elapsed))
 # session that got past the cookie exchange, none for the ClientHellos
 # without cookie
 
-my @access = split /\n/, $t->read_file('access.log');
+my @access = access_lines($t);
 is(scalar(grep { /^$pnc / } @access), 0, 'nocookie: no access log line');
 is(scalar(grep { /server: 127\.0\.0\.1:$pnc\b/ }
-	$t->grep_log(qr/DTLS handshake/)), 0,
+	grep_log($t, qr/DTLS handshake/)), 0,
 	'nocookie: no DTLS handshake log lines');
 is(scalar(grep { /^$p dev-1 DTLSv1\.2 \S+ 200 / } @access), 3,
 	'access log: good sessions');
@@ -335,22 +336,6 @@ for my $name (sort keys %logs) {
 		"no key in $name");
 }
 
-is($t->log_alerts(), '', 'no alerts');
-
-###############################################################################
-
-sub client {
-	return $t->run_tool({ timeout => 20 }, 'dtls_client', @_);
-}
-
-sub access_lines {
-	my @l = split /\n/, $t->read_file('access.log');
-	return scalar @l;
-}
-
-sub random_hex {
-	my ($n) = @_;
-	return join '', map { sprintf '%02x', int(rand(256)) } 1 .. $n;
-}
+is(log_alerts($t), '', 'no alerts');
 
 ###############################################################################

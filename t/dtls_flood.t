@@ -19,6 +19,7 @@ use Time::HiRes qw/ time sleep /;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS qw/ :DEFAULT proc_kb /;
 use Test::DTLS::Hello;
 
 ###############################################################################
@@ -28,12 +29,11 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
+tool($t, 'dtls_client');
 
 my $key = unpack('H*', random(16));
 
-$t->write_file('psk', "dev-1:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "dev-1:$key\n");
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
@@ -60,22 +60,22 @@ stream {
 
 EOF
 
-$t->udp_echo('127.0.0.1:' . port(8982, udp => 1));
+udp_echo($t, '127.0.0.1:' . port(8982, udp => 1));
 $t->run()->plan(12);
 
 my $flood = port(8980, udp => 1);
 my $limited = port(8981, udp => 1);
 
-my ($worker) = $t->workers();
+my ($worker) = workers($t);
 
 ###############################################################################
 
 # 20,000 ClientHellos without cookies, each from its own port, while a
 # real client makes sessions one after another
 
-my $rss = rss($worker);
+my $rss = proc_kb($worker, 'VmRSS');
 
-my $client = $t->run_daemon($t->tool('dtls_client'), '-c', "127.0.0.1:$flood",
+my $client = daemon($t, tool($t, 'dtls_client'), '-c', "127.0.0.1:$flood",
 	'-i', 'dev-1', '-k', $key, '-m', 'sequential', '-n', 50, '-t', 10000);
 
 my ($sent, $replies, $larger) = (0, 0, 0);
@@ -101,7 +101,7 @@ diag(sprintf('%d ClientHellos in %.1fs, %d replies', $sent, $elapsed,
 ok($replies >= 19000, 'flood: answered') or diag("$replies replies");
 is($larger, 0, 'flood: no reply larger than its request');
 
-my $grown = rss($worker) - $rss;
+my $grown = proc_kb($worker, 'VmRSS') - $rss;
 diag("worker RSS grew by $grown kB");
 
 SKIP: {
@@ -110,9 +110,9 @@ SKIP: {
 	ok($grown < 5 * 1024, 'flood: worker RSS grew less than 5 MB');
 }
 
-ok($t->wait_for(sub { $t->daemon_output($client) =~ /^summary/m }, 30),
+ok(wait_for($t, sub { daemon_output($t, $client) =~ /^summary/m }, 30),
 	'flood: real client finished');
-like($t->daemon_output($client), qr/^summary ok=50 failed=0$/m,
+like(daemon_output($t, $client), qr/^summary ok=50 failed=0$/m,
 	'flood: real client got through');
 
 # 1,000 clients stop right after their cookie was accepted: 200 hold the
@@ -142,13 +142,13 @@ for (@clients) {
 
 is($flights, 200, 'limit: 200 handshakes started, the rest dropped');
 
-my ($out) = $t->run_tool('dtls_client', '-c', "127.0.0.1:$limited",
+my ($out) = dtls_client($t, '-c', "127.0.0.1:$limited",
 	'-i', 'dev-1', '-k', $key, '-m', 'send-only', '-s', 'x', '-t', 1000);
 like($out, qr/^handshake failed/m, 'limit: held while full');
 
 sleep 4;
 
-($out) = $t->run_tool('dtls_client', '-c', "127.0.0.1:$limited",
+($out) = dtls_client($t, '-c', "127.0.0.1:$limited",
 	'-i', 'dev-1', '-k', $key, '-m', 'send-only', '-s', 'x');
 like($out, qr/^recv 0 (\d+)$/m, 'limit: all slots back after the timeout');
 
@@ -161,8 +161,8 @@ ok($dropped && $dropped >= 800, 'limit: drops counted')
 # nginx's 16 KB); the handshake fails at once, and nothing of that size
 # is held
 
-$rss = rss($worker);
-my $mark = $t->log_mark();
+$rss = proc_kb($worker, 'VmRSS');
+my $mark = log_mark($t);
 
 for (1 .. 100) {
 	my $s = client($flood);
@@ -173,11 +173,11 @@ for (1 .. 100) {
 	$s->send(fragment(16, 90000, 2, random(100)));
 }
 
-ok($t->wait_for(sub { scalar(() = $t->error_log($mark)
+ok(wait_for($t, sub { scalar(() = error_log($t, $mark)
 	=~ /\[info\].*DTLS handshake failed: malformed or oversized handshake /g)
 	== 100 }, 10), 'bombs: each handshake failed on the message size');
 
-$grown = rss($worker) - $rss;
+$grown = proc_kb($worker, 'VmRSS') - $rss;
 diag("worker RSS grew by $grown kB after the bombs");
 
 SKIP: {
@@ -188,7 +188,7 @@ SKIP: {
 
 $t->stop();
 
-is($t->log_alerts(), '', 'no alerts');
+is(log_alerts($t), '', 'no alerts');
 
 ###############################################################################
 
@@ -204,12 +204,5 @@ sub fragment {
 		. pack('n', length $hs) . $hs;
 }
 
-sub rss {
-	my ($pid) = @_;
-
-	open my $fh, '<', "/proc/$pid/status" or return 0;
-	my ($kb) = join('', <$fh>) =~ /^VmRSS:\s+(\d+)/m;
-	return $kb;
-}
 
 ###############################################################################

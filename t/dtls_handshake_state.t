@@ -25,6 +25,7 @@ use Time::HiRes qw/ sleep /;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS qw/ :DEFAULT proc_kb /;
 use Test::DTLS::Hello;
 use Test::DTLS::PKI;
 
@@ -35,7 +36,7 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
+tool($t, 'dtls_client');
 
 # ASan keeps freed memory: there, the attacks run against 50 handshakes,
 # for what the sanitizers see, and the memory is not measured
@@ -45,8 +46,7 @@ my @sizes = $asan ? (50) : (50, 1000);
 
 my $key = unpack('H*', random(16));
 
-$t->write_file('psk', "dev-1:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "dev-1:$key\n");
 
 my $pki = Test::DTLS::PKI->new($t->testdir() . '/pki');
 
@@ -84,20 +84,20 @@ EOF
 $t->write_file('nginx.conf',
 	$t->read_file('nginx.conf') =~ s/%%PKI%%/$pki->dir()/ger);
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1));
 $t->run()->plan(9 * @sizes + 1);
 
-my ($worker) = $t->workers();
+my ($worker) = workers($t);
 
 ###############################################################################
 
 # a normal handshake in progress: the cookie, the server's flight, then
 # nothing yet
 
-my $before = vmdata($worker);
+my $before = proc_kb($worker, 'VmData');
 my @normal = map { handshake(port(8980, udp => 1)) } 1 .. 50;
 sleep 1;
-my $normal = (vmdata($worker) - $before) / 50;
+my $normal = (proc_kb($worker, 'VmData') - $before) / 50;
 my $limit = 128 < 2 * $normal ? 2 * $normal : 128;
 
 diag(sprintf('normal, 50 handshakes: %.1f kB each; limit %.1f kB',
@@ -114,7 +114,7 @@ for my $case ([ 'future', 8980 ], [ 'bounded', 8980 ], [ 'certificate', 8982 ]) 
 	$port = port($port, udp => 1);
 
 	for my $n (@sizes) {
-		my $before = vmdata($worker);
+		my $before = proc_kb($worker, 'VmData');
 
 		my @held = map { handshake($port) } 1 .. $n;
 		attack($attack, @held);
@@ -122,7 +122,7 @@ for my $case ([ 'future', 8980 ], [ 'bounded', 8980 ], [ 'certificate', 8982 ]) 
 		# the worker reads what is queued on its socket
 
 		sleep 1;
-		my $grown = vmdata($worker) - $before;
+		my $grown = proc_kb($worker, 'VmData') - $before;
 		my $each = $grown / $n;
 
 		diag(sprintf('%s, %d handshakes: VmData +%d kB, %.1f kB each',
@@ -136,13 +136,13 @@ for my $case ([ 'future', 8980 ], [ 'bounded', 8980 ], [ 'certificate', 8982 ]) 
 
 		# while they are in progress
 
-		my $client = $t->run_daemon($t->tool('dtls_client'),
+		my $client = daemon($t, tool($t, 'dtls_client'),
 			'-c', "127.0.0.1:$port", '-i', 'dev-1', '-k', $key,
 			'-m', 'sequential', '-n', 10, '-t', 20000);
 
-		ok($t->wait_for(sub { $t->daemon_output($client) =~ /^summary/m },
+		ok(wait_for($t, sub { daemon_output($t, $client) =~ /^summary/m },
 			30), "$attack x $n: real client finished");
-		like($t->daemon_output($client), qr/^summary ok=10 failed=0$/m,
+		like(daemon_output($t, $client), qr/^summary ok=10 failed=0$/m,
 			"$attack x $n: real client got through");
 
 		close $_->{s} for @held;
@@ -156,9 +156,9 @@ for my $case ([ 'future', 8980 ], [ 'bounded', 8980 ], [ 'certificate', 8982 ]) 
 # it shuts down
 
 sub fresh {
-	$t->reload();
-	$t->wait_for(sub { $t->workers() == 1 }, 10);
-	($worker) = $t->workers();
+	reload_wait($t);
+	wait_for($t, sub { workers($t) == 1 }, 10);
+	($worker) = workers($t);
 }
 
 # a handshake after its cookie, the server's flight received
@@ -219,12 +219,5 @@ sub record {
 		. pack('n', length $body) . $body;
 }
 
-sub vmdata {
-	my ($pid) = @_;
-
-	open my $fh, '<', "/proc/$pid/status" or return 0;
-	my ($kb) = join('', <$fh>) =~ /^VmData:\s+(\d+)/m;
-	return $kb;
-}
 
 ###############################################################################

@@ -16,6 +16,7 @@ use IO::Socket::IP;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 ###############################################################################
 
@@ -24,17 +25,16 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
-$t->tool('udp_echo');
+tool($t, 'dtls_client');
+tool($t, 'udp_echo');
 
 IO::Socket::IP->new(LocalHost => '::1', LocalPort => 0, Proto => 'udp')
 	or plan(skip_all => 'no ::1');
 
 my $d = $t->testdir();
-my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
+my $key = hexkey();
 
-$t->write_file('psk', "dev:$key\n");
-chmod 0600, "$d/psk" or die "chmod psk: $!\n";
+psk_file($t, 'psk', "dev:$key\n");
 
 $t->write_file_expand('nginx.conf', <<"EOF");
 
@@ -56,9 +56,9 @@ stream {
 
 EOF
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'echo:');
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1), 'echo:');
 
-my $mark = $t->log_mark();
+my $mark = log_mark($t);
 $t->run()->plan(12);
 
 my $peer = '[::1]:' . port(8980, udp => 1);
@@ -67,7 +67,7 @@ my $peer = '[::1]:' . port(8980, udp => 1);
 
 # a session over IPv6, proxied to the IPv4 backend
 
-my ($out, $rc) = $t->run_tool({ timeout => 15 }, 'dtls_client', '-m', 'echo',
+my ($out, $rc) = dtls_client($t, { timeout => 15 }, '-m', 'echo',
 	'-n', '3', '-i', 'dev', '-k', $key, '-c', $peer, '-t', '5000');
 
 like($out, qr/^handshake ok protocol=DTLSv1\.2 cipher=\S+ reused=0$/m,
@@ -77,14 +77,14 @@ like($out, qr/^recv echo:hello-1\nrecv echo:hello-2\nrecv echo:hello-3$/m,
 like($out, qr/^echo ok n=3$/m, 'echo: ok');
 is($rc, 0, 'echo: exit code');
 
-ok($t->wait_for(sub { $t->read_file('access.log') ne '' }, 5),
+ok(wait_for($t, sub { $t->read_file('access.log') ne '' }, 5),
 	'access log written');
 like($t->read_file('access.log'), qr/^::1 DTLSv1\.2 dev$/m,
 	'access log: IPv6 client and variables');
 
 # a ClientHello without a cookie gets a HelloVerifyRequest, no larger
 
-($out, $rc) = $t->run_tool({ timeout => 10 }, 'dtls_client',
+($out, $rc) = dtls_client($t, { timeout => 10 },
 	'-m', 'nocookie', '-c', $peer, '-t', '2000');
 
 like($out, qr/^hvr received len=60 cookie_len=32 request_len=\d+$/m,
@@ -95,20 +95,20 @@ ok(defined $len && $len <= $request, 'nocookie: hvr not larger than request');
 
 # garbage first datagrams get no reply
 
-my $gmark = $t->log_mark();
+my $gmark = log_mark($t);
 
-($out, $rc) = $t->run_tool({ timeout => 10 }, 'dtls_client',
+($out, $rc) = dtls_client($t, { timeout => 10 },
 	'-m', 'garbage', '-n', '3', '-c', $peer, '-t', '1000');
 
 like($out, qr/^reply none$/m, 'garbage: no reply');
 my $dropped = 'DTLS session must start with a ClientHello, datagram of \d+'
 	. ' bytes dropped.*udp client: ::1,';
-ok($t->wait_log(qr/$dropped/, 5, $gmark),
+ok(wait_log($t, qr/$dropped/, 5, $gmark),
 	'garbage: logged with the IPv6 client');
 
 # the error log: no alerts, and never the key
 
-is($t->log_alerts($mark), '', 'no alerts');
-ok(index($t->error_log(), $key) < 0, 'no key in error log');
+is(log_alerts($t, $mark), '', 'no alerts');
+ok(index(error_log($t), $key) < 0, 'no key in error log');
 
 ###############################################################################

@@ -14,6 +14,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS qw/ :DEFAULT proc_kb /;
 
 use Time::HiRes qw/ time /;
 
@@ -24,8 +25,8 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
-$t->tool('udp_echo');
+tool($t, 'dtls_client');
+tool($t, 'udp_echo');
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
@@ -55,12 +56,11 @@ stream {
 
 EOF
 
-my $key = join '', map { sprintf '%02x', int(rand(256)) } 1 .. 16;
+my $key = hexkey();
 
-$t->write_file('psk', "load-1:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "load-1:$key\n");
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'be:');
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1), 'be:');
 $t->run()->plan(22);
 
 my $p = port(8980, udp => 1);
@@ -72,17 +72,19 @@ my @client = ('-c', "127.0.0.1:$p", '-i', 'load-1', '-k', $key);
 
 # the replies come from the backend
 
-my ($out, $rc) = client(30, @client, '-m', 'echo', '-n', '2');
+my ($out, $rc) = dtls_client($t, { timeout => 30 }, @client, '-m', 'echo',
+	'-n', '2');
 like($out, qr/^recv be:hello-2$/m, 'reply through the backend');
 is($rc, 0, 'echo: exit code');
 
 my $lines = 1;
-ok(wait_access($lines), 'echo: logged');
+ok(wait_access($t, $lines, 10), 'echo: logged');
 
 # 1,000 sessions one after another
 
 my $start = time();
-($out, $rc) = client(240, @client, '-m', 'sequential', '-n', '1000',
+($out, $rc) = dtls_client($t, { timeout => 240 }, @client, '-m', 'sequential',
+	'-n', '1000',
 	'-t', '5000');
 my $seq_time = time() - $start;
 diag(sprintf('1000 sequential sessions: %.1fs', $seq_time));
@@ -92,14 +94,16 @@ like($out, qr/^summary ok=1000 failed=0$/m, 'sequential: all sessions')
 is($rc, 0, 'sequential: exit code');
 
 $lines += 1000;
-ok(wait_access($lines), 'sequential: 1000 access log lines')
-	or diag(scalar access_log());
-is(good_lines(access_log()), $lines, 'sequential: all logged with status 200');
+ok(wait_access($t, $lines, 10), 'sequential: 1000 access log lines')
+	or diag(scalar access_lines($t));
+is(good_lines(access_lines($t)), $lines,
+	'sequential: all logged with status 200');
 
 # 200 sessions at once
 
 $start = time();
-($out, $rc) = client(120, @client, '-m', 'parallel', '-P', '200', '-n', '3',
+($out, $rc) = dtls_client($t, { timeout => 120 }, @client, '-m', 'parallel',
+	'-P', '200', '-n', '3',
 	'-t', '20000');
 diag(sprintf('200 parallel sessions: %.1fs', time() - $start));
 
@@ -110,21 +114,23 @@ like($out, qr/^summary ok=200 failed=0$/m, 'parallel: all sessions')
 is($rc, 0, 'parallel: exit code');
 
 $lines += 200;
-ok(wait_access($lines), 'parallel: 200 access log lines')
-	or diag(scalar access_log());
-is(good_lines(access_log()), $lines, 'parallel: all logged with status 200');
+ok(wait_access($t, $lines, 10), 'parallel: 200 access log lines')
+	or diag(scalar access_lines($t));
+is(good_lines(access_lines($t)), $lines,
+	'parallel: all logged with status 200');
 
-is($t->log_alerts(), '', 'no alerts after the load');
+is(log_alerts($t), '', 'no alerts after the load');
 
 # another 1,000 sessions: the worker does not keep them
 
-my ($worker) = $t->workers();
+my ($worker) = workers($t);
 ok($worker, 'worker pid');
 
-my $rss_before = rss($worker);
+my $rss_before = proc_kb($worker, 'VmRSS');
 
 $start = time();
-($out, $rc) = client(240, @client, '-m', 'sequential', '-n', '1000',
+($out, $rc) = dtls_client($t, { timeout => 240 }, @client, '-m', 'sequential',
+	'-n', '1000',
 	'-t', '5000');
 diag(sprintf('1000 more sequential sessions: %.1fs', time() - $start));
 
@@ -132,10 +138,10 @@ like($out, qr/^summary ok=1000 failed=0$/m, 'sequential again: all sessions')
 	or diag(substr($out, 0, 2000));
 
 $lines += 1000;
-ok(wait_access($lines), 'sequential again: 1000 access log lines')
-	or diag(scalar access_log());
+ok(wait_access($t, $lines, 10), 'sequential again: 1000 access log lines')
+	or diag(scalar access_lines($t));
 
-my $rss_after = rss($worker);
+my $rss_after = proc_kb($worker, 'VmRSS');
 
 diag("worker $worker VmRSS: "
 	. (defined $rss_before ? $rss_before : '?') . " kB before, "
@@ -151,36 +157,25 @@ SKIP: {
 		'worker RSS growth under 5 MB');
 }
 
-is(($t->workers())[0], $worker, 'same worker throughout');
+is((workers($t))[0], $worker, 'same worker throughout');
 
 ###############################################################################
 
 # after the stop: every session logged once, all of them good
 
-is($t->stop(), 0, 'stop: exit status');
+is(stop_status($t), 0, 'stop: exit status');
 
-my @access = access_log();
+my @access = access_lines($t);
 is(scalar @access, $lines, 'access log: one line per session');
 is(good_lines(@access), $lines, 'access log: identity, protocol, status 200,'
 	. ' upstream');
 
-is($t->log_alerts(), '', 'no alerts');
+is(log_alerts($t), '', 'no alerts');
 
 ###############################################################################
 
-sub client {
-	my ($timeout, @args) = @_;
-	return $t->run_tool({ timeout => $timeout }, 'dtls_client', @args);
-}
 
-sub access_log {
-	return split /\n/, $t->read_file('access.log');
-}
 
-sub wait_access {
-	my ($n) = @_;
-	return $t->wait_for(sub { scalar(my @l = access_log()) >= $n }, 10);
-}
 
 # a session that got through: identity, DTLS 1.2, status 200, proxied to
 # the backend which sent something back
@@ -204,11 +199,5 @@ sub listen_drops {
 	return '?';
 }
 
-sub rss {
-	my ($pid) = @_;
-
-	my $status = $t->read_file("/proc/$pid/status");
-	return $status =~ /^VmRSS:\s+(\d+) kB/m ? $1 : undef;
-}
 
 ###############################################################################

@@ -18,6 +18,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 use Test::DTLS::PKI;
 
 use POSIX qw/ WNOHANG /;
@@ -30,15 +31,14 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
-$t->tool('udp_echo');
-$t->tool('udp_relay');
+tool($t, 'dtls_client');
+tool($t, 'udp_echo');
+tool($t, 'udp_relay');
 
 my $pki = Test::DTLS::PKI->new($t->testdir() . '/pki');
 
-my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
-$t->write_file('psk', "dev-1:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+my $key = hexkey();
+psk_file($t, 'psk', "dev-1:$key\n");
 
 my $conf = <<'EOF';
 
@@ -84,7 +84,7 @@ my $pkidir = $pki->dir();
 $conf =~ s/%%PKI%%/$pkidir/g;
 $t->write_file_expand('nginx.conf', $conf);
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'be:');
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1), 'be:');
 $t->run()->plan(26);
 
 my $psk_port = port(8980, udp => 1);
@@ -110,10 +110,10 @@ my @runs = (
 );
 
 for my $r (@runs) {
-	$r->{relay} = $t->udp_relay($r->{port}, '-d', 20, '-r', 20,
+	$r->{relay} = udp_relay($t, $r->{port}, '-d', 20, '-r', 20,
 		'-D', 10, '-s', $r->{seed});
 
-	$r->{client} = $t->run_daemon($t->tool('dtls_client'),
+	$r->{client} = daemon($t, tool($t, 'dtls_client'),
 		'-c', "127.0.0.1:$r->{relay}{port}", @{$r->{args}},
 		'-m', 'parallel', '-P', $r->{sessions}, '-n', 1, '-t', 20000);
 }
@@ -121,18 +121,18 @@ for my $r (@runs) {
 my %summary;
 
 for my $r (@runs) {
-	$t->wait_for(sub {
-		$t->daemon_output($r->{client}) =~ /^summary /m
+	wait_for($t, sub {
+		daemon_output($t, $r->{client}) =~ /^summary /m
 	}, 30);
 
-	my $out = $t->daemon_output($r->{client});
+	my $out = daemon_output($t, $r->{client});
 	my ($ok, $failed) = $out =~ /^summary ok=(\d+) failed=(\d+)$/m;
 	my $hs_failed = () = $out =~ /failed: handshake failed/g;
 
 	$r->{out} = $out;
 	$r->{ok} = $ok // 0;
 	$r->{handshakes} = $r->{sessions} - $hs_failed;
-	$r->{stats} = $t->udp_relay_stop($r->{relay});
+	$r->{stats} = udp_relay_stop($t, $r->{relay});
 
 	diag("$r->{name}: $r->{handshakes}/$r->{sessions} handshakes, "
 		. "$r->{ok} echoes; relay: " . ($r->{stats}{line} // 'no summary'))
@@ -199,7 +199,7 @@ ok(!grep({ /certificate verify failed|FAILED:/ } @cert_out),
 my @again;
 
 for (1 .. 2) {
-	my $relay = $t->udp_relay($psk_port, '-d', 20, '-r', 20, '-D', 10,
+	my $relay = udp_relay($t, $psk_port, '-d', 20, '-r', 20, '-D', 10,
 		'-s', 7);
 
 	# the nocookie exchange: one datagram each way, or none; each client
@@ -208,13 +208,13 @@ for (1 .. 2) {
 	# machine)
 
 	for (1 .. 20) {
-		my $out = $t->run_tool({ timeout => 5 }, 'dtls_client',
+		my $out = dtls_client($t, { timeout => 5 },
 			'-c', "127.0.0.1:$relay->{port}", '-m', 'nocookie',
 			'-t', 600);
 	}
 
 	sleep 0.5;
-	push @again, $t->udp_relay_stop($relay)->{line};
+	push @again, udp_relay_stop($t, $relay)->{line};
 }
 
 ok(defined $again[0] && $again[0] =~ /^relayed \d+/, 'seed: summary')
@@ -229,10 +229,10 @@ is($again[1], $again[0], 'seed: same seed, same drops');
 
 # every datagram duplicated, none lost: everything works, and once
 
-my $mark = $t->log_mark();
-my $relay = $t->udp_relay($psk_port, '-D', 100);
+my $mark = log_mark($t);
+my $relay = udp_relay($t, $psk_port, '-D', 100);
 
-my ($out, $rc) = $t->run_tool({ timeout => 20 }, 'dtls_client',
+my ($out, $rc) = dtls_client($t, { timeout => 20 },
 	'-c', "127.0.0.1:$relay->{port}", @psk, '-m', 'echo', '-n', 5,
 	'-t', 5000);
 
@@ -245,7 +245,7 @@ is_deeply(\@recv, [ map { "be:hello-$_" } 1 .. 5 ],
 	or diag($out);
 like($out, qr/^close_notify received$/m, 'dup 100%: close_notify');
 
-my $stats = $t->udp_relay_stop($relay);
+my $stats = udp_relay_stop($t, $relay);
 ok($stats->{relayed} && $stats->{duplicated} == $stats->{relayed}
 	&& $stats->{dropped} == 0 && $stats->{reordered} == 0,
 	'dup 100%: relay duplicated every datagram')
@@ -255,32 +255,28 @@ ok($stats->{relayed} && $stats->{duplicated} == $stats->{relayed}
 # 35 bytes) and answered each once ("be:" + 7 bytes, 50 bytes), the
 # client got 50 bytes of data
 
-my ($from) = $t->error_log($mark) =~ /udp client 127\.0\.0\.1:(\d+) connected/;
+my ($from) = error_log($t, $mark) =~ /udp client 127\.0\.0\.1:(\d+) connected/;
 $from //= 0;
 
-ok($t->wait_for(sub { access_line($from) }, 5), 'dup 100%: access log line');
+ok(wait_for($t, sub { access_line($t, $from) }, 5),
+	'dup 100%: access log line');
 
-my $line = access_line($from) // '';
+my $line = access_line($t, $from) // '';
 like($line, qr/^\d+ 200 \d+ \d+ 35 50$/, 'dup 100%: bytes, once each')
 	or diag($line);
 
-is(scalar($t->grep_log(qr/DTLS handshake failed|DTLS session failed/,
+is(scalar(grep_log($t, qr/DTLS handshake failed|DTLS session failed/,
 	$mark)), 0, 'dup 100%: no failure logged');
 
 ###############################################################################
 
 $t->stop();
 
-is($t->log_alerts(), '', 'no alerts');
+is(log_alerts($t), '', 'no alerts');
 
 ###############################################################################
 
 # the access log line of a session from the relay's port
 
-sub access_line {
-	my ($port) = @_;
-	my ($line) = grep { /^$port / } split /\n/, $t->read_file('access.log');
-	return $line;
-}
 
 ###############################################################################

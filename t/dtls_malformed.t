@@ -20,11 +20,12 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
-use Test::DTLS::Hello;
+use Test::Nginx::DTLS;
+use Test::DTLS::Hello qw/ :DEFAULT send_udp4 /;
 
 use IO::Select;
 use POSIX qw/ WNOHANG /;
-use Socket qw/ PF_INET SOCK_RAW inet_aton pack_sockaddr_in /;
+use Socket qw/ PF_INET SOCK_RAW /;
 use Time::HiRes qw/ time sleep /;
 
 ###############################################################################
@@ -34,13 +35,12 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
-$t->tool('udp_echo');
-$t->tool('udp_relay');
+tool($t, 'dtls_client');
+tool($t, 'udp_echo');
+tool($t, 'udp_relay');
 
-my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
-$t->write_file('psk', "dev-1:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+my $key = hexkey();
+psk_file($t, 'psk', "dev-1:$key\n");
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
@@ -67,7 +67,7 @@ stream {
 
 EOF
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'be:');
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1), 'be:');
 $t->run()->plan(104);
 
 my $port = port(8980, udp => 1);
@@ -123,7 +123,7 @@ my @cases = (
 for my $case (@cases) {
 	my ($name, $dgram, $expect) = @$case;
 
-	my $mark = $t->log_mark();
+	my $mark = log_mark($t);
 	my $s = client($port);
 	my $reply = exchange($s, $dgram);
 
@@ -132,7 +132,7 @@ for my $case (@cases) {
 			or diag(length($reply) . ' bytes back to ' . length($dgram));
 
 		my $n = length $dgram;
-		ok($t->wait_log(qr/\[info\].*DTLS session must start with a ClientHello, datagram of $n bytes dropped/,
+		ok(wait_log($t, qr/\[info\].*DTLS session must start with a ClientHello, datagram of $n bytes dropped/,
 			3, $mark), "$name: logged");
 
 	} else {
@@ -143,7 +143,7 @@ for my $case (@cases) {
 
 	# nothing kept: no session started
 
-	unlike($t->error_log($mark), qr/SSL_do_handshake|DTLS handshak/,
+	unlike(error_log($t, $mark), qr/SSL_do_handshake|DTLS handshak/,
 		"$name: no handshake");
 }
 
@@ -155,14 +155,14 @@ for my $case (@cases) {
 	my $s = client($port);
 	my $cookie = parse_hvr(exchange($s, hello(%h)))->{cookie};
 
-	my $mark = $t->log_mark();
+	my $mark = log_mark($t);
 	my $reply = exchange($s, hello(%h, cookie => $cookie, msg_seq => 1,
 		seq => 1, ext => $big_ext));
 
 	ok(!defined $reply, 'oversized with a cookie: no reply');
 	sleep 0.2;
-	is($t->log_alerts($mark), '', 'oversized with a cookie: no alert')
-		or diag($t->log_alerts($mark));
+	is(log_alerts($t, $mark), '', 'oversized with a cookie: no alert')
+		or diag(log_alerts($t, $mark));
 }
 
 # a ClientHello and 60000 bytes of junk after it: answered as the
@@ -173,13 +173,13 @@ for my $case (@cases) {
 	my $dgram = $h . ('z' x (60000 - length $h));
 
 	my $s = client($port);
-	my $mark = $t->log_mark();
+	my $mark = log_mark($t);
 	my @r = exchange_all($s, $dgram, 1);
 
 	ok(@r <= 1 && (!@r || msg_type($r[0]) == 3),
 		'clienthello and junk: at most a HelloVerifyRequest');
 	ok(!@r || length($r[0]) == 60, 'clienthello and junk: 60 bytes');
-	unlike($t->error_log($mark), qr/SSL_do_handshake|DTLS handshak/,
+	unlike(error_log($t, $mark), qr/SSL_do_handshake|DTLS handshak/,
 		'clienthello and junk: no handshake');
 }
 
@@ -189,7 +189,7 @@ for my $case (@cases) {
 {
 	my %h = (random => random(32));
 	my $s = client($port);
-	my $mark = $t->log_mark();
+	my $mark = log_mark($t);
 
 	my @r = exchange_all($s, hello(%h) . hello(%h, seq => 1), 0.5);
 	is(scalar(@r), 1, 'two clienthellos: one reply');
@@ -203,7 +203,7 @@ for my $case (@cases) {
 
 	is(scalar(grep { msg_type($_) == 2 } @r), 1,
 		'two clienthellos with cookie: one ServerHello');
-	is(scalar(() = $t->error_log($mark) =~ /udp client 127\.0\.0\.1:${\
+	is(scalar(() = error_log($t, $mark) =~ /udp client 127\.0\.0\.1:${\
 		$s->sockport()} connected/g), 2,
 		'two clienthellos with cookie: one session after the hvr');
 
@@ -268,18 +268,18 @@ good('clienthellos out of shape');
 	exchange_all($s, pack('Cnn', 21, 0xfefd, 0) . pack('nN', 0, 7)
 		. pack('n', 2) . "\2\50", 0.1);
 
-	ok($t->wait_log(qr/\[info\].*DTLS fatal alert received: handshake failure/,
+	ok(wait_log($t, qr/\[info\].*DTLS fatal alert received: handshake failure/,
 		2, $mark), 'in handshake: alert logged');
-	ok($t->wait_log(qr/\[info\].*DTLS handshake failed: alert received/,
+	ok(wait_log($t, qr/\[info\].*DTLS handshake failed: alert received/,
 		2, $mark), 'in handshake: handshake ended by the alert');
 	ok(time() - $start < 5, 'in handshake: ended before the timeout');
 
 	my @after = drain($s, 1.5);
 	is(scalar(@after), 0, 'in handshake: nothing after the alert');
 
-	ok($t->wait_for(sub { access_line($s->sockport()) }, 2),
+	ok(wait_for($t, sub { access_line($t, $s->sockport()) }, 2),
 		'in handshake: access log line');
-	like(access_line($s->sockport()) // '', qr/^\d+ 400 /,
+	like(access_line($t, $s->sockport()) // '', qr/^\d+ 400 /,
 		'in handshake: status 400');
 }
 
@@ -304,7 +304,7 @@ good('clienthellos out of shape');
 
 	exchange_all($s, pack('Cnn', 21, 0xfefd, 0) . pack('nN', 0, 7)
 		. pack('n', 2) . "\2\50", 0.1);
-	$t->wait_log(qr/DTLS fatal alert received|ClientHello, datagram of 15/,
+	wait_log($t, qr/DTLS fatal alert received|ClientHello, datagram of 15/,
 		2, $mark);
 }
 
@@ -322,10 +322,10 @@ for my $kinds ('01234', '5') {
 	my $name = $kinds eq '5' ? 'established, empty datagrams'
 		: 'established, corrupted records';
 
-	my $mark = $t->log_mark();
-	my $relay = $t->udp_relay($port, '-c', 100, '-K', $kinds, '-s', 3);
+	my $mark = log_mark($t);
+	my $relay = udp_relay($t, $port, '-c', 100, '-K', $kinds, '-s', 3);
 
-	my ($out, $rc) = $t->run_tool({ timeout => 20 }, 'dtls_client',
+	my ($out, $rc) = dtls_client($t, { timeout => 20 },
 		'-c', "127.0.0.1:$relay->{port}", '-i', 'dev-1', '-k', $key,
 		'-m', 'echo', '-n', 10, '-t', 3000);
 
@@ -333,19 +333,20 @@ for my $kinds ('01234', '5') {
 		or diag($out);
 	like($out, qr/^close_notify received$/m, "$name: closed");
 
-	my $stats = $t->udp_relay_stop($relay);
+	my $stats = udp_relay_stop($t, $relay);
 	cmp_ok($stats->{corrupted} // 0, '>=', 10, "$name: copies sent")
 		or diag($stats->{line});
 
-	my ($from) = $t->error_log($mark)
+	my ($from) = error_log($t, $mark)
 		=~ /udp client 127\.0\.0\.1:(\d+) connected/;
 	$from //= 0;
 
-	ok($t->wait_for(sub { access_line($from) }, 4), "$name: access log line");
+	ok(wait_for($t, sub { access_line($t, $from) }, 4),
+		"$name: access log line");
 
 	# "hello-1" .. "hello-10": 71 bytes to the backend, 101 back
 
-	like(access_line($from) // '', qr/^$from 200 71 101$/,
+	like(access_line($t, $from) // '', qr/^$from 200 71 101$/,
 		"$name: backend got each datagram once");
 	unlike(session_log($from, $mark),
 		qr/DTLS session failed|\[(error|alert|crit)\]/,
@@ -367,32 +368,27 @@ SKIP: {
 	socket(my $raw, PF_INET, SOCK_RAW, 255)
 		or skip "no raw socket (root only): $!", 7;
 
-	my $mark = $t->log_mark();
+	my $mark = log_mark($t);
 
-	my $client = $t->run_daemon($t->tool('dtls_client'), @good,
+	my $client = daemon($t, tool($t, 'dtls_client'), @good,
 		'-m', 'echo', '-n', 2, '-W', 5000, '-t', 3000);
 
-	ok($t->wait_for(sub { $t->daemon_output($client) =~ /^pause/m }, 5),
+	ok(wait_for($t, sub { daemon_output($t, $client) =~ /^pause/m }, 5),
 		'idle with garbage: first echo');
 
-	my ($from) = $t->error_log($mark)
+	my ($from) = error_log($t, $mark)
 		=~ /udp client 127\.0\.0\.1:(\d+) connected/;
 	$from //= 0;
 
 	for (1 .. 9) {
 		sleep 0.5;
-		my $udp = pack('nnnn', $from, $port, 8 + 40, 0) . random(40);
-		my $ip = pack('CCnnnCCna4a4', 0x45, 0, 20 + length $udp,
-			int rand 65536, 0, 64, 17, 0, inet_aton('127.0.0.1'),
-			inet_aton('127.0.0.1'));
-		send($raw, $ip . $udp, 0, pack_sockaddr_in(0,
-			inet_aton('127.0.0.1')));
+		send_udp4($raw, '127.0.0.1', $from, $port, random(40));
 	}
 
-	ok($t->wait_for(sub { $t->daemon_output($client) =~ /^close_notify/m },
+	ok(wait_for($t, sub { daemon_output($t, $client) =~ /^close_notify/m },
 		5), 'idle with garbage: client done')
-		or diag($t->daemon_output($client));
-	unlike($t->daemon_output($client), qr/^echo ok/m,
+		or diag(daemon_output($t, $client));
+	unlike(daemon_output($t, $client), qr/^echo ok/m,
 		'idle with garbage: second echo not answered');
 	like(session_log($from, $mark), qr/\[info\].*DTLS session idle for /,
 		'idle with garbage: logged');
@@ -402,15 +398,15 @@ SKIP: {
 	# record for a fatal error of the session; here each is dropped and
 	# the session goes on
 
-	$mark = $t->log_mark();
+	$mark = log_mark($t);
 
-	$client = $t->run_daemon($t->tool('dtls_client'), @good,
+	$client = daemon($t, tool($t, 'dtls_client'), @good,
 		'-m', 'echo', '-n', 2, '-W', 1000, '-t', 3000);
 
-	ok($t->wait_for(sub { $t->daemon_output($client) =~ /^pause/m }, 5),
+	ok(wait_for($t, sub { daemon_output($t, $client) =~ /^pause/m }, 5),
 		'short records: first echo');
 
-	($from) = $t->error_log($mark)
+	($from) = error_log($t, $mark)
 		=~ /udp client 127\.0\.0\.1:(\d+) connected/;
 	$from //= 0;
 
@@ -418,18 +414,13 @@ SKIP: {
 		for my $len (0, 1, 8, 15, 23) {
 			my $rec = pack('Cnn', $type, 0xfefd, 1) . pack('nN', 0, 1000 + $len)
 				. pack('n', $len) . random($len);
-			my $udp = pack('nnnn', $from, $port, 8 + length $rec, 0) . $rec;
-			my $ip = pack('CCnnnCCna4a4', 0x45, 0, 20 + length $udp,
-				int rand 65536, 0, 64, 17, 0, inet_aton('127.0.0.1'),
-				inet_aton('127.0.0.1'));
-			send($raw, $ip . $udp, 0, pack_sockaddr_in(0,
-				inet_aton('127.0.0.1')));
+			send_udp4($raw, '127.0.0.1', $from, $port, $rec);
 		}
 	}
 
-	ok($t->wait_for(sub { $t->daemon_output($client) =~ /^echo ok/m }, 5),
+	ok(wait_for($t, sub { daemon_output($t, $client) =~ /^echo ok/m }, 5),
 		'short records: the session goes on')
-		or diag($t->daemon_output($client));
+		or diag(daemon_output($t, $client));
 	unlike(session_log($from, $mark), qr/DTLS session failed|\[(error|alert|crit)\]/,
 		'short records: no failure');
 }
@@ -444,8 +435,8 @@ SKIP: {
 SKIP: {
 	skip 'no openssl', 7 unless `openssl version 2>/dev/null` =~ /^OpenSSL/;
 
-	my $mark = $t->log_mark();
-	my $relay = $t->udp_relay($port, '-T', 23, '-w', 5000);
+	my $mark = log_mark($t);
+	my $relay = udp_relay($t, $port, '-T', 23, '-w', 5000);
 
 	my $out = $t->testdir() . '/s_client.out';
 
@@ -460,41 +451,41 @@ SKIP: {
 
 	# the handshake, then "late" sent and held by the relay
 
-	$t->wait_log(qr/udp proxy .* connected/, 5, $mark);
+	wait_log($t, qr/udp proxy .* connected/, 5, $mark);
 	sleep 0.5;
 
 	# EOF: s_client sends close_notify and exits
 
 	close $in;
 
-	ok($t->wait_log(qr/client closed DTLS session \(close_notify\)/, 5,
+	ok(wait_log($t, qr/client closed DTLS session \(close_notify\)/, 5,
 		$mark), 'after close_notify: close_notify logged');
-	ok($t->wait_log(qr/dtls record of no live session dropped/, 6, $mark),
+	ok(wait_log($t, qr/dtls record of no live session dropped/, 6, $mark),
 		'after close_notify: data record dropped');
 
-	my $stats = $t->udp_relay_stop($relay);
+	my $stats = udp_relay_stop($t, $relay);
 	is($stats->{reordered}, 1, 'after close_notify: data went after it')
 		or diag($stats->{line});
 
-	my ($from) = $t->error_log($mark)
+	my ($from) = error_log($t, $mark)
 		=~ /udp client 127\.0\.0\.1:(\d+) connected/;
 	$from //= 0;
 
-	ok($t->wait_for(sub { access_line($from) }, 3),
+	ok(wait_for($t, sub { access_line($t, $from) }, 3),
 		'after close_notify: access log line');
-	like(access_line($from) // '', qr/^$from 200 0 0$/,
+	like(access_line($t, $from) // '', qr/^$from 200 0 0$/,
 		'after close_notify: nothing reached the backend');
 
 	# the session that dropped the data record sent nothing
 
-	my ($id) = $t->error_log($mark)
+	my ($id) = error_log($t, $mark)
 		=~ /\*(\d+) dtls record of no live session dropped/;
 	$id //= 0;
 
-	is(scalar(grep { /\*$id sendmsg/ } split /\n/, $t->error_log($mark)), 0,
+	is(scalar(grep { /\*$id sendmsg/ } split /\n/, error_log($t, $mark)), 0,
 		'after close_notify: no reply');
 	ok(!grep({ /\[info\].*\*$id .*must start with a ClientHello/ }
-		split /\n/, $t->error_log($mark)),
+		split /\n/, error_log($t, $mark)),
 		'after close_notify: debug only');
 }
 
@@ -506,7 +497,7 @@ good('data after close_notify');
 # to any, nginx keeps serving
 
 {
-	my $mark = $t->log_mark();
+	my $mark = log_mark($t);
 	my $replies = 0;
 	my $sent = 0;
 	my $start = time();
@@ -538,11 +529,11 @@ good('data after close_notify');
 	is($sent, 2000, 'flood: 2000 datagrams sent');
 	is($replies, 0, 'flood: no reply');
 	diag(sprintf('flood: %.1fs, %d logged', time() - $start,
-		scalar($t->grep_log(qr/must start with a ClientHello/, $mark))))
+		scalar(grep_log($t, qr/must start with a ClientHello/, $mark))))
 		if $ENV{TEST_NGINX_VERBOSE};
 
-	ok($t->running(), 'flood: nginx running');
-	is($t->log_alerts($mark), '', 'flood: no alerts');
+	ok(running($t), 'flood: nginx running');
+	is(log_alerts($t, $mark), '', 'flood: no alerts');
 }
 
 good('flood');
@@ -553,7 +544,7 @@ good('flood');
 
 $t->stop();
 
-my @access = split /\n/, $t->read_file('access.log');
+my @access = access_lines($t);
 
 # good: the good clients, two relayed sessions, the two with forged
 # datagrams (raw sockets: root only), s_client; failed: the handshakes
@@ -568,7 +559,7 @@ is(scalar(grep { / 400 / } @access), 3,
 is(scalar(@access), $good_runs + 6 + $forged, 'access log: nothing else')
 	or diag(join "\n", @access);
 
-is($t->log_alerts(), '', 'no alerts');
+is(log_alerts($t), '', 'no alerts');
 
 ###############################################################################
 
@@ -666,7 +657,7 @@ sub handshake {
 	my $s = client($port);
 	my $cookie = parse_hvr(exchange($s, hello(%h)))->{cookie};
 
-	my $mark = $t->log_mark();
+	my $mark = log_mark($t);
 	my $start = time();
 
 	my @r = exchange_all($s, hello(%h, cookie => $cookie, msg_seq => 1,
@@ -707,7 +698,7 @@ sub drain {
 sub good {
 	my ($after) = @_;
 
-	my ($out, $rc) = $t->run_tool({ timeout => 20 }, 'dtls_client', @good,
+	my ($out, $rc) = dtls_client($t, { timeout => 20 }, @good,
 		'-m', 'echo', '-n', 2, '-t', 5000);
 
 	ok($out =~ /^recv be:hello-2$/m && $out =~ /^echo ok n=2$/m,
@@ -721,17 +712,12 @@ sub good {
 sub session_log {
 	my ($p, $mark) = @_;
 
-	my $log = $t->error_log($mark);
+	my $log = error_log($t, $mark);
 	my %ids = map { $_ => 1 }
 		$log =~ /\*(\d+) udp client 127\.0\.0\.1:$p connected/g;
 
 	return join "\n", grep { /\*(\d+) / && $ids{$1} } split /\n/, $log;
 }
 
-sub access_line {
-	my ($p) = @_;
-	my ($line) = grep { /^$p / } split /\n/, $t->read_file('access.log');
-	return $line;
-}
 
 ###############################################################################

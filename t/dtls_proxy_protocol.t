@@ -36,6 +36,7 @@ use POSIX qw/ WNOHANG /;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS qw/ :DEFAULT which /;
 use Test::DTLS::PKI;
 
 ###############################################################################
@@ -45,8 +46,8 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
-$t->tool('udp_echo');
+tool($t, 'dtls_client');
+tool($t, 'udp_echo');
 
 my $go = "$Test::Nginx::REPO/build/tools/pp_backend_go";
 my $node = which('node');
@@ -69,8 +70,8 @@ my $v6 = IO::Socket::IP->new(LocalHost => '::1', LocalPort => 0,
 my $d = $t->testdir();
 my $pki = Test::DTLS::PKI->new("$d/pki");
 
-my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
-my $key2 = unpack('H*', join '', map { chr int rand 256 } 1 .. 32);
+my $key = hexkey();
+my $key2 = hexkey(32);
 
 # the longest identity a key file may hold
 
@@ -79,8 +80,7 @@ my $long = 'urn:dev:' . join '', map { ('a' .. 'z', 0 .. 9)[$_ % 36] }
 
 die "identity of " . length($long) . " bytes\n" unless length $long == 128;
 
-$t->write_file('psk', "dev-1:$key\ndev-2:$key\n$long:$key2\n");
-chmod 0600, "$d/psk";
+psk_file($t, 'psk', "dev-1:$key\ndev-2:$key\n$long:$key2\n");
 
 my %port = (go => port(8990, udp => 1), node => port(8991, udp => 1));
 my @parsers = qw/ go node /;
@@ -230,7 +230,7 @@ my %backend = (
 		'--listen', "127.0.0.1:$port{node}", '--modules', $modules),
 );
 
-$t->udp_echo('127.0.0.1:' . port(8983, udp => 1));
+udp_echo($t, '127.0.0.1:' . port(8983, udp => 1));
 
 # per parser and family: 6 sessions; per parser: resumption 2, renewal 1,
 # the payload bound 3, the count 2; routing 4, off 1, nginx -t 2, alerts 1
@@ -322,17 +322,17 @@ for my $p (@parsers) {
 	# this handshake (sequential mode prints no replies: the backend's
 	# own lines)
 
-	my $bmark = length $t->daemon_output($backend{$p});
-	my $amark = length $t->read_file('access.log');
+	my $bmark = length daemon_output($t, $backend{$p});
+	my $amark = access_mark($t);
 
-	my ($out) = $t->run_tool('dtls_client', '-c',
+	my ($out) = dtls_client($t, '-c',
 		"127.0.0.1:$l->{cert}{port}", '-a', $pki->path('client.crt'),
 		'-K', $pki->path('client.key'), '-A', $client_ca,
 		'-m', 'sequential', '-n', 2, '-R');
 
 	my @ports = map { $_->[1] } access($amark, $l->{cert}{port}, 2);
 	my @lines = grep { /^pp / }
-		split /\n/, substr($t->daemon_output($backend{$p}), $bmark);
+		split /\n/, substr(daemon_output($t, $backend{$p}), $bmark);
 	my ($cipher) = map { /ssl\.cipher=(\S+)/ } @lines;
 	$seen{$p} += @lines;
 
@@ -363,16 +363,16 @@ for my $p (@parsers) {
 	my $h = hlen(%to, cipher => 'PSK-AES128-CCM8', psk => 'dev-1');
 	my $fit = 1024 - $h;
 
-	my $mark = $t->log_mark();
+	my $mark = log_mark($t);
 
-	($out) = $t->run_tool('dtls_client', '-c',
+	($out) = dtls_client($t, '-c',
 		"127.0.0.1:$l->{small}{port}", '-i', 'dev-1', '-k', $key,
 		'-C', 'PSK-AES128-CCM8', '-m', 'echo', '-s', 'z' x ($fit - 1),
 		'-t', 1500);
 
 	unlike($out, qr/^recv pp /m, "$p: record of " . ($fit + 1)
 		. " bytes and a header of $h not delivered");
-	ok($t->wait_log(qr/\[info\].*DTLS record of ${\($fit + 1)} bytes /
+	ok(wait_log($t, qr/\[info\].*DTLS record of ${\($fit + 1)} bytes /
 		. qr/dropped: with the PROXY protocol header of $h bytes it /
 		. qr/exceeds the 1024 bytes free in the proxy buffer /
 		. qr/\(proxy_buffer_size\)/, 3, $mark), "$p: dropped record logged");
@@ -416,7 +416,7 @@ for my $p (@parsers) {
 	my $summary = stop_backend($p);
 
 	like($summary, qr/^summary datagrams=(\d+) parsed=\1 failed=0$/m,
-		"$p: every header parsed") or diag($t->daemon_output($backend{$p}));
+		"$p: every header parsed") or diag(daemon_output($t, $backend{$p}));
 
 	my ($got) = $summary =~ /datagrams=(\d+)/;
 	is($got, $seen{$p}, "$p: got the datagrams the test saw answered");
@@ -424,11 +424,11 @@ for my $p (@parsers) {
 
 $t->stop();
 
-is($t->log_alerts(), '', 'no alerts in the error log');
+is(log_alerts($t), '', 'no alerts in the error log');
 
 # nginx -t
 
-my ($rc, $t_out) = $t->test_config('both.conf');
+my ($rc, $t_out) = test_config($t, 'both.conf');
 isnt($rc, 0, 'nginx -t: proxy_protocol with dtls_proxy_protocol fails');
 like($t_out, qr/"proxy_protocol" cannot be used with "dtls_proxy_protocol"/,
 	'nginx -t: says why');
@@ -442,9 +442,9 @@ like($t_out, qr/"proxy_protocol" cannot be used with "dtls_proxy_protocol"/,
 sub session {
 	my ($l, @args) = @_;
 
-	my $amark = length $t->read_file('access.log');
+	my $amark = access_mark($t);
 
-	my ($out) = $t->run_tool('dtls_client', '-c', "$l->{host}:$l->{port}",
+	my ($out) = dtls_client($t, '-c', "$l->{host}:$l->{port}",
 		@args);
 
 	my @recv = $out =~ /^(?:second )?recv (pp .*)$/mg;
@@ -468,9 +468,9 @@ sub access {
 
 	my @lines;
 
-	$t->wait_for(sub {
+	wait_for($t, sub {
 		@lines = grep { $_->[0] == $port } map { [ split ' ' ] }
-			split /\n/, substr($t->read_file('access.log'), $amark);
+			access_lines($t, $amark);
 		return @lines >= $n;
 	}, 5);
 
@@ -525,10 +525,10 @@ sub esc {
 sub backend {
 	my (@cmd) = @_;
 
-	my $pid = $t->run_daemon(@cmd);
+	my $pid = daemon($t, @cmd);
 
-	$t->wait_for(sub { $t->daemon_output($pid) =~ /pp_backend ready/ }, 10)
-		or die "@cmd did not start:\n" . $t->daemon_output($pid);
+	wait_for($t, sub { daemon_output($t, $pid) =~ /pp_backend ready/ }, 10)
+		or die "@cmd did not start:\n" . daemon_output($t, $pid);
 
 	return $pid;
 }
@@ -541,20 +541,11 @@ sub stop_backend {
 	my $pid = $backend{$p};
 
 	kill 'TERM', $pid;
-	$t->wait_for(sub { waitpid($pid, WNOHANG) == $pid }, 5);
+	wait_for($t, sub { waitpid($pid, WNOHANG) == $pid }, 5);
 
-	my ($summary) = $t->daemon_output($pid) =~ /^(summary .*)$/m;
+	my ($summary) = daemon_output($t, $pid) =~ /^(summary .*)$/m;
 	return $summary // '';
 }
 
-sub which {
-	my ($name) = @_;
-
-	for my $dir (split /:/, $ENV{PATH} // '') {
-		return "$dir/$name" if -x "$dir/$name";
-	}
-
-	return undef;
-}
 
 ###############################################################################

@@ -15,6 +15,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 ###############################################################################
 
@@ -23,13 +24,13 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
+tool($t, 'dtls_client');
 
-my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
-my $key2 = unpack('H*', join '', map { chr int rand 256 } 1 .. 32);
+my $key = hexkey();
+my $key2 = hexkey(32);
+my @dev1 = ('-i', 'dev-1', '-k', $key);
 
-$t->write_file('psk', "# test keys\ndev-1:$key\nurn:dev:2:$key2\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "# test keys\ndev-1:$key\nurn:dev:2:$key2\n");
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
@@ -89,9 +90,9 @@ stream {
 
 EOF
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'a:');
-$t->udp_echo('127.0.0.1:' . port(8982, udp => 1), 'b:');
-$t->udp_echo('127.0.0.1:' . port(8985, udp => 1), 'x' x 100);
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1), 'a:');
+udp_echo($t, '127.0.0.1:' . port(8982, udp => 1), 'b:');
+udp_echo($t, '127.0.0.1:' . port(8985, udp => 1), 'x' x 100);
 
 $t->run()->plan(31);
 
@@ -107,7 +108,7 @@ my $small = '127.0.0.1:' . port(8987, udp => 1);
 # one record; sessions are balanced over the upstream servers
 
 my $mark;
-my ($out, $rc) = client('-c', $proxy, '-m', 'echo', '-n', 5);
+my ($out, $rc) = dtls_client($t, @dev1, '-c', $proxy, '-m', 'echo', '-n', 5);
 
 like($out, qr/^handshake ok protocol=DTLSv1\.2 /m, 'proxy: handshake');
 is(scalar(() = $out =~ /^recv ([ab]):hello-\d$/mg), 5,
@@ -117,7 +118,7 @@ like($out, qr/^close_notify received$/m, 'proxy: close_notify answered');
 my %seen;
 
 for (1 .. 4) {
-	($out) = client('-c', $proxy, '-m', 'echo');
+	($out) = dtls_client($t, @dev1, '-c', $proxy, '-m', 'echo');
 	$seen{$1}++ if $out =~ /^recv ([ab]):/m;
 }
 
@@ -125,12 +126,12 @@ ok($seen{a} && $seen{b}, 'proxy: both upstream servers used');
 
 # return, with the session's variables
 
-($out) = client('-c', $ret, '-m', 'send-only', '-s', 'x');
+($out) = dtls_client($t, @dev1, '-c', $ret, '-m', 'send-only', '-s', 'x');
 like($out, qr/^recv dev-1 DTLSv1\.2 \S+$/m, 'return: variables');
 like($out, qr/^close_notify received$/m, 'return: close_notify');
 
-($out) = client('-c', $ret, '-m', 'send-only', '-s', 'x', '-i', 'urn:dev:2',
-	'-k', $key2);
+($out) = dtls_client($t, @dev1, '-c', $ret, '-m', 'send-only', '-s', 'x',
+	'-i', 'urn:dev:2', '-k', $key2);
 like($out, qr/^recv urn:dev:2 /m, 'identity with colons, 32-byte key');
 
 # every default cipher suite
@@ -139,52 +140,58 @@ for my $cipher (qw/PSK-AES128-CCM8 PSK-AES128-CCM PSK-AES128-GCM-SHA256
 	PSK-AES256-GCM-SHA384 PSK-CHACHA20-POLY1305
 	ECDHE-PSK-CHACHA20-POLY1305/)
 {
-	($out) = client('-c', $ret, '-m', 'send-only', '-s', 'x',
-		'-C', $cipher);
+	($out) = dtls_client($t, @dev1, '-c', $ret, '-m', 'send-only',
+		'-s', 'x', '-C', $cipher);
 	like($out, qr/^recv dev-1 DTLSv1\.2 \Q$cipher\E$/m, "cipher $cipher");
 }
 
 # resumption
 
-($out) = client('-c', $proxy, '-m', 'sequential', '-n', 3, '-R');
+($out) = dtls_client($t, @dev1, '-c', $proxy, '-m', 'sequential',
+	'-n', 3, '-R');
 like($out, qr/^summary ok=3 failed=0 reused=2$/m, 'resumption');
 
 # a resumed session whose client sends ChangeCipherSpec, Finished and its
 # first record in one datagram: that record is delivered at once, and the
 # session goes on
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
-($out) = client('-c', $proxy, '-m', 'sequential', '-n', 3, '-R', '-X');
+($out) = dtls_client($t, @dev1, '-c', $proxy, '-m', 'sequential',
+	'-n', 3, '-R', '-X');
 like($out, qr/^summary ok=3 failed=0 reused=2$/m,
 	'resumption, data with the last flight');
-is(join("\n", $t->grep_log(qr/\[(alert|crit|error)\]/, $mark)), '',
+is(join("\n", grep_log($t, qr/\[(alert|crit|error)\]/, $mark)), '',
 	'resumption, data with the last flight: no alerts');
 
 # a reply whose record would exceed dtls_mtu is dropped, and logged
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
-($out) = client('-c', $big, '-m', 'send-only', '-s', 'y' x 1100, '-t', 1500);
+($out) = dtls_client($t, @dev1, '-c', $big, '-m', 'send-only',
+	'-s', 'y' x 1100, '-t', 1500);
 unlike($out, qr/^recv /m, 'dtls_mtu: oversized reply not sent');
-ok($t->wait_log(qr/datagram of 1200 bytes dropped: a record of it exceeds /
+ok(wait_log($t, qr/datagram of 1200 bytes dropped: a record of it exceeds /
 	. qr/dtls_mtu/, 3, $mark), 'dtls_mtu: logged');
 
-($out) = client('-c', $big, '-m', 'send-only', '-s', 'y' x 1060);
+($out) = dtls_client($t, @dev1, '-c', $big, '-m', 'send-only',
+	'-s', 'y' x 1060);
 like($out, qr/^recv x{100}y{1060}$/m, 'dtls_mtu: 1160 bytes fit');
 
 # a record larger than the proxy's buffer is dropped whole, and logged:
 # split, it would reach the backend as two datagrams
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
-($out) = client('-c', $small, '-m', 'send-only', '-s', 'z' x 1100, '-t', 1500);
+($out) = dtls_client($t, @dev1, '-c', $small, '-m', 'send-only',
+	'-s', 'z' x 1100, '-t', 1500);
 unlike($out, qr/^recv /m, 'proxy_buffer_size: larger record not delivered');
-ok($t->wait_log(qr/\[info\].*DTLS record of 1100 bytes dropped: the proxy /
+ok(wait_log($t, qr/\[info\].*DTLS record of 1100 bytes dropped: the proxy /
 	. qr/buffer has 1024 bytes free/, 3, $mark),
 	'proxy_buffer_size: logged');
 
-($out) = client('-c', $small, '-m', 'send-only', '-s', 'z' x 1000);
+($out) = dtls_client($t, @dev1, '-c', $small, '-m', 'send-only',
+	'-s', 'z' x 1000);
 like($out, qr/^recv a:z{1000}$/m, 'proxy_buffer_size: 1000 bytes fit');
 
 # openssl s_client
@@ -197,7 +204,7 @@ SKIP: {
 
 	# s_client renegotiates on "R": refused, no second handshake
 
-	$mark = $t->log_mark();
+	$mark = log_mark($t);
 
 	$out = s_client($proxy, 'dev-1', $key, "one\\n' ; sleep 0.5; printf 'R\\n",
 		'-dtls1_2 -no_ign_eof');
@@ -215,11 +222,11 @@ SKIP: {
 
 	my $dtls1 = '-dtls1 -cipher PSK-AES128-CBC-SHA:@SECLEVEL=0';
 
-	$mark = $t->log_mark();
+	$mark = log_mark($t);
 
 	$out = s_client($ret, 'dev-1', $key, "x\n", $dtls1);
 	unlike($out, qr/DTLSv1/, 'DTLS 1.0 refused by default');
-	ok($t->wait_log(qr/DTLS handshake failed: protocol version not enabled/,
+	ok(wait_log($t, qr/DTLS handshake failed: protocol version not enabled/,
 		3, $mark), 'DTLS 1.0 refusal logged');
 
 	$out = s_client($v10, 'dev-1', $key, "x\n", $dtls1);
@@ -236,9 +243,6 @@ like($log, qr/^\d+ "dev-1" DTLSv1\.2 \S+ r 200$/m, 'access log: reused');
 
 ###############################################################################
 
-sub client {
-	return $t->run_tool('dtls_client', '-i', 'dev-1', '-k', $key, @_);
-}
 
 sub s_client {
 	my ($peer, $identity, $psk, $input, $options) = @_;

@@ -23,6 +23,7 @@ use POSIX qw//;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 ###############################################################################
 
@@ -31,7 +32,7 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
+tool($t, 'dtls_client');
 
 plan(skip_all => 'no cdb tool (tinycdb)') unless `cdb -h 2>&1` =~ /cdb -c/;
 
@@ -155,7 +156,7 @@ stream {
 
 EOF
 
-	return $t->test_config("$name.conf");
+	return test_config($t, "$name.conf");
 }
 
 my $long = 'L' x 200;
@@ -202,7 +203,7 @@ my @bad = (
 	[ 'missing.cdb', qr/missing\.cdb": cannot be opened \(2: /],
 );
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'e:');
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1), 'e:');
 
 $t->run()->plan(42 + @bad);
 
@@ -232,7 +233,7 @@ ok($rc == 0 && $out =~ /\[warn\] PSK database "\Q$d\E\/open\.cdb" is /
 ($rc, $out) = bad_conf('psk.cdb');
 is($rc, 0, 'nginx -t: good database');
 
-my $after_t = $t->log_mark();
+my $after_t = log_mark($t);
 
 # handshakes with identities from the database
 
@@ -243,11 +244,11 @@ like(client('fleet-0777', $filler[776][1]), qr/^recv e:hello-1$/m,
 like(client('urn:dev:a b', $key{'dev-3'}), qr/^recv e:hello-1$/m,
 	'handshake: an identity with colons and a blank');
 
-my $mark = $t->log_mark();
+my $mark = log_mark($t);
 
 unlike(client('dev-nobody', $key{'dev-1'}), qr/^handshake ok/m,
 	'unknown identity refused');
-ok($t->wait_log(qr/unknown PSK identity "dev-nobody"/, 3, $mark),
+ok(wait_log($t, qr/unknown PSK identity "dev-nobody"/, 3, $mark),
 	'unknown identity logged');
 unlike(client('dev-1', $key{'dev-2'}), qr/^recv/m, 'wrong key refused');
 
@@ -275,7 +276,7 @@ $SIG{PIPE} = 'IGNORE';
 
 POSIX::mkfifo("$d/session.in", 0600) or die "mkfifo: $!\n";
 
-my $session = $t->run_daemon('sh', '-c', "timeout 30 openssl s_client "
+my $session = daemon($t, 'sh', '-c', "timeout 30 openssl s_client "
 	. "-dtls1_2 -connect $db -psk_identity dev-1 -psk $key{'dev-1'} "
 	. "-quiet -no_ign_eof < $d/session.in 2>&1");
 
@@ -283,7 +284,7 @@ open my $in, '>', "$d/session.in" or die "session.in: $!\n";
 $in->autoflush(1);
 print $in "one\n";
 
-ok($t->wait_for(sub { $t->daemon_output($session) =~ /^e:one$/m }, 5),
+ok(wait_for($t, sub { daemon_output($t, $session) =~ /^e:one$/m }, 5),
 	'established session: echoes');
 
 # three replacements a second apart, each adding an identity that the
@@ -307,7 +308,7 @@ is($seen, 3, 'added identities seen within 1 s, 3 times');
 
 # the replacement: dev-1 removed, dev-2 rotated, dev-new added
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
 cdb_file('psk.cdb', records => [ @filler,
 	[ 'dev-2', $key2_new ], [ 'dev-3', $key{'dev-3'} ],
@@ -321,12 +322,12 @@ like(client('dev-2', $key2_new), qr/^recv e:hello-1$/m,
 	'replaced: rotated key');
 unlike(client('dev-2'), qr/^recv/m, 'replaced: old key refused');
 unlike(client('dev-1'), qr/^handshake ok/m, 'replaced: removed identity');
-ok($t->wait_log(qr/\[notice\].*PSK database "\Q$d\E\/psk\.cdb" replaced: /
+ok(wait_log($t, qr/\[notice\].*PSK database "\Q$d\E\/psk\.cdb" replaced: /
 	. qr/1003 identities/, 3, $mark), 'replaced: logged');
 
 print $in "two\n";
 
-ok($t->wait_for(sub { $t->daemon_output($session) =~ /^e:two$/m }, 5),
+ok(wait_for($t, sub { daemon_output($t, $session) =~ /^e:two$/m }, 5),
 	'established session of the removed identity: still echoes');
 
 close $in;
@@ -339,7 +340,7 @@ close $in;
 sub refused {
 	my ($name, $re) = @_;
 
-	my $m = $t->log_mark();
+	my $m = log_mark($t);
 
 	sleep 1;
 
@@ -352,7 +353,7 @@ sub refused {
 	sleep 1;
 	client('dev-new');
 
-	my @lines = $t->grep_log(qr/\[error\] .*PSK database "\Q$d\E\/psk\.cdb"/,
+	my @lines = grep_log($t, qr/\[error\] .*PSK database "\Q$d\E\/psk\.cdb"/,
 		$m);
 	ok(@lines == 1 && $lines[0] =~ $re
 		&& $lines[0] =~ /the previous one stays in use|stays in use/,
@@ -384,7 +385,7 @@ refused('removed', qr/cannot be read; the one mapped stays in use \(2: /);
 
 # a good one again, readable by others: warned, and used
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
 cdb_file('psk.cdb', records => [ @only_new ], mode => 0644);
 
@@ -392,19 +393,19 @@ sleep 1;
 
 like(client('only-new', $key{'dev-1'}), qr/^recv e:hello-1$/m,
 	'good again: used');
-ok($t->wait_log(qr/\[warn\] .*PSK database "\Q$d\E\/psk\.cdb" is readable /
+ok(wait_log($t, qr/\[warn\] .*PSK database "\Q$d\E\/psk\.cdb" is readable /
 	. qr/by others/, 3, $mark), 'good again: permission warned');
 
-my $alerts = join "\n", $t->grep_log(qr/\[(alert|crit|emerg)\]/, $after_t);
+my $alerts = join "\n", grep_log($t, qr/\[(alert|crit|emerg)\]/, $after_t);
 
 # a worker respawned by the master starts from the master's mapping, the
 # file of the start, and switches to the file of now at its first
 # handshake
 
-my ($worker) = $t->workers();
+my ($worker) = workers($t);
 kill 'KILL', $worker;
 
-ok($t->wait_for(sub { my @w = $t->workers(); @w && $w[0] != $worker }, 5),
+ok(wait_for($t, sub { my @w = workers($t); @w && $w[0] != $worker }, 5),
 	'worker respawned');
 like(client('only-new', $key{'dev-1'}), qr/^recv e:hello-1$/m,
 	'respawned worker: the file of now');
@@ -415,7 +416,7 @@ like(client('only-new', $key{'dev-1'}), qr/^recv e:hello-1$/m,
 
 $t->stop();
 
-my $logs = join '', $t->error_log(), @shown;
+my $logs = join '', error_log($t), @shown;
 
 my @keys = (values %key, $key2_new, $bad_key, @doc_keys[1, 3],
 	map { $_->[1] } @filler[0 .. 99]);
@@ -455,11 +456,11 @@ stream {
 EOF
 	}
 
-	my ($out, $rc) = $t->run_tool({ stderr => 1 }, $compat, '-t',
+	my ($out, $rc) = run_tool($t, { stderr => 1 }, $compat, '-t',
 		'-p', "$d/", '-c', 'dyn-psk.cdb.conf', '-e', 'error.log');
 	is($rc, 0, 'dynamic module: database checked') or diag($out);
 
-	($out, $rc) = $t->run_tool({ stderr => 1 }, $compat, '-t',
+	($out, $rc) = run_tool($t, { stderr => 1 }, $compat, '-t',
 		'-p', "$d/", '-c', 'dyn-dup.cdb.conf', '-e', 'error.log');
 	ok($rc != 0 && $out =~ /record 3, identity "dev-1": duplicate/,
 		'dynamic module: bad database refused') or diag($out);
@@ -470,7 +471,7 @@ EOF
 sub client {
 	my ($identity, $k, $peer) = @_;
 
-	my ($out) = $t->run_tool('dtls_client', '-c', $peer // $db,
+	my ($out) = run_tool($t, 'dtls_client', '-c', $peer // $db,
 		'-m', 'echo', '-i', $identity, '-k', $k // $key{$identity},
 		'-t', 2000);
 

@@ -20,6 +20,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 ###############################################################################
 
@@ -31,8 +32,8 @@ my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 plan(skip_all => 'ASan has its own free()') if $ENV{TEST_NGINX_ASAN};
 plan(skip_all => 'no cdb tool (tinycdb)') unless `cdb -h 2>&1` =~ /cdb -c/;
 
-my $shim = $t->tool('freescan.so');
-$t->tool('dtls_client');
+my $shim = tool($t, 'freescan.so');
+tool($t, 'dtls_client');
 
 my $d = $t->testdir();
 
@@ -91,7 +92,7 @@ stream {
 
 EOF
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1));
 
 {
 	local $ENV{LD_PRELOAD} = $shim;
@@ -103,14 +104,14 @@ $t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
 
 $t->plan(8);
 
-my $master = $t->pid();
+my $master = nginx_pid($t);
 
 ###############################################################################
 
 sub session {
 	my ($k, $hex) = @_;
 
-	my ($out) = $t->run_tool({ timeout => 10 }, 'dtls_client',
+	my ($out) = run_tool($t, { timeout => 10 }, 'dtls_client',
 		'-c', '127.0.0.1:' . port(8980, udp => 1), '-m', 'echo',
 		'-i', $k->[0], '-k', $hex // unpack('H*', $k->[1]), '-t', 1000);
 
@@ -139,7 +140,7 @@ $ok = 0;
 $ok += session($two[$_ * 5]) for 0 .. 19;
 is($ok, 20, 'second database, replaced: 20 handshakes');
 
-is($t->stop(), 0, 'nginx exits');
+is(stop_status($t), 0, 'nginx exits');
 
 ###############################################################################
 

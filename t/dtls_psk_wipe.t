@@ -23,6 +23,7 @@ use List::Util qw/ shuffle /;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 ###############################################################################
 
@@ -33,8 +34,8 @@ my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
 plan(skip_all => 'ASan has its own free()') if $ENV{TEST_NGINX_ASAN};
 
-my $shim = $t->tool('freescan.so');
-$t->tool('dtls_client');
+my $shim = tool($t, 'freescan.so');
+tool($t, 'dtls_client');
 
 my $d = $t->testdir();
 
@@ -42,25 +43,23 @@ sub random { join '', map { chr int rand 256 } 1 .. $_[0] }
 
 # 100 keys of 16 to 64 bytes, in no order: the sort has work to do
 
-sub psk_file {
+sub keys_file {
 	my ($name, $tag) = @_;
 
 	my @keys = map { [ sprintf("%s-%03d", $tag, $_),
 		random(16 + int rand 49) ] } 1 .. 100;
 
-	$t->write_file($name, join '', "# $tag\n",
+	psk_file($t, $name, join '', "# $tag\n",
 		map { "$_->[0]:" . unpack('H*', $_->[1]) . "\n" } shuffle @keys);
-	chmod 0600, "$d/$name";
 
 	return @keys;
 }
 
-my @psk1 = psk_file('psk1', 'one');
-my @psk2 = psk_file('psk2', 'two');
+my @psk1 = keys_file('psk1', 'one');
+my @psk2 = keys_file('psk2', 'two');
 
 my $secret = random(48);
-$t->write_file('cookie', $secret);
-chmod 0600, "$d/cookie";
+psk_file($t, 'cookie', $secret);
 
 my $canary = 'canary-' . unpack('H*', random(12));
 
@@ -122,7 +121,7 @@ EOF
 
 conf('psk1');
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1));
 
 {
 	local $ENV{LD_PRELOAD} = $shim;
@@ -134,7 +133,7 @@ $t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
 
 $t->plan(17);
 
-my $master = $t->pid();
+my $master = nginx_pid($t);
 
 ###############################################################################
 
@@ -149,7 +148,7 @@ sub session {
 	my ($out) = do {
 		local $ENV{SSLKEYLOGFILE} = "$d/keylog";
 
-		$t->run_tool({ timeout => 10 }, 'dtls_client', '-m', 'send-only',
+		dtls_client($t, { timeout => 10 }, '-m', 'send-only',
 			'-c', '127.0.0.1:' . port(8980, udp => 1), '-s', 'x',
 			'-i', $k->[0], '-k', unpack('H*', $k->[1]), '-t', 500);
 	};
@@ -171,17 +170,17 @@ ok($ms, 'first file: master secret known');
 # a reload to the other file: the master frees the old configuration, the
 # old worker ends the session, frees its configuration and exits
 
-my %old = map { $_ => 1 } $t->workers();
+my %old = map { $_ => 1 } workers($t);
 conf('psk2');
 
-ok($t->reload() && $t->wait_for(sub { !grep { $old{$_} } $t->workers() }, 10),
+ok(reload_wait($t) && wait_for($t, sub { !grep { $old{$_} } workers($t) }, 10),
 	'reload to the second file');
 
 ($out, $ms) = session($psk2[rand @psk2], 'two');
 like($out, qr/^handshake ok .*^recv x$/ms, 'second file: handshake');
 ok($ms, 'second file: master secret known');
 
-is($t->stop(), 0, 'nginx exits');
+is(stop_status($t), 0, 'nginx exits');
 
 ###############################################################################
 
@@ -211,7 +210,7 @@ ok(defined $exited{$master} && defined $exited{$old} && $new,
 # the shim learns ticket keys through libssl's SSL_CTX_new(): not where
 # nginx has OpenSSL built in (make OPENSSL=3.5)
 
-my $shared_ssl = `ldd ${\ $t->binary()} 2>/dev/null` =~ /libssl\.so/;
+my $shared_ssl = `ldd ${\ nginx_binary($t)} 2>/dev/null` =~ /libssl\.so/;
 
 SKIP: {
 	skip 'OpenSSL built into nginx: its ticket keys are out of reach', 1

@@ -16,6 +16,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 use Test::DTLS::PKI;
 
 ###############################################################################
@@ -31,9 +32,9 @@ plan(skip_all => 'no examples found') unless @examples;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
+tool($t, 'dtls_client');
 
-my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
+my $key = hexkey();
 my $pki = Test::DTLS::PKI->new($t->testdir() . '/pki');
 
 $t->plan(4 * @examples);
@@ -57,19 +58,19 @@ for my $example (@examples) {
 	$conf =~ s/127\.0\.0\.1:5683/127.0.0.1:%%PORT_8981_UDP%%/g;
 	$conf =~ s/127\.0\.0\.1:5685/127.0.0.1:%%PORT_8982_UDP%%/g;
 
-	$t->write_file('dtls.psk', "# identity:hexkey\ngw-1:$key\n");
-	chmod 0600, $t->testdir() . '/dtls.psk';
+	psk_file($t, 'dtls.psk', "# identity:hexkey\ngw-1:$key\n");
 
 	$t->write_file_expand('nginx.conf', "events {\n}\n\n$conf");
 
-	$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), '5683:');
-	$t->udp_echo('127.0.0.1:' . port(8982, udp => 1), '5685:');
+	udp_echo($t, '127.0.0.1:' . port(8981, udp => 1), '5683:');
+	udp_echo($t, '127.0.0.1:' . port(8982, udp => 1), '5685:');
 	$t->run();
 
-	my @client = $conf =~ /dtls_psk_file/
+	my @client = ('-c', '127.0.0.1:' . port(8980, udp => 1),
+		'-m', 'echo', '-n', 3, $conf =~ /dtls_psk_file/
 		? ('-i', 'gw-1', '-k', $key)
 		: ('-a', $pki->path('client.crt'), '-K', $pki->path('client.key'),
-			'-A', $pki->path('root.crt'));
+			'-A', $pki->path('root.crt')));
 
 	# with dtls_proxy_protocol the backend echoes the header too: its
 	# signature, PROXY over UDP (t/dtls_proxy_protocol.t reads it whole)
@@ -78,7 +79,7 @@ for my $example (@examples) {
 		? qr/\\x0d\\x0a\\x0d\\x0a\\x00\\x0d\\x0aQUIT\\x0a!(?:\\x12|").*/
 		: '';
 
-	my ($out) = client(@client);
+	my ($out) = dtls_client($t, @client);
 
 	like($out, qr/^handshake ok /m, "$name: handshake");
 	is(scalar(() = $out =~ /^recv 568[35]:${pp}hello-\d$/mg), 3,
@@ -100,10 +101,10 @@ for my $example (@examples) {
 		my $ok = 1;
 
 		for my $sni (grep { $_ ne 'default' } keys %routes) {
-			($out) = client(@client, '-S', $sni);
+			($out) = dtls_client($t, @client, '-S', $sni);
 			$ok &&= $out =~ /^recv $backend{$routes{$sni}}:${pp}hello-1$/m;
 
-			($out) = client(@client, '-S', "x.$sni");
+			($out) = dtls_client($t, @client, '-S', "x.$sni");
 			$ok &&= $out
 				=~ /^recv $backend{$routes{default}}:${pp}hello-1$/m;
 		}
@@ -113,17 +114,11 @@ for my $example (@examples) {
 
 	$t->stop();
 
-	is($t->log_alerts(), '', "$name: no alerts");
+	is(log_alerts($t), '', "$name: no alerts");
 }
 
 ###############################################################################
 
-sub client {
-	my ($out) = $t->run_tool('dtls_client',
-		'-c', '127.0.0.1:' . port(8980, udp => 1),
-		'-m', 'echo', '-n', 3, @_);
-	return $out;
-}
 
 # the ```nginx blocks that have "dtls on"
 

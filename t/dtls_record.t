@@ -19,6 +19,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 ###############################################################################
 
@@ -27,7 +28,7 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new();
 
-$t->tool('dtls_record_diff');
+tool($t, 'dtls_record_diff');
 
 my @suites = qw/
 	PSK-AES128-CCM8 PSK-AES128-CCM PSK-AES128-GCM-SHA256
@@ -43,7 +44,7 @@ $t->plan(@suites + 4);
 
 ###############################################################################
 
-my ($out, $rc) = $t->run_tool({ timeout => 120, stderr => 1 },
+my ($out, $rc) = run_tool($t, { timeout => 120, stderr => 1 },
 	'dtls_record_diff');
 
 for my $suite (@suites) {

@@ -18,6 +18,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 ###############################################################################
 
@@ -26,8 +27,8 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
-$t->tool('udp_echo');
+tool($t, 'dtls_client');
+tool($t, 'udp_echo');
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
@@ -53,12 +54,11 @@ stream {
 
 EOF
 
-my $key = join '', map { sprintf '%02x', int(rand(256)) } 1 .. 16;
+my $key = hexkey();
 
-$t->write_file('psk', "dev-1:$key\ndev-2:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "dev-1:$key\ndev-2:$key\n");
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'be:');
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1), 'be:');
 $t->run()->plan(53);
 
 my $p = port(8980, udp => 1);
@@ -72,9 +72,10 @@ my $new_re = qr/client made a new handshake, DTLS session renewed/;
 # once, not after a retransmission or at proxy_timeout, and the session
 # goes on with it
 
-my $mark = $t->log_mark();
+my $mark = log_mark($t);
 
-my ($out, $rc) = client(@good, '-m', 'rehandshake', '-n', '2', '-t', '6000');
+my ($out, $rc) = dtls_client($t, @good, '-m', 'rehandshake', '-n', '2',
+	'-t', '6000');
 like($out, qr/^handshake ok protocol=DTLSv1\.2 cipher=\S+ reused=0$/m,
 	'rehandshake: first handshake');
 like($out, qr/^recv be:hello-2$/m, 'rehandshake: first session echoes');
@@ -92,28 +93,29 @@ ok(defined $ms && $ms < 500,
 diag("second handshake: $ms ms") if defined $ms && $ENV{TEST_NGINX_VERBOSE};
 is($rc, 0, 'rehandshake: exit code');
 
-ok($t->wait_log(qr/\[info\].*$new_re/, 3, $mark), 'rehandshake: logged');
-is(scalar $t->grep_log($new_re, $mark), 1, 'rehandshake: logged once');
+ok(wait_log($t, qr/\[info\].*$new_re/, 3, $mark), 'rehandshake: logged');
+is(scalar grep_log($t, $new_re, $mark), 1, 'rehandshake: logged once');
 
 # one nginx session, renewed, ended by the close_notify of the second
 
-ok($t->wait_for(sub { access_lines() >= 1 }, 3), 'rehandshake: session ended');
-is(scalar $t->grep_log(qr/new DTLS handshake of the client failed/, $mark),
+ok(wait_for($t, sub { access_lines($t) >= 1 }, 3),
+	'rehandshake: session ended');
+is(scalar grep_log($t, qr/new DTLS handshake of the client failed/, $mark),
 	0, 'rehandshake: no failure');
 
 # the same with a resumed handshake whose last flight carries the first
 # record: delivered at once after the swap
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
-($out, $rc) = client(@good, '-m', 'rehandshake', '-n', '2', '-R', '-X',
-	'-t', '3000');
+($out, $rc) = dtls_client($t, @good, '-m', 'rehandshake', '-n', '2', '-R',
+	'-X', '-t', '3000');
 like($out, qr/^second handshake ok protocol=DTLSv1\.2 cipher=\S+ reused=1$/m,
 	'rehandshake, resumed: second handshake') or diag($out);
 like($out, qr/^second echo ok n=2$/m,
 	'rehandshake, resumed, data with the last flight: echoes');
-ok($t->wait_log(qr/\[info\].*$new_re/, 3, $mark), 'rehandshake, resumed: renewed');
-is(join("\n", $t->grep_log(qr/\[(alert|crit|error)\]/, $mark)), '',
+ok(wait_log($t, qr/\[info\].*$new_re/, 3, $mark), 'rehandshake, resumed: renewed');
+is(join("\n", grep_log($t, qr/\[(alert|crit|error)\]/, $mark)), '',
 	'rehandshake, resumed: no alerts');
 
 ###############################################################################
@@ -121,10 +123,10 @@ is(join("\n", $t->grep_log(qr/\[(alert|crit|error)\]/, $mark)), '',
 # a new handshake left after the server's flight: the live session works
 # during it, and after nginx gave it up at dtls_handshake_timeout (2s)
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
-($out, $rc) = client(@good, '-m', 'renew-stall', '-n', '2', '-W', '3000',
-	'-t', '5000');
+($out, $rc) = dtls_client($t, @good, '-m', 'renew-stall', '-n', '2',
+	'-W', '3000', '-t', '5000');
 like($out, qr/^first echo ok n=1$/m, 'renew-stall: session up');
 like($out, qr/^server flight received len=\d+$/m,
 	'renew-stall: new handshake begun') or diag($out);
@@ -134,24 +136,24 @@ like($out, qr/^epoch-0 datagram len=15 type=2$/m,
 like($out, qr/^late echo ok n=2$/m, 'renew-stall: and after it');
 is($rc, 0, 'renew-stall: exit code');
 
-ok($t->wait_log(qr/\[info\].*DTLS handshake failed: timed out/, 3, $mark),
+ok(wait_log($t, qr/\[info\].*DTLS handshake failed: timed out/, 3, $mark),
 	'renew-stall: new handshake timed out');
-ok($t->wait_log(qr/new DTLS handshake of the client failed, the DTLS session goes on/, 3, $mark),
+ok(wait_log($t, qr/new DTLS handshake of the client failed, the DTLS session goes on/, 3, $mark),
 	'renew-stall: session went on');
-is(scalar $t->grep_log($new_re, $mark), 0, 'renew-stall: not renewed');
+is(scalar grep_log($t, $new_re, $mark), 0, 'renew-stall: not renewed');
 
 ###############################################################################
 
 # a new handshake of another PSK identity from the same address and port
 # ends the session: what was decided for one peer does not pass to another
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
-($out, $rc) = client(@good, '-m', 'rehandshake', '-n', '1', '-I', 'dev-2',
-	'-t', '2000');
+($out, $rc) = dtls_client($t, @good, '-m', 'rehandshake', '-n', '1',
+	'-I', 'dev-2', '-t', '2000');
 like($out, qr/^second handshake ok /m, 'other peer: handshake done');
 unlike($out, qr/^second echo ok/m, 'other peer: no echo');
-ok($t->wait_log(qr/authenticated another peer, DTLS session ended/, 3,
+ok(wait_log($t, qr/authenticated another peer, DTLS session ended/, 3,
 	$mark), 'other peer: session ended');
 
 ###############################################################################
@@ -159,9 +161,9 @@ ok($t->wait_log(qr/authenticated another peer, DTLS session ended/, 3,
 # a copy of the ClientHello that made the session (its valid cookie and
 # the session's random) is ignored
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
-($out, $rc) = client(@good, '-m', 'replay', '-n', '2', '-t', '5000');
+($out, $rc) = dtls_client($t, @good, '-m', 'replay', '-n', '2', '-t', '5000');
 like($out, qr/^first echo ok n=1$/m, 'replay: session up');
 like($out, qr/^replayed clienthello len=\d+$/m, 'replay: ClientHello sent');
 unlike($out, qr/^reply after replay/m, 'replay: no reply');
@@ -170,18 +172,19 @@ like($out, qr/^echo ok n=2$/m, 'replay: echo ok') or diag($out);
 like($out, qr/^close_notify received$/m, 'replay: session closed cleanly');
 is($rc, 0, 'replay: exit code');
 
-ok($t->wait_log(qr/client closed DTLS session \(close_notify\)/, 3, $mark),
+ok(wait_log($t, qr/client closed DTLS session \(close_notify\)/, 3, $mark),
 	'replay: the session lasted until close_notify');
-is(scalar $t->grep_log($new_re, $mark), 0, 'replay: session not ended');
+is(scalar grep_log($t, $new_re, $mark), 0, 'replay: session not ended');
 
 ###############################################################################
 
 # a ClientHello without a cookie gets a HelloVerifyRequest and leaves the
 # session be
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
-($out, $rc) = client(@good, '-m', 'replay-new', '-n', '2', '-t', '5000');
+($out, $rc) = dtls_client($t, @good, '-m', 'replay-new', '-n', '2',
+	'-t', '5000');
 like($out, qr/^first echo ok n=1$/m, 'replay-new: session up');
 like($out, qr/^hvr received len=\d+ cookie_len=32 request_len=\d+$/m,
 	'replay-new: hvr') or diag($out);
@@ -189,31 +192,31 @@ like($out, qr/^recv be:hello-2$/m, 'replay-new: echoes after');
 like($out, qr/^echo ok n=2$/m, 'replay-new: echo ok');
 is($rc, 0, 'replay-new: exit code');
 
-ok($t->wait_log(qr/client closed DTLS session \(close_notify\)/, 3, $mark),
+ok(wait_log($t, qr/client closed DTLS session \(close_notify\)/, 3, $mark),
 	'replay-new: the session lasted until close_notify');
-is(scalar $t->grep_log($new_re, $mark), 0, 'replay-new: session not ended');
+is(scalar grep_log($t, $new_re, $mark), 0, 'replay-new: session not ended');
 
 ###############################################################################
 
 # a new handshake in progress when its worker shuts down (a reload): the
 # old worker, whose socket is closed, neither retransmits nor alerts
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 
-my $stall = $t->run_daemon($t->tool('dtls_client'), @good, '-m',
-	'renew-stall', '-n', '1', '-W', '3000', '-t', '3000');
-ok($t->wait_for(sub { $t->daemon_output($stall) =~ /^echo ok n=1$/m }, 5),
-	'renewal at a reload: begun') or diag($t->daemon_output($stall));
+my $stall = daemon($t, tool($t, 'dtls_client'), @good,
+	'-m', 'renew-stall', '-n', '1', '-W', '3000', '-t', '3000');
+ok(wait_for($t, sub { daemon_output($t, $stall) =~ /^echo ok n=1$/m }, 5),
+	'renewal at a reload: begun') or diag(daemon_output($t, $stall));
 
-$t->reload();
+reload_wait($t);
 
-ok($t->wait_for(sub { $t->daemon_output($stall) =~ /^late echo|failed/m },
+ok(wait_for($t, sub { daemon_output($t, $stall) =~ /^late echo|failed/m },
 	10), 'renewal at a reload: client done')
-	or diag($t->daemon_output($stall));
-unlike($t->daemon_output($stall), qr/^epoch-0 datagram/m,
+	or diag(daemon_output($t, $stall));
+unlike(daemon_output($t, $stall), qr/^epoch-0 datagram/m,
 	'renewal at a reload: nothing more sent for it');
-ok($t->wait_for(sub { $t->workers() == 1 }, 8), 'renewal at a reload: old worker gone');
-is(join("\n", $t->grep_log(qr/\[(alert|crit)\]/, $mark)), '',
+ok(wait_for($t, sub { workers($t) == 1 }, 8), 'renewal at a reload: old worker gone');
+is(join("\n", grep_log($t, qr/\[(alert|crit)\]/, $mark)), '',
 	'renewal at a reload: no alerts');
 
 ###############################################################################
@@ -223,7 +226,7 @@ $t->stop();
 # a line for each session: a renewed session is one; the session ended by
 # another peer's handshake is logged with its first identity
 
-my @access = split /\n/, $t->read_file('access.log');
+my @access = access_lines($t);
 is(scalar(grep { /^\d+ dev-1 200 [\d.]+$/ } @access), 7,
 	'access log: seven sessions, of dev-1') or diag(join "\n", @access);
 
@@ -232,19 +235,8 @@ $ports{(split / /)[0]}++ for @access;
 is(scalar(grep { $_ > 1 } values %ports), 0,
 	'access log: one session per client port');
 
-is(scalar $t->grep_log(qr/DTLS handshake failed/), 1,
+is(scalar grep_log($t, qr/DTLS handshake failed/), 1,
 	'one failed handshake, the one left unfinished');
-is($t->log_alerts(), '', 'no alerts');
-
-###############################################################################
-
-sub client {
-	return $t->run_tool({ timeout => 20 }, 'dtls_client', @_);
-}
-
-sub access_lines {
-	my @l = split /\n/, $t->read_file('access.log');
-	return scalar @l;
-}
+is(log_alerts($t), '', 'no alerts');
 
 ###############################################################################

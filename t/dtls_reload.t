@@ -16,6 +16,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 ###############################################################################
 
@@ -24,12 +25,11 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
+tool($t, 'dtls_client');
 
-my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
+my $key = hexkey();
 
-$t->write_file('psk', "dev-1:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "dev-1:$key\n");
 
 my $conf = <<'EOF';
 
@@ -54,7 +54,7 @@ $t->run()->plan(13);
 my $peer = '127.0.0.1:' . port(8980, udp => 1);
 
 sub handshake {
-	my ($o) = $t->run_tool({ timeout => 10 }, 'dtls_client',
+	my ($o) = dtls_client($t, { timeout => 10 },
 		'-c', $peer, '-m', 'send-only', '-s', 'x', '-i', 'dev-1',
 		'-k', $key, '-t', 3000);
 	return $o;
@@ -67,16 +67,16 @@ like(handshake(), qr/^handshake ok .*^recv ok dev-1$/ms, 'before: handshake');
 # the new configuration fails on its last line, after the stream block
 # (and the module's postconfiguration) was done
 
-my @workers = $t->workers();
-my $mark = $t->log_mark();
+my @workers = workers($t);
+my $mark = log_mark($t);
 
 $t->write_file_expand('nginx.conf', $conf . "no_such_directive  on;\n");
-kill 'HUP', $t->pid();
+kill 'HUP', nginx_pid($t);
 
-ok($t->wait_log(qr/\[emerg\] .*unknown directive "no_such_directive"/,
+ok(wait_log($t, qr/\[emerg\] .*unknown directive "no_such_directive"/,
 	5, $mark), 'failed reload: emerg logged');
-ok($t->running(), 'failed reload: nginx still running');
-is(join(' ', $t->workers()), join(' ', @workers),
+ok(running($t), 'failed reload: nginx still running');
+is(join(' ', workers($t)), join(' ', @workers),
 	'failed reload: same workers');
 like(handshake(), qr/^handshake ok .*^recv ok dev-1$/ms,
 	'failed reload: the old worker serves');
@@ -85,8 +85,8 @@ like(handshake(), qr/^handshake ok .*^recv ok dev-1$/ms,
 
 kill 'KILL', @workers;
 
-ok($t->wait_log(qr/worker process $workers[0] exited on signal 9/, 5, $mark)
-	&& $t->wait_for(sub { grep { $_ != $workers[0] } $t->workers() }, 5),
+ok(wait_log($t, qr/worker process $workers[0] exited on signal 9/, 5, $mark)
+	&& wait_for($t, sub { grep { $_ != $workers[0] } workers($t) }, 5),
 	'killed worker respawned');
 
 like(handshake(), qr/^handshake ok .*^recv ok dev-1$/ms,
@@ -98,8 +98,8 @@ like(handshake(), qr/^handshake ok .*^recv ok dev-1$/ms,
 
 $t->write_file_expand('nginx.conf', $conf);
 
-my %old = map { $_ => 1 } $t->workers();
-ok($t->reload() && $t->wait_for(sub { !grep { $old{$_} } $t->workers() }, 10),
+my %old = map { $_ => 1 } workers($t);
+ok(reload_wait($t) && wait_for($t, sub { !grep { $old{$_} } workers($t) }, 10),
 	'good reload');
 like(handshake(), qr/^handshake ok .*^recv ok dev-1$/ms,
 	'good reload: handshake');
@@ -108,10 +108,10 @@ like(handshake(), qr/^handshake ok .*^recv ok dev-1$/ms,
 
 $t->stop();
 
-is(join("\n", $t->grep_log(qr/exited on signal (?!9\b)/)), '',
+is(join("\n", grep_log($t, qr/exited on signal (?!9\b)/)), '',
 	'no worker died of a signal but the kill');
 
-my @alerts = split /\n/, $t->log_alerts();
+my @alerts = split /\n/, log_alerts($t);
 
 is(scalar(@alerts), 2, 'two alerts in the log');
 ok((grep { /\[emerg\] .*unknown directive "no_such_directive"/ } @alerts)

@@ -16,6 +16,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 use IO::Select;
 use IO::Socket::INET;
@@ -28,9 +29,9 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
-$t->tool('dtls_load');
-$t->tool('udp_echo');
+tool($t, 'dtls_client');
+tool($t, 'dtls_load');
+tool($t, 'udp_echo');
 
 my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
 $t->write_file('psk', "dev-1:$key\n");
@@ -68,7 +69,7 @@ stream {
 
 EOF
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1));
 $t->run()->plan(7);
 
 my $asan = $ENV{TEST_NGINX_ASAN};
@@ -103,15 +104,15 @@ ok($keeps <= $n + 1, 'AEAD suite: none kept OpenSSL\'s record layer');
 # the server's last flight (its ChangeCipherSpec and Finished) lost once:
 # the client retransmits its own, and nginx sends it again
 
-my $mark = $t->log_mark();
+my $mark = log_mark($t);
 my $relay = relay(port(8985, udp => 1), port(8980, udp => 1));
 
-my $out = $t->run_tool('dtls_client', '-c', '127.0.0.1:' . port(8985,
+my $out = run_tool($t, 'dtls_client', '-c', '127.0.0.1:' . port(8985,
 	udp => 1), '-i', 'dev-1', '-k', $key, '-m', 'sequential', '-n', 1,
 	'-t', 10000);
 
 like($out, qr/^summary ok=1 failed=0$/m, 'lost last flight: session works');
-ok($t->grep_log(qr/ours resent/, $mark), 'lost last flight: resent');
+ok(grep_log($t, qr/ours resent/, $mark), 'lost last flight: resent');
 
 kill 'TERM', $relay;
 waitpid($relay, 0);
@@ -129,23 +130,23 @@ unlike($t->read_file('error.log'), qr/\[(alert|crit|emerg)\]/,
 sub idle_session {
 	my ($cipher, $port) = @_;
 
-	$t->reload();
-	$t->wait_for(sub { $t->workers() == 1 }, 10);
-	my ($worker) = $t->workers();
+	reload_wait($t);
+	wait_for($t, sub { workers($t) == 1 }, 10);
+	my ($worker) = workers($t);
 
 	# one session first: what every session shares is made
 
-	$t->run_tool('dtls_client', '-c', "127.0.0.1:$port", '-i', 'dev-1',
+	run_tool($t, 'dtls_client', '-c', "127.0.0.1:$port", '-i', 'dev-1',
 		'-k', $key, '-C', $cipher, '-m', 'sequential', '-n', 1);
 
 	my $before = vmdata($worker);
 
-	my $load = $t->run_daemon($t->tool('dtls_load'), '-c',
+	my $load = daemon($t, tool($t, 'dtls_load'), '-c',
 		"127.0.0.1:$port", '-m', 'hold', '-N', $n, '-n', 20, '-d', 60,
 		'-i', 'dev-1', '-k', $key, '-C', $cipher, '-t', 10000);
 
-	$t->wait_for(sub { $t->daemon_output($load) =~ /"ready":true/ }, 30)
-		or diag($t->daemon_output($load));
+	wait_for($t, sub { daemon_output($t, $load) =~ /"ready":true/ }, 30)
+		or diag(daemon_output($t, $load));
 
 	my $grown = vmdata($worker) - $before;
 

@@ -19,6 +19,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 use IO::Select;
 use IO::Socket::INET;
@@ -33,10 +34,10 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-$t->tool('dtls_client');
-$t->tool('dtls_load');
-$t->tool('udp_echo');
-$t->tool('udp_relay');
+tool($t, 'dtls_client');
+tool($t, 'dtls_load');
+tool($t, 'udp_echo');
+tool($t, 'udp_relay');
 
 my %key = map { $_ => join '', map { sprintf '%02x', int rand 256 } 1 .. 16 }
 	qw/dev-1 dev-2 bench/;
@@ -90,7 +91,7 @@ stream {
 
 EOF
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1));
 $t->run()->plan(20);
 
 my $zone = port(8980, udp => 1);
@@ -105,12 +106,12 @@ my $load = port(8983, udp => 1);
 my @devices = map { sleepy($zone) } 1 .. 20;
 my @control = map { sleepy($nozone) } 1 .. 5;
 
-ok($t->wait_for(sub { !grep { waitpid($_, WNOHANG) == 0 } @devices, @control },
+ok(wait_for($t, sub { !grep { waitpid($_, WNOHANG) == 0 } @devices, @control },
 	20), 'sleepy devices done');
 
-is(scalar(grep { $t->daemon_output($_) =~ /^echo ok n=2$/m } @devices),
+is(scalar(grep { daemon_output($t, $_) =~ /^echo ok n=2$/m } @devices),
 	20, 'zone: 20 of 20 devices answered after their silence');
-is(scalar(grep { $t->daemon_output($_) =~ /^echo ok n=2$/m } @control),
+is(scalar(grep { daemon_output($t, $_) =~ /^echo ok n=2$/m } @control),
 	0, 'no zone: 0 of 5 answered after their silence');
 
 my @lines = grep { /^$zone / } split /\n/, $t->read_file('access.log');
@@ -122,28 +123,28 @@ is(scalar(grep { / c dev-1 PSK-/ } @lines), 20,
 
 # through three reloads (the second adds an identity) and a SIGKILL
 
-my $echo = $t->run_daemon($t->tool('dtls_load'), '-c', "127.0.0.1:$load",
+my $echo = daemon($t, tool($t, 'dtls_load'), '-c', "127.0.0.1:$load",
 	'-m', 'echo', '-n', 200, '-w', 0, '-d', 8, '-i', 'bench', '-k',
 	$key{bench}, '-t', 4000, '-v');
 
 # once all are established, measured from then on
 
-$t->wait_for(sub { $t->daemon_output($echo) =~ /measuring/ }, 60);
+wait_for($t, sub { daemon_output($t, $echo) =~ /measuring/ }, 60);
 
 sleep 1.5;
-$t->reload();
+reload_wait($t);
 sleep 1.5;
 psk_file(qw/dev-1 bench dev-2/);
-$t->reload();
+reload_wait($t);
 sleep 1.5;
-$t->reload();
+reload_wait($t);
 sleep 1;
 
-my ($worker) = $t->workers();
+my ($worker) = workers($t);
 kill 'KILL', $worker;
 
-$t->wait_for(sub { $t->daemon_output($echo) =~ /^\{.*"mode"/m }, 15);
-my ($json) = $t->daemon_output($echo) =~ /^(\{.*"mode".*)$/m;
+wait_for($t, sub { daemon_output($t, $echo) =~ /^\{.*"mode"/m }, 15);
+my ($json) = daemon_output($t, $echo) =~ /^(\{.*"mode".*)$/m;
 my $r = eval { decode_json($json // '{}') } // {};
 
 diag(sprintf('200 sessions through 3 reloads and a SIGKILL: %d echoes, '
@@ -159,7 +160,7 @@ is($r->{failures_total}, 0, 'no echo failed');
 is(scalar(grep { / \. / } @lines), 200, '200 handshakes: none after reloads');
 ok(scalar(grep { / c / } @lines) >= 200, 'sessions continued');
 
-my $out = $t->run_tool('dtls_client', '-c', "127.0.0.1:$zone", '-i',
+my $out = run_tool($t, 'dtls_client', '-c', "127.0.0.1:$zone", '-i',
 	'dev-2', '-k', $key{'dev-2'}, '-m', 'echo', '-n', 1);
 like($out, qr/^echo ok n=1$/m, 'identity added by the reload');
 
@@ -168,15 +169,15 @@ like($out, qr/^echo ok n=1$/m, 'identity added by the reload');
 # every datagram duplicated and preceded by a corrupted copy, through a
 # sleep: each echo reaches the backend once
 
-my $relay = $t->udp_relay($zone, '-D', 100, '-c', 100, '-K', '0');
+my $relay = udp_relay($t, $zone, '-D', 100, '-c', 100, '-K', '0');
 
-$out = $t->run_tool('dtls_client', '-c', "127.0.0.1:$relay->{port}",
+$out = run_tool($t, 'dtls_client', '-c', "127.0.0.1:$relay->{port}",
 	'-i', 'dev-1', '-k', $key{'dev-1'}, '-m', 'echo', '-n', 3,
 	'-W', 1500, '-t', 5000, '-s', 'x' x 10);
 
 like($out, qr/^echo ok n=3$/m, 'duplicated and corrupted: answered');
 
-$t->udp_relay_stop($relay);
+udp_relay_stop($t, $relay);
 
 @lines = grep { /^$zone / } split /\n/, $t->read_file('access.log');
 my @relayed = @lines[-2 .. -1];
@@ -200,10 +201,10 @@ my $a = sleepy(port(8986, udp => 1), 'a' x 10, 1500, 3);
 sleep 0.3;
 my $b = sleepy(port(8986, udp => 1), 'b' x 10, 1000, 3);
 
-$t->wait_for(sub { !grep { waitpid($_, WNOHANG) == 0 } $a, $b }, 20);
+wait_for($t, sub { !grep { waitpid($_, WNOHANG) == 0 } $a, $b }, 20);
 
-like($t->daemon_output($a), qr/^echo ok n=3$/m, 'another\'s records: answered');
-like($t->daemon_output($b), qr/^echo ok n=3$/m, 'the other: answered');
+like(daemon_output($t, $a), qr/^echo ok n=3$/m, 'another\'s records: answered');
+like(daemon_output($t, $b), qr/^echo ok n=3$/m, 'the other: answered');
 
 kill 'TERM', $cross;
 waitpid($cross, 0);
@@ -221,7 +222,7 @@ is($sent, 72, 'no record of another session\'s delivered');
 
 # close_notify ends the DTLS session: the zone forgets it
 
-$out = $t->run_tool('dtls_client', '-c', "127.0.0.1:$zone", '-i', 'dev-1',
+$out = run_tool($t, 'dtls_client', '-c', "127.0.0.1:$zone", '-i', 'dev-1',
 	'-k', $key{'dev-1'}, '-m', 'echo', '-n', 1);
 like($out, qr/^echo ok n=1$/m, 'a session, closed by the client');
 
@@ -237,7 +238,7 @@ like($t->read_file('error.log'), qr/client closed DTLS session/,
 sub sleepy {
 	my ($port, $payload, $pause, $n) = @_;
 
-	return $t->run_daemon($t->tool('dtls_client'), '-c', "127.0.0.1:$port",
+	return daemon($t, tool($t, 'dtls_client'), '-c', "127.0.0.1:$port",
 		'-i', 'dev-1', '-k', $key{'dev-1'}, '-m', 'echo', '-n', $n // 2,
 		'-W', $pause // 2500, '-t', 3000, '-s', $payload // 'hello');
 }

@@ -16,13 +16,13 @@ use Test::More;
 
 use IO::Select;
 use IO::Socket::IP;
-use Socket qw/ PF_INET PF_INET6 SOCK_RAW inet_aton inet_pton AF_INET6
-	pack_sockaddr_in pack_sockaddr_in6 /;
+use Socket qw/ PF_INET PF_INET6 SOCK_RAW /;
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
-use Test::DTLS::Hello;
+use Test::Nginx::DTLS;
+use Test::DTLS::Hello qw/ :DEFAULT send_udp4 send_udp6 /;
 
 ###############################################################################
 
@@ -38,8 +38,8 @@ my $raw6;
 my $ipv6 = IO::Socket::IP->new(LocalHost => '::1', LocalPort => 0,
 	Proto => 'udp') && socket($raw6, PF_INET6, SOCK_RAW, 255);
 
-$t->write_file('psk', 'dev:' . unpack('H*', random(16)) . "\n");
-chmod 0600, $t->testdir() . '/psk';
+my $key = hexkey();
+psk_file($t, 'psk', "dev:$key\n");
 
 my $conf = <<'EOF';
 
@@ -103,13 +103,13 @@ for my $b (@bad) {
 	my $host = $v == 4 ? '127.0.0.1' : '[::1]';
 	my $send = $v == 4 ? \&send4 : \&send6;
 
-	my $mark = $t->log_mark();
+	my $mark = log_mark($t);
 	$send->($src, $sport, $plain, $hello);
 
 	skip "ipv$v $name: dropped by the kernel before any socket", 1
 		unless read_on("$host:$plain", $mark);
 
-	$mark = $t->log_mark();
+	$mark = log_mark($t);
 	$send->($src, $sport, $dtls, $hello);
 	ok(!read_on("$host:$dtls", $mark), "ipv$v $name: dropped unread");
 	}
@@ -135,8 +135,8 @@ ok(defined reply($s6), 'ipv6 valid source: HelloVerifyRequest');
 
 # a session from a real client is unaffected
 
-my ($out, $rc) = $t->run_tool('dtls_client', '-m', 'send-only', '-s', 'x',
-	'-i', 'dev', '-k', unpack('H*', key()), '-c', "127.0.0.1:$dtls");
+my ($out, $rc) = dtls_client($t, '-m', 'send-only', '-s', 'x',
+	'-i', 'dev', '-k', $key, '-c', "127.0.0.1:$dtls");
 
 like($out, qr/^recv ok$/m, 'client session');
 
@@ -146,32 +146,27 @@ like($out, qr/^recv ok$/m, 'client session');
 $without =~ s/%%PLAIN6%%//;
 $t->write_file_expand('nginx.conf', $without);
 
-my $mark = $t->log_mark();
-$t->reload();
-ok($t->wait_log(qr/worker process \d+ exited/, 10, $mark),
+my $mark = log_mark($t);
+reload_wait($t);
+ok(wait_log($t, qr/worker process \d+ exited/, 10, $mark),
 	'reloaded, the old worker gone');
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 send4('127.0.0.1', 0, $dtls, $hello);
 ok(read_on("127.0.0.1:$dtls", $mark), 'no dtls after reload: read');
 
-$mark = $t->log_mark();
+$mark = log_mark($t);
 send4('127.0.0.1', $s->sockport(), $dtls, 'x');
 is(reply($s), 'ok', 'no dtls after reload: plain reply');
 
 # plain replies ("returning text") to port 0 or broadcast fail: nginx's own
 # [alert], from the servers without dtls
 
-is(join("\n", grep { !/while returning text/ } split /\n/, $t->log_alerts()),
+is(join("\n", grep { !/while returning text/ } split /\n/, log_alerts($t)),
 	'', 'no alerts');
 
 ###############################################################################
 
-sub key {
-	my $line = $t->read_file('psk');
-	$line =~ /^dev:([0-9a-f]+)$/m;
-	return pack('H*', $1);
-}
 
 # did nginx read from this listening socket since the mark?
 
@@ -179,8 +174,8 @@ sub read_on {
 	my ($addr, $mark) = @_;
 
 	my $re = qr/recvmsg on \Q$addr\E,/;
-	$t->wait_log($re, 0.5, $mark);
-	return $t->error_log($mark) =~ $re;
+	wait_log($t, $re, 0.5, $mark);
+	return error_log($t, $mark) =~ $re;
 }
 
 sub reply {
@@ -193,50 +188,12 @@ sub reply {
 	return $data;
 }
 
-# UDP in IPv4, header checksum filled in by the kernel, no UDP checksum
-
 sub send4 {
-	my ($src, $sport, $dport, $payload) = @_;
-
-	my $udp = pack('nnnn', $sport, $dport, 8 + length $payload, 0)
-		. $payload;
-	my $ip = pack('CCnnnCCna4a4', 0x45, 0, 20 + length $udp,
-		int rand 65536, 0, 64, 17, 0, inet_aton($src),
-		inet_aton('127.0.0.1'));
-
-	send($raw4, $ip . $udp, 0, pack_sockaddr_in(0, inet_aton('127.0.0.1')))
-		or die "raw send: $!\n";
+	send_udp4($raw4, @_) or die "raw send: $!\n";
 }
-
-# UDP in IPv6, where the UDP checksum is required
 
 sub send6 {
-	my ($src, $sport, $dport, $payload) = @_;
-
-	my $s = inet_pton(AF_INET6, $src);
-	my $d = inet_pton(AF_INET6, '::1');
-	my $len = 8 + length $payload;
-
-	my $udp = pack('nnnn', $sport, $dport, $len, 0) . $payload;
-	my $sum = checksum($s . $d . pack('NxxxC', $len, 17) . $udp) || 0xffff;
-	substr($udp, 6, 2) = pack('n', $sum);
-
-	my $ip = pack('NnCC', 0x60000000, $len, 17, 64) . $s . $d;
-
-	send($raw6, $ip . $udp, 0, pack_sockaddr_in6(0, $d))
-		or die "raw send: $!\n";
-}
-
-sub checksum {
-	my ($data) = @_;
-
-	$data .= "\0" if length($data) % 2;
-
-	my $sum = 0;
-	$sum += $_ for unpack('n*', $data);
-	$sum = ($sum & 0xffff) + ($sum >> 16) while $sum >> 16;
-
-	return ~$sum & 0xffff;
+	send_udp6($raw6, @_) or die "raw send: $!\n";
 }
 
 ###############################################################################

@@ -19,6 +19,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 use Test::DTLS::PKI;
 
 ###############################################################################
@@ -89,7 +90,7 @@ sub s_client {
 
 	unlink "$d/$sess_out" if $sess_out;
 
-	my ($out) = $t->run_tool({ stderr => 1, timeout => 10 }, $openssl,
+	my ($out) = run_tool($t, { stderr => 1, timeout => 10 }, $openssl,
 		's_client', '-dtls1_2', '-connect', "127.0.0.1:$port",
 		$sess_in ? ('-sess_in', "$d/$sess_in") : (),
 		$sess_out ? ('-sess_out', "$d/$sess_out") : (), @args);
@@ -109,9 +110,9 @@ sub ticket_of {
 # would answer from their session cache
 
 sub reload {
-	my %old = map { $_ => 1 } $t->workers();
-	return $t->reload()
-		&& $t->wait_for(sub { !grep { $old{$_} } $t->workers() }, 10);
+	my %old = map { $_ => 1 } workers($t);
+	return reload_wait($t)
+		&& wait_for($t, sub { !grep { $old{$_} } workers($t) }, 10);
 }
 
 sub restart {
@@ -122,7 +123,7 @@ sub restart {
 # the backend, of an object of its own: $t->stop() stops its daemons
 
 my $backend = Test::Nginx->new();
-$backend->udp_echo('127.0.0.1:' . port(8981, udp => 1));
+udp_echo($backend, '127.0.0.1:' . port(8981, udp => 1));
 
 $t->plan(36);
 
@@ -158,7 +159,7 @@ is(s_client('c1', undef, @cert), 'Reused',
 
 # many: dtls_load's certificate sessions each resume the first (-r)
 
-my ($load) = $t->run_tool({ timeout => 30 }, 'dtls_load', '-c',
+my ($load) = run_tool($t, { timeout => 30 }, 'dtls_load', '-c',
 	"127.0.0.1:$port", '-m', 'handshake', '-n', 4, '-d', 1, '-w', 0.2,
 	'-r', '-a', $pki->path('client.crt'), '-K', $pki->path('client.key'));
 like($load, qr/"cipher":"ECDHE-ECDSA-AES128-GCM-SHA256"/,
@@ -182,7 +183,7 @@ is(s_client('f1'), 'Reused', 'key file: resumed after a restart');
 # k3 (48 bytes) in front: k1's ticket still resumes, and comes back
 # renewed under k3
 
-my $mark = $t->log_mark();
+my $mark = log_mark($t);
 
 conf("dtls_session_ticket_key k3;\n        dtls_session_ticket_key k1;");
 ok(reload(), 'reload to a new first key');
@@ -190,7 +191,7 @@ ok(reload(), 'reload to a new first key');
 is(s_client('f1'), 'Reused', 'rotation: old ticket resumed');
 my $k3 = unpack('H*', substr($tk{k3}, 0, 16));
 my $k1 = unpack('H*', substr($tk{k1}, 0, 16));
-ok($t->wait_log(qr/ticket decrypt, key: "$k1"\n.*ticket encrypt, key: "$k3"/s,
+ok(wait_log($t, qr/ticket decrypt, key: "$k1"\n.*ticket encrypt, key: "$k3"/s,
 	3, $mark), 'rotation: renewed under the new first key');
 
 # (s_client does not save a ticket renewed on a resumption: a new one)
@@ -211,7 +212,7 @@ is(s_client('f3'), 'New', 'another key: full handshake');
 
 # no key is logged, at debug level either
 
-my $log = $t->error_log();
+my $log = error_log($t);
 my $leaked = join ' ', grep {
 	my $k = $tk{$_};
 	my @parts = length $k == 80 ? (substr($k, 16, 32), substr($k, 48, 32))
@@ -237,7 +238,7 @@ is(s_client('n1'), 'New', 'tickets off: not after a reload');
 
 $t->stop();
 
-is($t->log_alerts(), '', 'no alerts');
+is(log_alerts($t), '', 'no alerts');
 
 ###############################################################################
 
@@ -247,24 +248,24 @@ $t->write_file('k47', random(47));
 chmod 0600, "$d/k47";
 
 conf('dtls_session_ticket_key k47;');
-my ($rc, $out) = $t->test_config();
+my ($rc, $out) = test_config($t);
 isnt($rc, 0, 'key of 47 bytes: fails');
 like($out, qr/\[emerg\] session ticket key file "\S+\/k47" has 47 bytes, 48 or 80 are needed \("openssl rand 80"\) in \S+nginx\.conf:\d+/,
 	'key of 47 bytes: file, line and reason');
 
 conf('dtls_session_ticket_key missing;');
-($rc, $out) = $t->test_config();
+($rc, $out) = test_config($t);
 like($out, qr/\[emerg\] cannot open session ticket key file "\S+\/missing" \(2: No such file or directory\) in \S+nginx\.conf:\d+/,
 	'missing key file');
 
 chmod 0644, "$d/k2";
 conf('dtls_session_ticket_key k2;');
-($rc, $out) = $t->test_config();
+($rc, $out) = test_config($t);
 like($out, qr/\[warn\] session ticket key file "\S+\/k2" is readable by others, keep it to its owner \(chmod 600\) in \S+nginx\.conf:\d+/,
 	'key file readable by others: warning');
 
 conf("dtls_session_ticket_key k1;\n        dtls_session_ticket_key k1;");
-($rc, $out) = $t->test_config();
+($rc, $out) = test_config($t);
 like($out, qr/\[emerg\] session ticket key file "\S+\/k1" has the key name of an earlier one, a copy of it\? in \S+nginx\.conf:\d+/,
 	'key twice');
 

@@ -19,6 +19,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 ###############################################################################
 
@@ -29,8 +30,8 @@ my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
 plan(skip_all => 'ASan has its own free()') if $ENV{TEST_NGINX_ASAN};
 
-my $shim = $t->tool('freescan.so');
-$t->tool('dtls_client');
+my $shim = tool($t, 'freescan.so');
+tool($t, 'dtls_client');
 
 my $d = $t->testdir();
 
@@ -89,7 +90,7 @@ EOF
 conf("dtls_session_ticket_key k80;\n"
 	. "        dtls_session_ticket_key k48;");
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1));
 
 {
 	local $ENV{LD_PRELOAD} = $shim;
@@ -101,14 +102,14 @@ $t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
 
 $t->plan(9);
 
-my $master = $t->pid();
+my $master = nginx_pid($t);
 
 ###############################################################################
 
 # sessions that make a ticket and resume it (dtls_client -R)
 
 sub sessions {
-	my ($out) = $t->run_tool({ timeout => 20 }, 'dtls_client',
+	my ($out) = run_tool($t, { timeout => 20 }, 'dtls_client',
 		'-c', '127.0.0.1:' . port(8980, udp => 1), '-i', 'dev-1',
 		'-k', $psk, '-m', 'sequential', '-n', 3, '-R');
 	return $out;
@@ -117,16 +118,16 @@ sub sessions {
 like(sessions(), qr/^summary ok=3 failed=0 reused=2$/m,
 	'two keys: tickets made and resumed');
 
-my %old = map { $_ => 1 } $t->workers();
+my %old = map { $_ => 1 } workers($t);
 conf('dtls_session_ticket_key next;');
 
-ok($t->reload() && $t->wait_for(sub { !grep { $old{$_} } $t->workers() }, 10),
+ok(reload_wait($t) && wait_for($t, sub { !grep { $old{$_} } workers($t) }, 10),
 	'reload to another key');
 
 like(sessions(), qr/^summary ok=3 failed=0 reused=2$/m,
 	'another key: tickets made and resumed');
 
-is($t->stop(), 0, 'nginx exits');
+is(stop_status($t), 0, 'nginx exits');
 
 ###############################################################################
 

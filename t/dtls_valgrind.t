@@ -16,6 +16,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 use Test::DTLS::PKI;
 
 ###############################################################################
@@ -28,17 +29,16 @@ my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 plan(skip_all => 'no valgrind') unless `valgrind --version 2>/dev/null`;
 plan(skip_all => 'not under ASan') if $ENV{TEST_NGINX_ASAN};
 
-$t->tool('dtls_client');
+tool($t, 'dtls_client');
 
-my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
+my $key = hexkey();
 my $pki = Test::DTLS::PKI->new($t->testdir() . '/pki');
 
-$t->write_file('psk', "dev-1:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "dev-1:$key\n");
 
 # single process, so that valgrind watches the sessions themselves
 
-$t->write_file('valgrind.conf', $t->expand(<<'EOF'));
+$t->write_file('valgrind.conf', expand($t, <<'EOF'));
 
 daemon off;
 master_process off;
@@ -64,46 +64,46 @@ stream {
 
 EOF
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'e:');
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1), 'e:');
 
 my $d = $t->testdir();
-my $vg = $t->run_daemon('valgrind', '--tool=memcheck', '--leak-check=full',
+my $vg = daemon($t, 'valgrind', '--tool=memcheck', '--leak-check=full',
 	'--errors-for-leak-kinds=definite',
 	"--suppressions=$FindBin::Bin/valgrind/nginx.supp",
 	"--log-file=$d/valgrind.log",
-	$t->binary(), '-p', "$d/", '-c', 'valgrind.conf', '-e', 'error.log');
+	nginx_binary($t), '-p', "$d/", '-c', 'valgrind.conf', '-e', 'error.log');
 
 plan(tests => 6);
 
 my $peer = '127.0.0.1:' . port(8980, udp => 1);
 
-ok($t->wait_for(sub { -s "$d/nginx.pid" }, 30), 'nginx under valgrind');
+ok(wait_for($t, sub { -s "$d/nginx.pid" }, 30), 'nginx under valgrind');
 
-my ($out) = $t->run_tool({ timeout => 60 }, 'dtls_client', '-c', $peer,
+my ($out) = dtls_client($t, { timeout => 60 }, '-c', $peer,
 	'-i', 'dev-1', '-k', $key, '-m', 'echo', '-n', 5, '-t', 20000);
 like($out, qr/^echo ok n=5$/m, 'psk: echoes');
 
-($out) = $t->run_tool({ timeout => 60 }, 'dtls_client', '-c', $peer,
+($out) = dtls_client($t, { timeout => 60 }, '-c', $peer,
 	'-a', $pki->path('client.crt'), '-K', $pki->path('client.key'),
 	'-m', 'echo', '-n', 5, '-t', 20000);
 like($out, qr/^echo ok n=5$/m, 'certificate: echoes');
 
 # failures: a wrong key, a stall, a cookie exchange only
 
-$t->run_tool({ timeout => 60 }, 'dtls_client', '-c', $peer, '-i', 'dev-1',
+dtls_client($t, { timeout => 60 }, '-c', $peer, '-i', 'dev-1',
 	'-k', 'ff' x 16, '-m', 'handshake', '-t', 6000);
-$t->run_tool({ timeout => 60 }, 'dtls_client', '-c', $peer, '-m', 'stall',
+dtls_client($t, { timeout => 60 }, '-c', $peer, '-m', 'stall',
 	'-i', 'dev-1', '-k', $key, '-t', 6000);
-$t->run_tool({ timeout => 60 }, 'dtls_client', '-c', $peer, '-m', 'nocookie',
+dtls_client($t, { timeout => 60 }, '-c', $peer, '-m', 'nocookie',
 	'-t', 6000);
 
-ok($t->wait_for(sub { $t->error_log() =~ /DTLS handshake failed: timed out/ },
+ok(wait_for($t, sub { error_log($t) =~ /DTLS handshake failed: timed out/ },
 	30), 'failed handshakes ended');
 
 # nginx exits on QUIT (sessions end at shutdown), valgrind then reports
 
 kill 'QUIT', $vg;
-$t->wait_for(sub { $t->read_file('valgrind.log') =~ /ERROR SUMMARY/ }, 60);
+wait_for($t, sub { $t->read_file('valgrind.log') =~ /ERROR SUMMARY/ }, 60);
 
 my $log = $t->read_file('valgrind.log');
 

@@ -11,11 +11,13 @@ use strict;
 
 use Test::More;
 
+use B qw/ svref_2object /;
 use IO::Socket::IP;
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 
 ###############################################################################
 
@@ -24,8 +26,8 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/);
 
-my $client = $t->tool('dtls_client');
-$t->tool('udp_echo');
+my $client = tool($t, 'dtls_client');
+tool($t, 'udp_echo');
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
@@ -49,8 +51,8 @@ stream {
 
 EOF
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1), 'echo:');
-$t->run()->plan(26);
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1), 'echo:');
+$t->run()->plan(27);
 
 my $p = port(8980, udp => 1);
 my $p6 = port(8982, udp => 1);
@@ -63,46 +65,46 @@ like($t->read_file('nginx.conf'), qr/listen\s+127\.0\.0\.1:$p udp/,
 	'ports expanded');
 like($t->read_file('nginx.conf'), qr/^error_log \S+error\.log debug;/m,
 	'globals prepended');
-ok($t->pid && kill(0, $t->pid), 'nginx running');
-my @workers = $t->workers();
+ok(nginx_pid($t) && kill(0, nginx_pid($t)), 'nginx running');
+my @workers = workers($t);
 ok(@workers > 0, 'worker started');
 
-is($t->udp_request("127.0.0.1:$p", 'ping'), 'echo:ping', 'udp round trip');
-is($t->udp_request("[::1]:$p6", 'ping6'), 'echo:ping6', 'udp over ipv6');
+is(udp_request($t, "127.0.0.1:$p", 'ping'), 'echo:ping', 'udp round trip');
+is(udp_request($t, "[::1]:$p6", 'ping6'), 'echo:ping6', 'udp over ipv6');
 
 # the tools against a plain UDP proxy to an echo backend
 
-my ($out, $rc) = $t->run_tool('dtls_client', '-c', "127.0.0.1:$p",
+my ($out, $rc) = run_tool($t, 'dtls_client', '-c', "127.0.0.1:$p",
 	'-m', 'nocookie', '-t', '2000');
 like($out, qr/^reply len=\d+$/m, 'nocookie: reply is not an hvr');
 is($rc, 1, 'nocookie: exit code');
 
-($out, $rc) = $t->run_tool('dtls_client', '-c', "127.0.0.1:$p",
+($out, $rc) = run_tool($t, 'dtls_client', '-c', "127.0.0.1:$p",
 	'-m', 'garbage', '-s', '100', '-t', '1000');
 like($out, qr/^reply len=105$/m, 'garbage: echoed with prefix');
 is($rc, 1, 'garbage: exit code');
 
 my $start = time();
-($out, $rc) = $t->run_tool('dtls_client', '-c', "127.0.0.1:$p", '-i', 'id',
+($out, $rc) = run_tool($t, 'dtls_client', '-c', "127.0.0.1:$p", '-i', 'id',
 	'-k', '00112233', '-m', 'handshake', '-t', '1500');
 like($out, qr/^handshake failed: timeout$/m, 'handshake: no dtls server');
 is($rc, 1, 'handshake: exit code');
 ok(time() - $start < 10, 'handshake: bounded by -t');
 unlike($out, qr/00112233/, 'key not printed');
 
-($out, $rc) = $t->run_tool({ timeout => 1 }, '/bin/sleep', '5');
+($out, $rc) = run_tool($t, { timeout => 1 }, '/bin/sleep', '5');
 is($rc, -1, 'run_tool: timeout kills');
 
 # the error log
 
-ok($t->wait_log(qr/udp client 127\.0\.0\.1:\d+ connected to/, 5),
+ok(wait_log($t, qr/udp client 127\.0\.0\.1:\d+ connected to/, 5),
 	'error log: session logged');
-is($t->log_alerts(), '', 'error log: no alerts');
+is(log_alerts($t), '', 'error log: no alerts');
 
 # reload
 
-ok($t->reload(), 'reload: new worker');
-is($t->udp_request("127.0.0.1:$p", 'again'), 'echo:again', 'after reload');
+ok(reload_wait($t), 'reload: new worker');
+is(udp_request($t, "127.0.0.1:$p", 'again'), 'echo:again', 'after reload');
 
 # nginx -t on a broken configuration reports file and line
 
@@ -122,18 +124,18 @@ EOF
 my @lines = split /\n/, $t->read_file('broken.conf');
 my ($line) = grep { $lines[$_ - 1] =~ /bogus_directive/ } 1 .. @lines;
 
-($rc, $out) = $t->test_config('broken.conf');
+($rc, $out) = test_config($t, 'broken.conf');
 isnt($rc, 0, 'nginx -t: fails');
 like($out, qr/unknown directive "bogus_directive" in \S+broken\.conf:$line/,
 	'nginx -t: file and line');
 
-($rc, $out) = $t->test_config();
+($rc, $out) = test_config($t);
 is($rc, 0, 'nginx -t: good configuration');
 
 # stop
 
-my $pid = $t->pid;
-is($t->stop(), 0, 'stop: exit status 0');
+my $pid = nginx_pid($t);
+is(stop_status($t), 0, 'stop: exit status 0');
 ok(!kill(0, $pid), 'stop: master gone');
 
 # a start that fails (the port is taken) dies with the error log
@@ -167,5 +169,30 @@ EOF
 
 like($@, qr/Can't start nginx/, 'failed start: dies');
 like($@, qr/bind\(\) to 127\.0\.0\.1:\d+ failed/, 'failed start: error log');
+
+# Test::Nginx's methods are nginx-tests' (lib/Test/Nginx.pm there), so
+# that a test of ours would also run under that harness; the rest is
+# Test::Nginx::DTLS's
+
+my %nginx_tests = map { $_ => 1 } qw/ new DESTROY has has_module has_feature
+	has_version has_daemon try_run plan todo_alerts run args port
+	dump_config waitforfile waitforsocket reload stop stop_daemons read_file
+	write_file write_file_expand run_daemon testdir test_globals
+	test_globals_http test_globals_stream log_core log_in log_out http
+	http_get http_head http_start http_end http_content http_gzip_request
+	http_gzip_like /;
+
+# the subs defined in Test::Nginx (not imported, not the constants of
+# Socket and POSIX, which have a prototype), but for the private (_name)
+
+my @ours = grep {
+	no strict 'refs';
+	my $cv = defined &{"Test::Nginx::$_"} && \&{"Test::Nginx::$_"};
+	$cv && !/^_/ && !defined prototype($cv)
+		&& svref_2object($cv)->GV->STASH->NAME eq 'Test::Nginx'
+		&& !$nginx_tests{$_}
+} sort keys %Test::Nginx::;
+
+is("@ours", '', "Test::Nginx: only nginx-tests' names");
 
 ###############################################################################

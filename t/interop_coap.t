@@ -20,7 +20,8 @@ use Test::More;
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::Nginx qw/ port port_free /;
+use Test::Nginx;
+use Test::Nginx::DTLS qw/ :DEFAULT which port_free /;
 use Test::DTLS::Interop;
 
 use POSIX qw/ WNOHANG /;
@@ -64,8 +65,7 @@ for my $id (qw/ idle ping /) {
 	$psk .= "$id:" . unpack('H*', $key{$id}) . "\n";
 }
 
-$t->write_file('psk', "# identity:hexkey (hex of the text key)\n$psk");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "# identity:hexkey (hex of the text key)\n$psk");
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
@@ -113,8 +113,8 @@ EOF
 
 my $coap_port = port(8981, udp => 1);
 
-$t->run_daemon($server, '-A', '127.0.0.1', '-p', $coap_port, '-d', 50);
-$t->wait_for(sub { !port_free($coap_port, '127.0.0.1') }, 5)
+daemon($t, $server, '-A', '127.0.0.1', '-p', $coap_port, '-d', 50);
+wait_for($t, sub { !port_free($coap_port, '127.0.0.1') }, 5)
 	or die "coap-server-notls did not start:\n" . $t->read_file('daemon0.log');
 
 $t->run()->plan(12 * @clients + 5);
@@ -135,7 +135,7 @@ my %r = map { $_ => Test::DTLS::Interop->new("coap-client-$_", version($_)) }
 my %observer;
 
 for my $c (@clients) {
-	$observer{$c} = $t->spawn("$d/observe-$c.out", 'timeout', 80, $bin{$c},
+	$observer{$c} = spawn($t, "$d/observe-$c.out", 'timeout', 80, $bin{$c},
 		'-u', "obs-$c", '-k', $key{"obs-$c"}, '-B', 75, '-s', 60, '-w',
 		"$coaps/time");
 }
@@ -148,7 +148,7 @@ coap($clients[0], 'idle', $key{idle}, 10, '-B', 5, '-m', 'put', '-e', 'quiet',
 	"$coaps_short/quiet");
 
 for my $id (qw/ idle ping /) {
-	$observer{$id} = $t->spawn("$d/observe-$id.out", 'timeout', 30,
+	$observer{$id} = spawn($t, "$d/observe-$id.out", 'timeout', 30,
 		$bin{$clients[0]}, '-u', $id, '-k', $key{$id}, '-B', 20, '-s', 8,
 		'-w', $id eq 'ping' ? ('-K', 1) : (), "$coaps_short/quiet");
 }
@@ -157,7 +157,7 @@ END { kill 'TERM', grep { $_ && kill 0, $_ } values %observer; }
 
 # the checks that follow start once the observe sessions are up
 
-$t->wait_for(sub {
+wait_for($t, sub {
 	!grep { notifications($_) < 1 } @clients
 		and !grep { $t->read_file("observe-$_.out") !~ /^quiet$/m }
 			qw/ idle ping /;
@@ -176,15 +176,15 @@ for my $c (@clients) {
 	# GET of a small resource; a HelloVerifyRequest first, then the
 	# session in the access log
 
-	my $mark = $t->log_mark();
-	my $lines = access_lines();
+	my $mark = log_mark($t);
+	my $amark = access_mark($t);
 
 	my ($out) = coap($c, $id, $key{$id}, 10, '-B', 5, '-o', "$d/get-$c",
 		"$coaps/");
 	my $ok = $t->read_file("get-$c") =~ /libcoap/;
 
-	$t->wait_for(sub { grep { /"\Q$id\E"/ } access_lines($lines) }, 3);
-	my ($line) = grep { /"\Q$id\E"/ } access_lines($lines);
+	wait_for($t, sub { grep { /"\Q$id\E"/ } access_lines($t, $amark) }, 3);
+	my ($line) = grep { /"\Q$id\E"/ } access_lines($t, $amark);
 	$suite{$c} = $line && $line =~ /^\d+ "\Q$id\E" DTLSv1\.2 (\S+) \. 200 /
 		? $1 : '-';
 
@@ -197,7 +197,7 @@ for my $c (@clients) {
 	SKIP: {
 		skip 'nginx without --with-debug', 1 unless $debug;
 
-		my $hvr = () = $t->grep_log(qr/dtls ClientHello without cookie, /
+		my $hvr = () = grep_log($t, qr/dtls ClientHello without cookie, /
 			. qr/HelloVerifyRequest sent/, $mark);
 		ok($hvr >= 1, "$c: HelloVerifyRequest first");
 		$r->record($suite{$c}, 'cookie', $hvr >= 1);
@@ -205,7 +205,7 @@ for my $c (@clients) {
 
 	# does libcoap end its session with close_notify?
 
-	$ok = $t->wait_log(qr/client closed DTLS session \(close_notify\)/, 3,
+	$ok = wait_log($t, qr/client closed DTLS session \(close_notify\)/, 3,
 		$mark);
 	ok($ok, "$c: close_notify at the end");
 	$r->record($suite{$c}, 'close', $ok);
@@ -239,7 +239,7 @@ for my $c (@clients) {
 	# a wrong key: no response, the client gives up by itself (-B), nginx
 	# says why
 
-	$mark = $t->log_mark();
+	$mark = log_mark($t);
 
 	my ($wrong) = $key{$id} =~ tr/A-Za-z0-9/B-Za-z0-9A/r;
 	my ($rc, $took);
@@ -252,7 +252,7 @@ for my $c (@clients) {
 	ok($ok, "$c: wrong key, no response, client gave up after -B")
 		or diag("rc $rc, ${took}s: $out");
 
-	my $logged = $t->wait_log(qr/DTLS handshake failed: timed out: the /
+	my $logged = wait_log($t, qr/DTLS handshake failed: timed out: the /
 		. qr/client's Finished did not decrypt, wrong PSK\?/, 5, $mark);
 	ok($logged, "$c: wrong key logged");
 	$r->record('-', 'wrong key', $ok && $logged);
@@ -278,14 +278,14 @@ SKIP: {
 		"$coaps_small/big-$c");
 	ok($t->read_file('mtu-512') eq $big, 'dtls_mtu 1024: -b 512 GET');
 
-	my $mark = $t->log_mark();
+	my $mark = log_mark($t);
 
 	unlink "$d/mtu-1024";
 	coap($c, $id, $key{$id}, 15, '-B', 3, '-o', "$d/mtu-1024",
 		"$coaps_small/big-$c");
 
 	ok($t->read_file('mtu-1024') ne $big
-		&& $t->wait_log(qr/datagram of 10\d\d bytes dropped: a record /
+		&& wait_log($t, qr/datagram of 10\d\d bytes dropped: a record /
 			. qr/of it exceeds dtls_mtu/, 3, $mark),
 		'dtls_mtu 1024: blocks of 1024 dropped, logged');
 }
@@ -297,15 +297,15 @@ my $end = time() + 85;
 
 for my $o (@clients, qw/ idle ping /) {
 	my $pid = $observer{$o};
-	$t->wait_for(sub { waitpid($pid, WNOHANG) != 0 }, $end - time())
+	wait_for($t, sub { waitpid($pid, WNOHANG) != 0 }, $end - time())
 		or kill 'KILL', $pid;
 	delete $observer{$o};
 }
 
-$t->wait_for(sub { (grep { /"obs-/ } access_lines()) >= @clients }, 5);
+wait_for($t, sub { (grep { /"obs-/ } access_lines($t)) >= @clients }, 5);
 
 my %secs = map { /^\d+ "(idle|ping)" .* ([\d.]+)$/ ? ($1 => $2) : () }
-	access_lines();
+	access_lines($t);
 
 ok(defined $secs{idle} && $secs{idle} >= 2.5 && $secs{idle} < 5,
 	'proxy_timeout 3s: quiet observe session ended')
@@ -320,7 +320,7 @@ for my $c (@clients) {
 	my $n = @times;
 	my $span = @times ? ($times[-1] - $times[0]) % 86400 : 0;
 
-	my @lines = grep { /"obs-\Q$c\E"/ } access_lines();
+	my @lines = grep { /"obs-\Q$c\E"/ } access_lines($t);
 	my ($suite, $secs) = @lines == 1
 		&& $lines[0] =~ /^\d+ "obs-\Q$c\E" DTLSv1\.2 (\S+) \. 200 ([\d.]+)$/
 		? ($1, $2) : ($suite{$c}, 0);
@@ -339,7 +339,7 @@ for my $c (@clients) {
 
 $t->stop();
 
-is($t->log_alerts(), '', 'no alerts');
+is(log_alerts($t), '', 'no alerts');
 
 ###############################################################################
 
@@ -349,7 +349,7 @@ sub coap {
 	my ($c, $id, $key, $timeout, @args) = @_;
 
 	my $start = time();
-	my ($out, $rc) = $t->run_tool({ stderr => 1, timeout => $timeout },
+	my ($out, $rc) = run_tool($t, { stderr => 1, timeout => $timeout },
 		$bin{$c}, '-u', $id, '-k', $key, @args);
 
 	return ($out, $rc, time() - $start);
@@ -357,13 +357,6 @@ sub coap {
 
 # the access log's lines, or those after the first N
 
-sub access_lines {
-	my ($skip) = @_;
-
-	my @lines = split /\n/, $t->read_file('access.log');
-	return @lines[($skip || 0) .. $#lines] if wantarray;
-	return scalar @lines;
-}
 
 # the times of day (seconds) of an observer's notifications: /time says
 # "Nov 24 11:21:10", one a line (-w)
@@ -376,15 +369,6 @@ sub notifications {
 			=~ /^([A-Z][a-z]{2} +\d+ \d\d:\d\d:\d\d)$/mg;
 }
 
-sub which {
-	my ($name) = @_;
-
-	for my $dir (split /:/, $ENV{PATH} || '/usr/bin:/bin') {
-		return "$dir/$name" if -x "$dir/$name";
-	}
-
-	return undef;
-}
 
 # "libcoap 4.3.1-1, OpenSSL 3.0.19-1~deb12u2", from the packages; or what
 # the client says of itself

@@ -22,6 +22,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
+use Test::Nginx::DTLS;
 use Test::DTLS::PKI;
 use Test::DTLS::Interop;
 use Test::DTLS::Lines;
@@ -39,7 +40,7 @@ select STDOUT; $| = 1;
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 my $l = Test::DTLS::Lines->new($t);
 
-$t->tool('udp_echo');
+tool($t, 'udp_echo');
 
 my ($version) = `gnutls-cli --version 2>/dev/null` =~ /^gnutls-cli (\S+)/m;
 plan(skip_all => 'no gnutls-cli') unless $version;
@@ -48,12 +49,11 @@ plan(skip_all => 'no timeout binary')
 
 my $pki = Test::DTLS::PKI->new($t->testdir() . '/pki');
 
-my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
-my $wrong = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
+my $key = hexkey();
+my $wrong = hexkey();
 $wrong = 'ff' x 16 if $wrong eq $key;
 
-$t->write_file('psk', "dev-1:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "dev-1:$key\n");
 
 my $conf = <<'EOF';
 
@@ -102,7 +102,7 @@ $t->write_file_expand('nginx.conf', $conf);
 # every reply is the datagram with "e" in front: a line that came back
 # whole, with its "e", was one record each way
 
-$t->udp_echo('127.0.0.1:' . port(8990, udp => 1), 'e');
+udp_echo($t, '127.0.0.1:' . port(8990, udp => 1), 'e');
 
 # suite => PSK or certificate, record overhead at dtls_mtu 1200, GnuTLS's
 # key exchange and cipher (for a priority string) and its name of the suite
@@ -175,7 +175,7 @@ for my $s (@suites) {
 # client at that point ends s_client and gnutls-cli at once, exit 1)
 
 {
-	my $mark = $t->log_mark();
+	my $mark = log_mark($t);
 	my $start = time();
 
 	my $c = $l->client({ handshakes => 0, lines => [], timeout => 10,
@@ -186,7 +186,7 @@ for my $s (@suites) {
 
 	my $took = time() - $start;
 
-	my $logged = $t->wait_log(qr/DTLS handshake failed: timed out: the /
+	my $logged = wait_log($t, qr/DTLS handshake failed: timed out: the /
 		. qr/client's Finished did not decrypt, wrong PSK\? .*/
 		. qr/server: 127\.0\.0\.1:$wrong_port/, 3, $mark);
 
@@ -204,7 +204,7 @@ for my $s (@suites) {
 
 $t->stop();
 
-is($t->log_alerts(), '', 'no alerts');
+is(log_alerts($t), '', 'no alerts');
 
 ###############################################################################
 
@@ -221,7 +221,7 @@ sub suite {
 	my $max = 1200 - $overhead - 1;
 	my @lines = lines($max);
 
-	my $mark = $t->log_mark();
+	my $mark = log_mark($t);
 
 	my $c = $l->client({ handshakes => 1, lines => \@lines }, @cmd);
 
@@ -260,7 +260,7 @@ sub suite {
 
 	# close: the client's close_notify at the end of its input
 
-	my $closed = defined $conn && $t->wait_log(qr/\*$conn client closed /
+	my $closed = defined $conn && wait_log($t, qr/\*$conn client closed /
 		. qr/DTLS session \(close_notify\)/, 3, $mark);
 
 	ok($r->record($suite, 'close', $closed, $TODO), "$suite: close_notify");
@@ -277,7 +277,7 @@ sub suite {
 
 	# resumption: the saved session offered again
 
-	$mark = $t->log_mark();
+	$mark = log_mark($t);
 
 	# (--resume: a session, closed, then one that resumes it)
 
@@ -319,8 +319,5 @@ sub crashed {
 	return "gnutls-cli $version crashes (SIGSEGV) after an ECDHE-PSK "
 		. "handshake, in gnutls_psk_server_get_username()";
 }
-
-###############################################################################
-
 
 ###############################################################################

@@ -22,7 +22,8 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
-use Test::DTLS::Interop;
+use Test::Nginx::DTLS;
+use Test::DTLS::Interop qw/ close_notify conn_ids grep_ids shown_ids /;
 
 use Time::HiRes qw/ time /;
 
@@ -33,7 +34,7 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp debug/)->has_module('dtls');
 
-$t->tool('udp_echo');
+tool($t, 'udp_echo');
 
 my $client = "$Test::Nginx::REPO/build/tools/pion_client";
 
@@ -58,10 +59,9 @@ my @suites = (
 	[ 'PSK-AES128-GCM-SHA256', 'TLS_PSK_WITH_AES_128_GCM_SHA256', 1200 - 37 ],
 );
 
-my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
+my $key = hexkey();
 
-$t->write_file('psk', "dev-1:$key\n");
-chmod 0600, $t->testdir() . '/psk';
+psk_file($t, 'psk', "dev-1:$key\n");
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
@@ -88,7 +88,7 @@ stream {
 
 EOF
 
-$t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1));
 $t->run()->plan(6 * @suites + 2);
 
 my $r = Test::DTLS::Interop->new('pion-dtls', $version);
@@ -99,15 +99,15 @@ my $port = port(8980, udp => 1);
 for my $s (@suites) {
 	my ($suite, $name, $max) = @$s;
 
-	my $mark = $t->log_mark();
-	my $amark = length $t->read_file('access.log');
+	my $mark = log_mark($t);
+	my $amark = access_mark($t);
 
 	my ($out, $rc) = client('--identity', 'dev-1', '--key', $key,
 		'--cipher', $name, '--count', 100, '--size-max', $max);
 
-	my ($log) = wait_access($amark, 1);
+	my ($log) = wait_access($t, 1, 5, $amark);
 	my ($cport, $cipher) = $log ? $log =~ /^(\d+) "dev-1" (\S+) / : ();
-	my @ids = $cport ? conn_ids($cport, $mark) : ();
+	my @ids = $cport ? conn_ids($t, $cport, $mark) : ();
 
 	my $ok = $out =~ /^handshake ok cipher=\Q$name\E /m
 		&& defined $cipher && $cipher eq $suite;
@@ -126,22 +126,23 @@ for my $s (@suites) {
 	# session whose close_notify never reached nginx's socket (no datagram
 	# of an alert's size) is tried again, up to 4 times, with a short one
 
-	my ($sent, $logged, @tries) = close_notify($out, \@ids, $max, $mark);
+	my ($sent, $logged, @tries) = close_notify($t, $out, \@ids, $max,
+		$mark);
 
 	for (1 .. 4) {
 		last if $sent;
 
-		my $m = $t->log_mark();
-		my $am = length $t->read_file('access.log');
+		my $m = log_mark($t);
+		my $am = access_mark($t);
 
 		my ($o) = client('--identity', 'dev-1', '--key', $key,
 			'--cipher', $name, '--count', 1);
 
-		my ($l) = wait_access($am, 1);
+		my ($l) = wait_access($t, 1, 5, $am);
 		my ($p) = $l ? $l =~ /^(\d+) / : ();
-		my @i = $p ? conn_ids($p, $m) : ();
+		my @i = $p ? conn_ids($t, $p, $m) : ();
 
-		($sent, $logged) = close_notify($o, \@i, $max, $m);
+		($sent, $logged) = close_notify($t, $o, \@i, $max, $m);
 		push @tries, $sent ? 'sent' : 'not sent';
 	}
 
@@ -152,25 +153,26 @@ for my $s (@suites) {
 		"$suite: close_notify reaches nginx")
 		or diag("client:\n${out}close_notify "
 			. ($sent ? 'sent, not logged' : 'never sent')
-			. "\nerror log:\n" . shown_ids(\@ids, $mark));
+			. "\nerror log:\n" . shown_ids($t, \@ids, $mark));
 
 	$ok = $out =~ /^handshake ok/m && @ids
 		&& grep { /dtls ClientHello without cookie, HelloVerifyRequest sent/ }
-			grep_ids(\@ids, $mark);
+			grep_ids($t, \@ids, $mark);
 	ok($r->record($suite, 'cookie', $ok),
 		"$suite: handshake after HelloVerifyRequest")
-		or diag("client:\n${out}error log:\n" . shown_ids(\@ids, $mark));
+		or diag("client:\n${out}error log:\n" . shown_ids($t, \@ids,
+			$mark));
 
 	is($rc, 0, "$suite: client exit code");
 
 	# a second session offers the first one's session ID
 
-	$amark = length $t->read_file('access.log');
+	$amark = access_mark($t);
 
 	($out, $rc) = client('--identity', 'dev-1', '--key', $key,
 		'--cipher', $name, '--count', 1, '--resume', 1);
 
-	my @log = wait_access($amark, 2);
+	my @log = wait_access($t, 2, 5, $amark);
 
 	# in either order: the first session's line comes late when its
 	# close_notify was lost (see above) and proxy_timeout ends it
@@ -184,7 +186,7 @@ for my $s (@suites) {
 
 # the wrong key: the client gives up in its own time, nginx says why
 
-my $mark = $t->log_mark();
+my $mark = log_mark($t);
 my $start = time();
 
 my ($out, $rc) = client('--identity', 'dev-1', '--key', 'ff' x 16,
@@ -193,85 +195,20 @@ my ($out, $rc) = client('--identity', 'dev-1', '--key', 'ff' x 16,
 my $took = time() - $start;
 
 my $ok = $rc != 0 && $rc != -1 && $out !~ /^handshake ok/m && $took < 8
-	&& $t->wait_log(qr/DTLS handshake failed: timed out: the client's /
+	&& wait_log($t, qr/DTLS handshake failed: timed out: the client's /
 		. qr/Finished did not decrypt, wrong PSK\?/, 4, $mark);
 ok($r->record('-', 'wrong key', $ok), 'wrong key: refused in bounded time')
 	or diag(sprintf "client exit code %s after %.1fs:\n%s", $rc, $took, $out);
 
 $t->stop();
 
-is($t->log_alerts(), '', 'no alerts in the error log');
+is(log_alerts($t), '', 'no alerts in the error log');
 
 ###############################################################################
 
 sub client {
-	return $t->run_tool({ stderr => 1, timeout => 30 }, $client,
+	return run_tool($t, { stderr => 1, timeout => 30 }, $client,
 		'--host', '127.0.0.1', '--port', $port, '--timeout', 2000, @_);
-}
-
-# the access log lines of the sessions that ended after a mark (a line is
-# written when its session ends)
-
-sub wait_access {
-	my ($amark, $n) = @_;
-
-	my @lines;
-
-	$t->wait_for(sub {
-		my $log = substr($t->read_file('access.log'), $amark);
-		@lines = $log =~ /^(.+\n)/mg;
-		return @lines >= $n;
-	}, 5);
-
-	return @lines;
-}
-
-# whether a session's close_notify reached nginx's socket (a datagram of
-# an alert's size: 2 bytes, 8 of explicit nonce, a tag of 8 bytes for CCM8
-# or 16, 13 of header; no echo datagram has this size), and whether nginx
-# logged it
-
-sub close_notify {
-	my ($out, $ids, $max, $mark) = @_;
-
-	return (0, 0) unless $out =~ /^closed$/m && @$ids;
-
-	my $re = join '|', @$ids;
-	my $n = 13 + 8 + 2 + ($max == 1200 - 29 ? 8 : 16);
-
-	my $logged = $t->wait_log(qr/\*(?:$re) client closed DTLS session /
-		. qr/\(close_notify\)/, 3, $mark);
-	my $sent = $logged
-		|| $t->grep_log(qr/\*(?:$re) recvmsg: fd:\d+ n:$n$/, $mark);
-
-	return ($sent ? 1 : 0, $logged ? 1 : 0);
-}
-
-# the connections of a client port (its HelloVerifyRequest, its session)
-
-sub conn_ids {
-	my ($cport, $mark) = @_;
-
-	my %ids = map { /\*(\d+) udp client 127\.0\.0\.1:$cport connected/
-		? ($1 => 1) : () } $t->grep_log(qr/udp client/, $mark);
-
-	return sort { $a <=> $b } keys %ids;
-}
-
-sub grep_ids {
-	my ($ids, $mark) = @_;
-
-	return () unless @$ids;
-
-	my $re = join '|', @$ids;
-	return $t->grep_log(qr/\*(?:$re) /, $mark);
-}
-
-# what to show of them when a check fails: not every debug line
-
-sub shown_ids {
-	my @lines = grep { !/\[debug\]/ || /\bdtls\b/i } grep_ids(@_);
-	return join '', map { "$_\n" } @lines > 30 ? @lines[0 .. 29] : @lines;
 }
 
 ###############################################################################

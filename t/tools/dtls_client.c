@@ -16,7 +16,7 @@
  *   server certificate subject=DN issuer=DN verify=ok|none|FAILED:reason
  *
  * (DNs in RFC 2253 form; "none" without -A).  With -a or -A and no -C,
- * the certificate suites are offered (CERT_CIPHERS), after the PSK ones
+ * the certificate suites are offered (TOOL_CERT_CIPHERS), after the PSK ones
  * when -k is given too.  -S sends SNI.
  *
  * Every session is bounded by -t milliseconds (default 5000); nothing
@@ -104,17 +104,8 @@
 #include <openssl/ssl.h>
 
 #include "addr.h"
+#include "dtls.h"
 
-
-#define DEFAULT_CIPHERS                                                      \
-    "PSK-AES128-GCM-SHA256:PSK-AES128-CCM8:PSK-AES256-GCM-SHA384:"           \
-    "PSK-CHACHA20-POLY1305:ECDHE-PSK-CHACHA20-POLY1305"
-
-#define CERT_CIPHERS                                                         \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-CCM8:"                 \
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"           \
-    "ECDHE-ECDSA-AES128-CCM:ECDHE-RSA-AES128-GCM-SHA256:"                    \
-    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
 
 #define MTU              1200
 #define BUF_SIZE         65536
@@ -146,11 +137,7 @@ typedef struct {
     struct sockaddr_storage  peer;
     socklen_t                peer_len;
     const char              *peer_str;
-    const char              *identity;
     const char              *identity2;
-    unsigned char            key[256];
-    size_t                   key_len;
-    int                      has_key;
     const char              *ciphers;
     const char              *cert;
     const char              *cert_key;
@@ -198,8 +185,6 @@ static pthread_barrier_t  barrier;
 
 static void usage(void);
 static int parse_args(int argc, char **argv);
-static int parse_hex(const char *s, unsigned char *out, size_t max,
-    size_t *len);
 static int64_t now_ms(void);
 static void out(sess_t *s, const char *fmt, ...);
 static void dbg(sess_t *s, const char *fmt, ...);
@@ -207,9 +192,6 @@ static void escape(const unsigned char *in, size_t len, char *out,
     size_t size);
 
 static SSL_CTX *make_ctx(void);
-static unsigned int psk_cb(SSL *ssl, const char *hint, char *identity,
-    unsigned int max_identity_len, unsigned char *psk,
-    unsigned int max_psk_len);
 static void info_cb(const SSL *ssl, int where, int ret);
 static void keylog_cb(const SSL *ssl, const char *line);
 static void print_server_cert(sess_t *s);
@@ -314,8 +296,8 @@ usage(void)
         "  -c HOST:PORT  server, 127.0.0.1:5684 or [::1]:5684\n"
         "  -i IDENTITY   PSK identity (default \"client1\")\n"
         "  -k HEXKEY     PSK in hex\n"
-        "  -C CIPHERS    cipher list (default " DEFAULT_CIPHERS ";\n"
-        "                with -a or -A: " CERT_CIPHERS ",\n"
+        "  -C CIPHERS    cipher list (default " TOOL_PSK_CIPHERS ";\n"
+        "                with -a or -A: " TOOL_CERT_CIPHERS ",\n"
         "                after the PSK ones with -k)\n"
         "  -a CERTFILE   client certificate chain (PEM, leaf first)\n"
         "  -K KEYFILE    client key (default: CERTFILE)\n"
@@ -347,7 +329,7 @@ parse_args(int argc, char **argv)
     int    opt;
     char  *end;
 
-    cf.identity = "client1";
+    tool_psk.identity = "client1";
     cf.ciphers = NULL;
     cf.mtu = MTU;
     cf.mode = MODE_ECHO;
@@ -369,7 +351,7 @@ parse_args(int argc, char **argv)
             }
             break;
         case 'i':
-            cf.identity = optarg;
+            tool_psk.identity = optarg;
             break;
         case 'I':
             cf.identity2 = optarg;
@@ -381,11 +363,13 @@ parse_args(int argc, char **argv)
             }
             break;
         case 'k':
-            if (parse_hex(optarg, cf.key, sizeof(cf.key), &cf.key_len) != 0) {
+            if (parse_hex(optarg, tool_psk.key, sizeof(tool_psk.key),
+                          &tool_psk.key_len)
+                != 0)
+            {
                 fprintf(stderr, "dtls_client: invalid hex key\n");
                 return -1;
             }
-            cf.has_key = 1;
             break;
         case 'C':
             cf.ciphers = optarg;
@@ -485,43 +469,16 @@ parse_args(int argc, char **argv)
 
     if (cf.ciphers == NULL) {
         if (cf.cert == NULL && cf.ca == NULL) {
-            cf.ciphers = DEFAULT_CIPHERS;
+            cf.ciphers = TOOL_PSK_CIPHERS;
 
-        } else if (cf.has_key) {
-            cf.ciphers = DEFAULT_CIPHERS ":" CERT_CIPHERS;
+        } else if (tool_psk.key_len) {
+            cf.ciphers = TOOL_PSK_CIPHERS ":" TOOL_CERT_CIPHERS;
 
         } else {
-            cf.ciphers = CERT_CIPHERS;
+            cf.ciphers = TOOL_CERT_CIPHERS;
         }
     }
 
-    return 0;
-}
-
-
-
-static int
-parse_hex(const char *s, unsigned char *out, size_t max, size_t *len)
-{
-    size_t        i, n;
-    unsigned int  b;
-
-    n = strlen(s);
-    if (n == 0 || n % 2 || n / 2 > max) {
-        return -1;
-    }
-
-    for (i = 0; i < n; i += 2) {
-        if (!isxdigit((unsigned char) s[i])
-            || !isxdigit((unsigned char) s[i + 1])
-            || sscanf(s + i, "%2x", &b) != 1)
-        {
-            return -1;
-        }
-        out[i / 2] = (unsigned char) b;
-    }
-
-    *len = n / 2;
     return 0;
 }
 
@@ -627,46 +584,12 @@ escape(const unsigned char *in, size_t len, char *out, size_t size)
 static SSL_CTX *
 make_ctx(void)
 {
-    char     *list;
-    size_t    len;
     SSL_CTX  *c;
 
-    c = SSL_CTX_new(DTLS_client_method());
+    c = tool_ctx_new("dtls_client", 0, cf.ciphers);
     if (c == NULL) {
-        ERR_print_errors_fp(stderr);
         return NULL;
     }
-
-    SSL_CTX_set_max_proto_version(c, DTLS1_2_VERSION);
-    SSL_CTX_set_options(c, SSL_OP_NO_QUERY_MTU);
-
-    /*
-     * CCM8 ciphers (64-bit tags) are below the default security level
-     * in some OpenSSL builds; when asked for, lower the level.
-     */
-
-    len = strlen(cf.ciphers);
-    list = malloc(len + sizeof(":@SECLEVEL=0"));
-    if (list == NULL) {
-        SSL_CTX_free(c);
-        return NULL;
-    }
-
-    memcpy(list, cf.ciphers, len + 1);
-
-    if (strstr(list, "CCM8") && strstr(list, "@SECLEVEL") == NULL) {
-        memcpy(list + len, ":@SECLEVEL=0", sizeof(":@SECLEVEL=0"));
-    }
-
-    if (SSL_CTX_set_cipher_list(c, list) != 1) {
-        fprintf(stderr, "dtls_client: invalid cipher list \"%s\"\n",
-                cf.ciphers);
-        free(list);
-        SSL_CTX_free(c);
-        return NULL;
-    }
-
-    free(list);
 
     if (cf.cert) {
         if (SSL_CTX_use_certificate_chain_file(c, cf.cert) != 1
@@ -696,7 +619,6 @@ make_ctx(void)
         SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
     }
 
-    SSL_CTX_set_psk_client_callback(c, psk_cb);
     SSL_CTX_set_info_callback(c, info_cb);
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT);
 
@@ -724,29 +646,6 @@ keylog_cb(const SSL *ssl, const char *line)
     }
 
     pthread_mutex_unlock(&out_lock);
-}
-
-
-static unsigned int
-psk_cb(SSL *ssl, const char *hint, char *identity,
-    unsigned int max_identity_len, unsigned char *psk,
-    unsigned int max_psk_len)
-{
-    size_t  n;
-
-    (void) ssl;
-    (void) hint;
-
-    n = strlen(cf.identity);
-
-    if (!cf.has_key || n + 1 > max_identity_len || cf.key_len > max_psk_len) {
-        return 0;
-    }
-
-    memcpy(identity, cf.identity, n + 1);
-    memcpy(psk, cf.key, cf.key_len);
-
-    return (unsigned int) cf.key_len;
 }
 
 
@@ -1951,7 +1850,7 @@ mode_rehandshake(void)
     s.deadline = now_ms() + cf.timeout;
 
     if (cf.identity2) {
-        cf.identity = cf.identity2;
+        tool_psk.identity = cf.identity2;
     }
 
     rc = sess_ssl_new(&s, first);

@@ -43,6 +43,7 @@
 #include <ngx_core.h>
 
 #include "ngx_stream_dtls_record.h"
+#include "dtls.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -63,6 +64,7 @@
 #define MTU            1200
 #define BUF_SIZE       (16384 + 64)
 #define IDENTITY       "client1"
+#define KEY            "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 #define ROUNDS         32
 #define SHOW_FAILURES  10
 
@@ -172,11 +174,6 @@ static const suite_t  suites[] = {
     { NULL, 0, NULL, 0, 0, 0, 0, 0 }
 };
 
-
-static unsigned char  psk_key[16] = {
-    0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78,
-    0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2, 0xe1, 0xf0
-};
 
 static const size_t   large_sizes[] = { 1500, 4096, 16383, 16384 };
 
@@ -421,44 +418,6 @@ bio_init(void)
 }
 
 
-/* PSK and certificates */
-
-static unsigned int
-psk_server_cb(SSL *ssl, const char *identity, unsigned char *psk,
-    unsigned int max_psk_len)
-{
-    (void) ssl;
-
-    if (strcmp(identity, IDENTITY) != 0 || max_psk_len < sizeof(psk_key)) {
-        return 0;
-    }
-
-    memcpy(psk, psk_key, sizeof(psk_key));
-
-    return sizeof(psk_key);
-}
-
-
-static unsigned int
-psk_client_cb(SSL *ssl, const char *hint, char *identity,
-    unsigned int max_identity_len, unsigned char *psk,
-    unsigned int max_psk_len)
-{
-    (void) ssl;
-    (void) hint;
-
-    if (max_identity_len < sizeof(IDENTITY) || max_psk_len < sizeof(psk_key))
-    {
-        return 0;
-    }
-
-    memcpy(identity, IDENTITY, sizeof(IDENTITY));
-    memcpy(psk, psk_key, sizeof(psk_key));
-
-    return sizeof(psk_key);
-}
-
-
 static X509 *
 make_cert(EVP_PKEY *key)
 {
@@ -513,31 +472,15 @@ make_ctx(const suite_t *s, int server)
 {
     SSL_CTX  *c;
 
-    c = SSL_CTX_new(server ? DTLS_server_method() : DTLS_client_method());
+    c = tool_ctx_new("dtls_record_diff", server, s->name);
     if (c == NULL) {
         return NULL;
     }
 
-    if (SSL_CTX_set_min_proto_version(c, DTLS1_2_VERSION) != 1
-        || SSL_CTX_set_max_proto_version(c, DTLS1_2_VERSION) != 1
-        || SSL_CTX_set_cipher_list(c, s->name) != 1)
-    {
-        SSL_CTX_free(c);
-        return NULL;
-    }
-
-    SSL_CTX_set_options(c, SSL_OP_NO_QUERY_MTU | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_verify(c, SSL_VERIFY_NONE, NULL);
 
-    if (s->auth == AUTH_PSK) {
-        if (server) {
-            SSL_CTX_set_psk_server_callback(c, psk_server_cb);
-
-        } else {
-            SSL_CTX_set_psk_client_callback(c, psk_client_cb);
-        }
-
-    } else if (server) {
+    if (s->auth != AUTH_PSK && server) {
         if (SSL_CTX_use_certificate(c, s->auth == AUTH_RSA ? rsa_cert
                                                             : ec_cert) != 1
             || SSL_CTX_use_PrivateKey(c, s->auth == AUTH_RSA ? rsa_key
@@ -1823,6 +1766,9 @@ main(int argc, char **argv)
             return 2;
         }
     }
+
+    tool_psk.identity = IDENTITY;
+    parse_hex(KEY, tool_psk.key, sizeof(tool_psk.key), &tool_psk.key_len);
 
     if (!bio_init() || ngx_stream_dtls_record_init() != NGX_OK) {
         ERR_print_errors_fp(stderr);

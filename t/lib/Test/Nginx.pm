@@ -22,14 +22,20 @@ package Test::Nginx;
 #	    }
 #	}
 #	EOF
-#	$t->udp_echo('127.0.0.1:' . port(8981, udp => 1));
+#	udp_echo($t, '127.0.0.1:' . port(8981, udp => 1));
 #	$t->run()->plan(2);
-#	my ($out, $rc) = $t->run_tool('dtls_client', '-c',
+#	my ($out, $rc) = dtls_client($t, '-c',
 #		'127.0.0.1:' . port(8980, udp => 1), '-i', 'id', '-k', $hex);
 #
 # nginx runs in the foreground as a child of the test ("daemon off;" is
 # among the globals prepended to nginx.conf, or put where the conf says
 # %%TEST_GLOBALS%%), with pid and error.log (debug) in the test directory.
+#
+# Its methods are those of nginx-tests' Test::Nginx, with their names and
+# meanings (reload, stop and run_daemon return the object), so that a test
+# would run under that harness too; what the DTLS tests need besides (the
+# error log since a mark, the tools, the UDP backends, the workers) is
+# Test::Nginx::DTLS's, on the private subs (_name) below.
 
 ###############################################################################
 
@@ -39,7 +45,6 @@ use strict;
 use base qw/ Exporter /;
 
 our @EXPORT = qw/ port /;
-our @EXPORT_OK = qw/ port_free /;
 
 ###############################################################################
 
@@ -89,7 +94,7 @@ sub new {
 }
 
 sub testdir { $_[0]->{_testdir} }
-sub binary { $_[0]->{_binary} }
+sub _binary { $_[0]->{_binary} }
 
 sub plan {
 	my ($self, $n) = @_;
@@ -101,7 +106,7 @@ sub plan {
 
 # features and modules
 
-sub version_info {
+sub _version_info {
 	my ($self) = @_;
 
 	return $self->{_version} if defined $self->{_version};
@@ -126,19 +131,19 @@ sub has {
 sub has_feature {
 	my ($self, $f) = @_;
 
-	my $v = $self->version_info();
+	my $v = $self->_version_info();
 
 	return $v =~ /--with-stream(?![_\w])/ if $f eq 'stream' || $f eq 'udp';
 	return $v =~ /--with-debug/ if $f eq 'debug';
-	return $self->has_dtls() if $f eq 'dtls';
+	return $self->_has_dtls() if $f eq 'dtls';
 	return $v =~ /--with-${f}(?:_module)?(?![_\w])/;
 }
 
 sub has_module {
 	my ($self, $name) = @_;
 
-	my $ok = $name eq 'dtls' ? $self->has_dtls()
-		: $self->version_info() =~ /--(?:add|add-dynamic|with)-\S*$name/;
+	my $ok = $name eq 'dtls' ? $self->_has_dtls()
+		: $self->_version_info() =~ /--(?:add|add-dynamic|with)-\S*$name/;
 
 	Test::More::plan(skip_all => "no module $name") unless $ok;
 	return $self;
@@ -149,7 +154,7 @@ sub has_module {
 sub has_version {
 	my ($self, $need) = @_;
 
-	my ($have) = $self->version_info() =~ m!nginx version: nginx/([\d.]+)!;
+	my ($have) = $self->_version_info() =~ m!nginx version: nginx/([\d.]+)!;
 	return 0 unless defined $have;
 
 	my @have = split /\./, $have;
@@ -166,13 +171,13 @@ sub has_version {
 # built in (--add-module, and the module name in the binary), or loaded
 # with load_module from TEST_NGINX_GLOBALS
 
-sub has_dtls {
+sub _has_dtls {
 	my ($self) = @_;
 
 	return 1 if ($ENV{TEST_NGINX_GLOBALS} || '')
 		=~ /load_module\s+\S*ngx_stream_dtls_module/;
 
-	return 0 unless $self->version_info() =~ /--add-module=/;
+	return 0 unless $self->_version_info() =~ /--add-module=/;
 
 	open my $fh, '<:raw', $self->{_binary} or return 0;
 	local $/;
@@ -201,18 +206,18 @@ sub write_file {
 sub write_file_expand {
 	my ($self, $name, $content) = @_;
 
-	$content = $self->expand($content);
+	$content = $self->_expand($content);
 
-	if (!($content =~ s/%%TEST_GLOBALS%%/$self->globals()/e)
+	if (!($content =~ s/%%TEST_GLOBALS%%/$self->test_globals()/e)
 		&& $name eq 'nginx.conf')
 	{
-		$content = $self->globals() . $content;
+		$content = $self->test_globals() . $content;
 	}
 
 	return $self->write_file($name, $content);
 }
 
-sub expand {
+sub _expand {
 	my ($self, $content) = @_;
 
 	$content =~ s/%%TESTDIR%%/$self->{_testdir}/g;
@@ -221,7 +226,7 @@ sub expand {
 	return $content;
 }
 
-sub globals {
+sub test_globals {
 	my ($self) = @_;
 
 	my $d = $self->{_testdir};
@@ -246,40 +251,40 @@ sub read_file {
 	return defined $content ? $content : '';
 }
 
-# the error log, or its part written after the mark taken with log_mark()
+# the error log, or its part written after the mark taken with _log_mark()
 
-sub error_log {
+sub _error_log {
 	my ($self, $mark) = @_;
 
 	my $log = $self->read_file('error.log');
 	return $mark ? substr($log, $mark) : $log;
 }
 
-sub log_mark {
+sub _log_mark {
 	my ($self) = @_;
 	return length $self->read_file('error.log');
 }
 
 # lines of the error log matching a regex (since an optional mark)
 
-sub grep_log {
+sub _grep_log {
 	my ($self, $re, $mark) = @_;
-	return grep { /$re/ } split /\n/, $self->error_log($mark);
+	return grep { /$re/ } split /\n/, $self->_error_log($mark);
 }
 
 # waits until the error log matches, bounded; returns true if it did
 
-sub wait_log {
+sub _wait_log {
 	my ($self, $re, $timeout, $mark) = @_;
-	return $self->wait_for(sub { $self->error_log($mark) =~ $re },
+	return $self->_wait_for(sub { $self->_error_log($mark) =~ $re },
 		$timeout || 5);
 }
 
 # [alert], [crit] and [emerg] lines: an empty string is a clean log
 
-sub log_alerts {
+sub _log_alerts {
 	my ($self, $mark) = @_;
-	return join "\n", $self->grep_log(qr/\[(alert|crit|emerg)\]/, $mark);
+	return join "\n", $self->_grep_log(qr/\[(alert|crit|emerg)\]/, $mark);
 }
 
 ###############################################################################
@@ -296,7 +301,7 @@ sub port {
 	for (1 .. 1000) {
 		my $p = 20000 + int(rand(12000));
 		next if $ports_used{$p};
-		next unless port_free($p);
+		next unless _port_free($p);
 
 		$ports_used{$p} = 1;
 		return $ports{$key} = $p;
@@ -307,7 +312,7 @@ sub port {
 
 # free on 127.0.0.1 (and ::1 if there is one) for both TCP and UDP
 
-sub port_free {
+sub _port_free {
 	my ($port, $addr) = @_;
 
 	my @addrs = $addr ? ($addr) : ('127.0.0.1', '::1');
@@ -345,19 +350,19 @@ sub run {
 	unlink "$d/nginx.pid";
 	Test::More::diag("run: @cmd") if $VERBOSE;
 
-	my $pid = $self->spawn("$d/stderr.log", @cmd);
+	my $pid = $self->_spawn("$d/stderr.log", @cmd);
 	$self->{_pid} = $pid;
 
-	my @listen = $self->listen_addrs();
+	my @listen = $self->_listen_addrs();
 	my $status;
-	my $up = $self->wait_for(sub {
+	my $up = $self->_wait_for(sub {
 		if (waitpid($pid, WNOHANG) == $pid) {
 			$status = $?;
 			return -1;
 		}
 		return 0 unless -s "$d/nginx.pid";
 		for my $l (@listen) {
-			return 0 if port_free($l->[1], $l->[0]);
+			return 0 if _port_free($l->[1], $l->[0]);
 		}
 		return 1;
 	}, 5);
@@ -367,15 +372,15 @@ sub run {
 			$self->{_pid} = undef;
 			$self->{_exit_status} = $status;
 		}
-		$self->stop() if $self->{_pid};
+		$self->_stop() if $self->{_pid};
 		die "Can't start nginx"
 			. ($up ? " (exit status " . ($status >> 8) . ")" : " (timeout)")
-			. "\n" . $self->log_tail();
+			. "\n" . $self->_log_tail();
 	}
 
 	# workers, if any: give them a moment to be forked
 
-	$self->wait_for(sub { scalar $self->workers() }, 2);
+	$self->_wait_for(sub { scalar $self->_workers() }, 2);
 
 	return $self;
 }
@@ -397,7 +402,7 @@ sub try_run {
 
 # [host, port] of every listen directive of nginx.conf
 
-sub listen_addrs {
+sub _listen_addrs {
 	my ($self) = @_;
 
 	my @addrs;
@@ -421,12 +426,12 @@ sub listen_addrs {
 	return @addrs;
 }
 
-sub pid {
+sub _pid {
 	my ($self) = @_;
 	return $self->{_pid};
 }
 
-sub running {
+sub _running {
 	my ($self) = @_;
 
 	return 0 unless $self->{_pid};
@@ -442,21 +447,21 @@ sub running {
 
 # the exit status ($?) of the last nginx that ended
 
-sub exit_status {
+sub _exit_status {
 	my ($self) = @_;
 	return $self->{_exit_status};
 }
 
 # pids of the processes whose parent is nginx's master
 
-sub workers {
+sub _workers {
 	my ($self) = @_;
 
 	my $master = $self->{_pid} or return ();
-	return children($master);
+	return _children($master);
 }
 
-sub children {
+sub _children {
 	my ($ppid) = @_;
 
 	my @pids;
@@ -479,16 +484,25 @@ sub children {
 
 sub reload {
 	my ($self) = @_;
+	$self->_reload();
+	return $self;
+}
 
-	return 0 unless $self->running();
+# HUP, then waits until a worker that was not there before is up;
+# returns true if one is
 
-	my %old = map { $_ => 1 } $self->workers();
+sub _reload {
+	my ($self) = @_;
+
+	return 0 unless $self->_running();
+
+	my %old = map { $_ => 1 } $self->_workers();
 
 	Test::More::diag("reload") if $VERBOSE;
 	kill 'HUP', $self->{_pid};
 
-	return $self->wait_for(sub {
-		return grep { !$old{$_} } $self->workers();
+	return $self->_wait_for(sub {
+		return grep { !$old{$_} } $self->_workers();
 	}, 5);
 }
 
@@ -496,14 +510,22 @@ sub reload {
 
 sub stop {
 	my ($self) = @_;
+	$self->_stop();
+	return $self;
+}
+
+# returns nginx's exit status
+
+sub _stop {
+	my ($self) = @_;
 
 	if ($self->{_pid}) {
 		my $pid = $self->{_pid};
-		my @workers = $self->workers();
+		my @workers = $self->_workers();
 
 		for my $sig (qw/ QUIT TERM KILL /) {
 			kill $sig, $pid;
-			last if $self->wait_for(sub { !$self->running() },
+			last if $self->_wait_for(sub { !$self->_running() },
 				$sig eq 'KILL' ? 5 : $sig eq 'QUIT' ? 10 : 3);
 
 			Test::More::diag("nginx did not exit on $sig") if $sig ne 'KILL';
@@ -513,7 +535,7 @@ sub stop {
 
 		kill 'KILL', grep { kill 0, $_ } @workers;
 
-		Test::More::diag($self->log_tail(100)) if $VERBOSE;
+		Test::More::diag($self->_log_tail(100)) if $VERBOSE;
 	}
 
 	$self->stop_daemons();
@@ -524,7 +546,7 @@ sub stop {
 # nginx -t on nginx.conf (or another file of the test directory);
 # returns (exit code, output) or the exit code in scalar context
 
-sub test_config {
+sub _test_config {
 	my ($self, $conf) = @_;
 
 	my $d = $self->{_testdir};
@@ -533,21 +555,19 @@ sub test_config {
 
 	local $ENV{ASAN_OPTIONS} = ($ENV{ASAN_OPTIONS} // '') . ':detect_leaks=0';
 
-	my ($out, $rc) = $self->run_tool({ stderr => 1, timeout => 10 },
+	my ($out, $rc) = $self->_run_tool({ stderr => 1, timeout => 10 },
 		$self->{_binary}, '-t', '-p', "$d/", '-c', $conf || 'nginx.conf',
 		'-e', 'error.log');
 
 	return wantarray ? ($rc, $out) : $rc;
 }
 
-sub nginx_t { shift->test_config(@_) }
-
-sub log_tail {
+sub _log_tail {
 	my ($self, $lines) = @_;
 
 	$lines ||= 30;
 
-	my @log = split /\n/, $self->error_log();
+	my @log = split /\n/, $self->_error_log();
 	@log = @log[-$lines .. -1] if @log > $lines;
 
 	my $stderr = $self->read_file('stderr.log');
@@ -564,20 +584,28 @@ sub log_tail {
 # of the test directory; returns its pid; stop() ends it
 
 sub run_daemon {
+	my ($self, @cmd) = @_;
+	$self->_daemon(@cmd);
+	return $self;
+}
+
+# returns the pid
+
+sub _daemon {
 	my ($self, $cmd, @args) = @_;
 
 	my $n = scalar @{$self->{_daemons}};
 	my $log = "$self->{_testdir}/daemon$n.log";
 
-	Test::More::diag("daemon: $cmd " . shown(@args)) if $VERBOSE;
+	Test::More::diag("daemon: $cmd " . _shown(@args)) if $VERBOSE;
 
-	my $pid = $self->spawn($log, $cmd, @args);
+	my $pid = $self->_spawn($log, $cmd, @args);
 	push @{$self->{_daemons}}, { pid => $pid, log => $log };
 
 	return $pid;
 }
 
-sub daemon_output {
+sub _daemon_output {
 	my ($self, $pid) = @_;
 
 	for my $d (@{$self->{_daemons}}) {
@@ -589,15 +617,15 @@ sub daemon_output {
 
 # udp_echo on ADDR:PORT (an optional reply prefix), waits for "ready"
 
-sub udp_echo {
+sub _udp_echo {
 	my ($self, $listen, $prefix) = @_;
 
-	my $pid = $self->run_daemon($self->tool('udp_echo'), '-l', $listen,
+	my $pid = $self->_daemon($self->_tool('udp_echo'), '-l', $listen,
 		defined $prefix ? ('-p', $prefix) : ());
 
-	$self->wait_for(sub { $self->daemon_output($pid) =~ /udp_echo ready/ },
+	$self->_wait_for(sub { $self->_daemon_output($pid) =~ /udp_echo ready/ },
 		5) or die "udp_echo on $listen did not start:\n"
-			. $self->daemon_output($pid);
+			. $self->_daemon_output($pid);
 
 	return $pid;
 }
@@ -607,17 +635,17 @@ sub udp_echo {
 
 my $relays = 0;
 
-sub udp_relay {
+sub _udp_relay {
 	my ($self, $port, @args) = @_;
 
 	my $rport = port('relay' . ++$relays, udp => 1);
 
-	my $pid = $self->run_daemon($self->tool('udp_relay'),
+	my $pid = $self->_daemon($self->_tool('udp_relay'),
 		'-l', "127.0.0.1:$rport", '-u', "127.0.0.1:$port", @args);
 
-	$self->wait_for(sub { $self->daemon_output($pid) =~ /udp_relay ready/ },
+	$self->_wait_for(sub { $self->_daemon_output($pid) =~ /udp_relay ready/ },
 		5) or die "udp_relay did not start:\n"
-			. $self->daemon_output($pid);
+			. $self->_daemon_output($pid);
 
 	return { pid => $pid, port => $rport };
 }
@@ -625,13 +653,13 @@ sub udp_relay {
 # stops a relay; its summary: { line, relayed, dropped, duplicated,
 # reordered, corrupted }
 
-sub udp_relay_stop {
+sub _udp_relay_stop {
 	my ($self, $r) = @_;
 
 	kill 'TERM', $r->{pid};
-	$self->wait_for(sub { waitpid($r->{pid}, WNOHANG) != 0 }, 5);
+	$self->_wait_for(sub { waitpid($r->{pid}, WNOHANG) != 0 }, 5);
 
-	my $out = $self->daemon_output($r->{pid});
+	my $out = $self->_daemon_output($r->{pid});
 	my %s;
 
 	if ($out =~ /^(relayed (\d+) dropped (\d+) duplicated (\d+) reordered (\d+))$/m) {
@@ -651,7 +679,7 @@ sub stop_daemons {
 		my $pid = $d->{pid};
 
 		kill 'TERM', $pid;
-		next if wait_for(undef,
+		next if _wait_for(undef,
 			sub { waitpid($pid, WNOHANG) != 0 }, 3);
 
 		kill 'KILL', $pid;
@@ -661,7 +689,7 @@ sub stop_daemons {
 
 # <repo>/build/tools/NAME, or skip_all
 
-sub tool {
+sub _tool {
 	my ($self, $name) = @_;
 
 	my $path = "$REPO/build/tools/$name";
@@ -677,7 +705,7 @@ sub tool {
 
 # command arguments as they may be shown: the key after -k never is
 
-sub shown {
+sub _shown {
 	my @shown = @_;
 
 	for my $i (1 .. $#shown) {
@@ -687,16 +715,16 @@ sub shown {
 	return "@shown";
 }
 
-sub run_tool {
+sub _run_tool {
 	my ($self, @args) = @_;
 
 	my %opts = ref $args[0] eq 'HASH' ? %{shift @args} : ();
 	my $timeout = $opts{timeout} || 30;
 
 	my $cmd = shift @args;
-	$cmd = $self->tool($cmd) unless $cmd =~ m{/};
+	$cmd = $self->_tool($cmd) unless $cmd =~ m{/};
 
-	Test::More::diag("tool: $cmd " . shown(@args)) if $VERBOSE;
+	Test::More::diag("tool: $cmd " . _shown(@args)) if $VERBOSE;
 
 	pipe(my $r, my $w) or die "pipe: $!\n";
 
@@ -749,7 +777,7 @@ sub run_tool {
 
 # one datagram to HOST:PORT and its reply (undef when none came in time)
 
-sub udp_request {
+sub _udp_request {
 	my ($self, $peer, $data, $timeout) = @_;
 
 	my ($host, $port) = $peer =~ /^\[?(.+?)\]?:(\d+)$/
@@ -775,7 +803,7 @@ sub udp_request {
 
 # forks and execs a command with stdout and stderr to a file
 
-sub spawn {
+sub _spawn {
 	my ($self, $log, @cmd) = @_;
 
 	my $pid = fork();
@@ -796,7 +824,7 @@ sub spawn {
 # polls a condition every 50ms until it is true or the timeout (seconds)
 # passes; returns the condition's last value
 
-sub wait_for {
+sub _wait_for {
 	my ($self, $cond, $timeout) = @_;
 
 	my $end = time() + ($timeout || 5);
@@ -813,13 +841,13 @@ sub wait_for {
 sub DESTROY {
 	my ($self) = @_;
 	local ($?, $!, $@);
-	$self->stop() if $self->{_pid} || @{$self->{_daemons} || []};
+	$self->_stop() if $self->{_pid} || @{$self->{_daemons} || []};
 }
 
 END {
 	local $?;
 	for my $t (@instances) {
-		$t->stop() if $t->{_pid} || @{$t->{_daemons} || []};
+		$t->_stop() if $t->{_pid} || @{$t->{_daemons} || []};
 	}
 }
 

@@ -1,12 +1,16 @@
 package Test::DTLS::Hello;
 
 # DTLS 1.2 ClientHellos built byte by byte, and a look at what the server
-# answers, for the tests of the stateless cookie exchange:
+# answers, for the tests of the stateless cookie exchange; and datagrams
+# from a forged source, through a raw socket (root only):
 #
 #	my $s = Test::DTLS::Hello::client($port);
 #	my $hvr = parse_hvr(exchange($s, client_hello(random => random(32))));
 #	exchange($s, client_hello(random => ..., cookie => $hvr->{cookie},
 #		msg_seq => 1));   # msg_type() 2: a ServerHello
+#
+#	socket(my $raw, PF_INET, SOCK_RAW, 255);
+#	send_udp4($raw, '127.0.0.2', 40000, $port, $hello);
 
 use warnings;
 use strict;
@@ -14,9 +18,12 @@ use strict;
 use base qw/ Exporter /;
 
 our @EXPORT = qw/ client exchange random client_hello msg_type parse_hvr /;
+our @EXPORT_OK = qw/ send_udp4 send_udp6 /;
 
 use IO::Select;
 use IO::Socket::IP;
+use Socket qw/ AF_INET6 inet_aton inet_pton pack_sockaddr_in
+	pack_sockaddr_in6 /;
 
 sub client {
 	my ($port) = @_;
@@ -97,6 +104,53 @@ sub parse_hvr {
 	$h{cookie} = substr($r, 28, unpack('C', substr($r, 27, 1)));
 
 	return \%h;
+}
+
+# UDP in IPv4 to 127.0.0.1 from any address and port, through a raw
+# socket: the header checksum filled in by the kernel, no UDP checksum;
+# returns what send() does
+
+sub send_udp4 {
+	my ($raw, $src, $sport, $dport, $payload) = @_;
+
+	my $udp = pack('nnnn', $sport, $dport, 8 + length $payload, 0)
+		. $payload;
+	my $ip = pack('CCnnnCCna4a4', 0x45, 0, 20 + length $udp,
+		int rand 65536, 0, 64, 17, 0, inet_aton($src),
+		inet_aton('127.0.0.1'));
+
+	return send($raw, $ip . $udp, 0,
+		pack_sockaddr_in(0, inet_aton('127.0.0.1')));
+}
+
+# the same in IPv6 to ::1, where the UDP checksum is required
+
+sub send_udp6 {
+	my ($raw, $src, $sport, $dport, $payload) = @_;
+
+	my $s = inet_pton(AF_INET6, $src);
+	my $d = inet_pton(AF_INET6, '::1');
+	my $len = 8 + length $payload;
+
+	my $udp = pack('nnnn', $sport, $dport, $len, 0) . $payload;
+	my $sum = checksum($s . $d . pack('NxxxC', $len, 17) . $udp) || 0xffff;
+	substr($udp, 6, 2) = pack('n', $sum);
+
+	my $ip = pack('NnCC', 0x60000000, $len, 17, 64) . $s . $d;
+
+	return send($raw, $ip . $udp, 0, pack_sockaddr_in6(0, $d));
+}
+
+sub checksum {
+	my ($data) = @_;
+
+	$data .= "\0" if length($data) % 2;
+
+	my $sum = 0;
+	$sum += $_ for unpack('n*', $data);
+	$sum = ($sum & 0xffff) + ($sum >> 16) while $sum >> 16;
+
+	return ~$sum & 0xffff;
 }
 
 1;

@@ -10,13 +10,23 @@ package Test::DTLS::Interop;
 #
 # Rows: client, client version, suite (or "-"), check, "pass" or "fail",
 # and why, for a failure the report should explain.
+#
+# And what the tests of a client library (interop_node.t, interop_pion.t)
+# read of nginx's error log: a client port's connections, their lines,
+# and whether a session's close_notify came.
 
 use warnings;
 use strict;
 
+use Test::Nginx::DTLS qw/ log_mark error_log grep_log wait_log wait_for /;
+
 use File::Basename qw/ dirname /;
 use File::Path qw/ make_path /;
 use Cwd qw/ abs_path /;
+
+use base qw/ Exporter /;
+
+our @EXPORT_OK = qw/ close_notify conn_ids grep_ids shown_ids /;
 
 our $DIR = abs_path(dirname(__FILE__) . '/../../../..') . '/build/interop';
 
@@ -41,6 +51,54 @@ sub record {
 		$ok ? '' : $why // ''), "\n";
 
 	return $ok;
+}
+
+# whether a session's close_notify reached nginx's socket (a datagram of
+# an alert's size: 2 bytes, 8 of explicit nonce, a tag of 8 bytes for CCM8
+# or 16, 13 of header; no echo datagram has this size), and whether nginx
+# logged it
+
+sub close_notify {
+	my ($t, $out, $ids, $max, $mark) = @_;
+
+	return (0, 0) unless $out =~ /^closed$/m && @$ids;
+
+	my $re = join '|', @$ids;
+	my $n = 13 + 8 + 2 + ($max == 1200 - 29 ? 8 : 16);
+
+	my $logged = wait_log($t, qr/\*(?:$re) client closed DTLS session /
+		. qr/\(close_notify\)/, 3, $mark);
+	my $sent = $logged
+		|| grep_log($t, qr/\*(?:$re) recvmsg: fd:\d+ n:$n$/, $mark);
+
+	return ($sent ? 1 : 0, $logged ? 1 : 0);
+}
+
+# the connections of a client port (its HelloVerifyRequest, its session)
+
+sub conn_ids {
+	my ($t, $cport, $mark) = @_;
+
+	my %ids = map { /\*(\d+) udp client 127\.0\.0\.1:$cport connected/
+		? ($1 => 1) : () } grep_log($t, qr/udp client/, $mark);
+
+	return sort { $a <=> $b } keys %ids;
+}
+
+sub grep_ids {
+	my ($t, $ids, $mark) = @_;
+
+	return () unless @$ids;
+
+	my $re = join '|', @$ids;
+	return grep_log($t, qr/\*(?:$re) /, $mark);
+}
+
+# what to show of them when a check fails: not every debug line
+
+sub shown_ids {
+	my @lines = grep { !/\[debug\]/ || /\bdtls\b/i } grep_ids(@_);
+	return join '', map { "$_\n" } @lines > 30 ? @lines[0 .. 29] : @lines;
 }
 
 1;

@@ -12,6 +12,8 @@ package Test::DTLS::Lines;
 use warnings;
 use strict;
 
+use Test::Nginx::DTLS qw/ log_mark error_log grep_log wait_log wait_for /;
+
 use base qw/ Exporter /;
 
 use POSIX qw/ WNOHANG /;
@@ -80,7 +82,7 @@ sub client {
 
 	local $SIG{PIPE} = 'IGNORE';
 
-	my $mark = $t->log_mark();
+	my $mark = log_mark($t);
 
 	pipe(my $rd, my $wr) or die "pipe: $!\n";
 
@@ -107,8 +109,8 @@ sub client {
 	};
 
 	if ($o->{handshakes}) {
-		$t->wait_for(sub {
-			$exited->() || ($t->grep_log(qr/dtls handshake done/, $mark)
+		wait_for($t, sub {
+			$exited->() || (grep_log($t, qr/dtls handshake done/, $mark)
 				>= $o->{handshakes})
 		}, 5);
 
@@ -128,7 +130,7 @@ sub client {
 		print $wr $o->{lines}[$i];
 
 		if ($i == 0) {
-			$t->wait_for(sub {
+			wait_for($t, sub {
 				$exited->() || index($t->read_file($outf), $want[0]) >= 0
 			}, 3);
 		}
@@ -136,17 +138,17 @@ sub client {
 		sleep 0.02;
 	}
 
-	$t->wait_for(sub {
+	wait_for($t, sub {
 		return 1 if $exited->();
 		my $out = $t->read_file($outf);
 		return !grep { index($out, $_) < 0 } @want;
 	}, 3) if @want;
 
-	$t->wait_for($exited, $o->{hold}) if $o->{hold};
+	wait_for($t, $exited, $o->{hold}) if $o->{hold};
 
 	close $wr;
 
-	$t->wait_for($exited, $timeout + 2);
+	wait_for($t, $exited, $timeout + 2);
 
 	if (!defined $o->{status}) {
 		kill 'KILL', $pid;
@@ -173,7 +175,7 @@ sub parse_log {
 
 	my %l = (port => {}, hvr => [], done => []);
 
-	for (split /\n/, $t->error_log($mark)) {
+	for (split /\n/, error_log($t, $mark)) {
 		next unless /\*(\d+) (.*)/;
 		my ($n, $msg) = ($1, $2);
 
@@ -201,7 +203,7 @@ sub access_line {
 
 	my $line;
 
-	$t->wait_for(sub {
+	wait_for($t, sub {
 		($line) = grep { /^$port / } split /\n/, $t->read_file('access.log');
 		return defined $line;
 	}, 6);

@@ -87,12 +87,15 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 
+#include "dtls.h"
+
 
 #define DEFAULT_CIPHER   "PSK-AES128-CCM8"
 #define MTU              1200
 #define MAX_SIZE         16384
 #define ROUNDS           16          /* handshake steps before giving up */
 #define IDENTITY         "client1"
+#define KEY              "00112233445566778899aabbccddeeff"
 
 #define SIDE_NONE        0
 #define SIDE_SERVER      1
@@ -176,11 +179,6 @@ static BIO_METHOD    *bio_method;
 static BIO_ADDR      *listen_addr;
 static EVP_MAC       *hmac;
 
-static unsigned char  psk_key[16] = {
-    0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
-    0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff
-};
-
 static const char     cookie_secret[] = "dtls_floor: a fixed cookie secret";
 
 /* 192.0.2.1:5684, the fake client the cookies are made for */
@@ -217,11 +215,6 @@ static long bio_ctrl(BIO *b, int cmd, long num, void *ptr);
 static void queue_clear(queue_t *q);
 
 static SSL_CTX *make_ctx(int server);
-static unsigned int psk_server_cb(SSL *ssl, const char *identity,
-    unsigned char *psk, unsigned int max_psk_len);
-static unsigned int psk_client_cb(SSL *ssl, const char *hint,
-    char *identity, unsigned int max_identity_len, unsigned char *psk,
-    unsigned int max_psk_len);
 static int cookie_make(unsigned char *cookie, unsigned int *len);
 static int cookie_generate_cb(SSL *ssl, unsigned char *cookie,
     unsigned int *len);
@@ -266,6 +259,9 @@ main(int argc, char **argv)
         ERR_print_errors_fp(stderr);
         return 1;
     }
+
+    tool_psk.identity = IDENTITY;
+    parse_hex(KEY, tool_psk.key, sizeof(tool_psk.key), &tool_psk.key_len);
 
     server_ctx = make_ctx(1);
     if (server_ctx == NULL) {
@@ -719,31 +715,14 @@ make_ctx(int server)
 {
     SSL_CTX  *c;
 
-    c = SSL_CTX_new(server ? DTLS_server_method() : DTLS_client_method());
+    c = tool_ctx_new("dtls_floor", server, cf.cipher);
     if (c == NULL) {
-        ERR_print_errors_fp(stderr);
         return NULL;
     }
 
-    if (SSL_CTX_set_min_proto_version(c, DTLS1_2_VERSION) != 1
-        || SSL_CTX_set_max_proto_version(c, DTLS1_2_VERSION) != 1)
-    {
-        ERR_print_errors_fp(stderr);
-        SSL_CTX_free(c);
-        return NULL;
-    }
-
-    if (SSL_CTX_set_cipher_list(c, cf.cipher) != 1) {
-        fprintf(stderr, "dtls_floor: invalid cipher \"%s\"\n", cf.cipher);
-        SSL_CTX_free(c);
-        return NULL;
-    }
-
-    SSL_CTX_set_options(c, SSL_OP_NO_QUERY_MTU | SSL_OP_NO_RENEGOTIATION
-                           | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
 
     if (!server) {
-        SSL_CTX_set_psk_client_callback(c, psk_client_cb);
         SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
         return c;
     }
@@ -767,8 +746,6 @@ make_ctx(int server)
         return NULL;
     }
 
-    SSL_CTX_set_psk_server_callback(c, psk_server_cb);
-
     if (cf.max_fragment
         && SSL_CTX_set_max_send_fragment(c, cf.max_fragment) != 1)
     {
@@ -782,44 +759,6 @@ make_ctx(int server)
     }
 
     return c;
-}
-
-
-static unsigned int
-psk_server_cb(SSL *ssl, const char *identity, unsigned char *psk,
-    unsigned int max_psk_len)
-{
-    (void) ssl;
-
-    if (identity == NULL || strcmp(identity, IDENTITY) != 0
-        || sizeof(psk_key) > max_psk_len)
-    {
-        return 0;
-    }
-
-    memcpy(psk, psk_key, sizeof(psk_key));
-
-    return sizeof(psk_key);
-}
-
-
-static unsigned int
-psk_client_cb(SSL *ssl, const char *hint, char *identity,
-    unsigned int max_identity_len, unsigned char *psk,
-    unsigned int max_psk_len)
-{
-    (void) ssl;
-    (void) hint;
-
-    if (sizeof(IDENTITY) > max_identity_len || sizeof(psk_key) > max_psk_len)
-    {
-        return 0;
-    }
-
-    memcpy(identity, IDENTITY, sizeof(IDENTITY));
-    memcpy(psk, psk_key, sizeof(psk_key));
-
-    return sizeof(psk_key);
 }
 
 

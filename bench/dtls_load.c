@@ -137,6 +137,7 @@
 #include <openssl/ssl.h>
 
 #include "addr.h"
+#include "dtls.h"
 
 
 #define DEFAULT_CIPHERS   "PSK-AES128-CCM8:PSK-AES128-GCM-SHA256"
@@ -334,8 +335,6 @@ static const char     *fail_names[F_N] = {
 
 static void usage(void);
 static int parse_args(int argc, char **argv);
-static int parse_hex(const char *s, unsigned char *out, size_t max,
-    size_t *len);
 static int parse_seconds(const char *s, double *v, int zero);
 static int parse_local(const char *s);
 static int raise_nofile(void);
@@ -344,9 +343,6 @@ static void dbg(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
 static SSL_CTX *make_ctx(void);
-static unsigned int psk_cb(SSL *ssl, const char *hint, char *identity,
-    unsigned int max_identity_len, unsigned char *psk,
-    unsigned int max_psk_len);
 static int bio_init(void);
 static int bio_write(BIO *b, const char *buf, int len);
 static int bio_read(BIO *b, char *buf, int len);
@@ -674,32 +670,6 @@ parse_args(int argc, char **argv)
 
 
 static int
-parse_hex(const char *s, unsigned char *out, size_t max, size_t *len)
-{
-    size_t        i, n;
-    unsigned int  b;
-
-    n = strlen(s);
-    if (n == 0 || n % 2 || n / 2 > max) {
-        return -1;
-    }
-
-    for (i = 0; i < n; i += 2) {
-        if (!isxdigit((unsigned char) s[i])
-            || !isxdigit((unsigned char) s[i + 1])
-            || sscanf(s + i, "%2x", &b) != 1)
-        {
-            return -1;
-        }
-        out[i / 2] = (unsigned char) b;
-    }
-
-    *len = n / 2;
-    return 0;
-}
-
-
-static int
 parse_seconds(const char *s, double *v, int zero)
 {
     char  *end;
@@ -834,25 +804,17 @@ dbg(const char *fmt, ...)
 static SSL_CTX *
 make_ctx(void)
 {
-    char     *list;
-    size_t    len;
     SSL_CTX  *c;
 
-    c = SSL_CTX_new(DTLS_client_method());
+    tool_psk.identity = cf.identity;
+    tool_psk.identities = cf.identities;
+    tool_psk.key_len = cf.key_len;
+    memcpy(tool_psk.key, cf.key, cf.key_len);
+
+    c = tool_ctx_new("dtls_load", 0, cf.ciphers);
     if (c == NULL) {
-        ERR_print_errors_fp(stderr);
         return NULL;
     }
-
-    if (SSL_CTX_set_min_proto_version(c, DTLS1_2_VERSION) != 1
-        || SSL_CTX_set_max_proto_version(c, DTLS1_2_VERSION) != 1)
-    {
-        ERR_print_errors_fp(stderr);
-        SSL_CTX_free(c);
-        return NULL;
-    }
-
-    SSL_CTX_set_options(c, SSL_OP_NO_QUERY_MTU);
 
     /* an echo that could not be written is written by the next SSL_write */
 
@@ -874,38 +836,6 @@ make_ctx(void)
 
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
 
-    /*
-     * CCM8 ciphers (64-bit tags) are below the default security level
-     * in some OpenSSL builds; when asked for, lower the level.
-     */
-
-    len = strlen(cf.ciphers);
-    list = malloc(len + sizeof(":@SECLEVEL=0"));
-    if (list == NULL) {
-        SSL_CTX_free(c);
-        return NULL;
-    }
-
-    memcpy(list, cf.ciphers, len + 1);
-
-    if (strstr(list, "CCM8") && strstr(list, "@SECLEVEL") == NULL) {
-        memcpy(list + len, ":@SECLEVEL=0", sizeof(":@SECLEVEL=0"));
-    }
-
-    if (SSL_CTX_set_cipher_list(c, list) != 1) {
-        fprintf(stderr, "dtls_load: invalid cipher list \"%s\"\n",
-                cf.ciphers);
-        free(list);
-        SSL_CTX_free(c);
-        return NULL;
-    }
-
-    free(list);
-
-    if (cf.has_key) {
-        SSL_CTX_set_psk_client_callback(c, psk_cb);
-    }
-
     if (cf.cert
         && (SSL_CTX_use_certificate_chain_file(c, cf.cert) != 1
             || SSL_CTX_use_PrivateKey_file(c, cf.cert_key, SSL_FILETYPE_PEM)
@@ -919,43 +849,6 @@ make_ctx(void)
     }
 
     return c;
-}
-
-
-static unsigned int
-psk_cb(SSL *ssl, const char *hint, char *identity,
-    unsigned int max_identity_len, unsigned char *psk,
-    unsigned int max_psk_len)
-{
-    size_t  n;
-
-    (void) ssl;
-    (void) hint;
-
-    if (cf.key_len > max_psk_len) {
-        return 0;
-    }
-
-    if (cf.identities) {
-        n = (size_t) snprintf(identity, max_identity_len, "%s-%07ld",
-                              cf.identity, random() % cf.identities);
-        if (n + 1 > max_identity_len) {
-            return 0;
-        }
-
-    } else {
-        n = strlen(cf.identity);
-
-        if (n + 1 > max_identity_len) {
-            return 0;
-        }
-
-        memcpy(identity, cf.identity, n + 1);
-    }
-
-    memcpy(psk, cf.key, cf.key_len);
-
-    return (unsigned int) cf.key_len;
 }
 
 

@@ -1,0 +1,193 @@
+package Test::Nginx::DTLS;
+
+# What the DTLS tests share, beside Test::Nginx as nginx-tests keeps
+# Test::Nginx::Stream beside it: random keys, PSK files, the dtls_client
+# tool, the access log, and what a test reads of a process or of PATH;
+# and, as functions of the test object, what our harness does beyond
+# nginx-tests' Test::Nginx (whose methods are all Test::Nginx has): the
+# error log since a mark, the tools and UDP backends, nginx's workers.
+#
+#	use Test::Nginx::DTLS qw/ :DEFAULT /;
+#
+#	my $key = hexkey();
+#	psk_file($t, 'psk', "dev-1:$key\n");
+#	my ($out, $rc) = dtls_client($t, '-c', "127.0.0.1:$port",
+#		'-i', 'dev-1', '-k', $key, '-m', 'echo');
+#	my @lines = access_lines($t);
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use base qw/ Exporter /;
+
+# the harness's subs beyond nginx-tests' Test::Nginx: NAME($t, ...) is
+# $t->_NAME(...) (Test::Nginx), or what the comment says
+
+our %HARNESS = (
+	log_mark => '_log_mark',        # the error log's length, a mark
+	error_log => '_error_log',      # the error log (since a mark)
+	grep_log => '_grep_log',        # its lines that match (since a mark)
+	wait_log => '_wait_log',        # waits until it matches
+	log_alerts => '_log_alerts',    # its [alert], [crit], [emerg] lines
+	wait_for => '_wait_for',        # polls a condition, bounded
+	tool => '_tool',                # build/tools/NAME, or skip_all
+	run_tool => '_run_tool',        # a tool's (stdout, exit code)
+	daemon => '_daemon',            # a background command: its pid
+	daemon_output => '_daemon_output',
+	udp_echo => '_udp_echo',
+	udp_relay => '_udp_relay',
+	udp_relay_stop => '_udp_relay_stop',
+	udp_request => '_udp_request',
+	spawn => '_spawn',
+	expand => '_expand',            # %%PORT_N%%, %%TESTDIR%% expanded
+	test_config => '_test_config',  # nginx -t: (exit code, output)
+	workers => '_workers',
+	running => '_running',
+	exit_status => '_exit_status',
+	nginx_pid => '_pid',
+	nginx_binary => '_binary',
+	reload_wait => '_reload',       # HUP; true once a new worker is up
+	stop_status => '_stop',         # stop; nginx's exit status
+);
+
+for my $name (keys %HARNESS) {
+	my $m = $HARNESS{$name};
+	no strict 'refs';
+	*{$name} = sub { my $t = shift; return $t->$m(@_); };
+}
+
+sub port_free { Test::Nginx::_port_free(@_) }
+
+our @EXPORT = (qw/ hexkey psk_file dtls_client access_mark access_lines
+	access_line wait_access /, sort keys %HARNESS);
+our @EXPORT_OK = qw/ which proc_kb line_of rx port_free /;
+
+###############################################################################
+
+# N random bytes (16 by default) as hex, the form of a PSK file's keys
+
+sub hexkey {
+	my ($n) = @_;
+	return unpack('H*', join '', map { chr int rand 256 } 1 .. ($n || 16));
+}
+
+# a file of the test directory that only its owner may read, as nginx
+# wants its PSK and secret files (a MODE to test what else it says)
+
+sub psk_file {
+	my ($t, $name, $content, $mode) = @_;
+
+	my $path = $t->testdir() . "/$name";
+
+	$t->write_file($name, $content);
+	chmod(defined $mode ? $mode : 0600, $path) or die "chmod $path: $!\n";
+
+	return $path;
+}
+
+# the dtls_client tool (t/tools/dtls_client.c) with its arguments, run
+# by Test::Nginx's run_tool (with its options, a hash in front): (stdout,
+# exit code), or stdout in scalar context
+
+sub dtls_client {
+	my ($t, @args) = @_;
+
+	my $opts = ref $args[0] eq 'HASH' ? shift @args : {};
+	return run_tool($t, $opts, 'dtls_client', @args);
+}
+
+###############################################################################
+
+# the access log's length, a MARK to read what is written after it
+
+sub access_mark {
+	my ($t) = @_;
+	return length $t->read_file('access.log');
+}
+
+# the access log's lines (written after a MARK, when one is given), or
+# how many there are in scalar context
+
+sub access_lines {
+	my ($t, $mark) = @_;
+
+	my $log = $t->read_file('access.log');
+	my @lines = split /\n/, $mark ? substr($log, $mark) : $log;
+
+	return wantarray ? @lines : scalar @lines;
+}
+
+# the line of the session from a client port, or undef
+
+sub access_line {
+	my ($t, $port, $mark) = @_;
+
+	my ($line) = grep { /^$port / } access_lines($t, $mark);
+	return $line;
+}
+
+# waits (TIMEOUT seconds, 5 by default) until the access log has N lines
+# after the MARK; returns the lines there are, or in scalar context
+# whether N came
+
+sub wait_access {
+	my ($t, $n, $timeout, $mark) = @_;
+
+	my @lines;
+
+	my $came = wait_for($t, sub {
+		@lines = access_lines($t, $mark);
+		return @lines >= $n;
+	}, $timeout || 5);
+
+	return wantarray ? @lines : $came;
+}
+
+###############################################################################
+
+# a command's path in PATH, or undef
+
+sub which {
+	my ($name) = @_;
+
+	for my $dir (split /:/, $ENV{PATH} || '/usr/bin:/bin') {
+		return "$dir/$name" if $dir ne '' && -x "$dir/$name";
+	}
+
+	return undef;
+}
+
+# a field of /proc/PID/status in kB (VmRSS, VmData), or undef
+
+sub proc_kb {
+	my ($pid, $field) = @_;
+
+	open my $fh, '<', "/proc/$pid/status" or return undef;
+	my ($kb) = join('', <$fh>) =~ /^$field:\s+(\d+) kB/m;
+	return $kb;
+}
+
+# the number of the first line of a test directory's file that matches
+
+sub line_of {
+	my ($t, $name, $re) = @_;
+
+	my @lines = split /\n/, $t->read_file($name);
+	my ($n) = grep { $lines[$_ - 1] =~ $re } 1 .. @lines;
+
+	die "no $re in $name\n" unless $n;
+	return $n;
+}
+
+# a regex made of pieces, to keep lines short
+
+sub rx {
+	my $s = join '', map { "$_" =~ s/^\(\?\^\w*:(.*)\)$/$1/sr } @_;
+	return qr/$s/m;
+}
+
+###############################################################################
+
+1;
