@@ -373,6 +373,8 @@ char *ngx_stream_dtls_psk_file(ngx_conf_t *cf, ngx_command_t *cmd,
 unsigned int ngx_stream_dtls_psk_server_cb(SSL *ssl, const char *identity,
     unsigned char *psk, unsigned int max_psk_len);
 u_char *ngx_stream_dtls_psk_printable(u_char *dst, u_char *src, size_t len);
+ngx_uint_t ngx_stream_dtls_psk_known(ngx_stream_dtls_psk_store_t *store,
+    ngx_log_t *log, ngx_str_t *identity);
 
 
 /* psk_db.c: the keys in a constant database (cdb), memory-mapped */
@@ -398,7 +400,10 @@ ngx_int_t ngx_stream_dtls_source_filters(ngx_cycle_t *cycle);
 ngx_uint_t ngx_stream_dtls_source_valid(struct sockaddr *sa);
 
 
-/* variables.c */
+/* variables.c; $dtls_psk_identity's place in a session's values */
+
+#define NGX_STREAM_DTLS_VAR_PSK_IDENTITY  2
+
 
 ngx_int_t ngx_stream_dtls_add_variables(ngx_conf_t *cf);
 ngx_int_t ngx_stream_dtls_capture_variables(ngx_stream_dtls_conn_t *ctx);

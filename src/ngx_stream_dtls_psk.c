@@ -429,6 +429,24 @@ ngx_stream_dtls_psk_key(ngx_stream_dtls_psk_store_t *store, ngx_log_t *log,
 }
 
 
+/* an identity the store still has (a session continued from the zone) */
+
+ngx_uint_t
+ngx_stream_dtls_psk_known(ngx_stream_dtls_psk_store_t *store, ngx_log_t *log,
+    ngx_str_t *identity)
+{
+    size_t  n;
+    u_char  key[NGX_STREAM_DTLS_PSK_MAX_LEN];
+
+    n = ngx_stream_dtls_psk_key(store, log, identity->data, identity->len,
+                                key, sizeof(key));
+
+    OPENSSL_cleanse(key, sizeof(key));
+
+    return n != 0;
+}
+
+
 unsigned int
 ngx_stream_dtls_psk_server_cb(SSL *ssl, const char *identity,
     unsigned char *key, unsigned int max_key_len)

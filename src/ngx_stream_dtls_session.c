@@ -130,7 +130,15 @@ ngx_stream_dtls_establish(ngx_stream_dtls_conn_t *ctx,
         return NGX_OK;
     }
 
-    /* OpenSSL wipes its copies of the keys */
+    /*
+     * Freed as shut down, quietly: OpenSSL would take the session of an
+     * SSL object freed otherwise for a bad one and drop it from the
+     * session cache (resumption by session ID).  OpenSSL wipes its copies
+     * of the keys.
+     */
+
+    SSL_set_quiet_shutdown(ssl, 1);
+    SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
 
     SSL_free(ssl);
     ctx->ssl = NULL;

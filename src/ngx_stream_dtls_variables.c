@@ -69,7 +69,7 @@ static ngx_stream_variable_t  ngx_stream_dtls_vars[] = {
       1, NGX_STREAM_VAR_CHANGEABLE, 0 },
 
     { ngx_string("dtls_psk_identity"), NULL, ngx_stream_dtls_session_variable,
-      2, NGX_STREAM_VAR_CHANGEABLE, 0 },
+      NGX_STREAM_DTLS_VAR_PSK_IDENTITY, NGX_STREAM_VAR_CHANGEABLE, 0 },
 
     { ngx_string("dtls_session_reused"), NULL,
       ngx_stream_dtls_session_variable, 3, NGX_STREAM_VAR_CHANGEABLE, 0 },

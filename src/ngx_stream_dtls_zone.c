@@ -369,6 +369,7 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
     ssize_t                       n;
     uint32_t                      hash;
     ngx_buf_t                    *b, *plain;
+    ngx_str_t                    *identity;
     ngx_connection_t             *c;
     ngx_stream_dtls_conn_t       *ctx;
     ngx_stream_dtls_zone_t       *zone;
@@ -445,6 +446,23 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
     }
 
     ngx_explicit_memzero(packed, sizeof(packed));
+
+    /*
+     * an identity removed from dtls_psk_file (and nginx reloaded), or
+     * from its database, ends its sessions as they come back
+     */
+
+    identity = &ctx->vars[NGX_STREAM_DTLS_VAR_PSK_IDENTITY];
+
+    if (identity->data && dscf->psk
+        && !ngx_stream_dtls_psk_known(dscf->psk, c->log, identity))
+    {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "DTLS session of a PSK identity no longer in "
+                      "dtls_psk_file ended");
+        ngx_stream_dtls_zone_remove(ctx);
+        return NGX_DECLINED;
+    }
 
     /* $bytes_received counts the plaintext, not the first record */
 
