@@ -324,6 +324,12 @@ void ngx_stream_dtls_session_free(ngx_stream_dtls_conn_t *ctx);
 
 /* zone.c: dtls_session_zone, sessions in shared memory */
 
+#define NGX_STREAM_DTLS_ZONE_DROPPED_AUTH       0   /* failed its tag */
+#define NGX_STREAM_DTLS_ZONE_DROPPED_REPLAY     1   /* or left of window */
+#define NGX_STREAM_DTLS_ZONE_DROPPED_EPOCH      2   /* of another epoch */
+#define NGX_STREAM_DTLS_ZONE_DROPPED_MALFORMED  3   /* or too long */
+#define NGX_STREAM_DTLS_ZONE_DROPPED            4
+
 char *ngx_stream_dtls_session_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_stream_dtls_zone_add(ngx_stream_dtls_conn_t *ctx);
@@ -333,6 +339,8 @@ ngx_int_t ngx_stream_dtls_zone_received(ngx_stream_dtls_conn_t *ctx,
     uint64_t seq);
 ngx_int_t ngx_stream_dtls_zone_seq(ngx_stream_dtls_conn_t *ctx);
 void ngx_stream_dtls_zone_remove(ngx_stream_dtls_conn_t *ctx);
+void ngx_stream_dtls_zone_dropped(ngx_stream_dtls_zone_t *zone,
+    ngx_stream_dtls_record_rc_e rc);
 ngx_uint_t ngx_stream_dtls_zone_counter(ngx_stream_dtls_zone_t *zone,
     ngx_uint_t which);
 void ngx_stream_dtls_zone_wipe(ngx_cycle_t *cycle);

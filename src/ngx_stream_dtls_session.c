@@ -398,6 +398,12 @@ ngx_stream_dtls_session_records(ngx_connection_t *c,
 
         if (ngx_stream_dtls_read_uint16(&record[3]) != ctx->read.epoch) {
             /* the rest of the client's last flight, or a stray */
+
+            if (ctx->node) {
+                ngx_stream_dtls_zone_dropped(ctx->conf->zone,
+                                             NGX_STREAM_DTLS_RECORD_OLD_EPOCH);
+            }
+
             continue;
         }
 
@@ -427,6 +433,11 @@ ngx_stream_dtls_session_records(ngx_connection_t *c,
             ngx_log_debug1(NGX_LOG_DEBUG_STREAM, c->log, 0,
                            "dtls record dropped: %s",
                            ngx_stream_dtls_record_reason(rc));
+
+            if (ctx->node) {
+                ngx_stream_dtls_zone_dropped(ctx->conf->zone, rc);
+            }
+
             continue;
         }
 
@@ -442,6 +453,8 @@ ngx_stream_dtls_session_records(ngx_connection_t *c,
         case NGX_DECLINED:
             ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
                            "dtls record dropped: replayed record");
+            ngx_stream_dtls_zone_dropped(ctx->conf->zone,
+                                         NGX_STREAM_DTLS_RECORD_REPLAY);
             continue;
 
         default: /* NGX_DONE */

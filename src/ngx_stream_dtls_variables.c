@@ -110,6 +110,23 @@ static ngx_stream_variable_t  ngx_stream_dtls_vars[] = {
     { ngx_string("dtls_zone_continued"), NULL, ngx_stream_dtls_zone_variable,
       2, NGX_STREAM_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("dtls_zone_dropped_auth"), NULL,
+      ngx_stream_dtls_zone_variable, 3 + NGX_STREAM_DTLS_ZONE_DROPPED_AUTH,
+      NGX_STREAM_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("dtls_zone_dropped_replay"), NULL,
+      ngx_stream_dtls_zone_variable, 3 + NGX_STREAM_DTLS_ZONE_DROPPED_REPLAY,
+      NGX_STREAM_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("dtls_zone_dropped_epoch"), NULL,
+      ngx_stream_dtls_zone_variable, 3 + NGX_STREAM_DTLS_ZONE_DROPPED_EPOCH,
+      NGX_STREAM_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("dtls_zone_dropped_malformed"), NULL,
+      ngx_stream_dtls_zone_variable,
+      3 + NGX_STREAM_DTLS_ZONE_DROPPED_MALFORMED,
+      NGX_STREAM_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("dtls_handshakes"), NULL, ngx_stream_dtls_counter_variable,
       offsetof(ngx_stream_dtls_srv_conf_t, handshakes),
       NGX_STREAM_VAR_NOCACHEABLE, 0 },

@@ -45,6 +45,9 @@ typedef struct {
     ngx_uint_t                  sessions;
     ngx_uint_t                  evictions;
     ngx_uint_t                  continued;
+
+    /* records dropped, by reason: counted without the lock */
+    ngx_atomic_t                dropped[NGX_STREAM_DTLS_ZONE_DROPPED];
 } ngx_stream_dtls_zone_sh_t;
 
 
@@ -589,6 +592,38 @@ ngx_stream_dtls_zone_remove(ngx_stream_dtls_conn_t *ctx)
 }
 
 
+/* a record of a session of the zone dropped (record.c's reason) */
+
+void
+ngx_stream_dtls_zone_dropped(ngx_stream_dtls_zone_t *zone,
+    ngx_stream_dtls_record_rc_e rc)
+{
+    ngx_uint_t  i;
+
+    switch (rc) {
+
+    case NGX_STREAM_DTLS_RECORD_BAD_TAG:
+        i = NGX_STREAM_DTLS_ZONE_DROPPED_AUTH;
+        break;
+
+    case NGX_STREAM_DTLS_RECORD_REPLAY:
+    case NGX_STREAM_DTLS_RECORD_OLD:
+        i = NGX_STREAM_DTLS_ZONE_DROPPED_REPLAY;
+        break;
+
+    case NGX_STREAM_DTLS_RECORD_OLD_EPOCH:
+    case NGX_STREAM_DTLS_RECORD_NEW_EPOCH:
+        i = NGX_STREAM_DTLS_ZONE_DROPPED_EPOCH;
+        break;
+
+    default:
+        i = NGX_STREAM_DTLS_ZONE_DROPPED_MALFORMED;
+    }
+
+    (void) ngx_atomic_fetch_add(&zone->sh->dropped[i], 1);
+}
+
+
 ngx_uint_t
 ngx_stream_dtls_zone_counter(ngx_stream_dtls_zone_t *zone, ngx_uint_t which)
 {
@@ -600,8 +635,11 @@ ngx_stream_dtls_zone_counter(ngx_stream_dtls_zone_t *zone, ngx_uint_t which)
     case 1:
         return zone->sh->evictions;
 
-    default:
+    case 2:
         return zone->sh->continued;
+
+    default:
+        return zone->sh->dropped[(which - 3) % NGX_STREAM_DTLS_ZONE_DROPPED];
     }
 }
 

@@ -59,8 +59,9 @@ stream {
     error_log   %%TESTDIR%%/error.log  info;
 
     log_format  zone  '$server_port $dtls_session_continued '
-                      '$dtls_psk_identity $dtls_cipher $bytes_received '
-                      '$upstream_bytes_sent';
+                      '$dtls_psk_identity $dtls_cipher '
+                      '$dtls_zone_dropped_auth $dtls_zone_dropped_replay '
+                      '$bytes_received $upstream_bytes_sent';
 
     access_log  %%TESTDIR%%/access.log  zone;
 
@@ -92,7 +93,7 @@ stream {
 EOF
 
 udp_echo($t, '127.0.0.1:' . port(8981, udp => 1));
-$t->run()->plan(22);
+$t->run()->plan(23);
 
 my $zone = port(8980, udp => 1);
 my $nozone = port(8982, udp => 1);
@@ -197,6 +198,10 @@ udp_relay_stop($t, $relay);
 my @relayed = @lines[-2 .. -1];
 is_deeply([ map { (split / /)[1, -1] } @relayed ], [ 'c', 12, 'c', 12 ],
 	'each record reached the backend once');
+
+my ($auth, $replay) = (split / /, $relayed[-1])[-4, -3];
+ok($auth >= 3 && $replay >= 3, "dropped and counted: $auth forged, "
+	. "$replay replayed");
 
 ###############################################################################
 
