@@ -17,7 +17,9 @@
 # upstream sockets bound to 127.0.0.1, whose ports those leave free); the
 # worker's RSS before and after, per session.  Writes
 # docs/benchmarks-sessions.md.  Knobs: BENCH_SESSIONS (default 10000),
-# BENCH_ZONE_SESSIONS (default 100000).
+# BENCH_ZONE_SESSIONS (default 100000), BENCH_OUT (default docs/),
+# BENCH_KEEP (keep the run's directory).  The processes, holders and
+# helpers are bench/Bench.pm's.
 
 use warnings;
 use strict;
@@ -26,9 +28,11 @@ use Cwd qw/ abs_path /;
 use File::Basename qw/ dirname /;
 use File::Temp qw/ tempdir /;
 use IO::Socket::IP;
-use JSON::PP qw/ decode_json /;
 use POSIX qw/ strftime /;
 use Time::HiRes qw/ time sleep /;
+
+use lib dirname(__FILE__);
+use Bench;
 
 ###############################################################################
 
@@ -47,10 +51,16 @@ my $PER_PROCESS = 14000;
 # 512 bytes a session, and room for the slab allocator's own pages
 my $ZONE_MB = int($ZN * 512 / 1048576 * 1.15) + 1;
 
-my $dir = tempdir('ngx-dtls-sessions-XXXXXXXX', TMPDIR => 1, CLEANUP => !$ENV{BENCH_KEEP});
+# nginx on one CPU, the clients and the backend on the other
+
+my $SERVER_CPU = 0;
+my $CLIENT_CPU = 1;
+
+$dir = tempdir('ngx-dtls-sessions-XXXXXXXX', TMPDIR => 1,
+	CLEANUP => !$ENV{BENCH_KEEP});
 my $started = time();
 my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
-my (%pids, @holders);
+my @holders;
 
 $SIG{INT} = $SIG{TERM} = sub { stop_all(); exit 1 };
 
@@ -58,7 +68,7 @@ write_file("$dir/psk", "bench:$key\n");
 chmod 0600, "$dir/psk";
 
 my $echo = free_port();
-spawn('echo', "$TOOLS/udp_echo", '-l', "127.0.0.1:$echo");
+spawn('echo', $CLIENT_CPU, "$TOOLS/udp_echo", '-l', "127.0.0.1:$echo");
 
 my @cases = (
 	[ 'own records', 'PSK-AES128-CCM8', '', $N ],
@@ -85,7 +95,7 @@ sub measure {
 	# one session first: what all sessions share is made
 
 	hold($port, $cipher, 1, '127.0.0.1');
-	stop_holders();
+	hold_stop(splice @holders);
 	sleep 1;
 
 	my $before = rss_kb($worker);
@@ -106,7 +116,7 @@ sub measure {
 	my $after = rss_kb($worker);
 	my $zone_line = $zone ? zone_counts() : undef;
 
-	stop_holders();
+	hold_stop(splice @holders);
 	stop('nginx');
 
 	my $r = {
@@ -141,40 +151,9 @@ sub zone_counts {
 sub hold {
 	my ($port, $cipher, $n, $bind) = @_;
 
-	pipe(my $r, my $w) or die "pipe: $!\n";
-	pipe(my $in_r, my $in_w) or die "pipe: $!\n";
-
-	my $pid = fork() // die "fork: $!\n";
-
-	if ($pid == 0) {
-		close $r;
-		close $in_w;
-		open STDOUT, '>&', $w or die;
-		open STDIN, '<&', $in_r or die;
-		open STDERR, '>>', "$dir/load.err";
-		exec("$TOOLS/dtls_load", '-c', "127.0.0.1:$port", '-m', 'hold',
-			'-N', $n, '-n', 64, '-b', $bind, '-t', 10000,
-			'-i', 'bench', '-k', $key, '-C', $cipher)
-			or die "exec: $!\n";
-	}
-
-	close $w;
-	close $in_r;
-
-	my $line = <$r>;
-	die "dtls_load hold: no ready line (see $dir/load.err)\n"
-		unless defined $line && decode_json($line)->{ready};
-
-	push @holders, [ $pid, $in_w, $r ];
-}
-
-sub stop_holders {
-	while (my $h = pop @holders) {
-		close $h->[1];
-		my $r = $h->[2];
-		my @rest = <$r>;
-		waitpid($h->[0], 0);
-	}
+	push @holders, holder("$TOOLS/dtls_load", $CLIENT_CPU, '-c',
+		"127.0.0.1:$port", '-N', $n, '-n', 64, '-b', $bind, '-t', 10000,
+		'-i', 'bench', '-k', $key, '-C', $cipher);
 }
 
 sub start_nginx {
@@ -217,19 +196,13 @@ stream {
 }
 EOF
 
-	spawn('nginx', $NGINX, '-p', $dir, '-c', "$dir/nginx.conf");
+	spawn('nginx', $SERVER_CPU, $NGINX, '-p', $dir, '-c', "$dir/nginx.conf");
 
 	wait_for(sub { nginx_worker() }, 10) or die "nginx did not start\n";
 	wait_for(sub {
 		!IO::Socket::IP->new(Proto => 'udp',
 			LocalAddr => "127.0.0.1:$port");
 	}, 10) or die "nginx does not listen on udp port $port\n";
-}
-
-sub nginx_worker {
-	my $master = $pids{nginx} or return undef;
-	my ($w) = split /\s+/, `pgrep -P $master 2>/dev/null` || '';
-	return $w || undef;
 }
 
 ###############################################################################
@@ -266,78 +239,6 @@ sub report {
 
 	write_file("$OUT/benchmarks-sessions.md", $md);
 	say("wrote $OUT/benchmarks-sessions.md");
-}
-
-###############################################################################
-
-sub spawn {
-	my ($name, @cmd) = @_;
-
-	my $pid = fork() // die "fork: $!\n";
-
-	if ($pid == 0) {
-		open STDOUT, '>>', "$dir/$name.log";
-		open STDERR, '>&', \*STDOUT;
-		exec(@cmd) or die "exec: $!\n";
-	}
-
-	$pids{$name} = $pid;
-}
-
-sub stop {
-	my ($name) = @_;
-
-	my $pid = delete $pids{$name} or return;
-	kill 'TERM', $pid;
-
-	wait_for(sub { waitpid($pid, 1) != 0 }, 10) and return;
-
-	kill 'KILL', $pid;
-	waitpid($pid, 0);
-}
-
-sub stop_all {
-	kill 'KILL', map { $_->[0] } @holders;
-	stop($_) for keys %pids;
-}
-
-sub rss_kb {
-	my ($pid) = @_;
-
-	open my $fh, '<', "/proc/$pid/status" or return 0;
-	while (<$fh>) {
-		return $1 if /^VmRSS:\s+(\d+)/;
-	}
-	return 0;
-}
-
-sub free_port {
-	my $s = IO::Socket::IP->new(Proto => 'udp', LocalAddr => '127.0.0.1:0')
-		or die "udp socket: $!\n";
-	return $s->sockport();
-}
-
-sub wait_for {
-	my ($cond, $timeout) = @_;
-
-	my $end = time() + $timeout;
-	while (time() < $end) {
-		my $v = $cond->();
-		return $v if $v;
-		sleep 0.05;
-	}
-	return undef;
-}
-
-sub write_file {
-	my ($path, $content) = @_;
-	open my $fh, '>', $path or die "$path: $!\n";
-	print $fh $content;
-	close $fh;
-}
-
-sub say {
-	print "sessions: @_\n";
 }
 
 ###############################################################################
