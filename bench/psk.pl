@@ -30,6 +30,9 @@ use JSON::PP;
 use POSIX qw/ strftime /;
 use Time::HiRes qw/ sleep time /;
 
+use lib dirname(__FILE__);
+use Bench qw/ $dir %pids spawn free_port wait_for write_file /;
+
 ###############################################################################
 
 my $TOP = abs_path(dirname(__FILE__) . '/..');
@@ -45,8 +48,8 @@ my $SERVER_CPU = 0;
 my $CLIENT_CPU = 1;
 my $MILLION = 1_000_000;
 
-my $dir = tempdir('ngx-dtls-bench-psk-XXXXXXXX', TMPDIR => 1, CLEANUP => 1);
-my (%pids, %stores, @runs);
+$dir = tempdir('ngx-dtls-bench-psk-XXXXXXXX', TMPDIR => 1, CLEANUP => 1);
+my (%stores, @runs);
 
 $SIG{INT} = $SIG{TERM} = sub { stop_all(); exit 1 };
 END { stop_all() }
@@ -273,20 +276,6 @@ sub worker {
 	return $w || undef;
 }
 
-sub spawn {
-	my ($name, $cpu, @cmd) = @_;
-
-	my $pid = fork() // die "fork: $!\n";
-
-	if ($pid == 0) {
-		open STDOUT, '>>', "$dir/$name.log";
-		open STDERR, '>&', \*STDOUT;
-		exec('taskset', '-c', $cpu, @cmd) or die "exec $cmd[0]: $!\n";
-	}
-
-	$pids{$name} = $pid;
-}
-
 sub stop_all {
 	for my $name (keys %pids) {
 		my $pid = delete $pids{$name};
@@ -312,24 +301,6 @@ sub cpu_seconds {
 	return ($f[11] / $hz, $f[12] / $hz);
 }
 
-sub free_port {
-	my $s = IO::Socket::IP->new(Proto => 'udp', LocalAddr => '127.0.0.1:0')
-		or die "udp socket: $!\n";
-	return $s->sockport();
-}
-
-sub wait_for {
-	my ($cond, $timeout) = @_;
-
-	my $end = time() + $timeout;
-	while (time() < $end) {
-		my $v = $cond->();
-		return $v if $v;
-		sleep 0.05;
-	}
-	return undef;
-}
-
 sub median {
 	my @v = sort { $a <=> $b } grep { defined } @_;
 	return undef unless @v;
@@ -340,13 +311,6 @@ sub read_lines {
 	my ($file) = @_;
 	open my $fh, '<', $file or return ();
 	return <$fh>;
-}
-
-sub write_file {
-	my ($path, $content) = @_;
-	open my $fh, '>', $path or die "$path: $!\n";
-	print $fh $content;
-	close $fh;
 }
 
 sub say {
