@@ -24,6 +24,11 @@
  * its sequence number from the zone, under the zone's lock: two processes
  * serving one session (an old worker finishing and a new one) never
  * reuse a sequence number nor accept a replay.
+ *
+ * A session with a connection ID (cid.c) is found by its CID too: a
+ * tls12_cid record from an address the zone does not know moves the
+ * session there if it authenticates and is newer than every record
+ * received in the session (RFC 9146 6); anything else moves nothing.
  */
 
 
@@ -40,11 +45,14 @@
 typedef struct {
     ngx_rbtree_t                rbtree;
     ngx_rbtree_node_t           sentinel;
+    ngx_rbtree_t                cids;       /* of sessions with a CID */
+    ngx_rbtree_node_t           cid_sentinel;
     ngx_queue_t                 queue;      /* the least recent last */
     uint64_t                    ids;
     ngx_uint_t                  sessions;
     ngx_uint_t                  evictions;
     ngx_uint_t                  continued;
+    ngx_uint_t                  moved;      /* to a CID record's address */
 
     /* records dropped, by reason: counted without the lock */
     ngx_atomic_t                dropped[NGX_STREAM_DTLS_ZONE_DROPPED];
@@ -61,6 +69,7 @@ struct ngx_stream_dtls_zone_s {
 
 struct ngx_stream_dtls_zone_node_s {
     ngx_rbtree_node_t           node;       /* key: a hash of the address */
+    ngx_rbtree_node_t           cid_node;   /* key: a hash of read.cid */
     ngx_queue_t                 queue;
     uint64_t                    id;
     time_t                      last;       /* authenticated record */
@@ -80,6 +89,10 @@ static ngx_int_t ngx_stream_dtls_zone_init(ngx_shm_zone_t *shm_zone,
 static ngx_stream_dtls_zone_node_t *ngx_stream_dtls_zone_lookup(
     ngx_stream_dtls_zone_t *zone, struct sockaddr *sa, socklen_t socklen,
     uint32_t hash);
+static ngx_stream_dtls_zone_node_t *ngx_stream_dtls_zone_cid_lookup(
+    ngx_stream_dtls_zone_t *zone, u_char *cid, size_t len);
+static ngx_int_t ngx_stream_dtls_zone_move(ngx_stream_dtls_conn_t *ctx,
+    uint64_t seq);
 static ngx_stream_dtls_zone_node_t *ngx_stream_dtls_zone_node(
     ngx_stream_dtls_conn_t *ctx);
 static void ngx_stream_dtls_zone_delete(ngx_stream_dtls_zone_t *zone,
@@ -232,6 +245,8 @@ ngx_stream_dtls_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 
     ngx_rbtree_init(&zone->sh->rbtree, &zone->sh->sentinel,
                     ngx_rbtree_insert_value);
+    ngx_rbtree_init(&zone->sh->cids, &zone->sh->cid_sentinel,
+                    ngx_rbtree_insert_value);
     ngx_queue_init(&zone->sh->queue);
 
     len = sizeof(" in dtls_session_zone \"\"") + shm_zone->shm.name.len;
@@ -294,6 +309,16 @@ ngx_stream_dtls_zone_add(ngx_stream_dtls_conn_t *ctx)
         ngx_stream_dtls_zone_delete(zone, old);
     }
 
+    /* a CID minted twice (2^-48 at 6 bytes) is the new session's */
+
+    if (ctx->read.cid_len) {
+        old = ngx_stream_dtls_zone_cid_lookup(zone, ctx->read.cid,
+                                              ctx->read.cid_len);
+        if (old) {
+            ngx_stream_dtls_zone_delete(zone, old);
+        }
+    }
+
     evicted = 0;
 
     for ( ;; ) {
@@ -337,6 +362,12 @@ ngx_stream_dtls_zone_add(ngx_stream_dtls_conn_t *ctx)
     ngx_rbtree_insert(&zone->sh->rbtree, &node->node);
     ngx_queue_insert_head(&zone->sh->queue, &node->queue);
 
+    if (node->read.cid_len) {
+        node->cid_node.key = ngx_crc32_short(node->read.cid,
+                                             node->read.cid_len);
+        ngx_rbtree_insert(&zone->sh->cids, &node->cid_node);
+    }
+
     zone->sh->sessions++;
 
     ctx->node = node;
@@ -368,9 +399,11 @@ ngx_int_t
 ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
     ngx_stream_dtls_srv_conf_t *dscf)
 {
-    size_t                        len, used, vars;
+    size_t                        len, used, vars, cid_len;
     ssize_t                       n;
+    uint64_t                      seq;
     uint32_t                      hash;
+    ngx_uint_t                    moving;
     ngx_buf_t                    *b, *plain;
     ngx_str_t                    *identity;
     ngx_connection_t             *c;
@@ -397,6 +430,41 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     node = ngx_stream_dtls_zone_lookup(zone, c->sockaddr, c->socklen, hash);
+
+    moving = 0;
+    cid_len = dscf->cid_length;
+    seq = 0;
+
+    if (node == NULL
+        && cid_len
+        && b->pos[0] == NGX_STREAM_DTLS_RECORD_CID
+        && (size_t) (b->last - b->pos)
+           >= NGX_STREAM_DTLS_RECORD_HEADER_LEN + cid_len)
+    {
+        node = ngx_stream_dtls_zone_cid_lookup(zone, b->pos + 11, cid_len);
+
+        if (node) {
+            seq = ngx_stream_dtls_record_seq(b->pos);
+
+            /* an older record than the newest, a replay: no move */
+
+            if (seq <= node->read.top || node->read.epoch
+                != ngx_stream_dtls_read_uint16(b->pos + 3))
+            {
+                ngx_shmtx_unlock(&zone->shpool->mutex);
+
+                ngx_stream_dtls_zone_dropped(zone,
+                                             NGX_STREAM_DTLS_RECORD_REPLAY);
+
+                ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
+                               "dtls record with a known connection ID "
+                               "from a new address dropped: not the newest");
+                return NGX_DECLINED;
+            }
+
+            moving = 1;
+        }
+    }
 
     if (node == NULL) {
         ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -434,6 +502,10 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
 
     if (n <= 0) {
         /* nothing authenticated: the session is not touched */
+        return NGX_DECLINED;
+    }
+
+    if (moving && ngx_stream_dtls_zone_move(ctx, seq) != NGX_OK) {
         return NGX_DECLINED;
     }
 
@@ -592,6 +664,89 @@ ngx_stream_dtls_zone_remove(ngx_stream_dtls_conn_t *ctx)
 }
 
 
+/* a CID minted for a new session is no live one's */
+
+ngx_uint_t
+ngx_stream_dtls_zone_cid_used(ngx_stream_dtls_zone_t *zone, u_char *cid,
+    size_t len)
+{
+    ngx_uint_t  used;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    used = (ngx_stream_dtls_zone_cid_lookup(zone, cid, len) != NULL);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return used;
+}
+
+
+/*
+ * The session's CID record seq, from a new address, authenticated: the
+ * entry takes the address, unless a newer record came meanwhile
+ */
+
+static ngx_int_t
+ngx_stream_dtls_zone_move(ngx_stream_dtls_conn_t *ctx, uint64_t seq)
+{
+    ngx_int_t                     rc;
+    ngx_connection_t             *c;
+    ngx_stream_dtls_zone_t       *zone;
+    ngx_stream_dtls_zone_node_t  *node, *old;
+
+    c = ctx->connection;
+    zone = ctx->conf->zone;
+
+    if (c->socklen > sizeof(node->sockaddr)) {
+        return NGX_DECLINED;
+    }
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_stream_dtls_zone_node(ctx);
+
+    if (node == NULL || node->read.top != seq) {
+        rc = NGX_DECLINED;
+
+    } else {
+        old = ngx_stream_dtls_zone_lookup(zone, c->sockaddr, c->socklen,
+                                 ngx_crc32_short((u_char *) c->sockaddr,
+                                                 c->socklen));
+
+        /* another session of the new address gives way, as in add */
+
+        if (old && old != node) {
+            ngx_stream_dtls_zone_delete(zone, old);
+        }
+
+        ngx_rbtree_delete(&zone->sh->rbtree, &node->node);
+
+        node->node.key = ngx_crc32_short((u_char *) c->sockaddr, c->socklen);
+        node->socklen = c->socklen;
+        ngx_memcpy(node->sockaddr, c->sockaddr, c->socklen);
+
+        ngx_rbtree_insert(&zone->sh->rbtree, &node->node);
+
+        zone->sh->moved++;
+        rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (rc == NGX_OK) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "DTLS session moved to a new address by its "
+                      "connection ID");
+
+    } else {
+        ngx_stream_dtls_zone_dropped(zone, NGX_STREAM_DTLS_RECORD_REPLAY);
+    }
+
+    return rc;
+}
+
+
 /* a record of a session of the zone dropped (record.c's reason) */
 
 void
@@ -637,6 +792,9 @@ ngx_stream_dtls_zone_counter(ngx_stream_dtls_zone_t *zone, ngx_uint_t which)
 
     case 2:
         return zone->sh->continued;
+
+    case 3 + NGX_STREAM_DTLS_ZONE_DROPPED:
+        return zone->sh->moved;
 
     default:
         return zone->sh->dropped[(which - 3) % NGX_STREAM_DTLS_ZONE_DROPPED];
@@ -743,6 +901,55 @@ ngx_stream_dtls_zone_lookup(ngx_stream_dtls_zone_t *zone, struct sockaddr *sa,
 }
 
 
+/* under the lock */
+
+static ngx_stream_dtls_zone_node_t *
+ngx_stream_dtls_zone_cid_lookup(ngx_stream_dtls_zone_t *zone, u_char *cid,
+    size_t len)
+{
+    uint32_t                      hash;
+    ngx_rbtree_node_t            *n, *sentinel;
+    ngx_stream_dtls_zone_node_t  *node;
+
+    hash = ngx_crc32_short(cid, len);
+
+    n = zone->sh->cids.root;
+    sentinel = zone->sh->cids.sentinel;
+
+    while (n != sentinel) {
+
+        if (hash < n->key) {
+            n = n->left;
+            continue;
+        }
+
+        if (hash > n->key) {
+            n = n->right;
+            continue;
+        }
+
+        node = (ngx_stream_dtls_zone_node_t *)
+                   ((u_char *) n
+                    - offsetof(ngx_stream_dtls_zone_node_t, cid_node));
+
+        if (node->read.cid_len == len
+            && ngx_memcmp(node->read.cid, cid, len) == 0)
+        {
+            if (ngx_time() - node->last > zone->timeout) {
+                ngx_stream_dtls_zone_delete(zone, node);
+                return NULL;
+            }
+
+            return node;
+        }
+
+        n = n->right;
+    }
+
+    return NULL;
+}
+
+
 /* the session's entry, if it is still there (under the lock) */
 
 static ngx_stream_dtls_zone_node_t *
@@ -771,6 +978,10 @@ ngx_stream_dtls_zone_delete(ngx_stream_dtls_zone_t *zone,
 {
     ngx_rbtree_delete(&zone->sh->rbtree, &node->node);
     ngx_queue_remove(&node->queue);
+
+    if (node->read.cid_len) {
+        ngx_rbtree_delete(&zone->sh->cids, &node->cid_node);
+    }
 
     ngx_explicit_memzero(node, offsetof(ngx_stream_dtls_zone_node_t, vars)
                                + node->vars_len);
