@@ -4,7 +4,7 @@
  *
  *   udp_relay -l 127.0.0.1:LPORT -u 127.0.0.1:UPORT [-d DROP%]
  *             [-r REORDER%] [-D DUP%] [-c CORRUPT%] [-K KINDS] [-T TYPE]
- *             [-w MS] [-s SEED] [-b N] [-x FILE] [-v]
+ *             [-w MS] [-s SEED] [-b N] [-x FILE] [-L N] [-v]
  *
  * Datagrams from clients to LPORT go to UPORT, each client from a socket
  * of its own (so nginx sees one address and port per client, as without
@@ -41,7 +41,9 @@
  *               a NAT's binding that expired; replies to the old one are
  *               lost;
  *   -x FILE     each datagram from a client is appended to FILE in hex,
- *               one line each, as it goes to the upstream.
+ *               one line each, as it goes to the upstream;
+ *   -L N        the Nth datagram from each client (from 1) is lost: in
+ *               FILE, not sent.
  *
  * Decisions come from a generator per client and direction seeded with
  * -s SEED (default 1), so a run with one client is repeatable.  Memory is
@@ -111,7 +113,7 @@ static size_t                   nkinds = 6;
 static long                     hold_ms = 100;
 static uint64_t                 seed = 1;
 static int                      verbose;
-static unsigned long            rebind_n;
+static unsigned long            rebind_n, lose_n;
 static FILE                    *tap;
 
 static int                      lfd;
@@ -163,7 +165,7 @@ main(int argc, char **argv)
     listen_str = NULL;
     up_str = NULL;
 
-    while ((opt = getopt(argc, argv, "l:u:d:r:D:c:K:T:w:s:b:x:vh")) != -1) {
+    while ((opt = getopt(argc, argv, "l:u:d:r:D:c:K:T:w:s:b:x:L:vh")) != -1) {
         switch (opt) {
         case 'l':
             listen_str = optarg;
@@ -229,6 +231,13 @@ main(int argc, char **argv)
         case 'b':
             rebind_n = strtoul(optarg, &end, 10);
             if (*end != '\0' || rebind_n == 0) {
+                usage();
+                return 2;
+            }
+            break;
+        case 'L':
+            lose_n = strtoul(optarg, &end, 10);
+            if (*end != '\0' || lose_n == 0) {
                 usage();
                 return 2;
             }
@@ -412,7 +421,7 @@ usage(void)
         "[-r REORDER%%] [-D DUP%%]\n"
         "                 [-c CORRUPT%%] [-K KINDS] [-T TYPE] [-w MS] [-s SEED]"
         " [-b N]\n"
-        "                 [-x FILE] [-v]\n");
+        "                 [-x FILE] [-L N] [-v]\n");
 }
 
 
@@ -695,6 +704,10 @@ out(peer_t *p, int dir, const unsigned char *data, size_t len)
                 fprintf(tap, "%02x", data[i]);
             }
             fputc('\n', tap);
+        }
+
+        if (p->sent == lose_n) {
+            return;
         }
 
         n = send(p->fd, data, len, 0);
