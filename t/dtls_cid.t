@@ -125,7 +125,7 @@ stream {
 EOF
 
 udp_echo($t, '127.0.0.1:' . port(8990, udp => 1));
-$t->run()->plan(29);
+$t->run()->plan(33);
 
 my @suites = (
 	[ 'PSK-AES128-CCM8', 'TLS-PSK-WITH-AES-128-CCM-8' ],
@@ -178,6 +178,42 @@ ok($rc == 0 && !defined cid_len($out) && echoed($out) == 20,
 ok($rc == 0 && $out =~ /Reconnecting with saved session\.\.\. ok/
 	&& echoed($out) == 3, 'resumed with a ticket: echoes')
 	or diag("exit code $rc:\n$out");
+
+# a lossy network: the handshake's translated Finished messages go again
+# as flights are retransmitted, and lost requests are sent again (the
+# client has max_resend for its whole run)
+
+for my $seed (1 .. 3) {
+	my $lossy = udp_relay($t, port(8980, udp => 1), '-d', 20, '-s', $seed);
+
+	($out, $rc) = mbedtls($lossy->{port}, $suites[$seed % 2][1], 30,
+		'cid=1', 'cid_val=e1e2e3', 'max_resend=200', 'read_timeout=300',
+		'hs_timeout=100-3000');
+
+	my $l = udp_relay_stop($t, $lossy);
+
+	ok($rc == 0 && cid_len($out) == 6 && echoed($out) >= 30,
+		"20% loss, seed $seed: handshake and 30 echoes "
+		. "($l->{dropped} of $l->{relayed} datagrams dropped)")
+		or diag("exit code $rc:\n" . substr($out, -3000));
+}
+
+# the server's last flight (its ChangeCipherSpec and Finished, sealed
+# with the client's CID) lost: the client's Finished again, in its CID
+# record, gets the kept flight again
+
+{
+	my $lossy = udp_relay($t, port(8980, udp => 1), '-R', 3);
+
+	($out, $rc) = mbedtls($lossy->{port}, $suites[0][1], 5, 'cid=1',
+		'cid_val=f1f2', 'hs_timeout=200-3000');
+
+	my $l = udp_relay_stop($t, $lossy);
+
+	ok($rc == 0 && cid_len($out) == 6 && echoed($out) == 5,
+		"server's last flight lost: resent ($l->{relayed} datagrams)")
+		or diag("exit code $rc:\n" . substr($out, -3000));
+}
 
 # the client's records carry the server's CID, ours the client's: the
 # record expansion ssl_client2 computes grows by both, and the inner type

@@ -4,7 +4,7 @@
  *
  *   udp_relay -l 127.0.0.1:LPORT -u 127.0.0.1:UPORT [-d DROP%]
  *             [-r REORDER%] [-D DUP%] [-c CORRUPT%] [-K KINDS] [-T TYPE]
- *             [-w MS] [-s SEED] [-b N] [-x FILE] [-L N] [-v]
+ *             [-w MS] [-s SEED] [-b N] [-x FILE] [-L N] [-R N] [-v]
  *
  * Datagrams from clients to LPORT go to UPORT, each client from a socket
  * of its own (so nginx sees one address and port per client, as without
@@ -43,7 +43,8 @@
  *   -x FILE     each datagram from a client is appended to FILE in hex,
  *               one line each, as it goes to the upstream;
  *   -L N        the Nth datagram from each client (from 1) is lost: in
- *               FILE, not sent.
+ *               FILE, not sent;
+ *   -R N        the Nth datagram to each client is lost.
  *
  * Decisions come from a generator per client and direction seeded with
  * -s SEED (default 1), so a run with one client is repeatable.  Memory is
@@ -101,6 +102,7 @@ typedef struct {
     socklen_t                addr_len;
     int64_t                  active;
     unsigned long            sent;          /* to the upstream */
+    unsigned long            replied;       /* to the client */
     uint64_t                 rng[2];
     held_t                   held[2];
 } peer_t;
@@ -113,7 +115,7 @@ static size_t                   nkinds = 6;
 static long                     hold_ms = 100;
 static uint64_t                 seed = 1;
 static int                      verbose;
-static unsigned long            rebind_n, lose_n;
+static unsigned long            rebind_n, lose_n, lose_reply_n;
 static FILE                    *tap;
 
 static int                      lfd;
@@ -165,7 +167,9 @@ main(int argc, char **argv)
     listen_str = NULL;
     up_str = NULL;
 
-    while ((opt = getopt(argc, argv, "l:u:d:r:D:c:K:T:w:s:b:x:L:vh")) != -1) {
+    while ((opt = getopt(argc, argv, "l:u:d:r:D:c:K:T:w:s:b:x:L:R:vh"))
+           != -1)
+    {
         switch (opt) {
         case 'l':
             listen_str = optarg;
@@ -238,6 +242,13 @@ main(int argc, char **argv)
         case 'L':
             lose_n = strtoul(optarg, &end, 10);
             if (*end != '\0' || lose_n == 0) {
+                usage();
+                return 2;
+            }
+            break;
+        case 'R':
+            lose_reply_n = strtoul(optarg, &end, 10);
+            if (*end != '\0' || lose_reply_n == 0) {
                 usage();
                 return 2;
             }
@@ -421,7 +432,7 @@ usage(void)
         "[-r REORDER%%] [-D DUP%%]\n"
         "                 [-c CORRUPT%%] [-K KINDS] [-T TYPE] [-w MS] [-s SEED]"
         " [-b N]\n"
-        "                 [-x FILE] [-L N] [-v]\n");
+        "                 [-x FILE] [-L N] [-R N] [-v]\n");
 }
 
 
@@ -713,6 +724,10 @@ out(peer_t *p, int dir, const unsigned char *data, size_t len)
         n = send(p->fd, data, len, 0);
 
     } else {
+        if (++p->replied == lose_reply_n) {
+            return;
+        }
+
         n = sendto(lfd, data, len, 0, (struct sockaddr *) &p->addr,
                    p->addr_len);
     }
