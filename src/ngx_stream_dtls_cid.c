@@ -412,6 +412,11 @@ ngx_stream_dtls_cid_input(ngx_stream_dtls_conn_t *ctx, u_char *buf,
     if (p != buf) {
         len = last - p;
 
+        if (ctx->pending) {
+            /* the datagram before was not read: lost, as on the wire */
+            ngx_free(ctx->pending);
+        }
+
         ctx->pending = ngx_alloc(len, ctx->connection->log);
         if (ctx->pending == NULL) {
             return NGX_ERROR;

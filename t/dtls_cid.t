@@ -4,12 +4,13 @@
 # (build/tools/mbedtls_client, scripts/interop-deps.sh mbedtls) as the
 # client: the CID negotiated (the default length and length=8, a client
 # that asks for none, a client without CID), tls12_cid records both ways
-# with PSK-AES128-CCM8 and a GCM suite, a session resumed with a ticket;
-# a client whose source port changes
-# every 10 datagrams (t/tools/udp_relay -b) for 1,000 echoes, with no new
-# handshake, also across a reload; a spoofed CID record (bad tag) and a
-# replayed one, from new addresses, move nothing; nginx -t refuses
-# dtls_connection_id without dtls_session_zone.
+# with PSK-AES128-CCM8 and a GCM suite, a session resumed with a ticket,
+# through 20% loss and with the server's last flight lost; a client whose
+# source port changes every 10 datagrams (t/tools/udp_relay -b) for
+# 1,000 echoes, with no new handshake, also across a reload; a spoofed
+# CID record (bad tag), a replayed one and one older than the newest,
+# from new addresses, move nothing; nginx -t refuses dtls_connection_id
+# without dtls_session_zone, and invalid values.
 
 ###############################################################################
 
@@ -125,7 +126,7 @@ stream {
 EOF
 
 udp_echo($t, '127.0.0.1:' . port(8990, udp => 1));
-$t->run()->plan(33);
+$t->run()->plan(38);
 
 my @suites = (
 	[ 'PSK-AES128-CCM8', 'TLS-PSK-WITH-AES-128-CCM-8' ],
@@ -140,6 +141,26 @@ my ($rc, $out) = test_config($t, 'nozone.conf');
 ok($rc != 0 && $out =~ /"dtls_connection_id" in \S+nozone\.conf:11 /
 	. qr/needs "dtls_session_zone"/, 'nginx -t: no dtls_session_zone refused')
 	or diag("exit code $rc:\n$out");
+
+for my $bad ([ 'maybe', qr/invalid value "maybe"/ ],
+	[ 'on length=0', qr/invalid CID length "length=0"/ ],
+	[ 'on length=17', qr/invalid CID length "length=17"/ ],
+	[ 'on size=6', qr/invalid parameter "size=6"/ ],
+	[ 'off length=6', qr/invalid parameter "length=6"/ ])
+{
+	my ($value, $re) = @$bad;
+
+	my $zone = "dtls_connection_id  $value;\n"
+		. "        dtls_session_zone   z:1m;";
+
+	(my $conf = $t->read_file('nozone.conf'))
+		=~ s/dtls_connection_id  on;/$zone/;
+	$t->write_file('bad.conf', $conf);
+
+	($rc, $out) = test_config($t, 'bad.conf');
+	ok($rc != 0 && $out =~ $re, "nginx -t: \"$value\" refused")
+		or diag("exit code $rc:\n$out");
+}
 
 # negotiation: the server's CID of its length, echoes both ways in the
 # tls12_cid format (ssl_client2 takes no other once it is negotiated)
@@ -248,6 +269,7 @@ my $moves = grep { /DTLS session moved to a new address/ }
 is($rc, 0, 'rebinding: client exit code');
 is(echoed($out), 1000, 'rebinding: 1000 echoes answered');
 ok(($r->{rebound} // 0) >= 99, "rebinding: $r->{rebound} new source ports");
+
 # with each new port; but a port the kernel gives again while nginx still
 # has a session for it (proxy_timeout) goes on in that session, unmoved
 
@@ -365,7 +387,7 @@ $t->stop();
 
 # but nginx -t's
 
-is(join("\n", grep { !/needs "dtls_session_zone"/ } split /\n/,
+is(join("\n", grep { !/needs "dtls_session_zone"|invalid/ } split /\n/,
 	log_alerts($t)), '', 'no alerts in the error log');
 
 ###############################################################################
