@@ -55,6 +55,7 @@
 #define NGX_STREAM_DTLS_KEY_EXPANSION      "key expansion"
 #define NGX_STREAM_DTLS_KEY_EXPANSION_LEN  (sizeof("key expansion") - 1)
 #define NGX_STREAM_DTLS_RANDOM_LEN         32
+#define NGX_STREAM_DTLS_AAD_LEN            13
 #define NGX_STREAM_DTLS_CID_AAD_LEN        23      /* and the CID */
 #define NGX_STREAM_DTLS_AAD_MAX                                               \
     (NGX_STREAM_DTLS_CID_AAD_LEN + NGX_STREAM_DTLS_CID_MAX_LEN)

@@ -177,8 +177,8 @@ fuzz_check_authentic(ngx_stream_dtls_record_t *rd, u_char *rec, size_t len,
     body += a->explicit_len;
 
     fuzz_assert(ngx_stream_dtls_record_crypt(rd->aead, rd->key, nonce, aad,
-                                             plain, n, fuzz_again,
-                                             fuzz_again + n, 1)
+                                             NGX_STREAM_DTLS_AAD_LEN, plain,
+                                             n, fuzz_again, fuzz_again + n, 1)
                 == NGX_OK);
 
     fuzz_assert(memcmp(fuzz_again, body, n + a->tag_len) == 0);
