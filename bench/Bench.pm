@@ -127,8 +127,12 @@ sub run_load {
 	return decode_json($line);
 }
 
+# the worker of the nginx started as NAME ("nginx" by default)
+
 sub nginx_worker {
-	my $master = $pids{nginx} or return undef;
+	my ($name) = @_;
+
+	my $master = $pids{$name // 'nginx'} or return undef;
 	my ($w) = split /\s+/, `pgrep -P $master 2>/dev/null` || '';
 	return $w || undef;
 }
