@@ -421,7 +421,9 @@ sub report {
 		. "echoes/s over the reference's in the same turn: their median, "
 		. "then each turn's. The machine's load average (1 min) was "
 		. join(' before, ', map { $_ // '?' } @{$rates->{load}})
-		. " after (the bench alone keeps about one CPU busy).\n\n"
+		. " after (the bench alone keeps about one CPU busy): each "
+		. "turn's ratio moves with whatever else runs, the medians are "
+		. "what to compare.\n\n"
 		. "| case | cipher | echoes/s | "
 		. join('', map { "ratio to $_ | " } @refs)
 		. "p50 / p99 | worker CPU per echo | failures |\n"
