@@ -339,6 +339,7 @@ ngx_int_t ngx_stream_dtls_zone_received(ngx_stream_dtls_conn_t *ctx,
     uint64_t seq);
 ngx_int_t ngx_stream_dtls_zone_seq(ngx_stream_dtls_conn_t *ctx);
 void ngx_stream_dtls_zone_remove(ngx_stream_dtls_conn_t *ctx);
+void ngx_stream_dtls_zone_forget(ngx_stream_dtls_conn_t *ctx);
 void ngx_stream_dtls_zone_dropped(ngx_stream_dtls_zone_t *zone,
     ngx_stream_dtls_record_rc_e rc);
 ngx_uint_t ngx_stream_dtls_zone_counter(ngx_stream_dtls_zone_t *zone,
