@@ -284,6 +284,17 @@ ngx_stream_dtls_zone_add(ngx_stream_dtls_conn_t *ctx)
 
     vars = ngx_stream_dtls_pack_variables(ctx, packed,
                                           NGX_STREAM_DTLS_ZONE_ENTRY - size);
+
+    if (vars == 0) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "DTLS session not kept in dtls_session_zone \"%V\": "
+                      "its PSK identity, server name and PROXY protocol "
+                      "values take more than an entry's %d bytes",
+                      &zone->shm_zone->shm.name, NGX_STREAM_DTLS_ZONE_ENTRY);
+        ngx_stream_dtls_zone_forget(ctx);
+        return NGX_DECLINED;
+    }
+
     size += vars;
 
     hash = ngx_stream_dtls_zone_hash(c);
@@ -377,6 +388,7 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
     size_t                        len, used, vars;
     ssize_t                       n;
     uint32_t                      hash;
+    ngx_int_t                     rc;
     ngx_buf_t                    *b, *plain;
     ngx_str_t                    *identity;
     ngx_connection_t             *c;
@@ -421,9 +433,37 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
+    rc = ngx_stream_dtls_unpack_variables(ctx, packed, vars);
+
+    ngx_explicit_memzero(packed, sizeof(packed));
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* the header goes in front of the first record's plaintext too */
+
+    if (dscf->proxy_protocol) {
+        rc = ngx_stream_dtls_proxy_protocol(ctx);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+
+            /* kept by a configuration without dtls_proxy_protocol */
+
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "DTLS session of the zone not continued: it has "
+                          "no values for dtls_proxy_protocol");
+            return NGX_DECLINED;
+        }
+    }
+
     len = b->last - b->pos;
 
-    plain = ngx_create_temp_buf(c->pool, len);
+    plain = ngx_create_temp_buf(c->pool, ctx->pp_len + len);
     if (plain == NULL) {
         return NGX_ERROR;
     }
@@ -431,7 +471,7 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
     ctx->handshaked = 1;
 
     n = ngx_stream_dtls_session_records(c, ctx, b->pos, len, plain->pos,
-                                        len, &used);
+                                        ctx->pp_len + len, &used);
 
     if (n == NGX_DONE) {
         ngx_stream_dtls_shutdown(ctx);
@@ -449,12 +489,6 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
     {
         return NGX_ERROR;
     }
-
-    if (ngx_stream_dtls_unpack_variables(ctx, packed, vars) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_explicit_memzero(packed, sizeof(packed));
 
     /*
      * an identity removed from dtls_psk_file (and nginx reloaded), or

@@ -1,12 +1,14 @@
 #!/usr/bin/perl
 
-# dtls_session_zone: a session is that of the client's address and port
-# and the server's.  One client socket with a session on each of two
+# dtls_session_zone: what an entry is.  A session is that of the client's
+# address and port and the server's.  One client socket with a session on each of two
 # listens of a server (two ports; two addresses of a wildcard listen):
 # both sessions are kept in the zone, and both are answered when the
 # client wakes after its nginx sessions ended.  A new handshake from a
 # session's address ends the session (RFC 6347 4.2.8), also when its suite
-# is one the zone cannot keep.
+# is one the zone cannot keep.  A session whose PSK identity does not fit
+# in an entry is not kept (a continued session without it could not say
+# who it is, nor be ended when the identity is removed).
 
 ###############################################################################
 
@@ -36,7 +38,12 @@ tool($t, 'dtls_client');
 tool($t, 'udp_echo');
 
 my $key = hexkey();
-psk_file($t, 'psk', "dev-1:$key\n");
+
+# identities of 100 and 128 bytes (the longest a key file may hold)
+
+my %long = map { $_ => 'urn:dev:' . ('x' x ($_ - 8)) } 100, 128;
+
+psk_file($t, 'psk', "dev-1:$key\n$long{100}:$key\n$long{128}:$key\n");
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
@@ -45,9 +52,10 @@ events {
 
 stream {
     log_format  zone  '$server_addr:$server_port $dtls_session_continued '
-                      '$dtls_zone_sessions $dtls_cipher';
+                      '$dtls_psk_identity $dtls_zone_sessions $dtls_cipher';
 
     access_log  %%TESTDIR%%/access.log  zone;
+    error_log   %%TESTDIR%%/error.log  info;
 
     dtls_psk_file  %%TESTDIR%%/psk;
 
@@ -74,7 +82,7 @@ stream {
 EOF
 
 udp_echo($t, '127.0.0.1:' . port(8993, udp => 1));
-$t->run()->plan(9);
+$t->run()->plan(13);
 
 ###############################################################################
 
@@ -130,7 +138,33 @@ waitpid($pid, 0);
 unlike(daemon_output($t, $device), qr/^echo ok n=2$/m,
 	'the session it replaced is not continued');
 my ($line) = grep { / PSK-AES128-CBC-SHA256$/ } access_lines($t, $mark);
-like($line, qr/ \. 0 PSK-AES128-CBC-SHA256$/, 'and left the zone');
+like($line, qr/ \. dev-1 0 PSK-AES128-CBC-SHA256$/, 'and left the zone');
+
+# long identities: one that fits, and one that does not
+
+for my $n (100, 128) {
+	$mark = access_mark($t);
+
+	($out) = dtls_client($t, '-c', $to[0], '-i', $long{$n}, '-k', $key,
+		'-m', 'echo', '-n', 2, '-W', 2500, '-t', 2000);
+
+	wait_access($t, 2, 5, $mark) if $n == 100;
+	@lines = access_lines($t, $mark);
+
+	if ($n == 100) {
+		like($out, qr/^echo ok n=2$/m, 'identity of 100 bytes: continued');
+		my $id = $long{100};
+		ok(grep({ / c \Q$id\E / } @lines),
+			'and its identity with it');
+		next;
+	}
+
+	unlike($out, qr/^echo ok n=2$/m, 'identity of 128 bytes: not kept');
+	ok(grep_log($t, qr/\[info\].*DTLS session not kept in /
+		. qr/dtls_session_zone "sessions": its PSK identity, server name /
+		. qr/and PROXY protocol values take more than an entry's 512 /),
+		'and logged');
+}
 
 ###############################################################################
 
