@@ -97,7 +97,7 @@ stream {
 EOF
 
 udp_echo($t, '127.0.0.1:' . port(8982, udp => 1));
-$t->run()->plan(29);
+$t->run()->plan(30);
 
 my $echo = port(8980, udp => 1);
 my $held = port(8981, udp => 1);
@@ -110,13 +110,16 @@ my $held = port(8981, udp => 1);
 my @first = workers($t);
 
 my $r = paced(sub {
+	my $reloads = 0;
+
 	sleep 1.5;
-	reload_wait($t);
+	$reloads++ if reload_wait($t);
 	sleep 1.5;
 	psk(qw/ bench dev-2 /);
-	reload_wait($t);
+	$reloads++ if reload_wait($t);
 	sleep 1.5;
-	reload_wait($t);
+	$reloads++ if reload_wait($t);
+	is($reloads, 3, 'three reloads, each with new workers');
 	sleep 2.5;
 
 	my ($out) = dtls_client($t, '-c', "127.0.0.1:$echo", '-i', 'dev-2',
