@@ -79,7 +79,7 @@ stream {
 EOF
 
 udp_echo($t, '127.0.0.1:' . port(8982, udp => 1));
-$t->run()->plan(40);
+$t->run()->plan(43);
 
 my $dtls = '127.0.0.1:' . port(8980, udp => 1);
 my $plain = '127.0.0.1:' . port(8981, udp => 1);
@@ -149,6 +149,29 @@ is($r->{wake_failed}, 0, 'no zone: none failed');
 my ($out, $rc) = run_tool($t, { timeout => 20 }, 'dtls_load', '-c', $dtls,
 	@psk, '-m', 'hold', '-N', 1, '-H', 1, '-d', 1);
 is($rc, 2, 'hold: -H with -d is a usage error');
+
+# a wake that nothing answers: the identity removed, and nginx reloaded,
+# while the sessions are held; the zone does not continue them and no
+# new handshake succeeds
+
+my $held = daemon($t, tool($t, 'dtls_load'), '-c',
+	'127.0.0.1:' . port(8984, udp => 1), @psk, '-m', 'hold', '-N', 10,
+	'-n', 10, '-H', 3, '-t', 1000);
+
+wait_for($t, sub { daemon_output($t, $held) =~ /"ready":true/ }, 10);
+psk_file($t, 'psk', "other:$key\n");
+reload_wait($t);
+
+wait_for($t, sub { daemon_output($t, $held) =~ /"done"/ }, 20);
+$r = decode_json((grep { /"done"/ } split /\n/, daemon_output($t, $held))[0]
+	// '{}');
+is($r->{woken}, 10, 'identity gone: 10 woken');
+is($r->{wake_answered} + $r->{wake_handshakes}, 0,
+	'identity gone: none answered');
+is($r->{wake_failed}, 10, 'identity gone: 10 failed');
+
+psk_file($t, 'psk', "bench:$key\n");
+reload_wait($t);
 
 # a payload that no record of the MTU can carry is refused, not measured
 
