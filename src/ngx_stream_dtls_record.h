@@ -42,7 +42,7 @@
  * dtls_connection_id's length, a client's may be up to this
  */
 
-#define NGX_STREAM_DTLS_CID_MAX_LEN         16
+#define NGX_STREAM_DTLS_CID_MAX_LEN         8
 
 /* header with a CID, explicit nonce, tag and inner type, at most */
 #define NGX_STREAM_DTLS_RECORD_MAX_OVERHEAD                                   \
@@ -68,7 +68,7 @@
 
 /*
  * One direction of a session's record protection: plain bytes, no
- * pointer, so that it can be kept in shared memory (88 bytes).
+ * pointer, so that it can be kept in shared memory (80 bytes).
  * Writing uses seq; reading uses top and window: bit i of window set
  * means that record top - i was received (bit 0 is top itself, so an
  * empty window with top 0 still accepts record 0).  A cid_len other than
@@ -79,12 +79,12 @@
 typedef struct {
     u_char                      key[NGX_STREAM_DTLS_RECORD_KEY_LEN];
     u_char                      iv[NGX_STREAM_DTLS_RECORD_IV_LEN];
-    uint64_t                    seq;        /* write: the next to seal */
-    uint64_t                    top;        /* read: the highest received */
-    uint64_t                    window;     /* read */
     uint16_t                    epoch;
     u_char                      aead;       /* NGX_STREAM_DTLS_AEAD_* */
     u_char                      cid_len;
+    uint64_t                    seq;        /* write: the next to seal */
+    uint64_t                    top;        /* read: the highest received */
+    uint64_t                    window;     /* read */
     u_char                      cid[NGX_STREAM_DTLS_CID_MAX_LEN];
 } ngx_stream_dtls_record_t;
 

@@ -126,7 +126,7 @@ stream {
 EOF
 
 udp_echo($t, '127.0.0.1:' . port(8990, udp => 1));
-$t->run()->plan(38);
+$t->run()->plan(39);
 
 my @suites = (
 	[ 'PSK-AES128-CCM8', 'TLS-PSK-WITH-AES-128-CCM-8' ],
@@ -137,6 +137,7 @@ my @suites = (
 
 # nginx -t
 
+my $mark;
 my ($rc, $out) = test_config($t, 'nozone.conf');
 ok($rc != 0 && $out =~ /"dtls_connection_id" in \S+nozone\.conf:11 /
 	. qr/needs "dtls_session_zone"/, 'nginx -t: no dtls_session_zone refused')
@@ -144,7 +145,7 @@ ok($rc != 0 && $out =~ /"dtls_connection_id" in \S+nozone\.conf:11 /
 
 for my $bad ([ 'maybe', qr/invalid value "maybe"/ ],
 	[ 'on length=0', qr/invalid CID length "length=0"/ ],
-	[ 'on length=17', qr/invalid CID length "length=17"/ ],
+	[ 'on length=9', qr/invalid CID length "length=9"/ ],
 	[ 'on size=6', qr/invalid parameter "size=6"/ ],
 	[ 'off length=6', qr/invalid parameter "length=6"/ ])
 {
@@ -190,6 +191,18 @@ ok($rc == 0 && cid_len($out) == 6 && echoed($out) == 20,
 ($out, $rc) = mbedtls(port(8980, udp => 1), $suites[0][1], 20, 'cid=0');
 ok($rc == 0 && !defined cid_len($out) && echoed($out) == 20,
 	'client without CID: 20 echoes') or diag("exit code $rc:\n$out");
+
+# a client's CID longer than 8 bytes is not negotiated: records as before
+
+$mark = log_mark($t);
+($out, $rc) = mbedtls(port(8980, udp => 1), $suites[0][1], 20, 'cid=1',
+	'cid_val=0102030405060708090a0b0c0d0e0f10');
+ok($rc == 0 && $out =~ /Connection ID was rejected by the server/
+	&& echoed($out) == 20
+	&& wait_log($t, qr/connection ID of 16 bytes is longer than 8/, 2,
+		$mark),
+	'client CID of 16 bytes: not negotiated, 20 echoes')
+	or diag("exit code $rc:\n$out");
 
 # an abbreviated handshake (a ticket): the server's Finished comes first,
 # sealed with the CID from the resumed session's master secret
@@ -252,8 +265,9 @@ ok(defined $plain && defined $with && $with > $plain + 4,
 
 my $port = port(8982, udp => 1);
 my $relay = udp_relay($t, $port, '-b', 10);
-my $mark = log_mark($t);
 my $amark = access_mark($t);
+
+$mark = log_mark($t);
 
 # (its close_notify, were it the first datagram of a new port, would
 # end the session there, not move it)
