@@ -22,6 +22,7 @@ use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 use Test::Nginx::DTLS;
 use Test::DTLS::Freescan;
+use Test::DTLS::Hello qw/ random /;
 
 ###############################################################################
 
@@ -30,15 +31,12 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-plan(skip_all => 'ASan has its own free()') if $ENV{TEST_NGINX_ASAN};
+freescan_needs($t);
 plan(skip_all => 'no cdb tool (tinycdb)') unless `cdb -h 2>&1` =~ /cdb -c/;
 
-tool($t, 'freescan.so');
 tool($t, 'dtls_client');
 
 my $d = $t->testdir();
-
-sub random { join '', map { chr int rand 256 } 1 .. $_[0] }
 
 # 100 keys of 16 to 64 bytes, in a database renamed into place
 

@@ -25,6 +25,7 @@ use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 use Test::Nginx::DTLS;
 use Test::DTLS::Freescan;
+use Test::DTLS::Hello qw/ random /;
 
 ###############################################################################
 
@@ -33,14 +34,11 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-plan(skip_all => 'ASan has its own free()') if $ENV{TEST_NGINX_ASAN};
+freescan_needs($t);
 
-tool($t, 'freescan.so');
 tool($t, 'dtls_client');
 
 my $d = $t->testdir();
-
-sub random { join '', map { chr int rand 256 } 1 .. $_[0] }
 
 # 100 keys of 16 to 64 bytes, in no order: the sort has work to do
 

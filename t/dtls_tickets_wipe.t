@@ -21,6 +21,7 @@ use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 use Test::Nginx::DTLS;
 use Test::DTLS::Freescan;
+use Test::DTLS::Hello qw/ random /;
 
 ###############################################################################
 
@@ -29,14 +30,11 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-plan(skip_all => 'ASan has its own free()') if $ENV{TEST_NGINX_ASAN};
+freescan_needs($t);
 
-tool($t, 'freescan.so');
 tool($t, 'dtls_client');
 
 my $d = $t->testdir();
-
-sub random { join '', map { chr int rand 256 } 1 .. $_[0] }
 
 my $psk = unpack('H*', random(16));
 $t->write_file('psk', "dev-1:$psk\n");

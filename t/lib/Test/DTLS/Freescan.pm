@@ -4,6 +4,7 @@ package Test::DTLS::Freescan;
 # free() or realloc() gives back for the secrets of the test directory's
 # file "patterns" ("LABEL HEX" lines), and what the shim logged:
 #
+#	freescan_needs($t);
 #	my $master = freescan_run($t);
 #	...
 #	my $scan = freescan_log($t);
@@ -15,9 +16,19 @@ use strict;
 
 use base qw/ Exporter /;
 
-our @EXPORT = qw/ freescan_run freescan_log found canary /;
+our @EXPORT = qw/ freescan_needs freescan_run freescan_log found canary /;
 
+use Test::More;
 use Test::Nginx::DTLS;
+
+# the test skipped where the shim cannot see what is freed
+
+sub freescan_needs {
+	my ($t) = @_;
+
+	plan(skip_all => 'ASan has its own free()') if $ENV{TEST_NGINX_ASAN};
+	tool($t, 'freescan.so');
+}
 
 # $t->run() under the shim; the master's pid
 
