@@ -87,6 +87,7 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 
+#include "dgram.h"
 #include "dtls.h"
 
 
@@ -126,23 +127,6 @@ typedef struct {
     long                     mtu;
     int                      thread_clock;
 } conf_t;
-
-
-/* a datagram in a queue: libc memory, not OpenSSL's */
-
-typedef struct dgram_s  dgram_t;
-
-struct dgram_s {
-    dgram_t                 *next;
-    size_t                   len;
-    unsigned char            data[];
-};
-
-
-typedef struct {
-    dgram_t                 *head;
-    dgram_t                 *tail;
-} queue_t;
 
 
 /* what a BIO reads from and writes to */
@@ -211,8 +195,6 @@ static int bio_init(void);
 static BIO *bio_new(end_t *end);
 static int bio_write(BIO *b, const char *buf, int len);
 static int bio_read(BIO *b, char *buf, int len);
-static long bio_ctrl(BIO *b, int cmd, long num, void *ptr);
-static void queue_clear(queue_t *q);
 
 static SSL_CTX *make_ctx(int server);
 static int cookie_make(unsigned char *cookie, unsigned int *len);
@@ -586,7 +568,7 @@ bio_init(void)
 
     if (BIO_meth_set_write(bio_method, bio_write) != 1
         || BIO_meth_set_read(bio_method, bio_read) != 1
-        || BIO_meth_set_ctrl(bio_method, bio_ctrl) != 1)
+        || BIO_meth_set_ctrl(bio_method, queue_bio_ctrl) != 1)
     {
         return -1;
     }
@@ -615,30 +597,13 @@ bio_new(end_t *end)
 static int
 bio_write(BIO *b, const char *buf, int len)
 {
-    end_t    *end;
-    dgram_t  *d;
+    end_t  *end;
 
     end = BIO_get_data(b);
 
     BIO_clear_retry_flags(b);
 
-    d = malloc(sizeof(dgram_t) + (len > 0 ? len : 0));
-    if (d == NULL) {
-        return -1;
-    }
-
-    d->next = NULL;
-    d->len = len > 0 ? len : 0;
-    memcpy(d->data, buf, d->len);
-
-    if (end->out->tail) {
-        end->out->tail->next = d;
-
-    } else {
-        end->out->head = d;
-    }
-
-    end->out->tail = d;
+    queue_push(end->out, (const unsigned char *) buf, len > 0 ? len : 0);
 
     return len;
 }
@@ -647,63 +612,11 @@ bio_write(BIO *b, const char *buf, int len)
 static int
 bio_read(BIO *b, char *buf, int len)
 {
-    size_t    n;
-    end_t    *end;
-    dgram_t  *d;
+    end_t  *end;
 
     end = BIO_get_data(b);
 
-    BIO_clear_retry_flags(b);
-
-    d = end->in->head;
-
-    if (d == NULL) {
-        BIO_set_retry_read(b);
-        return -1;
-    }
-
-    end->in->head = d->next;
-
-    if (end->in->head == NULL) {
-        end->in->tail = NULL;
-    }
-
-    n = (d->len < (size_t) len) ? d->len : (size_t) len;
-    memcpy(buf, d->data, n);
-    free(d);
-
-    return (int) n;
-}
-
-
-static long
-bio_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-    (void) b;
-    (void) num;
-    (void) ptr;
-
-    switch (cmd) {
-    case BIO_CTRL_FLUSH:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-
-static void
-queue_clear(queue_t *q)
-{
-    dgram_t  *d;
-
-    while (q->head) {
-        d = q->head;
-        q->head = d->next;
-        free(d);
-    }
-
-    q->tail = NULL;
+    return queue_read(b, end->in, buf, len);
 }
 
 
