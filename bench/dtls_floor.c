@@ -89,6 +89,7 @@
 
 #include "dgram.h"
 #include "dtls.h"
+#include "opt.h"
 
 
 #define DEFAULT_CIPHER   "PSK-AES128-CCM8"
@@ -330,25 +331,26 @@ parse_args(int argc, char **argv)
             }
             break;
         case 's':
-            cf.size = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.size < 1 || cf.size > MAX_SIZE) {
-                fprintf(stderr, "dtls_floor: -s must be 1 to %d\n", MAX_SIZE);
+            if (opt_number("dtls_floor", 's', optarg, 1, MAX_SIZE,
+                           &cf.size)
+                != 0)
+            {
                 return -1;
             }
             break;
         case 'N':
-            cf.sessions = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.sessions < 1 || cf.sessions > 10000000) {
-                fprintf(stderr, "dtls_floor: -N must be 1 to 10000000\n");
+            if (opt_number("dtls_floor", 'N', optarg, 1, 10000000,
+                           &cf.sessions)
+                != 0)
+            {
                 return -1;
             }
             break;
         case 'F':
-            cf.max_fragment = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.max_fragment < 512
-                || cf.max_fragment > 16384)
+            if (opt_number("dtls_floor", 'F', optarg, 512, 16384,
+                           &cf.max_fragment)
+                != 0)
             {
-                fprintf(stderr, "dtls_floor: -F must be 512 to 16384\n");
                 return -1;
             }
             break;
@@ -356,9 +358,10 @@ parse_args(int argc, char **argv)
             cf.release = 1;
             break;
         case 'M':
-            cf.mtu = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.mtu < 256 || cf.mtu > 65507) {
-                fprintf(stderr, "dtls_floor: -M must be 256 to 65507\n");
+            if (opt_number("dtls_floor", 'M', optarg, 256, 65507,
+                           &cf.mtu)
+                != 0)
+            {
                 return -1;
             }
             break;

@@ -97,6 +97,7 @@
 
 #include "addr.h"
 #include "dtls.h"
+#include "opt.h"
 
 
 #define MTU              1200
@@ -301,8 +302,7 @@ usage(void)
 static int
 parse_args(int argc, char **argv)
 {
-    int    opt;
-    char  *end;
+    int  opt;
 
     tool_psk.identity = "client1";
     cf.ciphers = NULL;
@@ -329,8 +329,10 @@ parse_args(int argc, char **argv)
             tool_psk.identity = optarg;
             break;
         case 'W':
-            cf.wait = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.wait < 0) {
+            if (opt_number("dtls_client", 'W', optarg, 0, 86400000,
+                           &cf.wait)
+                != 0)
+            {
                 return -1;
             }
             break;
@@ -359,9 +361,10 @@ parse_args(int argc, char **argv)
             cf.server_name = optarg;
             break;
         case 'M':
-            cf.mtu = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.mtu < 256 || cf.mtu > 65507) {
-                fprintf(stderr, "dtls_client: -M must be 256 to 65507\n");
+            if (opt_number("dtls_client", 'M', optarg, 256, 65507,
+                           &cf.mtu)
+                != 0)
+            {
                 return -1;
             }
             break;
@@ -386,14 +389,18 @@ parse_args(int argc, char **argv)
             }
             break;
         case 'n':
-            cf.n = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.n < 0 || cf.n > 1000000) {
+            if (opt_number("dtls_client", 'n', optarg, 0, 1000000,
+                           &cf.n)
+                != 0)
+            {
                 return -1;
             }
             break;
         case 'P':
-            cf.parallel = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.parallel < 1 || cf.parallel > 10000) {
+            if (opt_number("dtls_client", 'P', optarg, 1, 10000,
+                           &cf.parallel)
+                != 0)
+            {
                 return -1;
             }
             break;
@@ -401,8 +408,10 @@ parse_args(int argc, char **argv)
             cf.payload = optarg;
             break;
         case 't':
-            cf.timeout = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.timeout < 1) {
+            if (opt_number("dtls_client", 't', optarg, 1, 86400000,
+                           &cf.timeout)
+                != 0)
+            {
                 return -1;
             }
             break;
