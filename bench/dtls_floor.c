@@ -158,6 +158,14 @@ typedef struct {
 
 
 static conf_t         cf;
+
+static opt_number_t   numbers[] = {
+    { 's', 1, MAX_SIZE, &cf.size },
+    { 'N', 1, 10000000, &cf.sessions },
+    { 'F', 512, 16384, &cf.max_fragment },
+    { 'M', 256, 65507, &cf.mtu },
+    { 0, 0, 0, NULL }
+};
 static SSL_CTX       *server_ctx;
 static SSL_CTX       *client_ctx;
 static BIO_METHOD    *bio_method;
@@ -293,7 +301,7 @@ usage(void)
 static int
 parse_args(int argc, char **argv)
 {
-    int    opt;
+    int    opt, rc;
     char  *end;
 
     cf.mode = MODE_HANDSHAKE;
@@ -305,6 +313,16 @@ parse_args(int argc, char **argv)
     cf.mtu = MTU;
 
     while ((opt = getopt(argc, argv, "m:C:xd:s:N:F:RM:c:h")) != -1) {
+        rc = opt_numbers("dtls_floor", numbers, opt, optarg);
+
+        if (rc != 1) {
+            if (rc == -1) {
+                return -1;
+            }
+
+            continue;
+        }
+
         switch (opt) {
         case 'm':
             if (strcmp(optarg, "handshake") == 0) {
@@ -330,40 +348,8 @@ parse_args(int argc, char **argv)
                 return -1;
             }
             break;
-        case 's':
-            if (opt_number("dtls_floor", 's', optarg, 1, MAX_SIZE,
-                           &cf.size)
-                != 0)
-            {
-                return -1;
-            }
-            break;
-        case 'N':
-            if (opt_number("dtls_floor", 'N', optarg, 1, 10000000,
-                           &cf.sessions)
-                != 0)
-            {
-                return -1;
-            }
-            break;
-        case 'F':
-            if (opt_number("dtls_floor", 'F', optarg, 512, 16384,
-                           &cf.max_fragment)
-                != 0)
-            {
-                return -1;
-            }
-            break;
         case 'R':
             cf.release = 1;
-            break;
-        case 'M':
-            if (opt_number("dtls_floor", 'M', optarg, 256, 65507,
-                           &cf.mtu)
-                != 0)
-            {
-                return -1;
-            }
             break;
         case 'c':
             if (strcmp(optarg, "monotonic") == 0) {

@@ -166,6 +166,15 @@ typedef struct {
 
 static conf_t             cf;
 static SSL_CTX           *ctx;
+
+static opt_number_t       numbers[] = {
+    { 'M', 256, 65507, &cf.mtu },
+    { 'n', 0, 1000000, &cf.n },
+    { 'P', 1, 10000, &cf.parallel },
+    { 't', 1, 86400000, &cf.timeout },
+    { 'W', 0, 86400000, &cf.wait },
+    { 0, 0, 0, NULL }
+};
 static pthread_mutex_t    out_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_barrier_t  barrier;
 
@@ -302,7 +311,7 @@ usage(void)
 static int
 parse_args(int argc, char **argv)
 {
-    int  opt;
+    int  opt, rc;
 
     tool_psk.identity = "client1";
     cf.ciphers = NULL;
@@ -316,6 +325,16 @@ parse_args(int argc, char **argv)
     while ((opt = getopt(argc, argv, "c:i:k:C:a:K:A:S:M:m:n:P:s:t:W:RXvh"))
            != -1)
     {
+        rc = opt_numbers("dtls_client", numbers, opt, optarg);
+
+        if (rc != 1) {
+            if (rc == -1) {
+                return -1;
+            }
+
+            continue;
+        }
+
         switch (opt) {
         case 'c':
             cf.peer_str = optarg;
@@ -327,14 +346,6 @@ parse_args(int argc, char **argv)
             break;
         case 'i':
             tool_psk.identity = optarg;
-            break;
-        case 'W':
-            if (opt_number("dtls_client", 'W', optarg, 0, 86400000,
-                           &cf.wait)
-                != 0)
-            {
-                return -1;
-            }
             break;
         case 'k':
             if (parse_hex(optarg, tool_psk.key, sizeof(tool_psk.key),
@@ -360,14 +371,6 @@ parse_args(int argc, char **argv)
         case 'S':
             cf.server_name = optarg;
             break;
-        case 'M':
-            if (opt_number("dtls_client", 'M', optarg, 256, 65507,
-                           &cf.mtu)
-                != 0)
-            {
-                return -1;
-            }
-            break;
         case 'm':
             if (strcmp(optarg, "echo") == 0) {
                 cf.mode = MODE_ECHO;
@@ -388,32 +391,8 @@ parse_args(int argc, char **argv)
                 return -1;
             }
             break;
-        case 'n':
-            if (opt_number("dtls_client", 'n', optarg, 0, 1000000,
-                           &cf.n)
-                != 0)
-            {
-                return -1;
-            }
-            break;
-        case 'P':
-            if (opt_number("dtls_client", 'P', optarg, 1, 10000,
-                           &cf.parallel)
-                != 0)
-            {
-                return -1;
-            }
-            break;
         case 's':
             cf.payload = optarg;
-            break;
-        case 't':
-            if (opt_number("dtls_client", 't', optarg, 1, 86400000,
-                           &cf.timeout)
-                != 0)
-            {
-                return -1;
-            }
             break;
         case 'R':
             cf.resume = 1;
