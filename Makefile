@@ -12,8 +12,9 @@
 #   make bench-memory  memory per idle session, OpenSSL 3.5 against 3.0:
 #                    docs/benchmarks-openssl.md
 #   make bench-sessions  memory per idle session, the module's records
-#                    against OpenSSL's, and in dtls_session_zone:
-#                    docs/benchmarks-sessions.md
+#                    against OpenSSL's, and in dtls_session_zone, and
+#                    their echo rates (BASELINE=COMMIT: also the module
+#                    of that commit): docs/benchmarks-sessions.md
 #
 # Other versions, each built in a directory of its own (the test tools in
 # build/tools are shared):
@@ -280,12 +281,25 @@ bench-psk: all tools
 	perl bench/psk.pl
 
 # memory per idle session: the module's records, OpenSSL's, sessions kept
-# only in dtls_session_zone (bench/sessions.pl; BENCH_SESSIONS,
-# BENCH_ZONE_SESSIONS): docs/benchmarks-sessions.md
+# only in dtls_session_zone; their echo rates, side by side (bench/
+# sessions.pl; BENCH_SESSIONS, BENCH_ZONE_SESSIONS, BENCH_ECHO_SECONDS,
+# BENCH_ECHO_REPEAT): docs/benchmarks-sessions.md.  BASELINE=COMMIT adds
+# the echo rate of the module of that commit, built in
+# build/baseline-COMMIT (f1affbe: the last before its own record layer)
 
-bench-sessions: all tools
+BASELINE ?=
+BASELINE_NGINX = $(BUILD)/baseline-$(BASELINE)/build/nginx/sbin/nginx
+
+bench-sessions: all tools $(if $(BASELINE),$(BASELINE_NGINX))
 	@sh scripts/deps.sh procps
-	perl bench/sessions.pl
+	$(if $(BASELINE),BENCH_BASELINE=$(BASELINE_NGINX) \
+	    BENCH_BASELINE_NAME=$(BASELINE)) perl bench/sessions.pl
+
+$(BUILD)/baseline-%/build/nginx/sbin/nginx: | source
+	rm -rf $(BUILD)/baseline-$*
+	mkdir -p $(BUILD)/baseline-$*
+	git archive $* | tar -x -C $(BUILD)/baseline-$*
+	$(MAKE) -C $(BUILD)/baseline-$* NGINX_SRC=$(SRC) $@
 
 # memory per idle session with OPENSSL (3.5) against the system's OpenSSL,
 # the same nginx (NGINX, 1.30 by default here) and one run for both:

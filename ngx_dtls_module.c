@@ -1262,16 +1262,6 @@ ngx_stream_dtls_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    /* a session continued from the zone has no SSL object to build one */
-
-    if (conf->zone && conf->proxy_protocol) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "\"dtls_proxy_protocol\" cannot be used with "
-                      "\"dtls_session_zone\" in the server in %s:%ui",
-                      conf->file, conf->line);
-        return NGX_CONF_ERROR;
-    }
-
     if (conf->ciphers.len == 0) {
         if (conf->psk && conf->certificates) {
             ngx_str_set(&conf->ciphers, NGX_STREAM_DTLS_PSK_CIPHERS ":"

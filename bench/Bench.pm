@@ -1,8 +1,9 @@
 package Bench;
 
-# What bench/bench.pl and bench/memory.pl share: the processes they start
-# (by name, on a CPU, output in the run's directory), the dtls_load
-# holders, the listening socket buffer, a process's RSS, free ports.
+# What the bench/*.pl share: the processes they start (by name, on a CPU,
+# output in the run's directory), the dtls_load holders and runs, the
+# listening socket buffer, a process's RSS and CPU times, free ports,
+# medians.
 #
 #	use lib dirname(__FILE__);
 #	use Bench;
@@ -21,7 +22,8 @@ use POSIX qw/ WNOHANG /;
 use Time::HiRes qw/ sleep time /;
 
 our @EXPORT = qw/ $dir %pids %holders spawn stop stop_all holder hold_stop
-	nginx_worker set_rmem rss_kb free_port wait_for write_file say /;
+	run_load nginx_worker set_rmem rss_kb cpu_seconds free_port wait_for
+	write_file median say /;
 
 # the run's directory; the processes started, by name; the pids of the
 # dtls_load processes that hold sessions
@@ -111,8 +113,26 @@ sub hold_stop {
 	}
 }
 
+# a dtls_load run to its end, on a CPU: its result line, decoded
+
+sub run_load {
+	my ($load, $cpu, @args) = @_;
+
+	my $out = qx{taskset -c $cpu $load @args 2>>$dir/load.err};
+	my ($line) = grep { /^\{/ } reverse split /\n/, $out;
+
+	die "dtls_load @args: no result (see $dir/load.err)\n"
+		unless defined $line;
+
+	return decode_json($line);
+}
+
+# the worker of the nginx started as NAME ("nginx" by default)
+
 sub nginx_worker {
-	my $master = $pids{nginx} or return undef;
+	my ($name) = @_;
+
+	my $master = $pids{$name // 'nginx'} or return undef;
 	my ($w) = split /\s+/, `pgrep -P $master 2>/dev/null` || '';
 	return $w || undef;
 }
@@ -146,6 +166,22 @@ sub rss_kb {
 	return 0;
 }
 
+# a process's user and system CPU seconds
+
+sub cpu_seconds {
+	my ($pid) = @_;
+
+	open my $fh, '<', "/proc/$pid/stat" or return (0, 0);
+	my $stat = <$fh>;
+	$stat =~ s/^.*\) //;
+	my @f = split / /, $stat;
+
+	# utime and stime, fields 14 and 15 of proc(5), in clock ticks
+
+	my $hz = POSIX::sysconf(POSIX::_SC_CLK_TCK());
+	return ($f[11] / $hz, $f[12] / $hz);
+}
+
 sub free_port {
 	my $s = IO::Socket::IP->new(Proto => 'udp', LocalAddr => '127.0.0.1:0')
 		or die "udp socket: $!\n";
@@ -169,6 +205,12 @@ sub write_file {
 	open my $fh, '>', $path or die "$path: $!\n";
 	print $fh $content;
 	close $fh;
+}
+
+sub median {
+	my @v = sort { $a <=> $b } grep { defined } @_;
+	return undef unless @v;
+	return @v % 2 ? $v[$#v / 2] : ($v[@v / 2 - 1] + $v[@v / 2]) / 2;
 }
 
 sub say {

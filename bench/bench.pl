@@ -274,15 +274,7 @@ sub measure {
 }
 
 sub load {
-	my (@args) = @_;
-
-	my $out = qx{taskset -c $CLIENT_CPU $TOOLS/dtls_load @args 2>>$dir/load.err};
-	my ($line) = grep { /^\{/ } reverse split /\n/, $out;
-
-	die "dtls_load @args: no result (see $dir/load.err)\n"
-		unless defined $line;
-
-	return decode_json($line);
+	return run_load("$TOOLS/dtls_load", $CLIENT_CPU, @_);
 }
 
 sub floor_run {
@@ -638,20 +630,6 @@ sub pki {
 
 ###############################################################################
 
-sub cpu_seconds {
-	my ($pid) = @_;
-
-	open my $fh, '<', "/proc/$pid/stat" or return (0, 0);
-	my $stat = <$fh>;
-	$stat =~ s/^.*\) //;
-	my @f = split / /, $stat;
-
-	# utime and stime, fields 14 and 15 of proc(5), in clock ticks
-
-	my $hz = POSIX::sysconf(POSIX::_SC_CLK_TCK());
-	return ($f[11] / $hz, $f[12] / $hz);
-}
-
 # the old value, or undef when it cannot be set
 
 sub meta {
@@ -684,13 +662,6 @@ sub pion_version {
 ###############################################################################
 
 # medians of the alternated runs, and the ratios the issue asks for
-
-sub median {
-	my @v = sort { $a <=> $b } grep { defined } @_;
-	return undef unless @v;
-	return $v[$#v / 2] if @v % 2;
-	return ($v[@v / 2 - 1] + $v[@v / 2]) / 2;
-}
 
 sub rate_of {
 	my ($r) = @_;

@@ -6,7 +6,8 @@
  *   dtls_load -c ADDR:PORT -m handshake|echo|hold [-n CONCURRENCY]
  *             [-d SECONDS] [-w SECONDS] [-s PAYLOAD] [-i IDENTITY]
  *             [-k HEXKEY] [-C CIPHERS] [-u] [-b BINDADDR] [-N SESSIONS]
- *             [-t MS] [-M MTU] [-a CERTFILE -K KEYFILE] [-r] [-D] [-v]
+ *             [-t MS] [-M MTU] [-a CERTFILE -K KEYFILE] [-r] [-D]
+ *             [-R MS] [-H SECONDS] [-v]
  *
  * One thread, one epoll loop, one non-blocking UDP socket per session,
  * connect()ed to the server (and bound to BINDADDR, port 0, with -b);
@@ -42,8 +43,14 @@
  *              first ClientHello to the echo reply.  Not with -u.
  *   echo       -n sessions are established first (not measured), then
  *              each, in a closed loop, sends an echo, waits for its reply,
- *              sends the next.  A latency sample is one round trip.  At
- *              the end, close_notify on each session.  With -u, plain
+ *              sends the next.  With -R MS, paced instead: each session
+ *              sends an echo every MS milliseconds on average (each
+ *              interval drawn between MS/2 and 3MS/2, from the previous
+ *              echo's sending; at once if its reply came later than
+ *              that), the first within MS of the measurement's start, so
+ *              that many sessions make a light, steady load (-n / MS
+ *              echoes a millisecond).  A latency sample is one round trip.
+ *              At the end, close_notify on each session.  With -u, plain
  *              datagrams.
  *   hold       -N sessions (default 1000) are established, at most -n
  *              handshakes at a time, each with one echo so that the server
@@ -55,6 +62,13 @@
  *              stdin of a script's background job) is ignored.  A held
  *              session keeps its socket and its close_notify, made in
  *              advance, not its SSL object: some 50K less each.
+ *              With -H SECONDS, each session keeps its SSL object instead,
+ *              and after SECONDS of silence (stdin and signals end it
+ *              sooner, without this) the sessions wake, at most -n at a
+ *              time: each held session sends one echo; one that gets no
+ *              reply (-t), or that the server closed while held, makes a
+ *              new handshake and sends its echo again (3 tries); then the
+ *              close_notify and the final line.
  *
  * handshake and echo: -w seconds of warm-up (default 1), then -d seconds
  * (default 5) measured; then the sessions still busy get up to 2 s to
@@ -108,7 +122,12 @@
  * "handshakes_per_s" of the set-up, and in the final line "held_s",
  * "lost" (sessions the server ended while held), "closed",
  * "close_acked", "unexpected" (datagrams to idle sessions); counts and
- * CPU times are those of the whole run.
+ * CPU times are those of the whole run.  With -H, "held_s" is the
+ * silence, and the final line adds "wake_s" (the wake's time),
+ * "woken" (held sessions that sent), "wake_answered" (answered in their
+ * held session), "wake_handshakes" (answered only after a new
+ * handshake) and "wake_failed" (not answered at all).  With -R, echo's
+ * line adds "pace_ms" (0 without).
  *
  * A session needs a file descriptor: the soft RLIMIT_NOFILE is raised to
  * the hard one, and -n (hold: -N) beyond it is a usage error.
@@ -185,6 +204,7 @@ typedef enum {
     ST_HANDSHAKE,
     ST_ECHO,                            /* an echo out, waiting */
     ST_IDLE,                            /* established, nothing out */
+    ST_PACE,                            /* -R: the next echo on its timer */
     ST_DEAD,                            /* given up */
     ST_CLOSING,                         /* close_notify sent, waiting */
     ST_N
@@ -197,6 +217,7 @@ typedef enum {
     PH_MEASURE,
     PH_DRAIN,                           /* the busy ones finish */
     PH_HOLD,
+    PH_WAKE,                            /* hold -H: the echoes after it */
     PH_DONE,                            /* over: to close the sessions */
     PH_CLOSE
 } phase_e;
@@ -225,6 +246,9 @@ typedef struct {
     uint64_t                 late;
     uint64_t                 unexpected;
     uint64_t                 lost;
+    uint64_t                 woken;
+    uint64_t                 wake_answered;
+    uint64_t                 wake_handshakes;
 } stats_t;
 
 
@@ -254,6 +278,8 @@ typedef struct {
     uint8_t                  resent;
     uint8_t                  want_write;
     uint8_t                  tries;
+    uint8_t                  held;      /* hold: established in set-up */
+    uint8_t                  renewed;   /* hold -H: handshake at wake */
 } sess_t;
 
 
@@ -284,6 +310,8 @@ typedef struct {
     long                     payload;
     long                     timeout;
     long                     mtu;
+    long                     pace;          /* -R: ms, or 0 */
+    double                   wake;          /* -H: seconds, or 0 */
     int                      udp;
     int                      dgram_bio;
     int                      verbose;
@@ -307,7 +335,7 @@ static long            hold_next;
 
 static phase_e         phase;
 static int64_t         phase_until;     /* 0: none */
-static int64_t         t_start, t_begin, t_end, t_done;
+static int64_t         t_start, t_begin, t_end, t_done, t_wake;
 static int             measured;
 static int             ready_printed;
 static int             interrupted;
@@ -361,6 +389,7 @@ static uint32_t hist_value(unsigned i);
 static uint32_t hist_pct(double q);
 
 static void set_state(sess_t *s, sess_state_e state);
+static long busy(void);
 static int may_start(void);
 static int may_send(void);
 static void sess_start(sess_t *s);
@@ -368,9 +397,11 @@ static void sess_handshake(sess_t *s);
 static void sess_hs_timer(sess_t *s);
 static void sess_established(sess_t *s);
 static void sess_send(sess_t *s);
+static void sess_pace(sess_t *s, int64_t at, int64_t now);
 static int sess_write(sess_t *s);
 static ssize_t sess_recv(sess_t *s);
 static void sess_readable(sess_t *s);
+static int echo_match(sess_t *s, ssize_t n);
 static void sess_echo_reply(sess_t *s, int64_t t);
 static void sess_park(sess_t *s);
 static void sess_idle_raw(sess_t *s);
@@ -383,10 +414,12 @@ static void sess_close(sess_t *s, int notify);
 static int setup(void);
 static void start(void);
 static void hold_fill(void);
+static void sess_wake(sess_t *s);
 static void phase_check(int64_t now);
 static void measure_begin(int64_t now);
 static void measure_end(int64_t now);
 static void hold_ready(int64_t now);
+static void wake_begin(int64_t now);
 static void on_signal(void);
 static void on_stdin(void);
 static int run(void);
@@ -467,6 +500,10 @@ usage(void)
         "  -a CERTFILE   client certificate chain (PEM), with -K KEYFILE\n"
         "  -r            resume the first session in every later one\n"
         "  -D            OpenSSL's datagram BIO instead of read()/write()\n"
+        "  -R MS         echo: paced, an echo every MS ms from each session\n"
+        "                (jittered), not a closed loop\n"
+        "  -H SECONDS    hold: keep the SSL objects, and after SECONDS of\n"
+        "                silence an echo from each, answered or not\n"
         "  -v            every failure and each phase on stderr\n");
 }
 
@@ -487,7 +524,7 @@ parse_args(int argc, char **argv)
     cf.mtu = MTU;
 
     while ((opt = getopt(argc, argv,
-                         "c:m:n:N:d:w:s:i:I:k:C:ub:t:M:a:K:rDvh"))
+                         "c:m:n:N:d:w:s:i:I:k:C:ub:t:M:a:K:rDR:H:vh"))
            != -1)
     {
         switch (opt) {
@@ -561,7 +598,6 @@ parse_args(int argc, char **argv)
                 fprintf(stderr, "dtls_load: -I takes 1 to 10000000\n");
                 return -1;
             }
-            srandom((unsigned int) (getpid() ^ time(NULL)));
             break;
         case 'k':
             if (parse_hex(optarg, cf.key, sizeof(cf.key), &cf.key_len) != 0) {
@@ -609,6 +645,18 @@ parse_args(int argc, char **argv)
         case 'D':
             cf.dgram_bio = 1;
             break;
+        case 'R':
+            cf.pace = strtol(optarg, &end, 10);
+            if (*end != '\0' || cf.pace < 1 || cf.pace > 3600000) {
+                fprintf(stderr, "dtls_load: invalid -R \"%s\"\n", optarg);
+                return -1;
+            }
+            break;
+        case 'H':
+            if (parse_seconds(optarg, &cf.wake, 0) != 0) {
+                return -1;
+            }
+            break;
         case 'v':
             cf.verbose = 1;
             break;
@@ -653,6 +701,16 @@ parse_args(int argc, char **argv)
 
     if (cf.has_sessions && cf.mode != MODE_HOLD) {
         fprintf(stderr, "dtls_load: -N is for hold mode\n");
+        return -1;
+    }
+
+    if (cf.pace && cf.mode != MODE_ECHO) {
+        fprintf(stderr, "dtls_load: -R is for echo mode\n");
+        return -1;
+    }
+
+    if (cf.wake && (cf.mode != MODE_HOLD || cf.has_duration)) {
+        fprintf(stderr, "dtls_load: -H is for hold mode, without -d\n");
         return -1;
     }
 
@@ -1225,6 +1283,15 @@ set_state(sess_t *s, sess_state_e state)
 }
 
 
+/* the sessions with something out: a handshake, an echo, a restart */
+
+static long
+busy(void)
+{
+    return state_n[ST_HANDSHAKE] + state_n[ST_ECHO] + state_n[ST_BACKOFF];
+}
+
+
 /* whether a failed or finished session is to start again */
 
 static int
@@ -1237,7 +1304,7 @@ may_start(void)
         return phase == PH_SETUP || phase == PH_WARMUP
                || phase == PH_MEASURE;
     default:
-        return phase == PH_SETUP;
+        return phase == PH_SETUP || phase == PH_WAKE;
     }
 }
 
@@ -1421,7 +1488,13 @@ sess_established(sess_t *s)
         }
     }
 
-    s->tries = 0;
+    /* at wake, the tries count until an echo is answered */
+
+    s->renewed = (phase == PH_WAKE);
+
+    if (phase != PH_WAKE) {
+        s->tries = 0;
+    }
 
     if (cf.mode == MODE_ECHO && !may_send()) {
         timer_del(s);
@@ -1461,6 +1534,21 @@ sess_send(sess_t *s)
         retry = s->sent + ECHO_RETRY_MS * 1000;
         timer_set(s, retry < s->deadline ? retry : s->deadline);
     }
+}
+
+
+/* -R: the next echo at "at", or now if that is past */
+
+static void
+sess_pace(sess_t *s, int64_t at, int64_t now)
+{
+    if (at <= now) {
+        sess_send(s);
+        return;
+    }
+
+    set_state(s, ST_PACE);
+    timer_set(s, at);
 }
 
 
@@ -1545,8 +1633,7 @@ sess_recv(sess_t *s)
 static void
 sess_readable(sess_t *s)
 {
-    ssize_t   n;
-    uint32_t  id, seq;
+    ssize_t  n;
 
     if (phase == PH_CLOSE) {
         close_read(s);
@@ -1566,21 +1653,13 @@ sess_readable(sess_t *s)
                 return;
             }
 
-            if (n == cf.payload
-                && memcmp(rbuf + 8, sbuf + 8, cf.payload - 8) == 0)
-            {
-                memcpy(&id, rbuf, 4);
-                memcpy(&seq, rbuf + 4, 4);
-
-                if (id == s->id && seq == s->seq) {
-                    sess_echo_reply(s, now_us());
-                    return;
-                }
-
-                if (id == s->id && seq < s->seq) {
-                    st.late++;
-                    continue;
-                }
+            switch (echo_match(s, n)) {
+            case 0:
+                sess_echo_reply(s, now_us());
+                return;
+            case 1:
+                st.late++;
+                continue;
             }
 
             sess_fail(s, F_MISMATCH, "reply of %zd bytes is not the echo",
@@ -1589,6 +1668,7 @@ sess_readable(sess_t *s)
         }
 
     case ST_IDLE:
+    case ST_PACE:
         if (s->ssl == NULL) {
             sess_idle_raw(s);
             return;
@@ -1600,12 +1680,46 @@ sess_readable(sess_t *s)
                 return;
             }
 
-            st.unexpected++;
+            if (echo_match(s, n) == 1) {
+                st.late++;
+
+            } else {
+                st.unexpected++;
+            }
         }
 
     default:
         return;
     }
+}
+
+
+/*
+ * what the n bytes in rbuf are to the session: 0 the reply to its echo
+ * out, 1 a late reply to one of its earlier echoes, -1 anything else
+ */
+
+static int
+echo_match(sess_t *s, ssize_t n)
+{
+    uint32_t  id, seq;
+
+    if (n != cf.payload || memcmp(rbuf + 8, sbuf + 8, cf.payload - 8) != 0) {
+        return -1;
+    }
+
+    memcpy(&id, rbuf, 4);
+    memcpy(&seq, rbuf + 4, 4);
+
+    if (id != s->id) {
+        return -1;
+    }
+
+    if (s->state == ST_ECHO && seq == s->seq) {
+        return 0;
+    }
+
+    return seq <= s->seq ? 1 : -1;
 }
 
 
@@ -1630,6 +1744,12 @@ sess_echo_reply(sess_t *s, int64_t t)
         return;
 
     case MODE_ECHO:
+        if (may_send() && cf.pace) {
+            sess_pace(s, s->sent + cf.pace * 500
+                         + random() % (cf.pace * 1000), t);
+            return;
+        }
+
         if (may_send()) {
             sess_send(s);
             return;
@@ -1643,7 +1763,20 @@ sess_echo_reply(sess_t *s, int64_t t)
         timer_del(s);
         set_state(s, ST_IDLE);
 
-        if (s->ssl) {
+        if (phase == PH_WAKE) {
+            if (s->renewed) {
+                st.wake_handshakes++;
+
+            } else {
+                st.wake_answered++;
+            }
+
+            return;
+        }
+
+        s->held = 1;
+
+        if (s->ssl && cf.wake == 0) {
             sess_park(s);
         }
 
@@ -1718,7 +1851,12 @@ sess_idle_raw(sess_t *s)
             return;
         }
 
-        st.unexpected++;
+        if (cf.udp && echo_match(s, n) == 1) {
+            st.late++;
+
+        } else {
+            st.unexpected++;
+        }
     }
 }
 
@@ -1788,6 +1926,16 @@ sess_timer(sess_t *s, int64_t now)
         timer_set(s, s->resent || retry > s->deadline ? s->deadline : retry);
         return;
 
+    case ST_PACE:
+        if (may_send()) {
+            sess_send(s);
+
+        } else {
+            set_state(s, ST_IDLE);
+        }
+
+        return;
+
     case ST_CLOSING:
         sess_close(s, 0);
         return;
@@ -1802,7 +1950,7 @@ sess_timer(sess_t *s, int64_t now)
 static void
 sess_fail(sess_t *s, fail_e kind, const char *fmt, ...)
 {
-    int      notify;
+    int      notify, idle;
     va_list  ap;
 
     st.failures[kind]++;
@@ -1822,14 +1970,20 @@ sess_fail(sess_t *s, fail_e kind, const char *fmt, ...)
     notify = s->ssl && kind != F_SOCKET && kind != F_CLOSED
              && SSL_is_init_finished(s->ssl);
 
+    idle = (s->state == ST_IDLE);
+
     sess_close(s, notify);
 
-    if (phase == PH_SETUP && s->tries >= SETUP_TRIES) {
+    if ((phase == PH_SETUP || phase == PH_WAKE) && s->tries >= SETUP_TRIES) {
         set_state(s, ST_DEAD);
         return;
     }
 
-    if (cf.mode == MODE_HOLD && phase == PH_HOLD) {
+    /* at wake, an idle session is not woken yet, or was answered */
+
+    if (cf.mode == MODE_HOLD
+        && (phase == PH_HOLD || (phase == PH_WAKE && idle)))
+    {
         st.lost++;
         set_state(s, ST_DEAD);
         return;
@@ -1922,6 +2076,10 @@ setup(void)
     struct epoll_event  ev;
 
     signal(SIGPIPE, SIG_IGN);
+
+    /* -I's identities, -R's intervals */
+
+    srandom((unsigned int) (getpid() ^ time(NULL)));
 
     nsess = cf.mode == MODE_HOLD ? cf.sessions : cf.concurrency;
 
@@ -2023,17 +2181,42 @@ start(void)
 }
 
 
-/* hold: more handshakes, up to -n at a time */
+/* hold: more handshakes (set-up) or echoes (wake), up to -n at a time */
 
 static void
 hold_fill(void)
 {
-    while (hold_next < nsess && phase == PH_SETUP
-           && state_n[ST_HANDSHAKE] + state_n[ST_ECHO] + state_n[ST_BACKOFF]
-              < cf.concurrency)
+    while (hold_next < nsess && (phase == PH_SETUP || phase == PH_WAKE)
+           && busy() < cf.concurrency)
     {
-        sess_start(&sessions[hold_next++]);
+        if (phase == PH_SETUP) {
+            sess_start(&sessions[hold_next++]);
+
+        } else {
+            sess_wake(&sessions[hold_next++]);
+        }
     }
+}
+
+
+/* -H: a held session's echo; one the server ended starts again */
+
+static void
+sess_wake(sess_t *s)
+{
+    if (!s->held) {
+        return;
+    }
+
+    st.woken++;
+
+    if (s->state == ST_IDLE) {
+        sess_send(s);
+        return;
+    }
+
+    set_state(s, ST_FREE);
+    sess_start(s);
 }
 
 
@@ -2077,7 +2260,15 @@ phase_check(int64_t now)
         }
 
         for (i = 0; i < nsess && phase != PH_DONE; i++) {
-            if (sessions[i].state == ST_IDLE) {
+            if (sessions[i].state != ST_IDLE) {
+                continue;
+            }
+
+            if (cf.pace) {
+                sess_pace(&sessions[i], now + random() % (cf.pace * 1000),
+                          now);
+
+            } else {
                 sess_send(&sessions[i]);
             }
         }
@@ -2097,16 +2288,26 @@ phase_check(int64_t now)
         return;
 
     case PH_DRAIN:
-        if (now >= phase_until
-            || state_n[ST_HANDSHAKE] + state_n[ST_ECHO] + state_n[ST_BACKOFF]
-               == 0)
-        {
+        if (now >= phase_until || busy() == 0) {
             phase = PH_DONE;
         }
         return;
 
     case PH_HOLD:
         if (phase_until && now >= phase_until) {
+            if (cf.wake) {
+                wake_begin(now);
+
+            } else {
+                phase = PH_DONE;
+            }
+        }
+        return;
+
+    case PH_WAKE:
+        hold_fill();
+
+        if (hold_next == nsess && busy() == 0) {
             phase = PH_DONE;
         }
         return;
@@ -2153,6 +2354,10 @@ measure_end(int64_t now)
         if (sessions[i].state == ST_BACKOFF) {
             timer_del(&sessions[i]);
             set_state(&sessions[i], ST_FREE);
+
+        } else if (sessions[i].state == ST_PACE) {
+            timer_del(&sessions[i]);
+            set_state(&sessions[i], ST_IDLE);
         }
     }
 }
@@ -2174,9 +2379,25 @@ hold_ready(int64_t now)
     }
 
     phase = PH_HOLD;
-    phase_until = cf.has_duration ? now + (int64_t) (cf.duration * 1e6) : 0;
+    phase_until = cf.wake ? now + (int64_t) (cf.wake * 1e6)
+                  : cf.has_duration ? now + (int64_t) (cf.duration * 1e6) : 0;
 
     dbg("holding %ld sessions", established);
+}
+
+
+static void
+wake_begin(int64_t now)
+{
+    dbg("waking %ld sessions after %.3f s", established,
+        (now - t_begin) / 1e6);
+
+    phase = PH_WAKE;
+    phase_until = 0;
+    t_wake = now;
+    hold_next = 0;
+
+    hold_fill();
 }
 
 
@@ -2644,7 +2865,7 @@ print_result(void)
     printf(",\"concurrency\":%ld", cf.concurrency);
 
     if (cf.mode == MODE_ECHO) {
-        printf(",\"sessions\":%ld", established);
+        printf(",\"sessions\":%ld,\"pace_ms\":%ld", established, cf.pace);
     }
 
     printf(",\"payload\":%ld,\"cipher\":", cf.payload);
@@ -2685,7 +2906,7 @@ print_hold(int ready)
     struct rusage  ru;
 
     setup = (t_begin - t_start) / 1e6;
-    held = ready ? 0 : (t_done - t_begin) / 1e6;
+    held = ready ? 0 : ((t_wake ? t_wake : t_done) - t_begin) / 1e6;
 
     printf("{\"mode\":\"hold\",\"%s\":%s,\"transport\":\"%s\",\"server\":",
            ready ? "ready" : "done",
@@ -2709,6 +2930,17 @@ print_hold(int ready)
                held, (unsigned long long) st.lost, closed_n, acked_n,
                (unsigned long long) st.unexpected,
                interrupted ? "true" : "false");
+    }
+
+    if (!ready && cf.wake) {
+        printf("\"wake_s\":%.3f,\"woken\":%llu,\"wake_answered\":%llu,"
+               "\"wake_handshakes\":%llu,\"wake_failed\":%llu,",
+               t_wake ? (t_done - t_wake) / 1e6 : 0.0,
+               (unsigned long long) st.woken,
+               (unsigned long long) st.wake_answered,
+               (unsigned long long) st.wake_handshakes,
+               (unsigned long long) (st.woken - st.wake_answered
+                                     - st.wake_handshakes));
     }
 
     print_common(&st);

@@ -222,11 +222,9 @@ sub measure {
 	my ($u0, $s0) = cpu_seconds($pid);
 	my $t1 = time();
 
-	my $out = qx{taskset -c $CLIENT_CPU $TOOLS/dtls_load -c 127.0.0.1:$st->{port} -m handshake -n 64 -d $SECONDS -w 1 -i bench -I $st->{n} -k $key -C $CIPHER 2>>$dir/load.err};
-	my ($line) = grep { /^\{/ } reverse split /\n/, $out;
-	die "dtls_load $s: no result (see $dir/load.err)\n" unless $line;
-
-	my $r = decode_json($line);
+	my $r = run_load("$TOOLS/dtls_load", $CLIENT_CPU, '-c',
+		"127.0.0.1:$st->{port}", '-m', 'handshake', '-n', 64, '-d', $SECONDS,
+		'-w', 1, '-i', 'bench', '-I', $st->{n}, '-k', $key, '-C', $CIPHER);
 	my ($u1, $s1) = cpu_seconds($pid);
 	my $wall = time() - $t1;
 
@@ -287,24 +285,6 @@ sub stop_all {
 		kill 'KILL', $pid;
 		waitpid($pid, 0);
 	}
-}
-
-sub cpu_seconds {
-	my ($pid) = @_;
-
-	open my $fh, '<', "/proc/$pid/stat" or return (0, 0);
-	my $stat = <$fh>;
-	$stat =~ s/^.*\) //;
-	my @f = split / /, $stat;
-
-	my $hz = POSIX::sysconf(POSIX::_SC_CLK_TCK());
-	return ($f[11] / $hz, $f[12] / $hz);
-}
-
-sub median {
-	my @v = sort { $a <=> $b } grep { defined } @_;
-	return undef unless @v;
-	return @v % 2 ? $v[$#v / 2] : ($v[@v / 2 - 1] + $v[@v / 2]) / 2;
 }
 
 sub read_lines {

@@ -340,6 +340,7 @@ ngx_int_t ngx_stream_dtls_zone_received(ngx_stream_dtls_conn_t *ctx,
     uint64_t seq);
 ngx_int_t ngx_stream_dtls_zone_seq(ngx_stream_dtls_conn_t *ctx);
 void ngx_stream_dtls_zone_remove(ngx_stream_dtls_conn_t *ctx);
+void ngx_stream_dtls_zone_forget(ngx_stream_dtls_conn_t *ctx);
 void ngx_stream_dtls_zone_dropped(ngx_stream_dtls_zone_t *zone,
     ngx_stream_dtls_record_rc_e rc);
 ngx_uint_t ngx_stream_dtls_zone_counter(ngx_stream_dtls_zone_t *zone,
@@ -358,6 +359,8 @@ void ngx_stream_dtls_renew_free(ngx_stream_dtls_conn_t *ctx);
 /* proxy_protocol.c: the header that starts each datagram upstream */
 
 ngx_int_t ngx_stream_dtls_proxy_protocol(ngx_stream_dtls_conn_t *ctx);
+ngx_int_t ngx_stream_dtls_proxy_protocol_ssl(ngx_connection_t *c,
+    ngx_pool_t *pool, ngx_str_t *s);
 
 
 /* cert.c */
@@ -409,9 +412,17 @@ ngx_int_t ngx_stream_dtls_source_filters(ngx_cycle_t *cycle);
 ngx_uint_t ngx_stream_dtls_source_valid(struct sockaddr *sa);
 
 
-/* variables.c; $dtls_psk_identity's place in a session's values */
+/*
+ * variables.c; the places of some of a session's values: those the PROXY
+ * protocol header is made of, and what only the header says of the
+ * client's certificate
+ */
 
+#define NGX_STREAM_DTLS_VAR_PROTOCOL      0
+#define NGX_STREAM_DTLS_VAR_CIPHER        1
 #define NGX_STREAM_DTLS_VAR_PSK_IDENTITY  2
+#define NGX_STREAM_DTLS_VAR_SERVER_NAME   5
+#define NGX_STREAM_DTLS_VAR_PP2_SSL       12
 
 
 ngx_int_t ngx_stream_dtls_add_variables(ngx_conf_t *cf);

@@ -13,7 +13,11 @@
  *
  * All of it is fixed once the handshake is done: the header is built
  * then, once, and again only when a renewal of the session swaps in new
- * keys, for the same peer (ngx_stream_dtls_renew_finish());
+ * keys, for the same peer (ngx_stream_dtls_renew_finish()), or when a
+ * session of dtls_session_zone is continued in a new nginx session.  It
+ * is built from the session's values (variables.c), which the zone keeps:
+ * those of the $dtls_* variables, and what only the header says of the
+ * client's certificate (ngx_stream_dtls_proxy_protocol_ssl()).
  * ngx_stream_dtls_recv() puts it in front of each record's plaintext.
  * UDP loses datagrams, so every one carries it, not only the first.
  */
@@ -83,11 +87,11 @@ typedef struct {
 } ngx_stream_dtls_pp2_t;
 
 
-static void ngx_stream_dtls_pp2_session(ngx_stream_dtls_conn_t *ctx,
-    ngx_stream_dtls_pp2_t *pp, u_char **cn);
-static void ngx_stream_dtls_pp2_cn(ngx_connection_t *c, X509 *cert,
-    ngx_stream_dtls_pp2_t *pp, u_char **cn);
-static void ngx_stream_dtls_pp2_string(ngx_str_t *s, const char *value,
+static ngx_int_t ngx_stream_dtls_pp2_session(ngx_stream_dtls_conn_t *ctx,
+    ngx_stream_dtls_pp2_t *pp);
+static u_char *ngx_stream_dtls_pp2_cn(ngx_connection_t *c, X509 *cert,
+    int *len);
+static void ngx_stream_dtls_pp2_string(ngx_str_t *s, ngx_str_t *value,
     size_t max);
 static size_t ngx_stream_dtls_pp2_family(struct sockaddr *src,
     struct sockaddr *dst, u_char *family);
@@ -101,15 +105,16 @@ static u_char *ngx_stream_dtls_pp2_uint16(u_char *p, size_t n);
 ngx_int_t
 ngx_stream_dtls_proxy_protocol(ngx_stream_dtls_conn_t *ctx)
 {
-    u_char                 *p, *cn, family;
+    u_char                 *p, family;
     size_t                  len, addr_len, ssl_len;
     ngx_connection_t       *c;
     ngx_stream_dtls_pp2_t   pp;
 
     c = ctx->connection;
-    cn = NULL;
 
-    ngx_stream_dtls_pp2_session(ctx, &pp, &cn);
+    if (ngx_stream_dtls_pp2_session(ctx, &pp) != NGX_OK) {
+        return NGX_DECLINED;
+    }
 
     addr_len = ngx_stream_dtls_pp2_family(c->sockaddr, c->local_sockaddr,
                                           &family);
@@ -139,7 +144,6 @@ ngx_stream_dtls_proxy_protocol(ngx_stream_dtls_conn_t *ctx)
         if (ctx->pp == NULL) {
             ctx->pp_size = 0;
             ctx->pp_len = 0;
-            OPENSSL_free(cn);
             return NGX_ERROR;
         }
     }
@@ -188,8 +192,6 @@ ngx_stream_dtls_proxy_protocol(ngx_stream_dtls_conn_t *ctx)
                                     &pp.identity);
     }
 
-    OPENSSL_free(cn);
-
     ctx->pp_len = p - ctx->pp;
 
     ngx_log_debug3(NGX_LOG_DEBUG_STREAM, c->log, 0,
@@ -200,30 +202,37 @@ ngx_stream_dtls_proxy_protocol(ngx_stream_dtls_conn_t *ctx)
 }
 
 
-static void
-ngx_stream_dtls_pp2_session(ngx_stream_dtls_conn_t *ctx,
-    ngx_stream_dtls_pp2_t *pp, u_char **cn)
+/*
+ * The session's value that only the header has: <client> (1 byte) and
+ * <verify> (4), then the client certificate's CN, taken with the other
+ * values of a session while its SSL object lives (variables.c); none
+ * without dtls_proxy_protocol
+ */
+
+ngx_int_t
+ngx_stream_dtls_proxy_protocol_ssl(ngx_connection_t *c, ngx_pool_t *pool,
+    ngx_str_t *s)
 {
-    SSL   *ssl;
-    X509  *cert;
+    int                      n;
+    SSL                     *ssl;
+    X509                    *cert;
+    u_char                  *p, *cn, client;
+    uint32_t                 verify;
+    ngx_stream_dtls_conn_t  *ctx;
 
-    ssl = ctx->ssl;
+    ctx = ngx_stream_get_module_ctx((ngx_stream_session_t *) c->data,
+                                    ngx_stream_dtls_module);
 
-    ngx_memzero(pp, sizeof(ngx_stream_dtls_pp2_t));
+    if (!ctx->conf->proxy_protocol) {
+        return NGX_OK;
+    }
 
-    ngx_stream_dtls_pp2_string(&pp->version, SSL_get_version(ssl),
-                               NGX_STREAM_DTLS_PP2_NAME_MAX);
-    ngx_stream_dtls_pp2_string(&pp->cipher, SSL_get_cipher_name(ssl),
-                               NGX_STREAM_DTLS_PP2_NAME_MAX);
-    ngx_stream_dtls_pp2_string(&pp->identity, SSL_get_psk_identity(ssl),
-                               NGX_STREAM_DTLS_IDENTITY_MAX_LEN);
-    ngx_stream_dtls_pp2_string(&pp->authority,
-                               SSL_get_servername(ssl,
-                                                  TLSEXT_NAMETYPE_host_name),
-                               NGX_STREAM_DTLS_PP2_AUTHORITY_MAX);
+    ssl = c->ssl->connection;
 
-    pp->client = NGX_STREAM_DTLS_PP2_CLIENT_SSL;
-    pp->verify = NGX_STREAM_DTLS_PP2_VERIFY_NONE;
+    client = NGX_STREAM_DTLS_PP2_CLIENT_SSL;
+    verify = NGX_STREAM_DTLS_PP2_VERIFY_NONE;
+    cn = NULL;
+    n = 0;
 
     /*
      * <verify> as $dtls_client_verify: 0 for a client certificate that
@@ -234,34 +243,91 @@ ngx_stream_dtls_pp2_session(ngx_stream_dtls_conn_t *ctx,
 
     cert = SSL_get0_peer_certificate(ssl);
 
-    if (cert == NULL) {
-        return;
+    if (cert) {
+        client |= NGX_STREAM_DTLS_PP2_CLIENT_CERT_SESS;
+
+        if (!SSL_session_reused(ssl)) {
+            client |= NGX_STREAM_DTLS_PP2_CLIENT_CERT_CONN;
+        }
+
+        verify = (uint32_t) SSL_get_verify_result(ssl);
+
+        /* a name is said only where a CA vouches for it */
+
+        if (verify == X509_V_OK) {
+            cn = ngx_stream_dtls_pp2_cn(c, cert, &n);
+        }
     }
 
-    pp->client |= NGX_STREAM_DTLS_PP2_CLIENT_CERT_SESS;
-
-    if (!SSL_session_reused(ssl)) {
-        pp->client |= NGX_STREAM_DTLS_PP2_CLIENT_CERT_CONN;
+    p = ngx_pnalloc(pool, 1 + 4 + n);
+    if (p == NULL) {
+        OPENSSL_free(cn);
+        return NGX_ERROR;
     }
 
-    pp->verify = (uint32_t) SSL_get_verify_result(ssl);
+    s->data = p;
+    s->len = 1 + 4 + n;
 
-    /* a name is said only where a CA vouches for it */
+    *p++ = client;
+    *p++ = (u_char) (verify >> 24);
+    *p++ = (u_char) (verify >> 16);
+    *p++ = (u_char) (verify >> 8);
+    *p++ = (u_char) verify;
 
-    if (pp->verify == X509_V_OK) {
-        ngx_stream_dtls_pp2_cn(ctx->connection, cert, pp, cn);
+    ngx_memcpy(p, cn, n);
+
+    OPENSSL_free(cn);
+
+    return NGX_OK;
+}
+
+
+/* NGX_DECLINED: the session has no value for the header (see above) */
+
+static ngx_int_t
+ngx_stream_dtls_pp2_session(ngx_stream_dtls_conn_t *ctx,
+    ngx_stream_dtls_pp2_t *pp)
+{
+    u_char     *p;
+    ngx_str_t  *v;
+
+    v = ctx->vars;
+
+    ngx_memzero(pp, sizeof(ngx_stream_dtls_pp2_t));
+
+    p = v[NGX_STREAM_DTLS_VAR_PP2_SSL].data;
+
+    if (p == NULL || v[NGX_STREAM_DTLS_VAR_PP2_SSL].len < 1 + 4) {
+        return NGX_DECLINED;
     }
+
+    pp->client = p[0];
+    pp->verify = (uint32_t) p[1] << 24 | p[2] << 16 | p[3] << 8 | p[4];
+    pp->cn.len = v[NGX_STREAM_DTLS_VAR_PP2_SSL].len - (1 + 4);
+    pp->cn.data = p + 1 + 4;
+
+    ngx_stream_dtls_pp2_string(&pp->version, &v[NGX_STREAM_DTLS_VAR_PROTOCOL],
+                               NGX_STREAM_DTLS_PP2_NAME_MAX);
+    ngx_stream_dtls_pp2_string(&pp->cipher, &v[NGX_STREAM_DTLS_VAR_CIPHER],
+                               NGX_STREAM_DTLS_PP2_NAME_MAX);
+    ngx_stream_dtls_pp2_string(&pp->identity,
+                               &v[NGX_STREAM_DTLS_VAR_PSK_IDENTITY],
+                               NGX_STREAM_DTLS_IDENTITY_MAX_LEN);
+    ngx_stream_dtls_pp2_string(&pp->authority,
+                               &v[NGX_STREAM_DTLS_VAR_SERVER_NAME],
+                               NGX_STREAM_DTLS_PP2_AUTHORITY_MAX);
+
+    return NGX_OK;
 }
 
 
 /*
  * The certificate subject's CN in UTF-8: the last one, the most specific,
- * as OpenSSL's host name checks take it
+ * as OpenSSL's host name checks take it; to be freed with OPENSSL_free()
  */
 
-static void
-ngx_stream_dtls_pp2_cn(ngx_connection_t *c, X509 *cert,
-    ngx_stream_dtls_pp2_t *pp, u_char **cn)
+static u_char *
+ngx_stream_dtls_pp2_cn(ngx_connection_t *c, X509 *cert, int *len)
 {
     int               i, next, n;
     u_char           *utf8;
@@ -270,7 +336,7 @@ ngx_stream_dtls_pp2_cn(ngx_connection_t *c, X509 *cert,
 
     name = X509_get_subject_name(cert);
     if (name == NULL) {
-        return;
+        return NULL;
     }
 
     i = -1;
@@ -281,7 +347,7 @@ ngx_stream_dtls_pp2_cn(ngx_connection_t *c, X509 *cert,
     }
 
     if (i < 0) {
-        return;
+        return NULL;
     }
 
     entry = X509_NAME_get_entry(name, i);
@@ -292,7 +358,7 @@ ngx_stream_dtls_pp2_cn(ngx_connection_t *c, X509 *cert,
     if (n <= 0) {
         ERR_clear_error();
         OPENSSL_free(utf8);
-        return;
+        return NULL;
     }
 
     if ((size_t) n > NGX_STREAM_DTLS_PP2_CN_MAX
@@ -303,29 +369,22 @@ ngx_stream_dtls_pp2_cn(ngx_connection_t *c, X509 *cert,
                       "the PROXY protocol header: longer than %d bytes, "
                       "or with a NUL", n, NGX_STREAM_DTLS_PP2_CN_MAX);
         OPENSSL_free(utf8);
-        return;
+        return NULL;
     }
 
-    *cn = utf8;
-    pp->cn.len = n;
-    pp->cn.data = utf8;
+    *len = n;
+
+    return utf8;
 }
 
 
+/* a value longer than max is left out, never cut */
+
 static void
-ngx_stream_dtls_pp2_string(ngx_str_t *s, const char *value, size_t max)
+ngx_stream_dtls_pp2_string(ngx_str_t *s, ngx_str_t *value, size_t max)
 {
-    size_t  len;
-
-    if (value == NULL) {
-        return;
-    }
-
-    len = ngx_strnlen((u_char *) value, max + 1);
-
-    if (len <= max) {
-        s->len = len;
-        s->data = (u_char *) value;
+    if (value->data && value->len <= max) {
+        *s = *value;
     }
 }
 

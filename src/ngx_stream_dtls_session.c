@@ -119,6 +119,10 @@ ngx_stream_dtls_establish(ngx_stream_dtls_conn_t *ctx,
         ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
                        "dtls session keeps OpenSSL's record layer");
 
+        if (ctx->conf->zone) {
+            ngx_stream_dtls_zone_forget(ctx);
+        }
+
         BIO_set_data(SSL_get_rbio(ssl), ctx);
         ngx_stream_dtls_bio_cleanup(ctx);
         ngx_stream_dtls_record_sizes(ctx);

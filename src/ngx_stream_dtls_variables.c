@@ -53,11 +53,29 @@ static ngx_stream_dtls_getter_t  ngx_stream_dtls_getters[] = {
     { ngx_ssl_get_issuer_dn, 0 },
     { ngx_ssl_get_serial_number, 0 },
     { ngx_ssl_get_fingerprint, 0 },
-    { ngx_ssl_get_client_v_end, 0 }
+    { ngx_ssl_get_client_v_end, 0 },
+    { ngx_stream_dtls_proxy_protocol_ssl, 0 }   /* no variable */
 };
 
 #define NGX_STREAM_DTLS_NVARS                                                 \
     (sizeof(ngx_stream_dtls_getters) / sizeof(ngx_stream_dtls_getter_t))
+
+
+/*
+ * The order of the values in dtls_session_zone: first those that say who
+ * the client is, which the PROXY protocol header is made of
+ */
+
+static ngx_uint_t  ngx_stream_dtls_pack_order[] = {
+    NGX_STREAM_DTLS_VAR_PROTOCOL,
+    NGX_STREAM_DTLS_VAR_CIPHER,
+    NGX_STREAM_DTLS_VAR_PSK_IDENTITY,
+    NGX_STREAM_DTLS_VAR_SERVER_NAME,
+    NGX_STREAM_DTLS_VAR_PP2_SSL,
+    3, 4, 6, 7, 8, 9, 10, 11
+};
+
+#define NGX_STREAM_DTLS_PACK_WHO  5
 
 
 static ngx_stream_variable_t  ngx_stream_dtls_vars[] = {
@@ -348,8 +366,10 @@ ngx_stream_dtls_capture_variables(ngx_stream_dtls_conn_t *ctx)
 
 /*
  * The values for dtls_session_zone: each a flag (found), a 2-byte length
- * and its bytes, as many as fit in size; a value that does not fit (a
- * certificate's long names) is kept as not found
+ * and its bytes, as many as fit in size, those that say who the client is
+ * first; another that does not fit (a certificate's long names) is kept
+ * as not found.  0: one of the first does not fit, and a session
+ * continued could not say who it is.
  */
 
 size_t
@@ -357,31 +377,35 @@ ngx_stream_dtls_pack_variables(ngx_stream_dtls_conn_t *ctx, u_char *buf,
     size_t size)
 {
     u_char      *p;
+    size_t       room;
     ngx_str_t   *v;
     ngx_uint_t   i;
 
     p = buf;
 
     for (i = 0; i < NGX_STREAM_DTLS_NVARS; i++) {
-        v = ctx->vars ? &ctx->vars[i] : NULL;
+        v = &ctx->vars[ngx_stream_dtls_pack_order[i]];
+        room = size - (p - buf);
 
-        if (size - (p - buf) < 3) {
-            break;
-        }
-
-        if (v == NULL || v->data == NULL
-            || v->len > size - (p - buf) - 3)
-        {
-            *p++ = 0;
-            *p++ = 0;
-            *p++ = 0;
+        if (v->data && v->len + 3 <= room) {
+            *p++ = 1;
+            *p++ = (u_char) (v->len >> 8);
+            *p++ = (u_char) v->len;
+            p = ngx_cpymem(p, v->data, v->len);
             continue;
         }
 
-        *p++ = 1;
-        *p++ = (u_char) (v->len >> 8);
-        *p++ = (u_char) v->len;
-        p = ngx_cpymem(p, v->data, v->len);
+        if (v->data && i < NGX_STREAM_DTLS_PACK_WHO) {
+            return 0;
+        }
+
+        if (room < 3) {
+            break;
+        }
+
+        *p++ = 0;
+        *p++ = 0;
+        *p++ = 0;
     }
 
     return p - buf;
@@ -394,7 +418,7 @@ ngx_stream_dtls_unpack_variables(ngx_stream_dtls_conn_t *ctx, u_char *p,
 {
     u_char      *q, *last;
     size_t       n;
-    ngx_str_t   *vars;
+    ngx_str_t   *vars, *v;
     ngx_uint_t   i;
 
     vars = ngx_alloc(NGX_STREAM_DTLS_NVARS * sizeof(ngx_str_t) + len,
@@ -407,7 +431,9 @@ ngx_stream_dtls_unpack_variables(ngx_stream_dtls_conn_t *ctx, u_char *p,
     last = p + len;
 
     for (i = 0; i < NGX_STREAM_DTLS_NVARS; i++) {
-        ngx_str_null(&vars[i]);
+        v = &vars[ngx_stream_dtls_pack_order[i]];
+
+        ngx_str_null(v);
 
         if (last - p < 3) {
             continue;
@@ -420,8 +446,8 @@ ngx_stream_dtls_unpack_variables(ngx_stream_dtls_conn_t *ctx, u_char *p,
             continue;
         }
 
-        vars[i].len = n;
-        vars[i].data = q;
+        v->len = n;
+        v->data = q;
         q = ngx_cpymem(q, p + 3, n);
         p += 3 + n;
     }

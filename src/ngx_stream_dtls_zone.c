@@ -11,11 +11,11 @@
  *
  * An entry is made once a handshake with an AEAD suite is done: the
  * record keys of both directions, the next write sequence number, the
- * replay window, the client's address and port, who it is and the values
- * of its $dtls_* variables, at most 512 bytes.  It goes when the client
- * sends close_notify or a fatal alert, when no authenticated record came
- * for the zone's timeout, or when the zone is full and a new session
- * needs room: the least recently used is evicted.
+ * replay window, the client's address and port and the server's, who it
+ * is and the values of its $dtls_* variables, at most 512 bytes.  It
+ * goes when the client sends close_notify or a fatal alert, when no
+ * authenticated record came for the zone's timeout, or when the zone is
+ * full and a new session needs room: the least recently used is evicted.
  *
  * A record from a session's address that reaches a worker with no nginx
  * session for it is looked up here; if it authenticates, a new nginx
@@ -60,7 +60,7 @@ struct ngx_stream_dtls_zone_s {
 
 
 struct ngx_stream_dtls_zone_node_s {
-    ngx_rbtree_node_t           node;       /* key: a hash of the address */
+    ngx_rbtree_node_t           node;       /* key: a hash of the addresses */
     ngx_queue_t                 queue;
     uint64_t                    id;
     time_t                      last;       /* authenticated record */
@@ -69,7 +69,9 @@ struct ngx_stream_dtls_zone_node_s {
     u_char                      random[SSL3_RANDOM_SIZE];
     u_char                      peer[SHA256_DIGEST_LENGTH];
     socklen_t                   socklen;
+    socklen_t                   local_socklen;
     u_char                      sockaddr[sizeof(struct sockaddr_in6)];
+    u_char                      local_sockaddr[sizeof(struct sockaddr_in6)];
     u_short                     vars_len;
     u_char                      vars[1];
 };
@@ -77,9 +79,9 @@ struct ngx_stream_dtls_zone_node_s {
 
 static ngx_int_t ngx_stream_dtls_zone_init(ngx_shm_zone_t *shm_zone,
     void *data);
+static uint32_t ngx_stream_dtls_zone_hash(ngx_connection_t *c);
 static ngx_stream_dtls_zone_node_t *ngx_stream_dtls_zone_lookup(
-    ngx_stream_dtls_zone_t *zone, struct sockaddr *sa, socklen_t socklen,
-    uint32_t hash);
+    ngx_stream_dtls_zone_t *zone, ngx_connection_t *c, uint32_t hash);
 static ngx_stream_dtls_zone_node_t *ngx_stream_dtls_zone_node(
     ngx_stream_dtls_conn_t *ctx);
 static void ngx_stream_dtls_zone_delete(ngx_stream_dtls_zone_t *zone,
@@ -272,7 +274,9 @@ ngx_stream_dtls_zone_add(ngx_stream_dtls_conn_t *ctx)
     c = ctx->connection;
     zone = ctx->conf->zone;
 
-    if (c->socklen > sizeof(node->sockaddr)) {
+    if (c->socklen > sizeof(node->sockaddr)
+        || c->local_socklen > sizeof(node->local_sockaddr))
+    {
         return NGX_DECLINED;
     }
 
@@ -280,15 +284,26 @@ ngx_stream_dtls_zone_add(ngx_stream_dtls_conn_t *ctx)
 
     vars = ngx_stream_dtls_pack_variables(ctx, packed,
                                           NGX_STREAM_DTLS_ZONE_ENTRY - size);
+
+    if (vars == 0) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "DTLS session not kept in dtls_session_zone \"%V\": "
+                      "its PSK identity, server name and PROXY protocol "
+                      "values take more than an entry's %d bytes",
+                      &zone->shm_zone->shm.name, NGX_STREAM_DTLS_ZONE_ENTRY);
+        ngx_stream_dtls_zone_forget(ctx);
+        return NGX_DECLINED;
+    }
+
     size += vars;
 
-    hash = ngx_crc32_short((u_char *) c->sockaddr, c->socklen);
+    hash = ngx_stream_dtls_zone_hash(c);
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     ngx_stream_dtls_zone_expire(zone, 2);
 
-    old = ngx_stream_dtls_zone_lookup(zone, c->sockaddr, c->socklen, hash);
+    old = ngx_stream_dtls_zone_lookup(zone, c, hash);
 
     if (old) {
         ngx_stream_dtls_zone_delete(zone, old);
@@ -331,6 +346,8 @@ ngx_stream_dtls_zone_add(ngx_stream_dtls_conn_t *ctx)
     ngx_memcpy(node->peer, ctx->peer, SHA256_DIGEST_LENGTH);
     node->socklen = c->socklen;
     ngx_memcpy(node->sockaddr, c->sockaddr, c->socklen);
+    node->local_socklen = c->local_socklen;
+    ngx_memcpy(node->local_sockaddr, c->local_sockaddr, c->local_socklen);
     node->vars_len = (u_short) vars;
     ngx_memcpy(node->vars, packed, vars);
 
@@ -371,6 +388,7 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
     size_t                        len, used, vars;
     ssize_t                       n;
     uint32_t                      hash;
+    ngx_int_t                     rc;
     ngx_buf_t                    *b, *plain;
     ngx_str_t                    *identity;
     ngx_connection_t             *c;
@@ -387,7 +405,7 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
         return NGX_DECLINED;
     }
 
-    hash = ngx_crc32_short((u_char *) c->sockaddr, c->socklen);
+    hash = ngx_stream_dtls_zone_hash(c);
 
     ctx = ngx_stream_dtls_conn_create(s, dscf);
     if (ctx == NULL) {
@@ -396,7 +414,7 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    node = ngx_stream_dtls_zone_lookup(zone, c->sockaddr, c->socklen, hash);
+    node = ngx_stream_dtls_zone_lookup(zone, c, hash);
 
     if (node == NULL) {
         ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -415,9 +433,37 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
+    rc = ngx_stream_dtls_unpack_variables(ctx, packed, vars);
+
+    ngx_explicit_memzero(packed, sizeof(packed));
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* the header goes in front of the first record's plaintext too */
+
+    if (dscf->proxy_protocol) {
+        rc = ngx_stream_dtls_proxy_protocol(ctx);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+
+            /* kept by a configuration without dtls_proxy_protocol */
+
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "DTLS session of the zone not continued: it has "
+                          "no values for dtls_proxy_protocol");
+            return NGX_DECLINED;
+        }
+    }
+
     len = b->last - b->pos;
 
-    plain = ngx_create_temp_buf(c->pool, len);
+    plain = ngx_create_temp_buf(c->pool, ctx->pp_len + len);
     if (plain == NULL) {
         return NGX_ERROR;
     }
@@ -425,7 +471,7 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
     ctx->handshaked = 1;
 
     n = ngx_stream_dtls_session_records(c, ctx, b->pos, len, plain->pos,
-                                        len, &used);
+                                        ctx->pp_len + len, &used);
 
     if (n == NGX_DONE) {
         ngx_stream_dtls_shutdown(ctx);
@@ -443,12 +489,6 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
     {
         return NGX_ERROR;
     }
-
-    if (ngx_stream_dtls_unpack_variables(ctx, packed, vars) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_explicit_memzero(packed, sizeof(packed));
 
     /*
      * an identity removed from dtls_psk_file (and nginx reloaded), or
@@ -592,6 +632,38 @@ ngx_stream_dtls_zone_remove(ngx_stream_dtls_conn_t *ctx)
 }
 
 
+/*
+ * A handshake done at the session's address with a suite the zone cannot
+ * keep: the session the zone had there is over all the same (RFC 6347
+ * 4.2.8), as zone_add() replaces it
+ */
+
+void
+ngx_stream_dtls_zone_forget(ngx_stream_dtls_conn_t *ctx)
+{
+    uint32_t                      hash;
+    ngx_connection_t             *c;
+    ngx_stream_dtls_zone_t       *zone;
+    ngx_stream_dtls_zone_node_t  *node;
+
+    c = ctx->connection;
+    zone = ctx->conf->zone;
+    hash = ngx_stream_dtls_zone_hash(c);
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_stream_dtls_zone_lookup(zone, c, hash);
+
+    if (node) {
+        ngx_stream_dtls_zone_delete(zone, node);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    ctx->node = NULL;
+}
+
+
 /* a record of a session of the zone dropped (record.c's reason) */
 
 void
@@ -696,11 +768,31 @@ ngx_stream_dtls_zone_wipe(ngx_cycle_t *cycle)
 }
 
 
+/*
+ * A session is that of a client's address and port and the server's: as
+ * nginx tells UDP sessions apart on a wildcard listen, and one server's
+ * listens on several ports share the zone
+ */
+
+static uint32_t
+ngx_stream_dtls_zone_hash(ngx_connection_t *c)
+{
+    uint32_t  hash;
+
+    ngx_crc32_init(hash);
+    ngx_crc32_update(&hash, (u_char *) c->sockaddr, c->socklen);
+    ngx_crc32_update(&hash, (u_char *) c->local_sockaddr, c->local_socklen);
+    ngx_crc32_final(hash);
+
+    return hash;
+}
+
+
 /* under the lock */
 
 static ngx_stream_dtls_zone_node_t *
-ngx_stream_dtls_zone_lookup(ngx_stream_dtls_zone_t *zone, struct sockaddr *sa,
-    socklen_t socklen, uint32_t hash)
+ngx_stream_dtls_zone_lookup(ngx_stream_dtls_zone_t *zone, ngx_connection_t *c,
+    uint32_t hash)
 {
     ngx_rbtree_node_t            *n, *sentinel;
     ngx_stream_dtls_zone_node_t  *node;
@@ -722,9 +814,14 @@ ngx_stream_dtls_zone_lookup(ngx_stream_dtls_zone_t *zone, struct sockaddr *sa,
 
         node = (ngx_stream_dtls_zone_node_t *) n;
 
-        if (ngx_cmp_sockaddr(sa, socklen, (struct sockaddr *) node->sockaddr,
+        if (ngx_cmp_sockaddr(c->sockaddr, c->socklen,
+                             (struct sockaddr *) node->sockaddr,
                              node->socklen, 1)
-            == NGX_OK)
+            == NGX_OK
+            && ngx_cmp_sockaddr(c->local_sockaddr, c->local_socklen,
+                                (struct sockaddr *) node->local_sockaddr,
+                                node->local_socklen, 1)
+               == NGX_OK)
         {
             if (ngx_time() - node->last > zone->timeout) {
                 ngx_stream_dtls_zone_delete(zone, node);

@@ -1,7 +1,8 @@
 #!/usr/bin/perl
 
 # The benchmark's own tools, briefly, against a real nginx: dtls_load in
-# each mode (DTLS through ngx_dtls, plain UDP through nginx's UDP proxy),
+# each mode (DTLS through ngx_dtls, plain UDP through nginx's UDP proxy;
+# paced echoes; held sessions that wake, with a session zone and without),
 # dtls_floor in each mode, and the pion proxy when it was built.  What
 # make bench reports is only as good as these.
 
@@ -53,12 +54,32 @@ stream {
         proxy_pass      127.0.0.1:%%PORT_8982_UDP%%;
         proxy_timeout   30s;
     }
+
+    # held sessions silent past proxy_timeout: continued from the zone,
+    # or closed by nginx
+
+    server {
+        listen             127.0.0.1:%%PORT_8984_UDP%% udp;
+        dtls               on;
+        dtls_psk_file      psk;
+        dtls_session_zone  held:1m;
+        proxy_pass         127.0.0.1:%%PORT_8982_UDP%%;
+        proxy_timeout      1s;
+    }
+
+    server {
+        listen             127.0.0.1:%%PORT_8985_UDP%% udp;
+        dtls               on;
+        dtls_psk_file      psk;
+        proxy_pass         127.0.0.1:%%PORT_8982_UDP%%;
+        proxy_timeout      1s;
+    }
 }
 
 EOF
 
 udp_echo($t, '127.0.0.1:' . port(8982, udp => 1));
-$t->run()->plan(25);
+$t->run()->plan(43);
 
 my $dtls = '127.0.0.1:' . port(8980, udp => 1);
 my $plain = '127.0.0.1:' . port(8981, udp => 1);
@@ -90,9 +111,71 @@ $r = load('-c', $plain, '-u', '-m', 'echo', '-n', 4, '-d', 1, '-w', 0);
 ok($r->{echoes} > 100, "plain echo: $r->{echoes} round trips");
 is($r->{failures}, 0, 'plain echo: no failures');
 
-# a payload that no record of the MTU can carry is refused, not measured
+# paced echo: 20 sessions, an echo every 100 ms each, for 2 s: some 400,
+# where a closed loop makes thousands
+
+$r = load('-c', $dtls, @psk, '-m', 'echo', '-n', 20, '-R', 100, '-d', 2,
+	'-w', 0);
+is($r->{pace_ms}, 100, 'paced echo: pace_ms');
+ok($r->{echoes} >= 300 && $r->{echoes} <= 500,
+	"paced echo: $r->{echoes} round trips, 400 paced");
+is($r->{failures_total}, 0, 'paced echo: no failures');
+is($r->{sessions}, 20, 'paced echo: sessions');
+
+$r = load('-c', $plain, '-u', '-m', 'echo', '-n', 4, '-R', 50, '-d', 1,
+	'-w', 0);
+ok($r->{echoes} >= 60 && $r->{echoes} <= 100,
+	"plain paced echo: $r->{echoes} round trips, 80 paced");
+
+# held sessions wake after 2 s of silence: the zone answers each in its
+# session; without it, nginx closed them at proxy_timeout and each needs
+# a new handshake
+
+$r = load('-c', '127.0.0.1:' . port(8984, udp => 1), @psk, '-m', 'hold',
+	'-N', 20, '-n', 10, '-H', 2);
+ok($r->{done} && $r->{held_s} >= 2, "zone: held $r->{held_s} s");
+is($r->{woken}, 20, 'zone: 20 woken');
+is($r->{wake_answered}, 20, 'zone: 20 answered in their sessions');
+is($r->{wake_handshakes}, 0, 'zone: no new handshake');
+is($r->{handshakes}, 20, 'zone: 20 handshakes in all');
+
+$r = load('-c', '127.0.0.1:' . port(8985, udp => 1), @psk, '-m', 'hold',
+	'-N', 20, '-n', 10, '-H', 2);
+is($r->{lost}, 20, 'no zone: 20 closed by nginx while held');
+is($r->{wake_answered}, 0, 'no zone: none answered in its session');
+is($r->{wake_handshakes}, 20, 'no zone: 20 answered after a handshake');
+is($r->{wake_failed}, 0, 'no zone: none failed');
 
 my ($out, $rc) = run_tool($t, { timeout => 20 }, 'dtls_load', '-c', $dtls,
+	@psk, '-m', 'hold', '-N', 1, '-H', 1, '-d', 1);
+is($rc, 2, 'hold: -H with -d is a usage error');
+
+# a wake that nothing answers: the identity removed, and nginx reloaded,
+# while the sessions are held; the zone does not continue them and no
+# new handshake succeeds
+
+my $held = daemon($t, tool($t, 'dtls_load'), '-c',
+	'127.0.0.1:' . port(8984, udp => 1), @psk, '-m', 'hold', '-N', 10,
+	'-n', 10, '-H', 3, '-t', 1000);
+
+wait_for($t, sub { daemon_output($t, $held) =~ /"ready":true/ }, 10);
+psk_file($t, 'psk', "other:$key\n");
+reload_wait($t);
+
+wait_for($t, sub { daemon_output($t, $held) =~ /"done"/ }, 20);
+$r = decode_json((grep { /"done"/ } split /\n/, daemon_output($t, $held))[0]
+	// '{}');
+is($r->{woken}, 10, 'identity gone: 10 woken');
+is($r->{wake_answered} + $r->{wake_handshakes}, 0,
+	'identity gone: none answered');
+is($r->{wake_failed}, 10, 'identity gone: 10 failed');
+
+psk_file($t, 'psk', "bench:$key\n");
+reload_wait($t);
+
+# a payload that no record of the MTU can carry is refused, not measured
+
+($out, $rc) = run_tool($t, { timeout => 20 }, 'dtls_load', '-c', $dtls,
 	@psk, '-m', 'echo', '-n', 1, '-d', 1, '-w', 0, '-s', 1200);
 is($rc, 2, 'echo: a payload over the MTU is a usage error');
 

@@ -18,7 +18,8 @@
 # Over IPv4 and IPv6, for each parser: PSK sessions (with a 128-byte
 # identity and SNI too), a verified client certificate (CN, SNI), an
 # unverified one and none (optional_no_ca), a resumed certificate session,
-# a renewal; the payload bound of proxy_buffer_size less the header;
+# a renewal; PSK and certificate sessions of dtls_session_zone continued
+# after proxy_timeout; the payload bound of proxy_buffer_size less the header;
 # $bytes_received without the headers; routing by $dtls_psk_identity and
 # $dtls_client_s_dn; nginx -t refusing proxy_protocol with it; and at the
 # end each parser's count: every datagram it got parsed.
@@ -98,7 +99,7 @@ my $n = 8900;
 
 for my $p (@parsers) {
 	for my $f (@families) {
-		for my $kind (qw/ psk cert nca small /) {
+		for my $kind (qw/ psk cert nca small zone zonecert /) {
 			my $port = port($n++, udp => 1);
 			my $host = $f == 4 ? '127.0.0.1' : '[::1]';
 
@@ -124,6 +125,15 @@ EOF
 					. "        dtls_certificate_key "
 					. $pki->path('server-ec.key') . ";\n"
 					. "        dtls_verify_client   optional_no_ca;\n",
+				zone => "        dtls_psk_file        psk;\n"
+					. "        dtls_session_zone    z$port:1m;\n"
+					. "        proxy_timeout        1s;\n",
+				zonecert => "        dtls_certificate     "
+					. $pki->path('server-ec.crt') . ";\n"
+					. "        dtls_certificate_key "
+					. $pki->path('server-ec.key') . ";\n"
+					. "        dtls_session_zone    z$port:1m;\n"
+					. "        proxy_timeout        1s;\n",
 			}->{$kind};
 
 			$servers .= <<"EOF";
@@ -233,9 +243,10 @@ my %backend = (
 udp_echo($t, '127.0.0.1:' . port(8983, udp => 1));
 
 # per parser and family: 6 sessions; per parser: resumption 2, renewal 1,
-# the payload bound 3, the count 2; routing 4, off 1, nginx -t 2, alerts 1
+# the zone 4, the payload bound 3, the count 2; routing 4, off 1, nginx -t
+# 2, alerts 1
 
-$t->run()->plan(@parsers * (6 * @families + 8) + 4 + 1 + 2 + 1);
+$t->run()->plan(@parsers * (6 * @families + 12) + 4 + 1 + 2 + 1);
 
 my %seen = map { $_ => 0 } @parsers;
 
@@ -357,6 +368,36 @@ for my $p (@parsers) {
 			data => "hello-$_")
 	} 1, 2, 's2-1', 's2-2'), "$p: renewed session, same header")
 		or diag($s->{out});
+
+	# a session of dtls_session_zone, continued in a new nginx session
+	# after proxy_timeout: the same header, made from what the zone kept
+
+	$amark = access_mark($t);
+
+	$s = session($l->{zone}, '-i', 'dev-1', '-k', $key, '-S', 'z.example',
+		'-m', 'echo', '-n', 2, '-W', 1500);
+
+	is(join("\n", @{$s->{recv}}), join("\n", map {
+		expected(%to, %$s, dport => $l->{zone}{port}, psk => 'dev-1',
+			authority => 'z.example', data => "hello-$_")
+	} 1 .. 2), "$p: PSK session continued from the zone, same header")
+		or diag($s->{out});
+	is(scalar(access($amark, $l->{zone}{port}, 2)), 2,
+		"$p: PSK session: in two nginx sessions");
+
+	$amark = access_mark($t);
+
+	$s = session($l->{zonecert}, '-a', $pki->path('client.crt'),
+		'-K', $pki->path('client.key'), '-A', $client_ca,
+		'-m', 'echo', '-n', 2, '-W', 1500);
+
+	is(join("\n", @{$s->{recv}}), join("\n", map {
+		expected(%to, %$s, dport => $l->{zonecert}{port}, client => 7,
+			verify => 0, cn => 'client-1', data => "hello-$_")
+	} 1 .. 2), "$p: certificate session continued, same header")
+		or diag($s->{out});
+	is(scalar(access($amark, $l->{zonecert}{port}, 2)), 2,
+		"$p: certificate session: in two nginx sessions");
 
 	# a record and the header must fit the proxy's buffer: one byte more
 	# and it is dropped whole, and logged

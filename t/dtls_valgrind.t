@@ -1,8 +1,9 @@
 #!/usr/bin/perl
 
 # One run of nginx under valgrind's memcheck: PSK and certificate
-# handshakes with echoes through proxy_pass, a wrong key, a stalled
-# handshake and a cookie exchange; valgrind must report no error, and no
+# handshakes with echoes through proxy_pass, a session of
+# dtls_session_zone (with dtls_proxy_protocol) continued after
+# proxy_timeout, a wrong key, a stalled handshake and a cookie exchange; valgrind must report no error, and no
 # memory definitely lost but what nginx itself leaves at exit
 # (t/valgrind/nginx.supp).
 
@@ -61,6 +62,16 @@ stream {
         proxy_pass               127.0.0.1:%%PORT_8981_UDP%%;
         proxy_timeout            5s;
     }
+
+    server {
+        listen                   127.0.0.1:%%PORT_8982_UDP%% udp;
+        dtls                     on;
+        dtls_psk_file            psk;
+        dtls_session_zone        sessions:1m;
+        dtls_proxy_protocol      on;
+        proxy_pass               127.0.0.1:%%PORT_8981_UDP%%;
+        proxy_timeout            1s;
+    }
 }
 
 EOF
@@ -74,7 +85,7 @@ my $vg = daemon($t, 'valgrind', '--tool=memcheck', '--leak-check=full',
 	"--log-file=$d/valgrind.log",
 	nginx_binary($t), '-p', "$d/", '-c', 'valgrind.conf', '-e', 'error.log');
 
-plan(tests => 6);
+plan(tests => 7);
 
 my $peer = '127.0.0.1:' . port(8980, udp => 1);
 
@@ -88,6 +99,14 @@ like($out, qr/^echo ok n=5$/m, 'psk: echoes');
 	'-a', $pki->path('client.crt'), '-K', $pki->path('client.key'),
 	'-m', 'echo', '-n', 5, '-t', 20000);
 like($out, qr/^echo ok n=5$/m, 'certificate: echoes');
+
+# a session of the zone: its second echo, after proxy_timeout, in a new
+# nginx session (the backend echoes the PROXY protocol header too)
+
+($out) = dtls_client($t, { timeout => 60 }, '-c',
+	'127.0.0.1:' . port(8982, udp => 1), '-i', 'dev-1', '-k', $key,
+	'-m', 'echo', '-n', 2, '-W', 3000, '-t', 20000);
+like($out, qr/^echo ok n=2$/m, 'zone: continued after proxy_timeout');
 
 # failures: a wrong key, a stall, a cookie exchange only
 
