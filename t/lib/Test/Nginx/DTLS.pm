@@ -110,8 +110,9 @@ sub dtls_client {
 
 # dtls_client -m lines with its arguments, fed a command at a time: io()
 # sends one and returns the line that answers it (undef if none came in
-# the client's -t and a second); close() ends its input and returns its
-# exit status (-1 if it had to be killed); out() is what it answered
+# the client's -t and a second, and a wait's time); close() ends its
+# input and returns its exit status (-1 if it had to be killed); out()
+# is what it answered
 
 sub dtls_lines {
 	my ($t, @args) = @_;
@@ -244,7 +245,8 @@ sub io {
 
 	print { $self->{in} } "$cmd\n";
 
-	my $end = time() + $self->{wait};
+	my ($ms) = $cmd =~ /^wait (\d+)/;
+	my $end = time() + $self->{wait} + ($ms // 0) / 1000;
 	my $sel = IO::Select->new($self->{from});
 
 	while ($self->{buf} !~ /\n/) {
