@@ -423,14 +423,17 @@ ngx_stream_dtls_handshake_failed(ngx_connection_t *c,
             break;
 
         default:
-            c->log->action = "DTLS handshaking";
-            ngx_stream_dtls_ssl_error(c, SSL_ERROR_SSL,
-                                      "DTLS handshake failed");
-            return;
+            break;
         }
     }
 
     c->log->action = "DTLS handshaking";
+
+    if (reason == NULL) {
+        /* any other OpenSSL failure: the client's, or OpenSSL's own */
+        ngx_stream_dtls_ssl_error(c, SSL_ERROR_SSL, "DTLS handshake failed");
+        return;
+    }
 
     ngx_ssl_error(NGX_LOG_INFO, c->log, 0, "DTLS handshake failed: %s",
                   reason);
