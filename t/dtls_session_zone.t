@@ -40,7 +40,7 @@ tool($t, 'udp_relay');
 my %key = map { $_ => join '', map { sprintf '%02x', int rand 256 } 1 .. 16 }
 	qw/dev-1 dev-2/;
 
-psk_file(qw/dev-1/);
+psk(qw/dev-1/);
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
@@ -112,7 +112,7 @@ is(scalar(grep { / c dev-1 PSK-/ } @lines), 20,
 # an identity a reload adds, once the old workers, which read the old
 # file, are gone
 
-psk_file(qw/dev-1 dev-2/);
+psk(qw/dev-1 dev-2/);
 reload_wait($t);
 wait_for($t, sub { workers($t) == 2 }, 5);
 
@@ -125,7 +125,7 @@ like($out, qr/^echo ok n=1$/m, 'identity added by a reload');
 
 my $gone = sleepy($zone, 'hello', 2500, 2, 'dev-2');
 sleep 1;
-psk_file(qw/dev-1/);
+psk(qw/dev-1/);
 reload_wait($t);
 
 wait_for($t, sub { waitpid($gone, WNOHANG) != 0 }, 10);
@@ -275,7 +275,7 @@ sub cross_relay {
 	_exit($copies);
 }
 
-sub psk_file {
+sub psk {
 	$t->write_file('psk', join '', map { "$_:$key{$_}\n" } @_);
 	chmod 0600, $t->testdir() . '/psk';
 }
