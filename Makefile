@@ -184,14 +184,15 @@ $(ASAN_NGINX): $(VBUILD)/obj-asan/Makefile $(MODULE_SRCS)
 
 tools: $(TOOLS)
 
-$(BUILD)/tools/%: t/tools/%.c t/tools/addr.h t/tools/dtls.h
+$(BUILD)/tools/%: t/tools/%.c t/tools/addr.h t/tools/dtls.h t/tools/opt.h
 	@mkdir -p $(BUILD)/tools
 	$(CC) -O2 -g -Wall -Wextra -o $@ $< -lssl -lcrypto -lpthread
 
 # the benchmark's tools (bench/dtls_load.c, bench/dtls_floor.c), beside
 # them in build/tools, with the test tools' headers
 
-$(BUILD)/tools/%: bench/%.c t/tools/addr.h t/tools/dtls.h
+$(BUILD)/tools/%: bench/%.c t/tools/addr.h t/tools/dtls.h t/tools/dgram.h \
+                   t/tools/opt.h
 	@mkdir -p $(BUILD)/tools
 	$(CC) -O2 -g -Wall -Wextra -I t/tools -o $@ $< -lssl -lcrypto -lpthread
 
@@ -203,6 +204,7 @@ RECORD_INCS = -I $(BUILD)/obj-static -I $(SRC)/src/core -I $(SRC)/src/event \
               -I $(SRC)/src/event/modules -I $(SRC)/src/os/unix -I $(TOP)/src
 
 $(BUILD)/tools/dtls_record_diff: t/tools/dtls_record_diff.c t/tools/dtls.h \
+                                 t/tools/dgram.h \
                                  src/ngx_stream_dtls_record.c \
                                  src/ngx_stream_dtls_record.h \
                                  $(BUILD)/obj-static/Makefile

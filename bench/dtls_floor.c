@@ -87,7 +87,9 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 
+#include "dgram.h"
 #include "dtls.h"
+#include "opt.h"
 
 
 #define DEFAULT_CIPHER   "PSK-AES128-CCM8"
@@ -128,23 +130,6 @@ typedef struct {
 } conf_t;
 
 
-/* a datagram in a queue: libc memory, not OpenSSL's */
-
-typedef struct dgram_s  dgram_t;
-
-struct dgram_s {
-    dgram_t                 *next;
-    size_t                   len;
-    unsigned char            data[];
-};
-
-
-typedef struct {
-    dgram_t                 *head;
-    dgram_t                 *tail;
-} queue_t;
-
-
 /* what a BIO reads from and writes to */
 
 typedef struct {
@@ -173,6 +158,14 @@ typedef struct {
 
 
 static conf_t         cf;
+
+static opt_number_t   numbers[] = {
+    { 's', 1, MAX_SIZE, &cf.size },
+    { 'N', 1, 10000000, &cf.sessions },
+    { 'F', 512, 16384, &cf.max_fragment },
+    { 'M', 256, 65507, &cf.mtu },
+    { 0, 0, 0, NULL }
+};
 static SSL_CTX       *server_ctx;
 static SSL_CTX       *client_ctx;
 static BIO_METHOD    *bio_method;
@@ -211,8 +204,6 @@ static int bio_init(void);
 static BIO *bio_new(end_t *end);
 static int bio_write(BIO *b, const char *buf, int len);
 static int bio_read(BIO *b, char *buf, int len);
-static long bio_ctrl(BIO *b, int cmd, long num, void *ptr);
-static void queue_clear(queue_t *q);
 
 static SSL_CTX *make_ctx(int server);
 static int cookie_make(unsigned char *cookie, unsigned int *len);
@@ -310,7 +301,7 @@ usage(void)
 static int
 parse_args(int argc, char **argv)
 {
-    int    opt;
+    int    opt, rc;
     char  *end;
 
     cf.mode = MODE_HANDSHAKE;
@@ -322,6 +313,16 @@ parse_args(int argc, char **argv)
     cf.mtu = MTU;
 
     while ((opt = getopt(argc, argv, "m:C:xd:s:N:F:RM:c:h")) != -1) {
+        rc = opt_numbers("dtls_floor", numbers, opt, optarg);
+
+        if (rc != 1) {
+            if (rc == -1) {
+                return -1;
+            }
+
+            continue;
+        }
+
         switch (opt) {
         case 'm':
             if (strcmp(optarg, "handshake") == 0) {
@@ -347,38 +348,8 @@ parse_args(int argc, char **argv)
                 return -1;
             }
             break;
-        case 's':
-            cf.size = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.size < 1 || cf.size > MAX_SIZE) {
-                fprintf(stderr, "dtls_floor: -s must be 1 to %d\n", MAX_SIZE);
-                return -1;
-            }
-            break;
-        case 'N':
-            cf.sessions = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.sessions < 1 || cf.sessions > 10000000) {
-                fprintf(stderr, "dtls_floor: -N must be 1 to 10000000\n");
-                return -1;
-            }
-            break;
-        case 'F':
-            cf.max_fragment = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.max_fragment < 512
-                || cf.max_fragment > 16384)
-            {
-                fprintf(stderr, "dtls_floor: -F must be 512 to 16384\n");
-                return -1;
-            }
-            break;
         case 'R':
             cf.release = 1;
-            break;
-        case 'M':
-            cf.mtu = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.mtu < 256 || cf.mtu > 65507) {
-                fprintf(stderr, "dtls_floor: -M must be 256 to 65507\n");
-                return -1;
-            }
             break;
         case 'c':
             if (strcmp(optarg, "monotonic") == 0) {
@@ -586,7 +557,7 @@ bio_init(void)
 
     if (BIO_meth_set_write(bio_method, bio_write) != 1
         || BIO_meth_set_read(bio_method, bio_read) != 1
-        || BIO_meth_set_ctrl(bio_method, bio_ctrl) != 1)
+        || BIO_meth_set_ctrl(bio_method, queue_bio_ctrl) != 1)
     {
         return -1;
     }
@@ -615,30 +586,13 @@ bio_new(end_t *end)
 static int
 bio_write(BIO *b, const char *buf, int len)
 {
-    end_t    *end;
-    dgram_t  *d;
+    end_t  *end;
 
     end = BIO_get_data(b);
 
     BIO_clear_retry_flags(b);
 
-    d = malloc(sizeof(dgram_t) + (len > 0 ? len : 0));
-    if (d == NULL) {
-        return -1;
-    }
-
-    d->next = NULL;
-    d->len = len > 0 ? len : 0;
-    memcpy(d->data, buf, d->len);
-
-    if (end->out->tail) {
-        end->out->tail->next = d;
-
-    } else {
-        end->out->head = d;
-    }
-
-    end->out->tail = d;
+    queue_push(end->out, (const unsigned char *) buf, len > 0 ? len : 0);
 
     return len;
 }
@@ -647,63 +601,11 @@ bio_write(BIO *b, const char *buf, int len)
 static int
 bio_read(BIO *b, char *buf, int len)
 {
-    size_t    n;
-    end_t    *end;
-    dgram_t  *d;
+    end_t  *end;
 
     end = BIO_get_data(b);
 
-    BIO_clear_retry_flags(b);
-
-    d = end->in->head;
-
-    if (d == NULL) {
-        BIO_set_retry_read(b);
-        return -1;
-    }
-
-    end->in->head = d->next;
-
-    if (end->in->head == NULL) {
-        end->in->tail = NULL;
-    }
-
-    n = (d->len < (size_t) len) ? d->len : (size_t) len;
-    memcpy(buf, d->data, n);
-    free(d);
-
-    return (int) n;
-}
-
-
-static long
-bio_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-    (void) b;
-    (void) num;
-    (void) ptr;
-
-    switch (cmd) {
-    case BIO_CTRL_FLUSH:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-
-static void
-queue_clear(queue_t *q)
-{
-    dgram_t  *d;
-
-    while (q->head) {
-        d = q->head;
-        q->head = d->next;
-        free(d);
-    }
-
-    q->tail = NULL;
+    return queue_read(b, end->in, buf, len);
 }
 
 

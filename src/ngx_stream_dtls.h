@@ -288,6 +288,7 @@ ngx_int_t ngx_stream_dtls_handshake_timeout(ngx_stream_dtls_conn_t *ctx,
     const char **reason);
 void ngx_stream_dtls_handshake_failed(ngx_connection_t *c,
     ngx_stream_dtls_conn_t *ctx, const char *reason);
+void ngx_stream_dtls_ssl_error(ngx_connection_t *c, int sslerr, char *text);
 void ngx_stream_dtls_info_callback(const SSL *ssl, int where, int ret);
 void ngx_stream_dtls_send_alert(ngx_stream_dtls_conn_t *ctx, u_char alert);
 

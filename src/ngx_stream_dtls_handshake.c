@@ -423,14 +423,114 @@ ngx_stream_dtls_handshake_failed(ngx_connection_t *c,
             break;
 
         default:
-            reason = "error";
+            break;
         }
     }
 
     c->log->action = "DTLS handshaking";
 
+    if (reason == NULL) {
+        /* any other OpenSSL failure: the client's, or OpenSSL's own */
+        ngx_stream_dtls_ssl_error(c, SSL_ERROR_SSL, "DTLS handshake failed");
+        return;
+    }
+
     ngx_ssl_error(NGX_LOG_INFO, c->log, 0, "DTLS handshake failed: %s",
                   reason);
+}
+
+
+/*
+ * An OpenSSL failure is logged at info if the client can cause it, else at
+ * crit, as ngx_ssl_connection_error() (static in nginx) sorts them: its
+ * list, less what only TLS over TCP meets, and what else a client can
+ * cause here: a fatal alert it sends, a message of its that does not
+ * decode or verify, an unknown PSK identity, a missing certificate.
+ */
+
+void
+ngx_stream_dtls_ssl_error(ngx_connection_t *c, int sslerr, char *text)
+{
+    int         n;
+    ngx_uint_t  level;
+
+    level = NGX_LOG_CRIT;
+    n = ERR_GET_REASON(ERR_peek_error());
+
+    if (sslerr == SSL_ERROR_SSL) {
+
+        switch (n) {
+
+        case SSL_R_BAD_CHANGE_CIPHER_SPEC:
+        case SSL_R_BAD_DATA:
+        case SSL_R_BAD_DH_VALUE:
+        case SSL_R_BAD_ECPOINT:
+        case SSL_R_BAD_EXTENSION:
+        case SSL_R_BAD_HANDSHAKE_LENGTH:
+        case SSL_R_BAD_LENGTH:
+        case SSL_R_BAD_PACKET:
+        case SSL_R_BAD_PACKET_LENGTH:
+        case SSL_R_BAD_PSK:
+        case SSL_R_BAD_PSK_IDENTITY:
+        case SSL_R_BAD_RECORD_TYPE:
+        case SSL_R_BAD_SIGNATURE:
+        case SSL_R_BLOCK_CIPHER_PAD_IS_WRONG:
+        case SSL_R_CCS_RECEIVED_EARLY:
+        case SSL_R_CERTIFICATE_VERIFY_FAILED:
+        case SSL_R_DATA_LENGTH_TOO_LONG:
+        case SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC:
+        case SSL_R_DIGEST_CHECK_FAILED:
+        case SSL_R_ENCRYPTED_LENGTH_TOO_LONG:
+        case SSL_R_ERROR_IN_RECEIVED_CIPHER_LIST:
+        case SSL_R_EXCESSIVE_MESSAGE_SIZE:
+        case SSL_R_INAPPROPRIATE_FALLBACK:
+        case SSL_R_INVALID_COMPRESSION_ALGORITHM:
+        case SSL_R_LENGTH_MISMATCH:
+        case SSL_R_LENGTH_TOO_LONG:
+        case SSL_R_LENGTH_TOO_SHORT:
+        case SSL_R_MISSING_SIGALGS_EXTENSION:
+        case SSL_R_NO_CIPHERS_SPECIFIED:
+        case SSL_R_NO_COMPRESSION_SPECIFIED:
+        case SSL_R_NO_SHARED_CIPHER:
+        case SSL_R_NO_SHARED_GROUPS:
+        case SSL_R_NO_SHARED_SIGNATURE_ALGORITHMS:
+        case SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM:
+        case SSL_R_PACKET_LENGTH_TOO_LONG:
+        case SSL_R_PARSE_TLSEXT:
+        case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+        case SSL_R_PSK_IDENTITY_NOT_FOUND:
+        case SSL_R_RECORD_LENGTH_MISMATCH:
+        case SSL_R_RECORD_TOO_SMALL:
+        case SSL_R_RENEGOTIATE_EXT_TOO_LONG:
+        case SSL_R_RENEGOTIATION_ENCODING_ERR:
+        case SSL_R_RENEGOTIATION_MISMATCH:
+        case SSL_R_SCSV_RECEIVED_WHEN_RENEGOTIATING:
+        case SSL_R_SIGNATURE_ALGORITHMS_ERROR:
+        case SSL_R_UNEXPECTED_CCS_MESSAGE:
+        case SSL_R_UNEXPECTED_MESSAGE:
+        case SSL_R_UNEXPECTED_RECORD:
+        case SSL_R_UNKNOWN_ALERT_TYPE:
+        case SSL_R_UNKNOWN_PROTOCOL:
+        case SSL_R_UNSAFE_LEGACY_RENEGOTIATION_DISABLED:
+        case SSL_R_UNSOLICITED_EXTENSION:
+        case SSL_R_UNSUPPORTED_PROTOCOL:
+        case SSL_R_VERSION_TOO_HIGH:
+        case SSL_R_VERSION_TOO_LOW:
+        case SSL_R_WRONG_CURVE:
+        case SSL_R_WRONG_SIGNATURE_LENGTH:
+        case SSL_R_WRONG_SIGNATURE_TYPE:
+        case SSL_R_WRONG_VERSION_NUMBER:
+            level = NGX_LOG_INFO;
+            break;
+
+        default:
+            if (n >= SSL_AD_REASON_OFFSET) {
+                level = NGX_LOG_INFO;
+            }
+        }
+    }
+
+    ngx_ssl_error(level, c->log, 0, "%s", text);
 }
 
 

@@ -192,7 +192,7 @@ ngx_stream_dtls_recv(ngx_connection_t *c, u_char *buf, size_t size)
                       "client closed DTLS session (close_notify)");
 
     } else {
-        ngx_ssl_error(NGX_LOG_INFO, c->log, 0, "DTLS session failed");
+        ngx_stream_dtls_ssl_error(c, sslerr, "DTLS session failed");
     }
 
     ngx_stream_dtls_close(c, ctx);
@@ -301,7 +301,8 @@ ngx_stream_dtls_send(ngx_connection_t *c, u_char *buf, size_t size)
         return n;
     }
 
-    ngx_ssl_error(NGX_LOG_INFO, c->log, 0, "SSL_write() failed");
+    ngx_stream_dtls_ssl_error(c, SSL_get_error(ctx->ssl, n),
+                              "SSL_write() failed");
 
     return NGX_ERROR;
 }

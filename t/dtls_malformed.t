@@ -68,7 +68,7 @@ stream {
 EOF
 
 udp_echo($t, '127.0.0.1:' . port(8981, udp => 1), 'be:');
-$t->run()->plan(104);
+$t->run()->plan(106);
 
 my $port = port(8980, udp => 1);
 my @good = ('-c', "127.0.0.1:$port", '-i', 'dev-1', '-k', $key);
@@ -208,6 +208,24 @@ for my $case (@cases) {
 		'two clienthellos with cookie: one session after the hvr');
 
 	# the handshake is left to time out (5s), below
+}
+
+# a ClientHello that passes the cookie and that OpenSSL refuses (its
+# supported_groups of an odd length): the client's doing, logged at info
+# and not at crit, where OpenSSL's own failures go
+
+{
+	my %h = (random => random(32), ext => "\x00\x0a\x00\x03\x00\x01\x17");
+	my $s = client($port);
+	my $cookie = parse_hvr(exchange($s, hello(%h)))->{cookie};
+
+	my $mark = log_mark($t);
+	exchange($s, hello(%h, cookie => $cookie, msg_seq => 1, seq => 1));
+
+	ok(wait_log($t, qr/\[info\].*DTLS handshake failed.*bad extension/,
+		3, $mark), 'refused extension: handshake failed at info');
+	is(log_alerts($t, $mark), '', 'refused extension: not crit')
+		or diag(log_alerts($t, $mark));
 }
 
 good('clienthellos out of shape');
@@ -548,15 +566,16 @@ my @access = access_lines($t);
 
 # good: the good clients, two relayed sessions, the two with forged
 # datagrams (raw sockets: root only), s_client; failed: the handshakes
-# ended by alerts (2) and the one with two ClientHellos, timed out
+# ended by alerts (2), the refused extension and the one with two
+# ClientHellos, timed out
 
 my $forged = ($< == 0) ? 2 : 0;
 
 is(scalar(grep { / 200 \d+ \d+$/ } @access), $good_runs + 3 + $forged,
 	'access log: good sessions, the relayed ones, the forged, s_client');
-is(scalar(grep { / 400 / } @access), 3,
-	'access log: the three failed handshakes');
-is(scalar(@access), $good_runs + 6 + $forged, 'access log: nothing else')
+is(scalar(grep { / 400 / } @access), 4,
+	'access log: the four failed handshakes');
+is(scalar(@access), $good_runs + 7 + $forged, 'access log: nothing else')
 	or diag(join "\n", @access);
 
 is(log_alerts($t), '', 'no alerts');

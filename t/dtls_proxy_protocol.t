@@ -359,8 +359,9 @@ for my $p (@parsers) {
 	# a renewal: the client's new handshake on the session's port, the
 	# header built again for the new keys
 
-	my $s = session($l->{psk}, '-i', 'dev-1', '-k', $key,
-		'-m', 'rehandshake', '-n', 2);
+	my $s = session($l->{psk}, [ 'handshake', 'send hello-1',
+		'send hello-2', 'new-session', 'handshake', 'send hello-s2-1',
+		'send hello-s2-2', 'close' ], '-i', 'dev-1', '-k', $key);
 
 	is(join("\n", @{$s->{recv}}), join("\n", map {
 		expected(%to, %$s, dport => $l->{psk}{port}, psk => 'dev-1',
@@ -476,7 +477,8 @@ like($t_out, qr/"proxy_protocol" cannot be used with "dtls_proxy_protocol"/,
 
 ###############################################################################
 
-# a client session (dtls_client arguments) to a listen; the "pp" lines
+# a client session (dtls_client arguments, after the commands of its lines
+# mode if any) to a listen; the "pp" lines
 # that came back, the protocol and cipher, the client's port and
 # $bytes_received from the access log
 
@@ -484,11 +486,19 @@ sub session {
 	my ($l, @args) = @_;
 
 	my $amark = access_mark($t);
+	my $cmds = ref $args[0] eq 'ARRAY' ? shift @args : undef;
+	my $out;
 
-	my ($out) = dtls_client($t, '-c', "$l->{host}:$l->{port}",
-		@args);
+	if ($cmds) {
+		my $c = dtls_lines($t, '-c', "$l->{host}:$l->{port}", @args);
+		$out = join '', map { ($c->io($_) // '') . "\n" } @$cmds;
+		$c->close();
 
-	my @recv = $out =~ /^(?:second )?recv (pp .*)$/mg;
+	} else {
+		($out) = dtls_client($t, '-c', "$l->{host}:$l->{port}", @args);
+	}
+
+	my @recv = $out =~ /^recv (pp .*)$/mg;
 	my ($version, $cipher) = $out
 		=~ /^handshake ok protocol=(\S+) cipher=(\S+)/m;
 

@@ -21,6 +21,8 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 use Test::Nginx::DTLS;
+use Test::DTLS::Freescan;
+use Test::DTLS::Hello qw/ random /;
 
 ###############################################################################
 
@@ -29,15 +31,12 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-plan(skip_all => 'ASan has its own free()') if $ENV{TEST_NGINX_ASAN};
+freescan_needs($t);
 plan(skip_all => 'no cdb tool (tinycdb)') unless `cdb -h 2>&1` =~ /cdb -c/;
 
-my $shim = tool($t, 'freescan.so');
 tool($t, 'dtls_client');
 
 my $d = $t->testdir();
-
-sub random { join '', map { chr int rand 256 } 1 .. $_[0] }
 
 # 100 keys of 16 to 64 bytes, in a database renamed into place
 
@@ -94,17 +93,9 @@ EOF
 
 udp_echo($t, '127.0.0.1:' . port(8981, udp => 1));
 
-{
-	local $ENV{LD_PRELOAD} = $shim;
-	local $ENV{FREESCAN_PATTERNS} = "$d/patterns";
-	local $ENV{FREESCAN_LOG} = "$d/freescan.log";
-
-	$t->run();
-}
-
+my $master = freescan_run($t);
 $t->plan(8);
 
-my $master = nginx_pid($t);
 
 ###############################################################################
 
@@ -144,24 +135,18 @@ is(stop_status($t), 0, 'nginx exits');
 
 ###############################################################################
 
-my $log = $t->read_file('freescan.log');
-my @hits = map { [ split / / ] } $log =~ /^hit (\S+ pid=\d+ \S+ size=\d+)$/mg;
-my %exited = $log =~ /^exit pid=(\d+) .* patterns=(\d+) tickets=\d+$/mg;
+my $scan = freescan_log($t);
+my %exited = %{$scan->{exited}};
 
 ok(defined $exited{$master} && keys %exited >= 2,
 	'shim in the master and a worker');
 
-ok((grep { $_->[0] eq 'canary' && $_->[1] eq "pid=$master" } @hits),
-	'control: canary found in the master');
-ok((grep { $_->[0] eq 'canary' && $_->[1] ne "pid=$master" } @hits),
-	'control: canary found in a worker');
+ok(canary($scan, $master), 'control: canary found in the master');
+ok(canary($scan, $master, 'worker'), 'control: canary found in a worker');
 
-my %seen;
-$seen{$_->[0]}++ for grep { $_->[0] =~ /^(psk|hex):/ } @hits;
+is(found($scan, qr/^(psk|hex):/), '', 'no database key freed unwiped');
 
-is(join(' ', sort keys %seen), '', 'no database key freed unwiped');
-
-diag(join "\n", grep { !/^(exit|hit canary) / } split /\n/, $log)
+diag(join "\n", grep { !/^(exit|hit canary) / } split /\n/, $scan->{log})
 	if !Test::More->builder->is_passing;
 
 ###############################################################################

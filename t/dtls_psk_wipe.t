@@ -24,6 +24,8 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 use Test::Nginx::DTLS;
+use Test::DTLS::Freescan;
+use Test::DTLS::Hello qw/ random /;
 
 ###############################################################################
 
@@ -32,14 +34,11 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-plan(skip_all => 'ASan has its own free()') if $ENV{TEST_NGINX_ASAN};
+freescan_needs($t);
 
-my $shim = tool($t, 'freescan.so');
 tool($t, 'dtls_client');
 
 my $d = $t->testdir();
-
-sub random { join '', map { chr int rand 256 } 1 .. $_[0] }
 
 # 100 keys of 16 to 64 bytes, in no order: the sort has work to do
 
@@ -123,17 +122,9 @@ conf('psk1');
 
 udp_echo($t, '127.0.0.1:' . port(8981, udp => 1));
 
-{
-	local $ENV{LD_PRELOAD} = $shim;
-	local $ENV{FREESCAN_PATTERNS} = "$d/patterns";
-	local $ENV{FREESCAN_LOG} = "$d/freescan.log";
-
-	$t->run();
-}
-
+my $master = freescan_run($t);
 $t->plan(17);
 
-my $master = nginx_pid($t);
 
 ###############################################################################
 
@@ -187,19 +178,9 @@ is(stop_status($t), 0, 'nginx exits');
 # what the shim saw: "hit LABEL pid=PID free|realloc size=N" and one
 # "exit pid=PID ... patterns=N tickets=N" a process
 
-my $log = $t->read_file('freescan.log');
-my @hits = map { [ split / / ] } $log =~ /^hit (\S+ pid=\d+ \S+ size=\d+)$/mg;
-
-sub found {
-	my ($re) = @_;
-
-	my %seen;
-	$seen{$_->[0]}++ for grep { $_->[0] =~ $re } @hits;
-	return join ' ', sort keys %seen;
-}
-
-my %exited = $log =~ /^exit pid=(\d+) .* patterns=(\d+) tickets=\d+$/mg;
-my ($tickets) = $log =~ /^exit pid=$master .* tickets=(\d+)$/m;
+my $scan = freescan_log($t);
+my %exited = %{$scan->{exited}};
+my $tickets = $scan->{tickets}{$master};
 my ($old) = keys %old;
 my ($new) = grep { $_ != $master && $_ != $old } keys %exited;
 $new //= 0;
@@ -228,24 +209,22 @@ ok(($exited{$old} // 0) == $npatterns + 1
 # the controls: a copy freed unwiped is found, in the master (nginx.conf's
 # text and arguments) and in a worker (its configuration, freed at exit)
 
-ok((grep { $_->[0] eq 'canary' && $_->[1] eq "pid=$master" } @hits),
-	'control: canary found in the master');
-ok((grep { $_->[0] eq 'canary' && $_->[1] ne "pid=$master" } @hits),
-	'control: canary found in a worker');
+ok(canary($scan, $master), 'control: canary found in the master');
+ok(canary($scan, $master, 'worker'), 'control: canary found in a worker');
 
-is(found(qr/^psk:one-/), '', 'no key of the first file freed unwiped');
-is(found(qr/^psk:two-/), '', 'no key of the second file freed unwiped');
-is(found(qr/^text:/), '', 'no PSK file text freed unwiped');
-is(found(qr/^cookie:/), '', 'no cookie secret freed unwiped');
-is(found(qr/^master:/), '', 'no master secret freed unwiped');
+is(found($scan, qr/^psk:one-/), '', 'no key of the first file freed unwiped');
+is(found($scan, qr/^psk:two-/), '', 'no key of the second file freed unwiped');
+is(found($scan, qr/^text:/), '', 'no PSK file text freed unwiped');
+is(found($scan, qr/^cookie:/), '', 'no cookie secret freed unwiped');
+is(found($scan, qr/^master:/), '', 'no master secret freed unwiped');
 SKIP: {
 	skip 'OpenSSL built into nginx: its ticket keys are out of reach', 1
 		unless $shared_ssl;
 
-	is(found(qr/^ticket:/), '', 'no session ticket key freed unwiped');
+	is(found($scan, qr/^ticket:/), '', 'no session ticket key freed unwiped');
 }
 
-diag(join "\n", grep { !/^(exit|hit canary) / } split /\n/, $log)
+diag(join "\n", grep { !/^(exit|hit canary) / } split /\n/, $scan->{log})
 	if !Test::More->builder->is_passing;
 
 ###############################################################################

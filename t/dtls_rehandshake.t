@@ -20,6 +20,8 @@ use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 use Test::Nginx::DTLS;
 
+use Time::HiRes qw/ time /;
+
 ###############################################################################
 
 select STDERR; $| = 1;
@@ -59,12 +61,13 @@ my $key = hexkey();
 psk_file($t, 'psk', "dev-1:$key\ndev-2:$key\n");
 
 udp_echo($t, '127.0.0.1:' . port(8981, udp => 1), 'be:');
-$t->run()->plan(53);
+$t->run()->plan(54);
 
 my $p = port(8980, udp => 1);
 my @good = ('-c', "127.0.0.1:$p", '-i', 'dev-1', '-k', $key);
 
 my $new_re = qr/client made a new handshake, DTLS session renewed/;
+my $hs_re = qr/^handshake ok protocol=DTLSv1\.2 cipher=\S+/;
 
 ###############################################################################
 
@@ -74,24 +77,34 @@ my $new_re = qr/client made a new handshake, DTLS session renewed/;
 
 my $mark = log_mark($t);
 
-my ($out, $rc) = dtls_client($t, @good, '-m', 'rehandshake', '-n', '2',
-	'-t', '6000');
-like($out, qr/^handshake ok protocol=DTLSv1\.2 cipher=\S+ reused=0$/m,
+my $c = dtls_lines($t, @good, '-t', '6000');
+like($c->io('handshake'), qr/$hs_re reused=0$/,
 	'rehandshake: first handshake');
-like($out, qr/^recv be:hello-2$/m, 'rehandshake: first session echoes');
-like($out, qr/^echo ok n=2$/m, 'rehandshake: first session echo ok');
-like($out, qr/^second handshake ok protocol=DTLSv1\.2 cipher=\S+ reused=0$/m,
-	'rehandshake: second handshake') or diag($out);
-like($out, qr/^second recv be:hello-s2-2$/m,
-	'rehandshake: second session echoes');
-like($out, qr/^second echo ok n=2$/m, 'rehandshake: second session echo ok');
+is($c->io('send hello-1'), 'recv be:hello-1',
+	'rehandshake: first session echoes');
+is($c->io('send hello-2'), 'recv be:hello-2',
+	'rehandshake: first session echo ok');
 
-my ($ms) = $out =~ /^second handshake took (\d+) ms$/m;
-ok(defined $ms && $ms < 500,
+# no close_notify: the device lost its state
+
+$c->io('new-session');
+
+my $start = time();
+like($c->io('handshake'), qr/$hs_re reused=0$/,
+	'rehandshake: second handshake') or diag($c->out());
+my $ms = int((time() - $start) * 1000);
+
+is($c->io('send hello-s2-1'), 'recv be:hello-s2-1',
+	'rehandshake: second session echoes');
+is($c->io('send hello-s2-2'), 'recv be:hello-s2-2',
+	'rehandshake: second session echo ok');
+$c->io('close');
+
+ok($ms < 500,
 	'rehandshake: second handshake without waiting for a retransmission')
-	or diag($ms // 'no time');
-diag("second handshake: $ms ms") if defined $ms && $ENV{TEST_NGINX_VERBOSE};
-is($rc, 0, 'rehandshake: exit code');
+	or diag("$ms ms");
+diag("second handshake: $ms ms") if $ENV{TEST_NGINX_VERBOSE};
+is($c->close(), 0, 'rehandshake: exit code');
 
 ok(wait_log($t, qr/\[info\].*$new_re/, 3, $mark), 'rehandshake: logged');
 is(scalar grep_log($t, $new_re, $mark), 1, 'rehandshake: logged once');
@@ -104,16 +117,21 @@ is(scalar grep_log($t, qr/new DTLS handshake of the client failed/, $mark),
 	0, 'rehandshake: no failure');
 
 # the same with a resumed handshake whose last flight carries the first
-# record: delivered at once after the swap
+# record (-X): delivered at once after the swap
 
 $mark = log_mark($t);
 
-($out, $rc) = dtls_client($t, @good, '-m', 'rehandshake', '-n', '2', '-R',
-	'-X', '-t', '3000');
-like($out, qr/^second handshake ok protocol=DTLSv1\.2 cipher=\S+ reused=1$/m,
-	'rehandshake, resumed: second handshake') or diag($out);
-like($out, qr/^second echo ok n=2$/m,
+$c = dtls_lines($t, @good, '-X', '-t', '3000');
+$c->io('handshake');
+$c->io('send hello-1');
+$c->io('new-session resume');
+like($c->io('handshake'), qr/$hs_re reused=1$/,
+	'rehandshake, resumed: second handshake') or diag($c->out());
+is($c->io('send hello-s2-1'), 'recv be:hello-s2-1',
 	'rehandshake, resumed, data with the last flight: echoes');
+$c->io('close');
+$c->close();
+
 ok(wait_log($t, qr/\[info\].*$new_re/, 3, $mark), 'rehandshake, resumed: renewed');
 is(join("\n", grep_log($t, qr/\[(alert|crit|error)\]/, $mark)), '',
 	'rehandshake, resumed: no alerts');
@@ -125,16 +143,22 @@ is(join("\n", grep_log($t, qr/\[(alert|crit|error)\]/, $mark)), '',
 
 $mark = log_mark($t);
 
-($out, $rc) = dtls_client($t, @good, '-m', 'renew-stall', '-n', '2',
-	'-W', '3000', '-t', '5000');
-like($out, qr/^first echo ok n=1$/m, 'renew-stall: session up');
-like($out, qr/^server flight received len=\d+$/m,
-	'renew-stall: new handshake begun') or diag($out);
-like($out, qr/^echo ok n=2$/m, 'renew-stall: live session works during it');
-like($out, qr/^epoch-0 datagram len=15 type=2$/m,
+$c = dtls_lines($t, @good, '-t', '5000');
+$c->io('handshake');
+is($c->io('send hello-0'), 'recv be:hello-0', 'renew-stall: session up');
+
+like($c->io('hello'), qr/^hvr received /, 'renew-stall: hvr');
+like($c->io('cookie'), qr/^server flight received len=\d+$/,
+	'renew-stall: new handshake begun') or diag($c->out());
+is($c->io('send hello-1') . $c->io('send hello-2'),
+	'recv be:hello-1recv be:hello-2',
+	'renew-stall: live session works during it');
+like($c->io('wait 3000'), qr/^waited 3000 ms, epoch-0:.* len=15 type=2\b/,
 	'renew-stall: handshake_failure alert at the timeout');
-like($out, qr/^late echo ok n=2$/m, 'renew-stall: and after it');
-is($rc, 0, 'renew-stall: exit code');
+is($c->io('send late-1') . $c->io('send late-2'),
+	'recv be:late-1recv be:late-2', 'renew-stall: and after it');
+$c->io('close');
+is($c->close(), 0, 'renew-stall: exit code');
 
 ok(wait_log($t, qr/\[info\].*DTLS handshake failed: timed out/, 3, $mark),
 	'renew-stall: new handshake timed out');
@@ -149,10 +173,14 @@ is(scalar grep_log($t, $new_re, $mark), 0, 'renew-stall: not renewed');
 
 $mark = log_mark($t);
 
-($out, $rc) = dtls_client($t, @good, '-m', 'rehandshake', '-n', '1',
-	'-I', 'dev-2', '-t', '2000');
-like($out, qr/^second handshake ok /m, 'other peer: handshake done');
-unlike($out, qr/^second echo ok/m, 'other peer: no echo');
+$c = dtls_lines($t, @good, '-t', '2000');
+$c->io('handshake');
+$c->io('send hello-1');
+$c->io('new-session dev-2');
+like($c->io('handshake'), $hs_re, 'other peer: handshake done');
+isnt($c->io('send hello-s2-1'), 'recv be:hello-s2-1', 'other peer: no echo');
+$c->close();
+
 ok(wait_log($t, qr/authenticated another peer, DTLS session ended/, 3,
 	$mark), 'other peer: session ended');
 
@@ -163,14 +191,18 @@ ok(wait_log($t, qr/authenticated another peer, DTLS session ended/, 3,
 
 $mark = log_mark($t);
 
-($out, $rc) = dtls_client($t, @good, '-m', 'replay', '-n', '2', '-t', '5000');
-like($out, qr/^first echo ok n=1$/m, 'replay: session up');
-like($out, qr/^replayed clienthello len=\d+$/m, 'replay: ClientHello sent');
-unlike($out, qr/^reply after replay/m, 'replay: no reply');
-like($out, qr/^recv be:hello-2$/m, 'replay: echoes after');
-like($out, qr/^echo ok n=2$/m, 'replay: echo ok') or diag($out);
-like($out, qr/^close_notify received$/m, 'replay: session closed cleanly');
-is($rc, 0, 'replay: exit code');
+$c = dtls_lines($t, @good, '-t', '5000');
+$c->io('handshake');
+is($c->io('send hello-0'), 'recv be:hello-0', 'replay: session up');
+like($c->io('replay'), qr/^replayed clienthello len=\d+$/,
+	'replay: ClientHello sent');
+is($c->io('wait 500'), 'waited 500 ms, epoch-0: none', 'replay: no reply');
+is($c->io('send hello-1'), 'recv be:hello-1', 'replay: echoes after');
+is($c->io('send hello-2'), 'recv be:hello-2', 'replay: echo ok')
+	or diag($c->out());
+is($c->io('close'), 'close_notify received',
+	'replay: session closed cleanly');
+is($c->close(), 0, 'replay: exit code');
 
 ok(wait_log($t, qr/client closed DTLS session \(close_notify\)/, 3, $mark),
 	'replay: the session lasted until close_notify');
@@ -183,14 +215,15 @@ is(scalar grep_log($t, $new_re, $mark), 0, 'replay: session not ended');
 
 $mark = log_mark($t);
 
-($out, $rc) = dtls_client($t, @good, '-m', 'replay-new', '-n', '2',
-	'-t', '5000');
-like($out, qr/^first echo ok n=1$/m, 'replay-new: session up');
-like($out, qr/^hvr received len=\d+ cookie_len=32 request_len=\d+$/m,
-	'replay-new: hvr') or diag($out);
-like($out, qr/^recv be:hello-2$/m, 'replay-new: echoes after');
-like($out, qr/^echo ok n=2$/m, 'replay-new: echo ok');
-is($rc, 0, 'replay-new: exit code');
+$c = dtls_lines($t, @good, '-t', '5000');
+$c->io('handshake');
+is($c->io('send hello-0'), 'recv be:hello-0', 'replay-new: session up');
+like($c->io('hello'), qr/^hvr received len=\d+ cookie_len=32 request_len=\d+$/,
+	'replay-new: hvr') or diag($c->out());
+is($c->io('send hello-1'), 'recv be:hello-1', 'replay-new: echoes after');
+is($c->io('send hello-2'), 'recv be:hello-2', 'replay-new: echo ok');
+$c->io('close');
+is($c->close(), 0, 'replay-new: exit code');
 
 ok(wait_log($t, qr/client closed DTLS session \(close_notify\)/, 3, $mark),
 	'replay-new: the session lasted until close_notify');
@@ -203,18 +236,21 @@ is(scalar grep_log($t, $new_re, $mark), 0, 'replay-new: session not ended');
 
 $mark = log_mark($t);
 
-my $stall = daemon($t, tool($t, 'dtls_client'), @good,
-	'-m', 'renew-stall', '-n', '1', '-W', '3000', '-t', '3000');
-ok(wait_for($t, sub { daemon_output($t, $stall) =~ /^echo ok n=1$/m }, 5),
-	'renewal at a reload: begun') or diag(daemon_output($t, $stall));
+$c = dtls_lines($t, @good, '-t', '3000');
+$c->io('handshake');
+$c->io('send hello-0');
+$c->io('hello');
+$c->io('cookie');
+is($c->io('send hello-1'), 'recv be:hello-1', 'renewal at a reload: begun')
+	or diag($c->out());
 
 reload_wait($t);
 
-ok(wait_for($t, sub { daemon_output($t, $stall) =~ /^late echo|failed/m },
-	10), 'renewal at a reload: client done')
-	or diag(daemon_output($t, $stall));
-unlike(daemon_output($t, $stall), qr/^epoch-0 datagram/m,
-	'renewal at a reload: nothing more sent for it');
+my $waited = $c->io('wait 3000');
+ok(defined $c->io('send late-1'), 'renewal at a reload: client done')
+	or diag($c->out());
+unlike($waited, qr/epoch-0: len/, 'renewal at a reload: nothing more sent for it');
+$c->close();
 ok(wait_for($t, sub { workers($t) == 1 }, 8), 'renewal at a reload: old worker gone');
 is(join("\n", grep_log($t, qr/\[(alert|crit)\]/, $mark)), '',
 	'renewal at a reload: no alerts');

@@ -20,6 +20,8 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 use Test::Nginx::DTLS;
+use Test::DTLS::Freescan;
+use Test::DTLS::Hello qw/ random /;
 
 ###############################################################################
 
@@ -28,14 +30,11 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-plan(skip_all => 'ASan has its own free()') if $ENV{TEST_NGINX_ASAN};
+freescan_needs($t);
 
-my $shim = tool($t, 'freescan.so');
 tool($t, 'dtls_client');
 
 my $d = $t->testdir();
-
-sub random { join '', map { chr int rand 256 } 1 .. $_[0] }
 
 my $psk = unpack('H*', random(16));
 $t->write_file('psk', "dev-1:$psk\n");
@@ -92,17 +91,9 @@ conf("dtls_session_ticket_key k80;\n"
 
 udp_echo($t, '127.0.0.1:' . port(8981, udp => 1));
 
-{
-	local $ENV{LD_PRELOAD} = $shim;
-	local $ENV{FREESCAN_PATTERNS} = "$d/patterns";
-	local $ENV{FREESCAN_LOG} = "$d/freescan.log";
-
-	$t->run();
-}
-
+my $master = freescan_run($t);
 $t->plan(9);
 
-my $master = nginx_pid($t);
 
 ###############################################################################
 
@@ -131,26 +122,18 @@ is(stop_status($t), 0, 'nginx exits');
 
 ###############################################################################
 
-my $log = $t->read_file('freescan.log');
-my @hits = map { [ split / / ] } $log =~ /^hit (\S+ pid=\d+ \S+ size=\d+)$/mg;
+my $scan = freescan_log($t);
+my %exited = %{$scan->{exited}};
 
-my %exited = $log =~ /^exit pid=(\d+) .* patterns=(\d+) tickets=\d+$/mg;
 ok(defined $exited{$master} && keys %exited >= 3,
 	'shim in the master and both workers');
 
 # the controls
 
-ok((grep { $_->[0] eq 'canary' && $_->[1] eq "pid=$master" } @hits),
-	'control: canary found in the master');
-ok((grep { $_->[0] eq 'canary' && $_->[1] ne "pid=$master" } @hits),
-	'control: canary found in a worker');
+ok(canary($scan, $master), 'control: canary found in the master');
+ok(canary($scan, $master, 'worker'), 'control: canary found in a worker');
 
-my %seen;
-$seen{$_->[0]}++ for grep { $_->[0] =~ /^(file|hmac|aes):/ } @hits;
-
-is(join(' ', grep { /^file:/ } sort keys %seen), '',
-	'no ticket key file text freed unwiped');
-is(join(' ', grep { /^(hmac|aes):/ } sort keys %seen), '',
-	'no ticket key freed unwiped');
+is(found($scan, qr/^file:/), '', 'no ticket key file text freed unwiped');
+is(found($scan, qr/^(hmac|aes):/), '', 'no ticket key freed unwiped');
 
 ###############################################################################

@@ -5,7 +5,7 @@
  *   dtls_client -c HOST:PORT [-i IDENTITY] [-k HEXKEY] [-C CIPHERS]
  *               [-a CERTFILE] [-K KEYFILE] [-A CAFILE] [-S SERVERNAME]
  *               [-M MTU] [-m MODE] [-n N] [-P N] [-s STRING] [-t MS]
- *               [-R] [-v]
+ *               [-W MS] [-R] [-X] [-v]
  *
  * Certificates: -a is the client's certificate chain (PEM, leaf first),
  * -K its key (default: the key in CERTFILE).  -A verifies the server's
@@ -31,49 +31,41 @@
  *   send-only   handshake, STRING once, print what comes back until
  *               close_notify or -t, exit without closing
  *   handshake   handshake only, then close_notify
- *   nocookie    send a real ClientHello raw, report whether a
- *               HelloVerifyRequest came back
  *   stall       cookie exchange, second ClientHello, receive the server's
  *               flight, then stop
- *   garbage     -n random datagrams and one empty datagram, expect silence
  *   sequential  -n sessions one after another (handshake, echo, close)
  *   parallel    -P sessions at once, each handshake, -n echoes, close
- *   rehandshake on one socket (one source port throughout): handshake,
- *               -n echoes, then, without close_notify (a device that
- *               restarted and kept its port), a new SSL object on the same
- *               socket: a new full handshake, -n echoes, close_notify;
- *               the second session's lines start with "second ", and
- *               "second handshake took MS ms" follows its handshake
- *   replay      handshake and one echo ("first echo ok n=1") while the
- *               datagrams written are recorded; then the ClientHello that
- *               carried the cookie is sent again, raw, from the same
- *               socket ("replayed clienthello len=N"), 500 ms later -n
- *               echoes on the live session, close_notify
- *   replay-new  as replay, but a new ClientHello without a cookie is sent
- *               instead ("sent new clienthello len=N") and the reply read
- *               ("hvr received len=N cookie_len=N request_len=N",
- *               "reply len=N" or "reply none"), then -n echoes on the
- *               live session
- *
- *   renew-stall handshake and one echo ("first echo ok n=1"); then from
- *               the same socket a new ClientHello, the cookie exchange
- *               and the server's flight ("server flight received len=N"),
- *               and nothing more of that handshake; -n echoes on the live
- *               session ("echo ok n=N"); with -W, a wait of MS showing
- *               the epoch-0 datagrams that come ("epoch-0 datagram len=N
- *               type=T"), then -n more echoes ("late echo ok n=N")
- *
- * With -I, the second session of rehandshake mode uses that PSK identity
- * (and the same key); with -R it resumes the first session.
+ *   lines       commands on stdin, a line each, on one socket (one source
+ *               port throughout), each answered by one line on stdout,
+ *               each bounded by -t:
+ *     handshake      "handshake ok protocol=P cipher=C reused=0|1" or
+ *                    "handshake failed: REASON"
+ *     send TEXT      TEXT in a record, and the reply: "recv TEXT",
+ *                    "recv failed: timeout", "close_notify received"
+ *     new-session [resume] [IDENTITY]
+ *                    the session left without close_notify (a device
+ *                    that restarted and kept its port), a new SSL object
+ *                    on the socket, resuming it or with another identity
+ *                    and the same key: "new session"
+ *     replay         the ClientHello that carried the cookie sent again,
+ *                    as it was: "replayed clienthello len=N"
+ *     hello          a new ClientHello without a cookie, the reply read
+ *                    raw: "hvr received len=N cookie_len=N request_len=N",
+ *                    "reply len=N" or "reply none"
+ *     cookie         that ClientHello again with the HelloVerifyRequest's
+ *                    cookie: "server flight received len=N", or as hello
+ *     wait MS        MS milliseconds; the epoch-0 datagrams that come are
+ *                    read raw: "waited MS ms, epoch-0: len=N type=T ..."
+ *                    or "waited MS ms, epoch-0: none"
+ *     close          close_notify, up to 1s for the server's:
+ *                    "close_notify received" or "close_notify sent"
+ *               exit status 1 if any command failed; the server's
+ *               certificate is not shown in this mode
  *
  * With -X the first record after a handshake goes out in the datagram of
  * the handshake's last flight: after a resumed (abbreviated) handshake,
  * ChangeCipherSpec, Finished and data in one datagram, as clients send
  * them.  Every other datagram is as without -X.
- *
- * In rehandshake and replay modes replies must end with what was sent,
- * and epoch-0 datagrams arriving while the client waits after a replay
- * are read raw and shown as "reply after replay len=N type=T".
  *
  * When SSLKEYLOGFILE names a file, the secrets of every session are
  * appended to it in NSS key log format ("CLIENT_RANDOM HEX HEX"): a test
@@ -105,6 +97,7 @@
 
 #include "addr.h"
 #include "dtls.h"
+#include "opt.h"
 
 
 #define MTU              1200
@@ -121,15 +114,10 @@ typedef enum {
     MODE_ECHO = 0,
     MODE_SEND_ONLY,
     MODE_HANDSHAKE,
-    MODE_NOCOOKIE,
     MODE_STALL,
-    MODE_GARBAGE,
     MODE_SEQUENTIAL,
     MODE_PARALLEL,
-    MODE_REHANDSHAKE,
-    MODE_REPLAY,
-    MODE_REPLAY_NEW,
-    MODE_RENEW_STALL
+    MODE_LINES
 } dtls_mode_e;
 
 
@@ -137,7 +125,6 @@ typedef struct {
     struct sockaddr_storage  peer;
     socklen_t                peer_len;
     const char              *peer_str;
-    const char              *identity2;
     const char              *ciphers;
     const char              *cert;
     const char              *cert_key;
@@ -179,8 +166,27 @@ typedef struct {
 
 static conf_t             cf;
 static SSL_CTX           *ctx;
+
+static opt_number_t       numbers[] = {
+    { 'M', 256, 65507, &cf.mtu },
+    { 'n', 0, 1000000, &cf.n },
+    { 'P', 1, 10000, &cf.parallel },
+    { 't', 1, 86400000, &cf.timeout },
+    { 'W', 0, 86400000, &cf.wait },
+    { 0, 0, 0, NULL }
+};
 static pthread_mutex_t    out_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_barrier_t  barrier;
+
+/* lines mode: the ClientHello with the cookie as sent, a new handshake */
+
+static unsigned char      rec_hello[BUF_SIZE];
+static int                rec_hello_len;
+static SSL               *hello_ssl;
+static BIO               *hello_rbio;
+static BIO               *hello_wbio;
+static unsigned char      hvr[BUF_SIZE];
+static int                hvr_len;
 
 
 static void usage(void);
@@ -214,18 +220,14 @@ static int sess_echo(sess_t *s, const char *data, int check);
 static void sess_shutdown(sess_t *s, int wait);
 
 static int mode_single(void);
-static int mode_nocookie(void);
 static int mode_stall(void);
-static int mode_garbage(void);
 static int mode_multi(void);
-static int mode_rehandshake(void);
-static int mode_replay(void);
-static int mode_renew_stall(void);
-static int sess_echoes(sess_t *s, const char *tag, long n);
-static long record_cb(BIO *b, int oper, const char *argp, size_t len,
-    int argi, long argl, int ret, size_t *processed);
+static int mode_lines(void);
+static int lines_new_session(sess_t *s, char *args);
+static int lines_replay(sess_t *s);
+static int lines_hello(sess_t *s, int cookie);
+static void lines_wait(sess_t *s, long ms);
 static int hello_cookie_len(const unsigned char *p, size_t len);
-static void wait_epoch0(sess_t *s, int64_t until, const char *what);
 static void *worker(void *arg);
 static int run_session(int id, int echoes, SSL_SESSION *resume,
     SSL_SESSION **save, int *reused);
@@ -252,28 +254,15 @@ main(int argc, char **argv)
     }
 
     switch (cf.mode) {
-    case MODE_NOCOOKIE:
-        rc = mode_nocookie();
-        break;
     case MODE_STALL:
         rc = mode_stall();
-        break;
-    case MODE_GARBAGE:
-        rc = mode_garbage();
         break;
     case MODE_SEQUENTIAL:
     case MODE_PARALLEL:
         rc = mode_multi();
         break;
-    case MODE_REHANDSHAKE:
-        rc = mode_rehandshake();
-        break;
-    case MODE_REPLAY:
-    case MODE_REPLAY_NEW:
-        rc = mode_replay();
-        break;
-    case MODE_RENEW_STALL:
-        rc = mode_renew_stall();
+    case MODE_LINES:
+        rc = mode_lines();
         break;
     default:
         rc = mode_single();
@@ -304,21 +293,17 @@ usage(void)
         "  -A CAFILE     verify the server's certificate chain against it\n"
         "  -S NAME       server name (SNI)\n"
         "  -M MTU        largest datagram sent (default 1200)\n"
-        "  -m MODE       echo, send-only, handshake, nocookie, stall,\n"
-        "                garbage, sequential, parallel, rehandshake,\n"
-        "                replay, replay-new, renew-stall (default echo)\n"
-        "  -n N          datagrams (echo, parallel, garbage; rehandshake:\n"
-        "                each session; replay: after the replay) or\n"
-        "                sessions (sequential), default 1\n"
+        "  -m MODE       echo, send-only, handshake, stall, sequential,\n"
+        "                parallel, lines (default echo)\n"
+        "  -n N          datagrams (echo, parallel) or sessions\n"
+        "                (sequential), default 1\n"
         "  -P N          parallel sessions (default 10)\n"
-        "  -s STRING     payload (default \"hello\"); in garbage mode a\n"
-        "                number is the datagram length\n"
-        "  -t MS         timeout per session (default 5000)\n"
-        "  -R            sequential, rehandshake: resume the first session\n"
+        "  -s STRING     payload (default \"hello\")\n"
+        "  -t MS         timeout per session (lines: per command,\n"
+        "                default 5000)\n"
+        "  -R            sequential: resume the first session\n"
         "  -X            the first record in the handshake's last datagram\n"
-        "  -I IDENTITY   rehandshake: the second session's PSK identity\n"
-        "  -W MS         renew-stall: the wait before the late echoes;\n"
-        "                echo: a pause before each datagram but the first\n"
+        "  -W MS         echo: a pause before each datagram but the first\n"
         "  -v            trace to stderr\n");
 }
 
@@ -326,8 +311,7 @@ usage(void)
 static int
 parse_args(int argc, char **argv)
 {
-    int    opt;
-    char  *end;
+    int  opt, rc;
 
     tool_psk.identity = "client1";
     cf.ciphers = NULL;
@@ -338,9 +322,19 @@ parse_args(int argc, char **argv)
     cf.payload = "hello";
     cf.timeout = 5000;
 
-    while ((opt = getopt(argc, argv, "c:i:I:k:C:a:K:A:S:M:m:n:P:s:t:W:RXvh"))
+    while ((opt = getopt(argc, argv, "c:i:k:C:a:K:A:S:M:m:n:P:s:t:W:RXvh"))
            != -1)
     {
+        rc = opt_numbers("dtls_client", numbers, opt, optarg);
+
+        if (rc != 1) {
+            if (rc == -1) {
+                return -1;
+            }
+
+            continue;
+        }
+
         switch (opt) {
         case 'c':
             cf.peer_str = optarg;
@@ -352,15 +346,6 @@ parse_args(int argc, char **argv)
             break;
         case 'i':
             tool_psk.identity = optarg;
-            break;
-        case 'I':
-            cf.identity2 = optarg;
-            break;
-        case 'W':
-            cf.wait = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.wait < 0) {
-                return -1;
-            }
             break;
         case 'k':
             if (parse_hex(optarg, tool_psk.key, sizeof(tool_psk.key),
@@ -386,13 +371,6 @@ parse_args(int argc, char **argv)
         case 'S':
             cf.server_name = optarg;
             break;
-        case 'M':
-            cf.mtu = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.mtu < 256 || cf.mtu > 65507) {
-                fprintf(stderr, "dtls_client: -M must be 256 to 65507\n");
-                return -1;
-            }
-            break;
         case 'm':
             if (strcmp(optarg, "echo") == 0) {
                 cf.mode = MODE_ECHO;
@@ -400,49 +378,21 @@ parse_args(int argc, char **argv)
                 cf.mode = MODE_SEND_ONLY;
             } else if (strcmp(optarg, "handshake") == 0) {
                 cf.mode = MODE_HANDSHAKE;
-            } else if (strcmp(optarg, "nocookie") == 0) {
-                cf.mode = MODE_NOCOOKIE;
             } else if (strcmp(optarg, "stall") == 0) {
                 cf.mode = MODE_STALL;
-            } else if (strcmp(optarg, "garbage") == 0) {
-                cf.mode = MODE_GARBAGE;
             } else if (strcmp(optarg, "sequential") == 0) {
                 cf.mode = MODE_SEQUENTIAL;
             } else if (strcmp(optarg, "parallel") == 0) {
                 cf.mode = MODE_PARALLEL;
-            } else if (strcmp(optarg, "rehandshake") == 0) {
-                cf.mode = MODE_REHANDSHAKE;
-            } else if (strcmp(optarg, "replay") == 0) {
-                cf.mode = MODE_REPLAY;
-            } else if (strcmp(optarg, "replay-new") == 0) {
-                cf.mode = MODE_REPLAY_NEW;
-            } else if (strcmp(optarg, "renew-stall") == 0) {
-                cf.mode = MODE_RENEW_STALL;
+            } else if (strcmp(optarg, "lines") == 0) {
+                cf.mode = MODE_LINES;
             } else {
                 fprintf(stderr, "dtls_client: unknown mode \"%s\"\n", optarg);
                 return -1;
             }
             break;
-        case 'n':
-            cf.n = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.n < 0 || cf.n > 1000000) {
-                return -1;
-            }
-            break;
-        case 'P':
-            cf.parallel = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.parallel < 1 || cf.parallel > 10000) {
-                return -1;
-            }
-            break;
         case 's':
             cf.payload = optarg;
-            break;
-        case 't':
-            cf.timeout = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.timeout < 1) {
-                return -1;
-            }
             break;
         case 'R':
             cf.resume = 1;
@@ -781,7 +731,9 @@ sess_ssl_new(sess_t *s, SSL_SESSION *sess)
     BIO_ctrl_set_connected(bio, addr);
     BIO_ADDR_free(addr);
 
-    if (cf.coalesce) {
+    /* lines mode keeps the ClientHello with the cookie as it is sent */
+
+    if (cf.coalesce || cf.mode == MODE_LINES) {
         s->wmem = BIO_new(BIO_s_mem());
         if (s->wmem == NULL) {
             BIO_free(bio);
@@ -855,6 +807,13 @@ sess_flush(sess_t *s)
 
     if (n > 0 && send(s->fd, p, (size_t) n, 0) == -1) {
         dbg(s, "send: %s", strerror(errno));
+    }
+
+    if (rec_hello_len == 0 && n > 0 && (size_t) n <= sizeof(rec_hello)
+        && hello_cookie_len((unsigned char *) p, n) > 0)
+    {
+        memcpy(rec_hello, p, n);
+        rec_hello_len = (int) n;
     }
 
     (void) BIO_reset(s->wmem);
@@ -960,6 +919,11 @@ sess_handshake(sess_t *s)
         rc = SSL_connect(s->ssl);
         if (rc == 1) {
             /* with -X the last flight waits for the first record */
+
+            if (!cf.coalesce) {
+                sess_flush(s);
+            }
+
             break;
         }
 
@@ -988,7 +952,9 @@ sess_handshake(sess_t *s)
         SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl),
         SSL_session_reused(s->ssl) ? 1 : 0);
 
-    print_server_cert(s);
+    if (cf.mode != MODE_LINES) {
+        print_server_cert(s);
+    }
 
     return 0;
 }
@@ -1424,56 +1390,6 @@ is_hvr(const unsigned char *p, size_t len, size_t *cookie_len)
 
 
 static int
-mode_nocookie(void)
-{
-    int            fd, n, len;
-    SSL           *ssl;
-    BIO           *rbio, *wbio;
-    size_t         cookie_len;
-    unsigned char  hello[BUF_SIZE], buf[BUF_SIZE];
-
-    ssl = NULL;
-
-    len = raw_client_hello(&ssl, &rbio, &wbio, hello, sizeof(hello));
-    if (len < 0) {
-        SSL_free(ssl);
-        return 1;
-    }
-
-    fd = udp_socket();
-    if (fd == -1) {
-        SSL_free(ssl);
-        return 1;
-    }
-
-    if (send(fd, hello, len, 0) != len) {
-        perror("dtls_client: send");
-    }
-
-    dbg(NULL, "sent ClientHello without cookie, %d bytes", len);
-
-    n = raw_recv(fd, buf, sizeof(buf), now_ms() + cf.timeout);
-
-    close(fd);
-    SSL_free(ssl);
-
-    if (n < 0) {
-        out(NULL, "reply none");
-        return 1;
-    }
-
-    if (is_hvr(buf, n, &cookie_len)) {
-        out(NULL, "hvr received len=%d cookie_len=%zu request_len=%d",
-            n, cookie_len, len);
-        return 0;
-    }
-
-    out(NULL, "reply len=%d", n);
-    return 1;
-}
-
-
-static int
 mode_stall(void)
 {
     int            fd, n, len, rc;
@@ -1556,58 +1472,6 @@ done:
     close(fd);
     SSL_free(ssl);
     return rc;
-}
-
-
-static int
-mode_garbage(void)
-{
-    int            fd, n, fixed;
-    long           i, len;
-    char          *end;
-    unsigned char  buf[BUF_SIZE];
-
-    fixed = 0;
-    len = strtol(cf.payload, &end, 10);
-    if (*end == '\0' && len >= 0 && len <= BUF_SIZE) {
-        fixed = 1;
-    }
-
-    fd = udp_socket();
-    if (fd == -1) {
-        return 1;
-    }
-
-    for (i = 0; i < cf.n; i++) {
-        if (!fixed) {
-            RAND_bytes(buf, 1);
-            len = 1 + buf[0] % 200;
-        }
-
-        RAND_bytes(buf, (int) len);
-
-        if (send(fd, buf, len, 0) != len) {
-            dbg(NULL, "send: %s", strerror(errno));
-        }
-    }
-
-    if (send(fd, buf, 0, 0) != 0) {
-        dbg(NULL, "send: %s", strerror(errno));
-    }
-
-    dbg(NULL, "sent %ld garbage datagrams and an empty one", cf.n);
-
-    n = raw_recv(fd, buf, sizeof(buf), now_ms() + cf.timeout);
-
-    close(fd);
-
-    if (n < 0) {
-        out(NULL, "reply none");
-        return 0;
-    }
-
-    out(NULL, "reply len=%d", n);
-    return 1;
 }
 
 
@@ -1776,109 +1640,258 @@ mode_multi(void)
 }
 
 
-/* rehandshake and replay modes */
-
-
-/* the datagrams written, the first ClientHello with a cookie kept */
-
-static unsigned char  rec_hello[BUF_SIZE];
-static int            rec_hello_len;
-static int            rec_count;
-
-
-/* -n echoes, "STRING-TAGi", each reply checked */
-
-static int
-sess_echoes(sess_t *s, const char *tag, long n)
-{
-    long  i;
-    char  data[4096];
-
-    for (i = 1; i <= n; i++) {
-        snprintf(data, sizeof(data), "%s-%s%ld", cf.payload, tag, i);
-
-        if (sess_echo(s, data, 1) != 0) {
-            return -1;
-        }
-    }
-
-    return 0;
-}
+/* lines mode */
 
 
 /*
- * A client that restarted and kept its port: the first session is
- * abandoned without close_notify, a new SSL object on the same socket
- * makes a new full handshake.
+ * One session on one socket, driven by commands: each answered by the
+ * last event of the session (its events are quiet) or by its own line.
  */
 
 static int
-mode_rehandshake(void)
+mode_lines(void)
 {
-    int           rc, hs;
-    int64_t       start;
-    sess_t        s;
-    SSL_SESSION  *first;
+    int      rc, failed;
+    char     line[4096], *cmd, *arg;
+    sess_t   s;
 
     if (sess_open(&s, 0, NULL) != 0) {
         return 1;
     }
 
-    rc = 1;
+    s.quiet = 1;
+    failed = 0;
 
-    if (sess_handshake(&s) != 0 || sess_echoes(&s, "", cf.n) != 0) {
-        goto done;
+    while (fgets(line, sizeof(line), stdin) != NULL) {
+        line[strcspn(line, "\r\n")] = '\0';
+
+        cmd = line;
+        arg = strchr(line, ' ');
+
+        if (arg) {
+            *arg++ = '\0';
+
+        } else {
+            arg = line + strlen(line);
+        }
+
+        s.last[0] = '\0';
+        s.deadline = now_ms() + cf.timeout;
+
+        if (strcmp(cmd, "handshake") == 0) {
+            rc = sess_handshake(&s);
+
+        } else if (strcmp(cmd, "send") == 0) {
+            rc = sess_echo(&s, arg, 0);
+
+        } else if (strcmp(cmd, "new-session") == 0) {
+            rc = lines_new_session(&s, arg);
+
+            if (rc != 0) {
+                printf("new session failed\n");
+                return 1;
+            }
+
+        } else if (strcmp(cmd, "replay") == 0) {
+            rc = lines_replay(&s);
+
+        } else if (strcmp(cmd, "hello") == 0 || strcmp(cmd, "cookie") == 0) {
+            rc = lines_hello(&s, cmd[0] == 'c');
+
+        } else if (strcmp(cmd, "wait") == 0) {
+            lines_wait(&s, strtol(arg, NULL, 10));
+            rc = 0;
+
+        } else if (strcmp(cmd, "close") == 0) {
+            sess_shutdown(&s, 1);
+            rc = 0;
+
+        } else {
+            out(&s, "unknown command \"%s\"", cmd);
+            rc = -1;
+        }
+
+        printf("%s\n", s.last);
+        fflush(stdout);
+
+        failed |= (rc != 0);
     }
 
-    out(&s, "echo ok n=%ld", cf.n);
+    SSL_free(hello_ssl);
+    sess_free(&s);
+
+    return failed;
+}
+
+
+static int
+lines_new_session(sess_t *s, char *args)
+{
+    char         *a;
+    SSL_SESSION  *prev;
+
+    prev = NULL;
+
+    for (a = strtok(args, " "); a; a = strtok(NULL, " ")) {
+        if (strcmp(a, "resume") == 0) {
+            prev = SSL_get1_session(s->ssl);
+
+        } else {
+            tool_psk.identity = a;
+        }
+    }
 
     /*
      * no close_notify: SSL_free() sends nothing, the socket stays; marked
      * as shut down, so that OpenSSL keeps the session resumable
      */
 
-    first = cf.resume ? SSL_get1_session(s.ssl) : NULL;
+    SSL_set_shutdown(s->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    SSL_free(s->ssl);
+    s->ssl = NULL;
+    s->wmem = NULL;
+    s->close_received = 0;
+    s->alert[0] = '\0';
 
-    SSL_set_shutdown(s.ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-    SSL_free(s.ssl);
-    s.ssl = NULL;
-    s.wmem = NULL;
-
-    s.prefix = "second ";
-    s.close_received = 0;
-    s.alert[0] = '\0';
-    s.deadline = now_ms() + cf.timeout;
-
-    if (cf.identity2) {
-        tool_psk.identity = cf.identity2;
+    if (sess_ssl_new(s, prev) != 0) {
+        SSL_SESSION_free(prev);
+        return -1;
     }
 
-    rc = sess_ssl_new(&s, first);
+    SSL_SESSION_free(prev);
+    out(s, "new session");
 
-    SSL_SESSION_free(first);
+    return 0;
+}
 
-    if (rc != 0) {
-        return 1;
+
+static int
+lines_replay(sess_t *s)
+{
+    if (rec_hello_len == 0) {
+        out(s, "replay failed: no ClientHello with a cookie sent");
+        return -1;
     }
 
-    rc = 1;
-    start = now_ms();
-    hs = sess_handshake(&s);
-    out(&s, "handshake took %lld ms", (long long) (now_ms() - start));
-
-    if (hs != 0 || sess_echoes(&s, "s2-", cf.n) != 0) {
-        goto done;
+    if (send(s->fd, rec_hello, rec_hello_len, 0) != rec_hello_len) {
+        out(s, "replay failed: send: %s", strerror(errno));
+        return -1;
     }
 
-    out(&s, "echo ok n=%ld", cf.n);
-    rc = 0;
+    out(s, "replayed clienthello len=%d", rec_hello_len);
 
-    sess_shutdown(&s, 1);
+    return 0;
+}
 
-done:
 
-    sess_free(&s);
-    return rc;
+/*
+ * A new handshake by hand from the session's socket, beside the live
+ * session: a ClientHello without a cookie, then with the cookie of the
+ * HelloVerifyRequest that came back
+ */
+
+static int
+lines_hello(sess_t *s, int cookie)
+{
+    int            n, len;
+    size_t         cookie_len;
+    unsigned char  hello[BUF_SIZE];
+
+    if (!cookie) {
+        SSL_free(hello_ssl);
+        len = raw_client_hello(&hello_ssl, &hello_rbio, &hello_wbio, hello,
+                               sizeof(hello));
+
+    } else if (hello_ssl == NULL || hvr_len <= 0) {
+        out(s, "cookie failed: no HelloVerifyRequest");
+        return -1;
+
+    } else {
+        BIO_write(hello_rbio, hvr, hvr_len);
+
+        ERR_clear_error();
+
+        len = (SSL_connect(hello_ssl) == -1
+               && SSL_get_error(hello_ssl, -1) == SSL_ERROR_WANT_READ)
+              ? BIO_read(hello_wbio, hello, sizeof(hello)) : -1;
+    }
+
+    if (len <= 0 || send(s->fd, hello, len, 0) != len) {
+        out(s, "%s failed: cannot send a ClientHello",
+            cookie ? "cookie" : "hello");
+        return -1;
+    }
+
+    n = raw_recv(s->fd, hvr, sizeof(hvr), s->deadline);
+    hvr_len = 0;
+
+    if (n < 0) {
+        out(s, "reply none");
+        return -1;
+    }
+
+    if (is_hvr(hvr, n, &cookie_len)) {
+        hvr_len = n;
+        out(s, "hvr received len=%d cookie_len=%zu request_len=%d",
+            n, cookie_len, len);
+        return 0;
+    }
+
+    if (cookie && n > REC_HDR && hvr[0] == SSL3_RT_HANDSHAKE
+        && hvr[3] == 0 && hvr[4] == 0 && hvr[REC_HDR] == SSL3_MT_SERVER_HELLO)
+    {
+        out(s, "server flight received len=%d", n);
+        return 0;
+    }
+
+    out(s, "reply len=%d", n);
+    return -1;
+}
+
+
+/*
+ * Waits, showing the epoch-0 datagrams that come meanwhile: they are not
+ * for the live session.  A datagram for it ends the reading.
+ */
+
+static void
+lines_wait(sess_t *s, long ms)
+{
+    int            n;
+    char           seen[256];
+    size_t         len;
+    int64_t        until, left;
+    struct pollfd  pfd;
+    unsigned char  buf[BUF_SIZE];
+
+    until = now_ms() + ms;
+    len = 0;
+    seen[0] = '\0';
+
+    while ((left = until - now_ms()) > 0) {
+        pfd.fd = s->fd;
+        pfd.events = POLLIN;
+
+        if (poll(&pfd, 1, (int) left) <= 0) {
+            continue;
+        }
+
+        n = recv(s->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+
+        if (n < REC_HDR || buf[3] != 0 || buf[4] != 0) {
+            (void) poll(NULL, 0, (int) left);
+            break;
+        }
+
+        n = recv(s->fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+        if (len + 32 < sizeof(seen)) {
+            len += snprintf(seen + len, sizeof(seen) - len, " len=%d type=%d",
+                            n, n > REC_HDR ? buf[REC_HDR] : -1);
+        }
+    }
+
+    out(s, "waited %ld ms, epoch-0:%s", ms, len ? seen : " none");
 }
 
 
@@ -1913,310 +1926,3 @@ hello_cookie_len(const unsigned char *p, size_t len)
 }
 
 
-static long
-record_cb(BIO *b, int oper, const char *argp, size_t len, int argi,
-    long argl, int ret, size_t *processed)
-{
-    size_t  n;
-
-    (void) b;
-    (void) len;
-    (void) argi;
-    (void) argl;
-
-    if (oper != (BIO_CB_WRITE | BIO_CB_RETURN) || ret <= 0
-        || processed == NULL || argp == NULL)
-    {
-        return ret;
-    }
-
-    n = *processed;
-    rec_count++;
-
-    dbg(NULL, "datagram %d written, %zu bytes", rec_count, n);
-
-    if (rec_hello_len == 0 && n <= sizeof(rec_hello)
-        && hello_cookie_len((const unsigned char *) argp, n) > 0)
-    {
-        memcpy(rec_hello, argp, n);
-        rec_hello_len = (int) n;
-        dbg(NULL, "datagram %d is the ClientHello with the cookie",
-            rec_count);
-    }
-
-    return ret;
-}
-
-
-/*
- * Waits until "until".  Epoch-0 datagrams arriving meanwhile are not for
- * the live session: they are read raw and shown.  Anything else is left
- * to the session.
- */
-
-static void
-wait_epoch0(sess_t *s, int64_t until, const char *what)
-{
-    int            rc;
-    ssize_t        n;
-    int64_t        left;
-    struct pollfd  pfd;
-    unsigned char  buf[BUF_SIZE];
-
-    for ( ;; ) {
-        left = until - now_ms();
-        if (left <= 0) {
-            return;
-        }
-
-        pfd.fd = s->fd;
-        pfd.events = POLLIN;
-        pfd.revents = 0;
-
-        rc = poll(&pfd, 1, (int) left);
-        if (rc == 0) {
-            return;
-        }
-
-        if (rc == -1) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return;
-        }
-
-        n = recv(s->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
-
-        if (n >= REC_HDR && buf[3] == 0 && buf[4] == 0) {
-            n = recv(s->fd, buf, sizeof(buf), MSG_DONTWAIT);
-            out(s, "%s len=%zd type=%d", what, n,
-                n > REC_HDR ? buf[REC_HDR] : -1);
-            continue;
-        }
-
-        /* for the session, or an error: wait out the rest */
-
-        left = until - now_ms();
-        if (left > 0) {
-            poll(NULL, 0, (int) left);
-        }
-
-        return;
-    }
-}
-
-
-static int
-mode_replay(void)
-{
-    int            rc, n, len;
-    SSL           *ssl2;
-    BIO           *rbio, *wbio;
-    char           data[64];
-    size_t         cookie_len;
-    sess_t         s;
-    unsigned char  hello[BUF_SIZE], buf[BUF_SIZE];
-
-    if (sess_open(&s, 0, NULL) != 0) {
-        return 1;
-    }
-
-    BIO_set_callback_ex(SSL_get_wbio(s.ssl), record_cb);
-
-    rc = 1;
-
-    if (sess_handshake(&s) != 0) {
-        goto done;
-    }
-
-    snprintf(data, sizeof(data), "%.40s-0", cf.payload);
-
-    if (sess_echo(&s, data, 1) != 0) {
-        goto done;
-    }
-
-    out(&s, "first echo ok n=1");
-
-    BIO_set_callback_ex(SSL_get_wbio(s.ssl), NULL);
-
-    if (cf.mode == MODE_REPLAY) {
-
-        if (rec_hello_len == 0) {
-            out(&s, "replay failed: no ClientHello with a cookie recorded");
-            goto done;
-        }
-
-        if (send(s.fd, rec_hello, rec_hello_len, 0) != rec_hello_len) {
-            out(&s, "replay failed: send: %s", strerror(errno));
-            goto done;
-        }
-
-        out(&s, "replayed clienthello len=%d", rec_hello_len);
-
-        wait_epoch0(&s, now_ms() + 500, "reply after replay");
-
-    } else {
-        ssl2 = NULL;
-
-        len = raw_client_hello(&ssl2, &rbio, &wbio, hello, sizeof(hello));
-        SSL_free(ssl2);
-
-        if (len < 0) {
-            out(&s, "replay failed: cannot make a ClientHello");
-            goto done;
-        }
-
-        if (send(s.fd, hello, len, 0) != len) {
-            out(&s, "replay failed: send: %s", strerror(errno));
-            goto done;
-        }
-
-        out(&s, "sent new clienthello len=%d", len);
-
-        n = raw_recv(s.fd, buf, sizeof(buf), now_ms() + 1000);
-
-        if (n < 0) {
-            out(&s, "reply none");
-
-        } else if (is_hvr(buf, n, &cookie_len)) {
-            out(&s, "hvr received len=%d cookie_len=%zu request_len=%d",
-                n, cookie_len, len);
-
-        } else {
-            out(&s, "reply len=%d", n);
-        }
-    }
-
-    if (sess_echoes(&s, "", cf.n) != 0) {
-        goto done;
-    }
-
-    out(&s, "echo ok n=%ld", cf.n);
-    rc = 0;
-
-    sess_shutdown(&s, 1);
-
-done:
-
-    sess_free(&s);
-    return rc;
-}
-
-
-/*
- * A new handshake from the socket of a live session, stopped after the
- * server's flight: the live session must go on, during it and after the
- * server gave it up.
- */
-
-static int
-mode_renew_stall(void)
-{
-    int            rc, n, len;
-    SSL           *ssl2;
-    BIO           *rbio, *wbio;
-    char           data[64];
-    size_t         cookie_len;
-    int64_t        deadline;
-    sess_t         s;
-    unsigned char  hello[BUF_SIZE], buf[BUF_SIZE];
-
-    if (sess_open(&s, 0, NULL) != 0) {
-        return 1;
-    }
-
-    rc = 1;
-    ssl2 = NULL;
-
-    if (sess_handshake(&s) != 0) {
-        goto done;
-    }
-
-    snprintf(data, sizeof(data), "%.40s-0", cf.payload);
-
-    if (sess_echo(&s, data, 1) != 0) {
-        goto done;
-    }
-
-    out(&s, "first echo ok n=1");
-
-    /* the new handshake, by hand: ClientHello, cookie, server flight */
-
-    deadline = now_ms() + cf.timeout;
-
-    len = raw_client_hello(&ssl2, &rbio, &wbio, hello, sizeof(hello));
-
-    if (len < 0 || send(s.fd, hello, len, 0) != len) {
-        out(&s, "new handshake failed: cannot send a ClientHello");
-        goto done;
-    }
-
-    n = raw_recv(s.fd, buf, sizeof(buf), deadline);
-
-    if (n < 0 || !is_hvr(buf, n, &cookie_len)) {
-        out(&s, "new handshake failed: no HelloVerifyRequest");
-        goto done;
-    }
-
-    BIO_write(rbio, buf, n);
-
-    ERR_clear_error();
-
-    if (SSL_connect(ssl2) != -1
-        || SSL_get_error(ssl2, -1) != SSL_ERROR_WANT_READ)
-    {
-        out(&s, "new handshake failed: no second ClientHello");
-        goto done;
-    }
-
-    len = BIO_read(wbio, hello, sizeof(hello));
-
-    if (len <= 0 || send(s.fd, hello, len, 0) != len) {
-        out(&s, "new handshake failed: cannot send the second ClientHello");
-        goto done;
-    }
-
-    n = raw_recv(s.fd, buf, sizeof(buf), deadline);
-
-    if (n <= REC_HDR || buf[0] != SSL3_RT_HANDSHAKE
-        || buf[3] != 0 || buf[4] != 0
-        || buf[REC_HDR] != SSL3_MT_SERVER_HELLO)
-    {
-        out(&s, "new handshake failed: no server flight");
-        goto done;
-    }
-
-    out(&s, "server flight received len=%d", n);
-
-    /* the live session, while the server waits for the rest */
-
-    s.deadline = now_ms() + cf.timeout;
-
-    if (sess_echoes(&s, "", cf.n) != 0) {
-        goto done;
-    }
-
-    out(&s, "echo ok n=%ld", cf.n);
-
-    if (cf.wait > 0) {
-        wait_epoch0(&s, now_ms() + cf.wait, "epoch-0 datagram");
-
-        s.deadline = now_ms() + cf.timeout;
-
-        if (sess_echoes(&s, "late-", cf.n) != 0) {
-            goto done;
-        }
-
-        out(&s, "late echo ok n=%ld", cf.n);
-    }
-
-    rc = 0;
-
-    sess_shutdown(&s, 1);
-
-done:
-
-    SSL_free(ssl2);
-    sess_free(&s);
-    return rc;
-}

@@ -43,6 +43,7 @@
 #include <ngx_core.h>
 
 #include "ngx_stream_dtls_record.h"
+#include "dgram.h"
 #include "dtls.h"
 
 #include <stdarg.h>
@@ -85,21 +86,6 @@ typedef struct {
     size_t                   tag_len;
     int                      extra;         /* beyond the module's list */
 } suite_t;
-
-
-typedef struct dgram_s  dgram_t;
-
-struct dgram_s {
-    dgram_t                 *next;
-    size_t                   len;
-    unsigned char            data[];
-};
-
-
-typedef struct {
-    dgram_t                 *head;
-    dgram_t                 *tail;
-} queue_t;
 
 
 /* what one side has written: its epoch-1 sequence numbers */
@@ -274,63 +260,7 @@ rec_parse(const unsigned char *p, size_t n, rec_t *rec)
 }
 
 
-/* datagram queues and the BIO over them: one write, one datagram */
-
-static void
-queue_push(queue_t *q, const unsigned char *data, size_t len)
-{
-    dgram_t  *d;
-
-    d = malloc(sizeof(dgram_t) + len);
-    if (d == NULL) {
-        perror("malloc");
-        exit(1);
-    }
-
-    d->next = NULL;
-    d->len = len;
-    memcpy(d->data, data, len);
-
-    if (q->tail) {
-        q->tail->next = d;
-
-    } else {
-        q->head = d;
-    }
-
-    q->tail = d;
-}
-
-
-static dgram_t *
-queue_pop(queue_t *q)
-{
-    dgram_t  *d;
-
-    d = q->head;
-
-    if (d != NULL) {
-        q->head = d->next;
-
-        if (q->head == NULL) {
-            q->tail = NULL;
-        }
-    }
-
-    return d;
-}
-
-
-static void
-queue_clear(queue_t *q)
-{
-    dgram_t  *d;
-
-    while ((d = queue_pop(q)) != NULL) {
-        free(d);
-    }
-}
-
+/* the BIO over the queues of dgram.h: one write, one datagram */
 
 static int
 bio_write(BIO *b, const char *buf, int len)
@@ -371,37 +301,11 @@ bio_write(BIO *b, const char *buf, int len)
 static int
 bio_read(BIO *b, char *buf, int len)
 {
-    size_t    n;
-    end_t    *end;
-    dgram_t  *d;
+    end_t  *end;
 
     end = BIO_get_data(b);
 
-    BIO_clear_retry_flags(b);
-
-    d = queue_pop(end->in);
-
-    if (d == NULL) {
-        BIO_set_retry_read(b);
-        return -1;
-    }
-
-    n = (d->len < (size_t) len) ? d->len : (size_t) len;
-    memcpy(buf, d->data, n);
-    free(d);
-
-    return (int) n;
-}
-
-
-static long
-bio_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-    (void) b;
-    (void) num;
-    (void) ptr;
-
-    return (cmd == BIO_CTRL_FLUSH) ? 1 : 0;
+    return queue_read(b, end->in, buf, len);
 }
 
 
@@ -414,7 +318,7 @@ bio_init(void)
     return bio_method != NULL
            && BIO_meth_set_write(bio_method, bio_write) == 1
            && BIO_meth_set_read(bio_method, bio_read) == 1
-           && BIO_meth_set_ctrl(bio_method, bio_ctrl) == 1;
+           && BIO_meth_set_ctrl(bio_method, queue_bio_ctrl) == 1;
 }
 
 

@@ -8,6 +8,7 @@ package Test::DTLS::Hello;
 #	my $hvr = parse_hvr(exchange($s, client_hello(random => random(32))));
 #	exchange($s, client_hello(random => ..., cookie => $hvr->{cookie},
 #		msg_seq => 1));   # msg_type() 2: a ServerHello
+#	garbage(client('[::1]:5684'), 5);   # undef: no reply
 #
 #	socket(my $raw, PF_INET, SOCK_RAW, 255);
 #	send_udp4($raw, '127.0.0.2', 40000, $port, $hello);
@@ -18,37 +19,51 @@ use strict;
 use base qw/ Exporter /;
 
 our @EXPORT = qw/ client exchange random client_hello msg_type parse_hvr /;
-our @EXPORT_OK = qw/ send_udp4 send_udp6 /;
+our @EXPORT_OK = qw/ garbage send_udp4 send_udp6 /;
 
 use IO::Select;
 use IO::Socket::IP;
 use Socket qw/ AF_INET6 inet_aton inet_pton pack_sockaddr_in
 	pack_sockaddr_in6 /;
 
+# a UDP socket to 127.0.0.1:PORT, or to HOST:PORT ("[::1]:PORT")
+
 sub client {
-	my ($port) = @_;
+	my ($peer) = @_;
 
 	my $s = IO::Socket::IP->new(
 		Proto => 'udp',
-		PeerAddr => "127.0.0.1:$port",
-		LocalAddr => '127.0.0.1',
+		$peer =~ /:/ ? (PeerAddr => $peer)
+			: (PeerAddr => "127.0.0.1:$peer", LocalAddr => '127.0.0.1'),
 	) or die "Can't create UDP socket: $!\n";
 
 	return $s;
 }
 
-# send one datagram, and return the reply within a second, or undef
+# send one datagram, and return the reply within a second (or the
+# seconds given), or undef
 
 sub exchange {
-	my ($s, $data) = @_;
+	my ($s, $data, $wait) = @_;
 
 	$s->send($data);
 
-	return undef unless IO::Select->new($s)->can_read(1);
+	return undef unless IO::Select->new($s)->can_read($wait // 1);
 
 	my $reply;
 	$s->recv($reply, 65536);
 	return $reply;
+}
+
+# N datagrams of random bytes (1 to 200) and an empty one, as a first
+# datagram must not be: the reply within a second, or undef
+
+sub garbage {
+	my ($s, $n) = @_;
+
+	$s->send(random(1 + int rand 200)) for 1 .. $n;
+
+	return exchange($s, '');
 }
 
 sub random {

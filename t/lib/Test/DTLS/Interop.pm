@@ -11,14 +11,20 @@ package Test::DTLS::Interop;
 # Rows: client, client version, suite (or "-"), check, "pass" or "fail",
 # and why, for a failure the report should explain.
 #
-# And what the tests of a client library (interop_node.t, interop_pion.t)
-# read of nginx's error log: a client port's connections, their lines,
-# and whether a session's close_notify came.
+# And for the tests of a client library (interop_node.t, interop_pion.t):
+# their nginx, the check of a wrong key, and what they read of nginx's
+# error log: a client port's connections, their lines, and whether a
+# session's close_notify came.
 
 use warnings;
 use strict;
 
-use Test::Nginx::DTLS qw/ log_mark error_log grep_log wait_log wait_for /;
+use Test::More;
+use Test::Nginx qw/ port /;
+use Test::Nginx::DTLS qw/ hexkey psk_file udp_echo log_mark error_log grep_log
+	wait_log wait_for /;
+
+use Time::HiRes qw/ time /;
 
 use File::Basename qw/ dirname /;
 use File::Path qw/ make_path /;
@@ -26,6 +32,7 @@ use Cwd qw/ abs_path /;
 
 use base qw/ Exporter /;
 
+our @EXPORT = qw/ psk_server wrong_key /;
 our @EXPORT_OK = qw/ close_notify conn_ids grep_ids shown_ids /;
 
 our $DIR = abs_path(dirname(__FILE__) . '/../../../..') . '/build/interop';
@@ -51,6 +58,72 @@ sub record {
 		$ok ? '' : $why // ''), "\n";
 
 	return $ok;
+}
+
+# the nginx of the client library tests: DTLS-PSK (identity dev-1, the
+# key returned) to an echo backend, an access log line a session
+
+sub psk_server {
+	my ($t) = @_;
+
+	my $key = hexkey();
+
+	psk_file($t, 'psk', "dev-1:$key\n");
+
+	$t->write_file_expand('nginx.conf', <<'EOF');
+
+events {
+}
+
+stream {
+    dtls_psk_file  psk;
+
+    log_format  dtls  '$remote_port "$dtls_psk_identity" $dtls_cipher '
+                      '$dtls_session_reused $status';
+
+    access_log  %%TESTDIR%%/access.log dtls;
+
+    server {
+        listen                  127.0.0.1:%%PORT_8980_UDP%% udp;
+        dtls                    on;
+        dtls_psk_identity_hint  "gw-1";
+        dtls_handshake_timeout  1s;
+        proxy_pass              127.0.0.1:%%PORT_8981_UDP%%;
+        proxy_timeout           3s;
+    }
+}
+
+EOF
+
+	udp_echo($t, '127.0.0.1:' . port(8981, udp => 1));
+
+	return $key;
+}
+
+# a client with the wrong key, by the test's sub that runs the client:
+# refused in bounded time, nginx says why
+
+sub wrong_key {
+	my ($t, $r, $client, $cipher) = @_;
+
+	my $mark = log_mark($t);
+	my $start = time();
+
+	my ($out, $rc) = $client->('--identity', 'dev-1', '--key', 'ff' x 16,
+		'--cipher', $cipher, '--count', 1);
+
+	my $took = time() - $start;
+
+	my $ok = $rc != 0 && $rc != -1 && $out !~ /^handshake ok/m
+		&& $took < 8
+		&& wait_log($t, qr/DTLS handshake failed: timed out: the /
+			. qr/client's Finished did not decrypt, wrong PSK\?/, 4,
+			$mark);
+
+	ok($r->record('-', 'wrong key', $ok),
+		'wrong key: refused in bounded time')
+		or diag(sprintf "client exit code %s after %.1fs:\n%s", $rc,
+			$took, $out);
 }
 
 # whether a session's close_notify reached nginx's socket (a datagram of

@@ -12,7 +12,11 @@ package Test::DTLS::Lines;
 use warnings;
 use strict;
 
-use Test::Nginx::DTLS qw/ log_mark error_log grep_log wait_log wait_for /;
+use Test::Nginx qw/ port /;
+use Test::Nginx::DTLS qw/ hexkey psk_file udp_echo log_mark error_log grep_log
+	wait_log wait_for /;
+use Test::DTLS::PKI;
+use Test::More;
 
 use base qw/ Exporter /;
 
@@ -24,6 +28,78 @@ our @EXPORT = qw/ lines echoed missing /;
 sub new {
 	my ($class, $t) = @_;
 	return bless { t => $t }, $class;
+}
+
+# the nginx of the command-line interop tests: a server of PSK and
+# certificates (Test::DTLS::PKI's), one whose clients give the wrong PSK
+# (8981), both to an echo backend that puts "e" in front; returns the
+# PKI, the key and the wrong key
+
+sub server {
+	my ($self) = @_;
+	my $t = $self->{t};
+
+	plan(skip_all => 'no timeout binary')
+		unless system('timeout 1 true >/dev/null 2>&1') == 0;
+
+	my $pki = Test::DTLS::PKI->new($t->testdir() . '/pki');
+
+	my $key = hexkey();
+	my $wrong = hexkey();
+	$wrong = 'ff' x 16 if $wrong eq $key;
+
+	psk_file($t, 'psk', "dev-1:$key\n");
+
+	my $conf = <<'EOF';
+
+events {
+}
+
+stream {
+    log_format  interop  '$remote_port $dtls_protocol $dtls_cipher '
+                         '$dtls_session_reused "$dtls_psk_identity" '
+                         '$dtls_client_verify $status';
+
+    access_log  %%TESTDIR%%/access.log interop;
+
+    server {
+        listen                   127.0.0.1:%%PORT_8980_UDP%% udp;
+        dtls                     on;
+        dtls_psk_file            psk;
+        dtls_certificate         %%PKI%%/server-ec.crt;
+        dtls_certificate_key     %%PKI%%/server-ec.key;
+        dtls_certificate         %%PKI%%/server-rsa.crt;
+        dtls_certificate_key     %%PKI%%/server-rsa.key;
+        dtls_client_certificate  %%PKI%%/root.crt;
+        dtls_handshake_timeout   5s;
+        proxy_pass               127.0.0.1:%%PORT_8990_UDP%%;
+        proxy_timeout            5s;
+    }
+
+    # wrong PSK: the handshake times out quickly
+
+    server {
+        listen                   127.0.0.1:%%PORT_8981_UDP%% udp;
+        dtls                     on;
+        dtls_psk_file            psk;
+        dtls_handshake_timeout   1s;
+        proxy_pass               127.0.0.1:%%PORT_8990_UDP%%;
+        proxy_timeout            2s;
+    }
+}
+
+EOF
+
+	my $dir = $pki->dir();
+	$conf =~ s/%%PKI%%/$dir/g;
+	$t->write_file_expand('nginx.conf', $conf);
+
+	# every reply is the datagram with "e" in front: a line that came back
+	# whole, with its "e", was one record each way
+
+	udp_echo($t, '127.0.0.1:' . port(8990, udp => 1), 'e');
+
+	return ($pki, $key, $wrong);
 }
 
 # 100 lines (each "\n"-terminated, numbered), sizes spread from 5 bytes

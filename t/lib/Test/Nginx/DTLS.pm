@@ -14,6 +14,12 @@ package Test::Nginx::DTLS;
 #	my ($out, $rc) = dtls_client($t, '-c', "127.0.0.1:$port",
 #		'-i', 'dev-1', '-k', $key, '-m', 'echo');
 #	my @lines = access_lines($t);
+#
+#	my $c = dtls_lines($t, '-c', "127.0.0.1:$port", '-i', 'dev-1',
+#		'-k', $key);
+#	is($c->io('handshake'), 'handshake ok ...');
+#	is($c->io('send hello'), 'recv be:hello');
+#	is($c->close(), 0);
 
 ###############################################################################
 
@@ -60,8 +66,8 @@ for my $name (keys %HARNESS) {
 
 sub port_free { Test::Nginx::_port_free(@_) }
 
-our @EXPORT = (qw/ hexkey psk_file dtls_client access_mark access_lines
-	access_line wait_access /, sort keys %HARNESS);
+our @EXPORT = (qw/ hexkey psk_file dtls_client dtls_lines access_mark
+	access_lines access_line wait_access /, sort keys %HARNESS);
 our @EXPORT_OK = qw/ which proc_kb line_of rx port_free /;
 
 ###############################################################################
@@ -101,6 +107,44 @@ sub dtls_client {
 ###############################################################################
 
 # the access log's length, a MARK to read what is written after it
+
+# dtls_client -m lines with its arguments, fed a command at a time: io()
+# sends one and returns the line that answers it (undef if none came in
+# the client's -t and a second, and a wait's time); close() ends its
+# input and returns its exit status (-1 if it had to be killed); out()
+# is what it answered
+
+sub dtls_lines {
+	my ($t, @args) = @_;
+
+	my ($timeout) = join(' ', @args) =~ /-t (\d+)/;
+
+	pipe(my $cr, my $pw) or die "pipe: $!\n";
+	pipe(my $pr, my $cw) or die "pipe: $!\n";
+
+	my $pid = fork();
+	die "fork: $!\n" unless defined $pid;
+
+	if ($pid == 0) {
+		close $pw;
+		close $pr;
+		open STDIN, '<&', $cr;
+		open STDOUT, '>&', $cw;
+		open STDERR, '>>', $t->testdir() . '/tools.stderr.log';
+		no warnings 'exec';
+		exec { tool($t, 'dtls_client') } 'dtls_client', '-m', 'lines',
+			@args;
+		POSIX::_exit(127);
+	}
+
+	close $cr;
+	close $cw;
+	$pw->autoflush(1);
+
+	return bless { pid => $pid, in => $pw, from => $pr, buf => '',
+		out => '', wait => ($timeout // 5000) / 1000 + 1 },
+		'Test::Nginx::DTLS::Lines';
+}
 
 sub access_mark {
 	my ($t) = @_;
@@ -186,6 +230,66 @@ sub line_of {
 sub rx {
 	my $s = join '', map { "$_" =~ s/^\(\?\^\w*:(.*)\)$/$1/sr } @_;
 	return qr/$s/m;
+}
+
+###############################################################################
+
+package Test::Nginx::DTLS::Lines;
+
+use IO::Select;
+use POSIX qw/ WNOHANG /;
+use Time::HiRes qw/ sleep time /;
+
+sub io {
+	my ($self, $cmd) = @_;
+
+	print { $self->{in} } "$cmd\n";
+
+	my ($ms) = $cmd =~ /^wait (\d+)/;
+	my $end = time() + $self->{wait} + ($ms // 0) / 1000;
+	my $sel = IO::Select->new($self->{from});
+
+	while ($self->{buf} !~ /\n/) {
+		my $left = $end - time();
+		last if $left <= 0 || !$sel->can_read($left);
+		last unless sysread($self->{from}, $self->{buf}, 65536,
+			length $self->{buf});
+	}
+
+	return undef unless $self->{buf} =~ s/^(.*)\n//;
+
+	$self->{out} .= "$cmd: $1\n";
+	return $1;
+}
+
+sub out {
+	return $_[0]->{out};
+}
+
+sub close {
+	my ($self) = @_;
+
+	close $self->{in};
+
+	my $end = time() + $self->{wait};
+
+	while (waitpid($self->{pid}, WNOHANG) == 0) {
+		if (time() > $end) {
+			kill 'KILL', $self->{pid};
+			waitpid($self->{pid}, 0);
+			return $self->{rc} = -1;
+		}
+
+		sleep 0.05;
+	}
+
+	return $self->{rc} = $? >> 8;
+}
+
+sub DESTROY {
+	my ($self) = @_;
+	local $?;
+	$self->close() unless defined $self->{rc};
 }
 
 ###############################################################################
