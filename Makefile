@@ -232,7 +232,7 @@ TEST_PACKAGES = openssl gnutls-bin libcoap3-bin golang-go \
 
 test: all tools
 	@sh scripts/deps.sh --optional $(TEST_PACKAGES)
-	@sh scripts/interop-deps.sh pion node pion_proxy pp_go pp_node
+	@sh scripts/interop-deps.sh pion node pion_proxy pp_go pp_node mbedtls
 	TEST_NGINX_BINARY=$${TEST_NGINX_BINARY:-$(PREFIX)/sbin/nginx} \
 	TEST_NGINX_PREFIX=$(PREFIX) \
 	    prove -I t/lib t/
@@ -241,7 +241,7 @@ test: all tools
 
 test-asan: all tools $(ASAN_NGINX)
 	@sh scripts/deps.sh --optional $(TEST_PACKAGES)
-	@sh scripts/interop-deps.sh pion node pion_proxy pp_go pp_node
+	@sh scripts/interop-deps.sh pion node pion_proxy pp_go pp_node mbedtls
 	rm -rf $(ASAN_LOGS) && mkdir -p $(ASAN_LOGS)
 	TEST_NGINX_BINARY=$(ASAN_NGINX) TEST_NGINX_ASAN=1 \
 	TEST_NGINX_PREFIX=$(PREFIX) \

@@ -275,6 +275,13 @@ static ngx_command_t  ngx_stream_dtls_commands[] = {
       0,
       NULL },
 
+    { ngx_string("dtls_connection_id"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE12,
+      ngx_stream_dtls_connection_id,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -614,6 +621,10 @@ ngx_stream_dtls_create_ctx(ngx_conf_t *cf, ngx_stream_dtls_srv_conf_t *dscf)
     SSL_CTX_set_cookie_verify_cb(ctx, ngx_stream_dtls_verify_cookie_cb);
 
     SSL_CTX_set_info_callback(ctx, ngx_stream_dtls_info_callback);
+
+    if (ngx_stream_dtls_cid_init(cf, dscf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (ngx_stream_dtls_session_tickets(cf, dscf) != NGX_OK) {
         return NGX_ERROR;
@@ -1179,12 +1190,15 @@ ngx_stream_dtls_create_srv_conf(ngx_conf_t *cf)
      *     dscf->handshakes_dropped = 0;
      *     dscf->file = NULL;
      *     dscf->line = 0;
+     *     dscf->cid_file = NULL;
+     *     dscf->cid_line = 0;
      */
 
     dscf->enable = NGX_CONF_UNSET;
     dscf->handshake_timeout = NGX_CONF_UNSET_MSEC;
     dscf->handshake_limit = NGX_CONF_UNSET_UINT;
     dscf->mtu = NGX_CONF_UNSET_SIZE;
+    dscf->cid_length = NGX_CONF_UNSET_SIZE;
     dscf->proxy_protocol = NGX_CONF_UNSET;
     dscf->psk = NGX_CONF_UNSET_PTR;
     dscf->cookie_exchange = NGX_CONF_UNSET;
@@ -1225,6 +1239,12 @@ ngx_stream_dtls_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
                               NGX_CONF_UNSET_UINT);
     ngx_conf_merge_size_value(conf->mtu, prev->mtu, 1200);
     ngx_conf_merge_value(conf->proxy_protocol, prev->proxy_protocol, 0);
+    ngx_conf_merge_size_value(conf->cid_length, prev->cid_length, 0);
+
+    if (conf->cid_file == NULL) {
+        conf->cid_file = prev->cid_file;
+        conf->cid_line = prev->cid_line;
+    }
 
     ngx_conf_merge_ptr_value(conf->psk, prev->psk, NULL);
 
@@ -1259,6 +1279,16 @@ ngx_stream_dtls_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (ngx_stream_dtls_check_auth(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* a CID record from a new address finds its session through the zone */
+
+    if (conf->cid_length && conf->zone == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"dtls_connection_id\" in %s:%ui needs "
+                      "\"dtls_session_zone\" in the server in %s:%ui",
+                      conf->cid_file, conf->cid_line, conf->file, conf->line);
         return NGX_CONF_ERROR;
     }
 

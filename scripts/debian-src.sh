@@ -1,8 +1,10 @@
 #!/bin/sh
-# Put the source of nginx or OpenSSL, from Debian's source package, in DIR:
+# Put the source of nginx, OpenSSL or Mbed TLS, from Debian's source
+# package, in DIR:
 #
 #   scripts/debian-src.sh nginx 1.30 build/src/nginx-1.30
 #   scripts/debian-src.sh openssl 3.5 build/src/openssl-3.5
+#   scripts/debian-src.sh mbedtls 3.6 build/src/mbedtls-3.6
 #
 # VERSION is an upstream version, or its start (1.30: the newest 1.30.x
 # there is).  The Debian suite that has it:
@@ -10,6 +12,8 @@
 #   nginx    1.22  bookworm (Debian 12)     openssl  3.0  bookworm
 #            1.26  trixie   (Debian 13)              3.5  trixie
 #            1.30  sid      (unstable)
+#
+#   mbedtls  3.6  trixie (the CID peer of t/dtls_cid.t)
 #
 # or DEBIAN_SUITE=, for another.  The system's own suite gets a deb-src
 # entry beside its deb entry if it has none.  Any other suite gets a
@@ -21,7 +25,7 @@
 
 set -eu
 
-usage="usage: $0 nginx|openssl VERSION DIR"
+usage="usage: $0 nginx|openssl|mbedtls VERSION DIR"
 
 pkg=${1:?$usage}
 version=${2:?$usage}
@@ -30,6 +34,7 @@ dir=${3:?$usage}
 case $pkg in
 nginx)   tree="configure src/core/nginx.c" ;;
 openssl) tree="Configure include/openssl/ssl.h.in" ;;
+mbedtls) tree="include/mbedtls/mbedtls_config.h library/ssl_tls.c" ;;
 *)       echo "$usage" >&2; exit 1 ;;
 esac
 
@@ -55,6 +60,7 @@ case "$pkg $version" in
 "nginx 1.30"*)   suite=sid ;;
 "openssl 3.0"*)  suite=bookworm ;;
 "openssl 3.5"*)  suite=trixie ;;
+"mbedtls 3.6"*)  suite=trixie ;;
 *)               suite= ;;
 esac
 

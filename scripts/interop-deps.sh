@@ -15,12 +15,19 @@
 #   build/interop-proxyproto-node/node_modules
 #                                  proxy-protocol-js, as pinned by
 #                                  t/interop/proxyproto-node/package-lock.json
+#   build/tools/mbedtls_client     Mbed TLS 3.6's programs/ssl/ssl_client2,
+#                                  with MBEDTLS_SSL_DTLS_CONNECTION_ID, from
+#                                  Debian's source package (trixie) through
+#                                  scripts/debian-src.sh into
+#                                  build/src/mbedtls-3.6; only the library
+#                                  and that program are built
 #
 # Idempotent and quick when up to date. A missing go or node/npm (or
 # Debian's Go sources) is not an error: the test that needs it skips.
 # Exits non-zero only when a build or install that could run failed.
 #
-# Usage: scripts/interop-deps.sh [pion|node|pion_proxy|pp_go|pp_node ...]
+# Usage: scripts/interop-deps.sh
+#            [pion|node|pion_proxy|pp_go|pp_node|mbedtls ...]
 #        (default: pion node)
 
 set -eu
@@ -160,6 +167,64 @@ pp_node() {
         t/dtls_proxy_protocol.t
 }
 
+# Mbed TLS: its release tree has its generated sources, so make builds it
+# without python3 (GEN_FILES=); python3 runs only if scripts/config.py
+# must turn the CID option on
+
+mbedtls() {
+    src=$BUILD/src/mbedtls-3.6
+    bin=$BUILD/tools/mbedtls_client
+    conf=$src/include/mbedtls/mbedtls_config.h
+    who=t/interop_mbedtls.t
+
+    if [ -x "$bin" ] && [ "$bin" -nt "$conf" ]; then
+        return 0
+    fi
+
+    if [ ! -f "$conf" ] && [ "$(id -u)" != 0 ]; then
+        say "no $src and not root: not fetching Mbed TLS ($who will skip)"
+        return 0
+    fi
+
+    sh "$TOP/scripts/deps.sh" --optional make gcc libc6-dev
+
+    if ! command -v make >/dev/null 2>&1 || ! command -v cc >/dev/null 2>&1
+    then
+        say "no make or cc: not building $bin ($who will skip)"
+        return 0
+    fi
+
+    if ! sh "$TOP/scripts/debian-src.sh" mbedtls 3.6 "$src"; then
+        say "no Mbed TLS 3.6 source: not building $bin ($who will skip)"
+        return 0
+    fi
+
+    if ! grep -q '^#define MBEDTLS_SSL_DTLS_CONNECTION_ID$' "$conf"; then
+        sh "$TOP/scripts/deps.sh" --optional python3
+        if ! (cd "$src" && python3 scripts/config.py \
+                  set MBEDTLS_SSL_DTLS_CONNECTION_ID)
+        then
+            say "scripts/config.py could not set" \
+                "MBEDTLS_SSL_DTLS_CONNECTION_ID"
+            return 1
+        fi
+    fi
+
+    if ! make -C "$src" -j2 GEN_FILES= lib >"$src/ngx-dtls-build.log" 2>&1 \
+       || ! make -C "$src/programs" GEN_FILES= ssl/ssl_client2 \
+                >>"$src/ngx-dtls-build.log" 2>&1
+    then
+        tail -n 20 "$src/ngx-dtls-build.log"
+        say "building $bin failed"
+        return 1
+    fi
+
+    mkdir -p "$BUILD/tools"
+    cp "$src/programs/ssl/ssl_client2" "$bin.new"
+    mv -f "$bin.new" "$bin"
+    say "built $bin"
+}
+
 rc=0
 
 for w in $what; do
@@ -169,6 +234,7 @@ for w in $what; do
     node) node_client || rc=1 ;;
     pp_go) pp_go || rc=1 ;;
     pp_node) pp_node || rc=1 ;;
+    mbedtls) mbedtls || rc=1 ;;
     *) say "unknown: $w"; rc=2 ;;
     esac
 done

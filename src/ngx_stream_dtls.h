@@ -42,6 +42,13 @@
 #define ngx_stream_dtls_read_uint24(p)                                        \
     (((ngx_uint_t) (p)[0] << 16) | ((ngx_uint_t) (p)[1] << 8) | (p)[2])
 
+/*
+ * dtls_connection_id's default: 48 random bits, as Californium mints
+ * them; unique in the zone, and 7 bytes per record with the inner type
+ */
+
+#define NGX_STREAM_DTLS_CID_DEFAULT_LEN  6
+
 #define NGX_STREAM_DTLS_VERIFY_OFF             0
 #define NGX_STREAM_DTLS_VERIFY_ON              1
 #define NGX_STREAM_DTLS_VERIFY_OPTIONAL        2
@@ -111,6 +118,9 @@ typedef struct {
     size_t                      mtu;
     ngx_flag_t                  proxy_protocol;
     ngx_stream_dtls_zone_t     *zone;       /* dtls_session_zone */
+    size_t                      cid_length; /* dtls_connection_id, or 0 */
+    u_char                     *cid_file;
+    ngx_uint_t                  cid_line;
 
     /* this worker's, for this server */
     ngx_uint_t                  handshakes;         /* in progress */
@@ -209,6 +219,20 @@ typedef struct {
     size_t                      in_len;
     size_t                      in_size;
 
+    /*
+     * Connection IDs (cid.c): the server's, the client's (of peer_cid_len
+     * bytes, perhaps none), the client's tls12_cid records of a
+     * handshake's datagram that OpenSSL reads next
+     */
+
+    u_char                      cid[NGX_STREAM_DTLS_CID_MAX_LEN];
+    u_char                      peer_cid[NGX_STREAM_DTLS_CID_MAX_LEN];
+    u_char                      cid_ext[1 + NGX_STREAM_DTLS_CID_MAX_LEN];
+    u_char                      cid_len;    /* 0: not negotiated */
+    u_char                      peer_cid_len;
+    u_char                     *pending;
+    size_t                      pending_len;
+
     /* the session's entry in dtls_session_zone, told by its id */
     ngx_stream_dtls_zone_node_t  *node;
     uint64_t                    node_id;
@@ -222,6 +246,7 @@ typedef struct {
     unsigned                    draining:1; /* the handshake's last datagram */
     unsigned                    continued:1;    /* from the zone */
     unsigned                    ending:1;   /* the client's close_notify */
+    unsigned                    cid_offered:1;
 } ngx_stream_dtls_conn_t;
 
 
@@ -287,6 +312,20 @@ ssize_t ngx_stream_dtls_send_datagram(ngx_connection_t *c,
     ngx_send_chain_pt send_chain, u_char *data, size_t len);
 
 
+/* cid.c: connection IDs (RFC 9146) */
+
+char *ngx_stream_dtls_connection_id(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_stream_dtls_cid_init(ngx_conf_t *cf,
+    ngx_stream_dtls_srv_conf_t *dscf);
+void ngx_stream_dtls_cid_set(ngx_stream_dtls_conn_t *ctx,
+    ngx_stream_dtls_conn_t *hs);
+ngx_int_t ngx_stream_dtls_cid_output(ngx_stream_dtls_conn_t *ctx, u_char *p,
+    size_t len, u_char **out, size_t *out_len);
+ssize_t ngx_stream_dtls_cid_input(ngx_stream_dtls_conn_t *ctx, u_char *buf,
+    size_t n);
+
+
 /* io.c: the session's I/O once the handshake is done */
 
 void ngx_stream_dtls_set_io(ngx_connection_t *c,
@@ -341,6 +380,8 @@ ngx_int_t ngx_stream_dtls_zone_received(ngx_stream_dtls_conn_t *ctx,
 ngx_int_t ngx_stream_dtls_zone_seq(ngx_stream_dtls_conn_t *ctx);
 void ngx_stream_dtls_zone_remove(ngx_stream_dtls_conn_t *ctx);
 void ngx_stream_dtls_zone_forget(ngx_stream_dtls_conn_t *ctx);
+ngx_uint_t ngx_stream_dtls_zone_cid_used(ngx_stream_dtls_zone_t *zone,
+    u_char *cid, size_t len);
 void ngx_stream_dtls_zone_dropped(ngx_stream_dtls_zone_t *zone,
     ngx_stream_dtls_record_rc_e rc);
 ngx_uint_t ngx_stream_dtls_zone_counter(ngx_stream_dtls_zone_t *zone,

@@ -253,6 +253,7 @@ ngx_stream_dtls_bio_out(ngx_stream_dtls_conn_t *ctx, u_char *p, size_t len)
 {
     size_t      n, size;
     uint64_t    seq;
+    ngx_int_t   rc;
     ngx_uint_t  epoch;
 
     for (n = 0; len - n >= DTLS1_RT_HEADER_LENGTH; n += size) {
@@ -268,6 +269,14 @@ ngx_stream_dtls_bio_out(ngx_stream_dtls_conn_t *ctx, u_char *p, size_t len)
         }
 
         size = DTLS1_RT_HEADER_LENGTH + ngx_stream_dtls_read_uint16(&p[n + 11]);
+    }
+
+    /* the client's CID in the records of a protected epoch */
+
+    rc = ngx_stream_dtls_cid_output(ctx, p, len, &p, &len);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
     }
 
     if (ctx->keep_flight) {
@@ -360,6 +369,12 @@ ngx_stream_dtls_bio_cleanup(ngx_stream_dtls_conn_t *ctx)
         ctx->in_len = 0;
         ctx->in_size = 0;
     }
+
+    if (ctx->pending) {
+        ngx_free(ctx->pending);
+        ctx->pending = NULL;
+        ctx->pending_len = 0;
+    }
 }
 
 
@@ -380,6 +395,16 @@ ngx_stream_dtls_bio_read(BIO *bio, char *buf, int len)
 
         n = ngx_min(b->last - b->pos, len);
         ngx_memcpy(buf, b->pos, n);
+
+    } else if (ctx->pending) {
+        /* the client's CID records after those OpenSSL read last */
+
+        n = ngx_min(ctx->pending_len, (size_t) len);
+        ngx_memcpy(buf, ctx->pending, n);
+
+        ngx_free(ctx->pending);
+        ctx->pending = NULL;
+        ctx->pending_len = 0;
 
     } else if (ctx->handshaked) {
         /* an established session reads only the datagram io.c gives it */
@@ -418,6 +443,17 @@ ngx_stream_dtls_bio_read(BIO *bio, char *buf, int len)
         }
 
         ngx_stream_dtls_bio_input(ctx, (u_char *) buf, n);
+
+        n = ngx_stream_dtls_cid_input(ctx, (u_char *) buf, n);
+
+        if (n == NGX_ERROR) {
+            return -1;
+        }
+
+        if (n == 0) {
+            BIO_set_retry_read(bio);
+            return -1;
+        }
     }
 
     return n;

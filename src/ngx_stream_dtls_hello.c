@@ -431,11 +431,17 @@ static ngx_uint_t
 ngx_stream_dtls_stray_record(u_char *p, size_t size)
 {
     if (size < DTLS1_RT_HEADER_LENGTH
-        || p[0] < 20 || p[0] > 23
+        || ((p[0] < 20 || p[0] > 23) && p[0] != NGX_STREAM_DTLS_RECORD_CID)
         || p[1] != DTLS1_VERSION_MAJOR
         || (p[3] == 0 && p[4] == 0))
     {
         return 0;
+    }
+
+    /* a tls12_cid record's length is after a CID of the zone's length */
+
+    if (p[0] == NGX_STREAM_DTLS_RECORD_CID) {
+        return 1;
     }
 
     return (size_t) ((p[11] << 8) | p[12])

@@ -74,7 +74,7 @@ ngx_stream_dtls_handshake_input(ngx_stream_dtls_conn_t *ctx, u_char *buf,
     size_t size)
 {
     u_char     *p, *last, *out;
-    size_t      len;
+    size_t      len, h;
     ngx_int_t   rc;
     ngx_uint_t  ccs, epoch;
 
@@ -85,10 +85,22 @@ ngx_stream_dtls_handshake_input(ngx_stream_dtls_conn_t *ctx, u_char *buf,
 
     while ((size_t) (last - p) >= DTLS1_RT_HEADER_LENGTH) {
 
-        epoch = ngx_stream_dtls_read_uint16(p + 3);
-        len = ngx_stream_dtls_read_uint16(p + 11);
+        /* a tls12_cid record's CID is ours, when one was negotiated */
 
-        if (len > (size_t) (last - p) - DTLS1_RT_HEADER_LENGTH) {
+        h = DTLS1_RT_HEADER_LENGTH;
+
+        if (p[0] == NGX_STREAM_DTLS_RECORD_CID) {
+            h += ctx->cid_len;
+        }
+
+        if ((size_t) (last - p) < h) {
+            break;
+        }
+
+        epoch = ngx_stream_dtls_read_uint16(p + 3);
+        len = ngx_stream_dtls_read_uint16(p + h - 2);
+
+        if (len > (size_t) (last - p) - h) {
             /* a truncated record, which OpenSSL drops too */
             break;
         }
@@ -97,6 +109,9 @@ ngx_stream_dtls_handshake_input(ngx_stream_dtls_conn_t *ctx, u_char *buf,
 
         if (p[1] != DTLS1_VERSION_MAJOR) {
             /* not DTLS */
+
+        } else if (p[0] == NGX_STREAM_DTLS_RECORD_CID && ctx->cid_len == 0) {
+            /* no CID negotiated */
 
         } else if (epoch == 0) {
 
@@ -133,7 +148,7 @@ ngx_stream_dtls_handshake_input(ngx_stream_dtls_conn_t *ctx, u_char *buf,
             }
         }
 
-        len += DTLS1_RT_HEADER_LENGTH;
+        len += h;
 
         if (rc == NGX_OK) {
             out = ngx_movemem(out, p, len);

@@ -22,6 +22,17 @@
  *                    explicit on the wire
  *   tag:             16 bytes, 8 for the CCM_8 suites
  *
+ * With a connection ID (RFC 9146 4-5), the records of both directions
+ * are tls12_cid ones:
+ *
+ *   header:          type 25, version, epoch, sequence, the CID, length
+ *   plaintext:       content, the real type, zeros (none sealed here)
+ *   additional data: 8 bytes 0xff, 25, the CID's length, 25, version,
+ *                    epoch + sequence, the CID, the plaintext's length
+ *                    (the content, its type and the zeros)
+ *
+ * The nonce is the same as without one.
+ *
  * Opening checks the header, the epoch and the replay window (RFC 6347
  * 4.1.2.6, 64 records) before the tag, and changes nothing unless the
  * record authenticates.  Sealing stops at sequence 2^48 - 1.
@@ -45,6 +56,9 @@
 #define NGX_STREAM_DTLS_KEY_EXPANSION_LEN  (sizeof("key expansion") - 1)
 #define NGX_STREAM_DTLS_RANDOM_LEN         32
 #define NGX_STREAM_DTLS_AAD_LEN            13
+#define NGX_STREAM_DTLS_CID_AAD_LEN        23      /* and the CID */
+#define NGX_STREAM_DTLS_AAD_MAX                                               \
+    (NGX_STREAM_DTLS_CID_AAD_LEN + NGX_STREAM_DTLS_CID_MAX_LEN)
 
 #define NGX_STREAM_DTLS_KEY_BLOCK_MAX                                         \
     (2 * (NGX_STREAM_DTLS_RECORD_KEY_LEN + NGX_STREAM_DTLS_RECORD_IV_LEN))
@@ -60,7 +74,6 @@ typedef struct {
 } ngx_stream_dtls_aead_t;
 
 
-static ngx_uint_t ngx_stream_dtls_record_aead(const SSL_CIPHER *cipher);
 static ngx_int_t ngx_stream_dtls_record_expand(ngx_uint_t aead,
     const char *digest, u_char *master, size_t master_len,
     u_char *client_random, u_char *server_random, ngx_uint_t server,
@@ -72,9 +85,11 @@ static ngx_stream_dtls_record_rc_e ngx_stream_dtls_record_check(
     ngx_stream_dtls_record_t *rd, uint64_t seq);
 static void ngx_stream_dtls_record_nonce(ngx_stream_dtls_record_t *r,
     u_char *seq, u_char *explicit, u_char *nonce);
+static size_t ngx_stream_dtls_record_aad(ngx_stream_dtls_record_t *r,
+    u_char *header, size_t plain, u_char *aad);
 static ngx_int_t ngx_stream_dtls_record_crypt(ngx_uint_t aead, u_char *key,
-    u_char *nonce, u_char *aad, u_char *in, size_t len, u_char *out,
-    u_char *tag, int enc);
+    u_char *nonce, u_char *aad, size_t aad_len, u_char *in, size_t len,
+    u_char *out, u_char *tag, int enc);
 
 
 static ngx_stream_dtls_aead_t  ngx_stream_dtls_aeads[] = {
@@ -213,6 +228,24 @@ ngx_int_t
 ngx_stream_dtls_record_derive(SSL *ssl, ngx_uint_t epoch,
     ngx_stream_dtls_record_t *rd, ngx_stream_dtls_record_t *wr)
 {
+    if (!SSL_is_init_finished(ssl)) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_stream_dtls_record_derive_keys(ssl, epoch, rd, wr);
+}
+
+
+/*
+ * The same keys in a handshake, once its master secret is known: the
+ * ClientKeyExchange processed (or the session to resume found), for the
+ * Finished messages of a session with a connection ID (cid.c)
+ */
+
+ngx_int_t
+ngx_stream_dtls_record_derive_keys(SSL *ssl, ngx_uint_t epoch,
+    ngx_stream_dtls_record_t *rd, ngx_stream_dtls_record_t *wr)
+{
     size_t             master_len;
     ngx_int_t          rc;
     ngx_uint_t         aead;
@@ -223,10 +256,7 @@ ngx_stream_dtls_record_derive(SSL *ssl, ngx_uint_t epoch,
     u_char             client_random[NGX_STREAM_DTLS_RANDOM_LEN];
     u_char             server_random[NGX_STREAM_DTLS_RANDOM_LEN];
 
-    if (SSL_version(ssl) != DTLS1_2_VERSION
-        || !SSL_is_init_finished(ssl)
-        || epoch > 0xffff)
-    {
+    if (SSL_version(ssl) != DTLS1_2_VERSION || epoch > 0xffff) {
         return NGX_DECLINED;
     }
 
@@ -237,7 +267,7 @@ ngx_stream_dtls_record_derive(SSL *ssl, ngx_uint_t epoch,
         return NGX_DECLINED;
     }
 
-    aead = ngx_stream_dtls_record_aead(cipher);
+    aead = ngx_stream_dtls_record_cipher_aead(cipher);
     md = SSL_CIPHER_get_handshake_digest(cipher);
 
     if (aead == NGX_STREAM_DTLS_AEAD_NONE || md == NULL) {
@@ -250,8 +280,12 @@ ngx_stream_dtls_record_derive(SSL *ssl, ngx_uint_t epoch,
 
     master_len = SSL_SESSION_get_master_key(sess, master, sizeof(master));
 
-    if (master_len == 0
-        || SSL_get_client_random(ssl, client_random,
+    if (master_len == 0) {
+        /* a handshake before its ClientKeyExchange */
+        return NGX_DECLINED;
+    }
+
+    if (SSL_get_client_random(ssl, client_random,
                                  NGX_STREAM_DTLS_RANDOM_LEN)
            != NGX_STREAM_DTLS_RANDOM_LEN
         || SSL_get_server_random(ssl, server_random,
@@ -278,8 +312,8 @@ ngx_stream_dtls_record_derive(SSL *ssl, ngx_uint_t epoch,
  * cipher's NID with the CCM ones and are told apart by their number.
  */
 
-static ngx_uint_t
-ngx_stream_dtls_record_aead(const SSL_CIPHER *cipher)
+ngx_uint_t
+ngx_stream_dtls_record_cipher_aead(const SSL_CIPHER *cipher)
 {
     uint16_t    id;
     ngx_uint_t  ccm8;
@@ -420,12 +454,13 @@ ngx_stream_dtls_record_seal(ngx_stream_dtls_record_t *wr, ngx_uint_t type,
     u_char *in, size_t len, u_char *out, size_t size, size_t *n)
 {
     u_char                  *p, *body;
-    size_t                   total, fragment;
+    size_t                   total, fragment, hlen, plain, aad_len;
     ngx_int_t                rc;
     ngx_stream_dtls_aead_t  *a;
-    u_char                   seq[8], aad[NGX_STREAM_DTLS_AAD_LEN],
+    u_char                   seq[8], aad[NGX_STREAM_DTLS_AAD_MAX],
                              nonce[NGX_STREAM_DTLS_RECORD_IV_LEN],
-                             header[NGX_STREAM_DTLS_RECORD_HEADER_LEN];
+                             header[NGX_STREAM_DTLS_RECORD_HEADER_LEN
+                                    + NGX_STREAM_DTLS_CID_MAX_LEN];
 
     if (wr->aead == NGX_STREAM_DTLS_AEAD_NONE
         || wr->aead >= NGX_STREAM_DTLS_AEAD_N
@@ -443,10 +478,18 @@ ngx_stream_dtls_record_seal(ngx_stream_dtls_record_t *wr, ngx_uint_t type,
         return NGX_STREAM_DTLS_RECORD_EXHAUSTED;
     }
 
+    if (wr->cid_len > NGX_STREAM_DTLS_CID_MAX_LEN) {
+        return NGX_STREAM_DTLS_RECORD_ERROR;
+    }
+
     a = &ngx_stream_dtls_aeads[wr->aead];
 
-    fragment = a->explicit_len + len + a->tag_len;
-    total = NGX_STREAM_DTLS_RECORD_HEADER_LEN + fragment;
+    /* a CID record's plaintext ends with its real type */
+
+    hlen = NGX_STREAM_DTLS_RECORD_HEADER_LEN + wr->cid_len;
+    plain = len + (wr->cid_len ? 1 : 0);
+    fragment = a->explicit_len + plain + a->tag_len;
+    total = hlen + fragment;
 
     if (size < total) {
         return NGX_STREAM_DTLS_RECORD_NO_SPACE;
@@ -461,20 +504,21 @@ ngx_stream_dtls_record_seal(ngx_stream_dtls_record_t *wr, ngx_uint_t type,
                                          wr->epoch, wr->seq, len);
     ngx_memcpy(seq, &header[3], 8);
 
-    p = aad;
-    p = ngx_cpymem(p, seq, 8);
-    *p++ = (u_char) type;
-    *p++ = NGX_STREAM_DTLS_RECORD_VERSION >> 8;
-    *p++ = NGX_STREAM_DTLS_RECORD_VERSION & 0xff;
-    *p++ = (u_char) (len >> 8);
-    *p = (u_char) len;
+    aad_len = ngx_stream_dtls_record_aad(wr, header, plain, aad);
 
     ngx_stream_dtls_record_nonce(wr, seq, seq, nonce);
 
-    body = out + NGX_STREAM_DTLS_RECORD_HEADER_LEN + a->explicit_len;
+    body = out + hlen + a->explicit_len;
 
-    rc = ngx_stream_dtls_record_crypt(wr->aead, wr->key, nonce, aad, in, len,
-                                      body, body + len, 1);
+    if (wr->cid_len) {
+        /* content and type together: CCM takes its data in one piece */
+        ngx_memmove(body, in, len);
+        body[len] = (u_char) type;
+        in = body;
+    }
+
+    rc = ngx_stream_dtls_record_crypt(wr->aead, wr->key, nonce, aad, aad_len,
+                                      in, plain, body, body + plain, 1);
 
     OPENSSL_cleanse(nonce, sizeof(nonce));
 
@@ -484,9 +528,19 @@ ngx_stream_dtls_record_seal(ngx_stream_dtls_record_t *wr, ngx_uint_t type,
 
     /* the header after the data, which may have been anywhere before */
 
-    p = ngx_stream_dtls_record_header(out, type,
+    p = ngx_stream_dtls_record_header(out, wr->cid_len
+                                           ? NGX_STREAM_DTLS_RECORD_CID
+                                           : type,
                                       NGX_STREAM_DTLS_RECORD_VERSION,
                                       wr->epoch, wr->seq, fragment);
+
+    if (wr->cid_len) {
+        /* the CID goes before the length */
+        p -= 2;
+        p = ngx_cpymem(p, wr->cid, wr->cid_len);
+        *p++ = (u_char) (fragment >> 8);
+        *p++ = (u_char) fragment;
+    }
 
     if (a->explicit_len) {
         ngx_memcpy(p, seq, 8);
@@ -505,55 +559,71 @@ ngx_stream_dtls_record_seal(ngx_stream_dtls_record_t *wr, ngx_uint_t type,
  * out has room for len - ngx_stream_dtls_record_overhead() bytes, and is
  * in + the header and the explicit nonce (in place) or does not overlap
  * in.  Anything but NGX_STREAM_DTLS_RECORD_OK leaves rd as it was, and
- * no unauthenticated plaintext in out.
+ * no unauthenticated plaintext in out.  A CID record is decrypted in
+ * place, its plaintext then moved to out: in's bytes are lost.
  */
 
 ngx_stream_dtls_record_rc_e
 ngx_stream_dtls_record_open(ngx_stream_dtls_record_t *rd, u_char *in,
     size_t len, u_char *out, size_t *n, ngx_uint_t *type)
 {
-    u_char                      *p, *body;
-    size_t                       fragment, plain;
+    u_char                      *body, *dst;
+    size_t                       fragment, plain, hlen, aad_len;
     uint64_t                     seq;
     ngx_int_t                    rc;
     ngx_uint_t                   epoch, t;
     ngx_stream_dtls_aead_t      *a;
     ngx_stream_dtls_record_rc_e  check;
-    u_char                       aad[NGX_STREAM_DTLS_AAD_LEN],
+    u_char                       aad[NGX_STREAM_DTLS_AAD_MAX],
                                  nonce[NGX_STREAM_DTLS_RECORD_IV_LEN];
 
     if (rd->aead == NGX_STREAM_DTLS_AEAD_NONE
-        || rd->aead >= NGX_STREAM_DTLS_AEAD_N)
+        || rd->aead >= NGX_STREAM_DTLS_AEAD_N
+        || rd->cid_len > NGX_STREAM_DTLS_CID_MAX_LEN)
     {
         return NGX_STREAM_DTLS_RECORD_ERROR;
     }
 
     a = &ngx_stream_dtls_aeads[rd->aead];
 
-    if (len < NGX_STREAM_DTLS_RECORD_HEADER_LEN) {
+    hlen = NGX_STREAM_DTLS_RECORD_HEADER_LEN + rd->cid_len;
+
+    if (len < hlen) {
         return NGX_STREAM_DTLS_RECORD_MALFORMED;
     }
 
     t = in[0];
 
-    if (t < NGX_STREAM_DTLS_RECORD_ALERT
-        || t > NGX_STREAM_DTLS_RECORD_APPLICATION
-        || ((ngx_uint_t) in[1] << 8 | in[2]) != NGX_STREAM_DTLS_RECORD_VERSION)
+    if (rd->cid_len) {
+        if (t != NGX_STREAM_DTLS_RECORD_CID
+            || ngx_memcmp(&in[11], rd->cid, rd->cid_len) != 0)
+        {
+            return NGX_STREAM_DTLS_RECORD_MALFORMED;
+        }
+
+    } else if (t < NGX_STREAM_DTLS_RECORD_ALERT
+               || t > NGX_STREAM_DTLS_RECORD_APPLICATION)
     {
         return NGX_STREAM_DTLS_RECORD_MALFORMED;
     }
 
-    fragment = (size_t) in[11] << 8 | in[12];
+    if (((ngx_uint_t) in[1] << 8 | in[2]) != NGX_STREAM_DTLS_RECORD_VERSION) {
+        return NGX_STREAM_DTLS_RECORD_MALFORMED;
+    }
 
-    if (fragment != len - NGX_STREAM_DTLS_RECORD_HEADER_LEN
-        || fragment < a->explicit_len + a->tag_len)
+    fragment = (size_t) in[hlen - 2] << 8 | in[hlen - 1];
+
+    if (fragment != len - hlen
+        || fragment < a->explicit_len + a->tag_len + (rd->cid_len ? 1 : 0))
     {
         return NGX_STREAM_DTLS_RECORD_MALFORMED;
     }
 
     plain = fragment - a->explicit_len - a->tag_len;
 
-    if (plain > NGX_STREAM_DTLS_RECORD_MAX_PLAIN) {
+    /* a CID record's content, its type, and zeros up to 2^8 - 1 */
+
+    if (plain > NGX_STREAM_DTLS_RECORD_MAX_PLAIN + (rd->cid_len ? 256 : 0)) {
         return NGX_STREAM_DTLS_RECORD_TOO_BIG;
     }
 
@@ -577,33 +647,51 @@ ngx_stream_dtls_record_open(ngx_stream_dtls_record_t *rd, u_char *in,
 
     /* epoch and sequence as they are on the wire, at in + 3 */
 
-    p = aad;
-    p = ngx_cpymem(p, &in[3], 8);
-    *p++ = (u_char) t;
-    *p++ = in[1];
-    *p++ = in[2];
-    *p++ = (u_char) (plain >> 8);
-    *p = (u_char) plain;
+    aad_len = ngx_stream_dtls_record_aad(rd, in, plain, aad);
 
-    body = in + NGX_STREAM_DTLS_RECORD_HEADER_LEN;
+    body = in + hlen;
 
     ngx_stream_dtls_record_nonce(rd, &in[3], body, nonce);
 
     body += a->explicit_len;
 
-    rc = ngx_stream_dtls_record_crypt(rd->aead, rd->key, nonce, aad, body,
-                                      plain, out, body + plain, 0);
+    dst = rd->cid_len ? body : out;
+
+    rc = ngx_stream_dtls_record_crypt(rd->aead, rd->key, nonce, aad, aad_len,
+                                      body, plain, dst, body + plain, 0);
 
     OPENSSL_cleanse(nonce, sizeof(nonce));
 
-    if (rc == NGX_DECLINED) {
-        OPENSSL_cleanse(out, plain);
-        return NGX_STREAM_DTLS_RECORD_BAD_TAG;
+    if (rc != NGX_OK) {
+        OPENSSL_cleanse(dst, plain);
+        return (rc == NGX_DECLINED) ? NGX_STREAM_DTLS_RECORD_BAD_TAG
+                                    : NGX_STREAM_DTLS_RECORD_ERROR;
     }
 
-    if (rc != NGX_OK) {
-        OPENSSL_cleanse(out, plain);
-        return NGX_STREAM_DTLS_RECORD_ERROR;
+    if (rd->cid_len) {
+
+        /* the real type is the last byte that is not 0 */
+
+        while (plain && dst[plain - 1] == 0) {
+            plain--;
+        }
+
+        if (plain == 0
+            || dst[plain - 1] < NGX_STREAM_DTLS_RECORD_ALERT
+            || dst[plain - 1] > NGX_STREAM_DTLS_RECORD_APPLICATION
+            || plain - 1 > NGX_STREAM_DTLS_RECORD_MAX_PLAIN)
+        {
+            OPENSSL_cleanse(dst, fragment - a->explicit_len - a->tag_len);
+            return NGX_STREAM_DTLS_RECORD_MALFORMED;
+        }
+
+        plain--;
+        t = dst[plain];
+
+        if (out != dst) {
+            ngx_memmove(out, dst, plain);
+            OPENSSL_cleanse(dst, fragment - a->explicit_len - a->tag_len);
+        }
     }
 
     ngx_stream_dtls_record_received(rd, seq);
@@ -612,6 +700,44 @@ ngx_stream_dtls_record_open(ngx_stream_dtls_record_t *rd, u_char *in,
     *type = t;
 
     return NGX_STREAM_DTLS_RECORD_OK;
+}
+
+
+/*
+ * The additional data of a record whose header (of its own type, or 25
+ * with r's CID) is h, of plain bytes of plaintext: RFC 5246 6.2.3.3, or
+ * RFC 9146 5
+ */
+
+static size_t
+ngx_stream_dtls_record_aad(ngx_stream_dtls_record_t *r, u_char *h,
+    size_t plain, u_char *aad)
+{
+    u_char  *p;
+
+    p = aad;
+
+    if (r->cid_len) {
+        p = ngx_cpymem(p, "\xff\xff\xff\xff\xff\xff\xff\xff", 8);
+        *p++ = NGX_STREAM_DTLS_RECORD_CID;
+        *p++ = r->cid_len;
+        *p++ = NGX_STREAM_DTLS_RECORD_CID;
+        *p++ = h[1];
+        *p++ = h[2];
+        p = ngx_cpymem(p, &h[3], 8);
+        p = ngx_cpymem(p, r->cid, r->cid_len);
+
+    } else {
+        p = ngx_cpymem(p, &h[3], 8);
+        *p++ = h[0];
+        *p++ = h[1];
+        *p++ = h[2];
+    }
+
+    *p++ = (u_char) (plain >> 8);
+    *p++ = (u_char) plain;
+
+    return p - aad;
 }
 
 
@@ -743,7 +869,8 @@ ngx_stream_dtls_record_header(u_char *p, ngx_uint_t type, ngx_uint_t version,
 
 static ngx_int_t
 ngx_stream_dtls_record_crypt(ngx_uint_t aead, u_char *key, u_char *nonce,
-    u_char *aad, u_char *in, size_t len, u_char *out, u_char *tag, int enc)
+    u_char *aad, size_t aad_len, u_char *in, size_t len, u_char *out,
+    u_char *tag, int enc)
 {
     int                      outl, last;
     u_char                   empty;
@@ -789,7 +916,7 @@ ngx_stream_dtls_record_crypt(ngx_uint_t aead, u_char *key, u_char *nonce,
         goto failed;
     }
 
-    if (EVP_CipherUpdate(ctx, NULL, &outl, aad, NGX_STREAM_DTLS_AAD_LEN) != 1) {
+    if (EVP_CipherUpdate(ctx, NULL, &outl, aad, (int) aad_len) != 1) {
         goto failed;
     }
 
@@ -836,30 +963,51 @@ failed:
 size_t
 ngx_stream_dtls_record_length(u_char *p, size_t len)
 {
-    size_t  n;
+    return ngx_stream_dtls_record_cid_length(p, len, 0);
+}
 
-    if (len < NGX_STREAM_DTLS_RECORD_HEADER_LEN) {
+
+/* the same, where a tls12_cid record has a CID of cid_len bytes */
+
+size_t
+ngx_stream_dtls_record_cid_length(u_char *p, size_t len, size_t cid_len)
+{
+    size_t  n, h;
+
+    h = NGX_STREAM_DTLS_RECORD_HEADER_LEN;
+
+    if (len >= h && p[0] == NGX_STREAM_DTLS_RECORD_CID) {
+        h += cid_len;
+    }
+
+    if (len < h) {
         return 0;
     }
 
-    n = NGX_STREAM_DTLS_RECORD_HEADER_LEN + ((size_t) p[11] << 8 | p[12]);
+    n = h + ((size_t) p[h - 2] << 8 | p[h - 1]);
 
     return (n <= len) ? n : 0;
 }
 
 
-/* header, explicit nonce and tag: what a record adds to its plaintext */
+/*
+ * header, explicit nonce and tag, and a CID record's CID and real type:
+ * what a record adds to its plaintext
+ */
 
 size_t
 ngx_stream_dtls_record_overhead(ngx_stream_dtls_record_t *r)
 {
-    if (r->aead >= NGX_STREAM_DTLS_AEAD_N) {
+    if (r->aead >= NGX_STREAM_DTLS_AEAD_N
+        || r->cid_len > NGX_STREAM_DTLS_CID_MAX_LEN)
+    {
         return NGX_STREAM_DTLS_RECORD_MAX_OVERHEAD;
     }
 
     return NGX_STREAM_DTLS_RECORD_HEADER_LEN
            + ngx_stream_dtls_aeads[r->aead].explicit_len
-           + ngx_stream_dtls_aeads[r->aead].tag_len;
+           + ngx_stream_dtls_aeads[r->aead].tag_len
+           + (r->cid_len ? r->cid_len + 1 : 0);
 }
 
 

@@ -35,10 +35,19 @@
 #define NGX_STREAM_DTLS_RECORD_ALERT        21
 #define NGX_STREAM_DTLS_RECORD_HANDSHAKE    22
 #define NGX_STREAM_DTLS_RECORD_APPLICATION  23
+#define NGX_STREAM_DTLS_RECORD_CID          25          /* tls12_cid */
 
-/* header, explicit nonce and tag, at most */
+/*
+ * A connection ID (RFC 9146) in a record's header: the server's own are
+ * dtls_connection_id's length, a client's may be up to this
+ */
+
+#define NGX_STREAM_DTLS_CID_MAX_LEN         8
+
+/* header with a CID, explicit nonce, tag and inner type, at most */
 #define NGX_STREAM_DTLS_RECORD_MAX_OVERHEAD                                   \
-    (NGX_STREAM_DTLS_RECORD_HEADER_LEN + 8 + 16)
+    (NGX_STREAM_DTLS_RECORD_HEADER_LEN + NGX_STREAM_DTLS_CID_MAX_LEN + 8 + 16 \
+     + 1)
 
 #define NGX_STREAM_DTLS_RECORD_KEY_LEN      32
 #define NGX_STREAM_DTLS_RECORD_IV_LEN       12
@@ -62,17 +71,21 @@
  * pointer, so that it can be kept in shared memory (80 bytes).
  * Writing uses seq; reading uses top and window: bit i of window set
  * means that record top - i was received (bit 0 is top itself, so an
- * empty window with top 0 still accepts record 0).
+ * empty window with top 0 still accepts record 0).  A cid_len other than
+ * 0 makes the records tls12_cid ones (RFC 9146) with that CID: the
+ * client's in those written, the server's in those read.
  */
 
 typedef struct {
     u_char                      key[NGX_STREAM_DTLS_RECORD_KEY_LEN];
     u_char                      iv[NGX_STREAM_DTLS_RECORD_IV_LEN];
+    uint16_t                    epoch;
+    u_char                      aead;       /* NGX_STREAM_DTLS_AEAD_* */
+    u_char                      cid_len;
     uint64_t                    seq;        /* write: the next to seal */
     uint64_t                    top;        /* read: the highest received */
     uint64_t                    window;     /* read */
-    uint16_t                    epoch;
-    u_char                      aead;       /* NGX_STREAM_DTLS_AEAD_* */
+    u_char                      cid[NGX_STREAM_DTLS_CID_MAX_LEN];
 } ngx_stream_dtls_record_t;
 
 
@@ -95,6 +108,9 @@ ngx_int_t ngx_stream_dtls_record_init(void);
 void ngx_stream_dtls_record_done(void);
 ngx_int_t ngx_stream_dtls_record_derive(SSL *ssl, ngx_uint_t epoch,
     ngx_stream_dtls_record_t *rd, ngx_stream_dtls_record_t *wr);
+ngx_int_t ngx_stream_dtls_record_derive_keys(SSL *ssl, ngx_uint_t epoch,
+    ngx_stream_dtls_record_t *rd, ngx_stream_dtls_record_t *wr);
+ngx_uint_t ngx_stream_dtls_record_cipher_aead(const SSL_CIPHER *cipher);
 ngx_stream_dtls_record_rc_e ngx_stream_dtls_record_seal(
     ngx_stream_dtls_record_t *wr, ngx_uint_t type, u_char *in, size_t len,
     u_char *out, size_t size, size_t *n);
@@ -109,6 +125,8 @@ uint64_t ngx_stream_dtls_record_seq(u_char *p);
 u_char *ngx_stream_dtls_record_header(u_char *p, ngx_uint_t type,
     ngx_uint_t version, ngx_uint_t epoch, uint64_t seq, size_t len);
 size_t ngx_stream_dtls_record_length(u_char *p, size_t len);
+size_t ngx_stream_dtls_record_cid_length(u_char *p, size_t len,
+    size_t cid_len);
 size_t ngx_stream_dtls_record_overhead(ngx_stream_dtls_record_t *r);
 void ngx_stream_dtls_record_wipe(ngx_stream_dtls_record_t *r);
 const char *ngx_stream_dtls_record_reason(ngx_stream_dtls_record_rc_e rc);

@@ -112,6 +112,10 @@ ngx_stream_dtls_establish(ngx_stream_dtls_conn_t *ctx,
         return NGX_ERROR;
     }
 
+    if (rc == NGX_OK) {
+        ngx_stream_dtls_cid_set(ctx, hs);
+    }
+
     if (rc == NGX_DECLINED) {
 
         /* OpenSSL's records go on, with what OpenSSL keeps itself */
@@ -387,7 +391,7 @@ ngx_stream_dtls_session_records(ngx_connection_t *c,
 
     while (len) {
 
-        rlen = ngx_stream_dtls_record_length(p, len);
+        rlen = ngx_stream_dtls_record_cid_length(p, len, ctx->read.cid_len);
 
         if (rlen == 0) {
             ngx_log_debug1(NGX_LOG_DEBUG_STREAM, c->log, 0,

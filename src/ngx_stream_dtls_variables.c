@@ -145,6 +145,9 @@ static ngx_stream_variable_t  ngx_stream_dtls_vars[] = {
       3 + NGX_STREAM_DTLS_ZONE_DROPPED_MALFORMED,
       NGX_STREAM_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("dtls_zone_moved"), NULL, ngx_stream_dtls_zone_variable,
+      3 + NGX_STREAM_DTLS_ZONE_DROPPED, NGX_STREAM_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("dtls_handshakes"), NULL, ngx_stream_dtls_counter_variable,
       offsetof(ngx_stream_dtls_srv_conf_t, handshakes),
       NGX_STREAM_VAR_NOCACHEABLE, 0 },

@@ -24,6 +24,11 @@
  * its sequence number from the zone, under the zone's lock: two processes
  * serving one session (an old worker finishing and a new one) never
  * reuse a sequence number nor accept a replay.
+ *
+ * A session with a connection ID (cid.c) is found by its CID too: a
+ * tls12_cid record from an address the zone does not know moves the
+ * session there if it authenticates and is newer than every record
+ * received in the session (RFC 9146 6); anything else moves nothing.
  */
 
 
@@ -40,11 +45,14 @@
 typedef struct {
     ngx_rbtree_t                rbtree;
     ngx_rbtree_node_t           sentinel;
+    ngx_rbtree_t                cids;       /* the index of CIDs */
+    ngx_rbtree_node_t           cid_sentinel;
     ngx_queue_t                 queue;      /* the least recent last */
     uint64_t                    ids;
     ngx_uint_t                  sessions;
     ngx_uint_t                  evictions;
     ngx_uint_t                  continued;
+    ngx_uint_t                  moved;      /* to a CID record's address */
 
     /* records dropped, by reason: counted without the lock */
     ngx_atomic_t                dropped[NGX_STREAM_DTLS_ZONE_DROPPED];
@@ -77,11 +85,28 @@ struct ngx_stream_dtls_zone_node_s {
 };
 
 
+/*
+ * A session with a CID has an entry in the index of CIDs too, allocated
+ * apart: the entries of sessions without one stay within 512 bytes
+ */
+
+typedef struct {
+    ngx_rbtree_node_t             node;     /* key: a hash of the CID */
+    ngx_stream_dtls_zone_node_t  *entry;
+} ngx_stream_dtls_zone_cid_t;
+
+
 static ngx_int_t ngx_stream_dtls_zone_init(ngx_shm_zone_t *shm_zone,
     void *data);
 static uint32_t ngx_stream_dtls_zone_hash(ngx_connection_t *c);
 static ngx_stream_dtls_zone_node_t *ngx_stream_dtls_zone_lookup(
     ngx_stream_dtls_zone_t *zone, ngx_connection_t *c, uint32_t hash);
+static ngx_stream_dtls_zone_cid_t *ngx_stream_dtls_zone_cid_find(
+    ngx_stream_dtls_zone_t *zone, u_char *cid, size_t len);
+static ngx_stream_dtls_zone_node_t *ngx_stream_dtls_zone_cid_lookup(
+    ngx_stream_dtls_zone_t *zone, u_char *cid, size_t len);
+static ngx_int_t ngx_stream_dtls_zone_move(ngx_stream_dtls_conn_t *ctx,
+    uint64_t seq);
 static ngx_stream_dtls_zone_node_t *ngx_stream_dtls_zone_node(
     ngx_stream_dtls_conn_t *ctx);
 static void ngx_stream_dtls_zone_delete(ngx_stream_dtls_zone_t *zone,
@@ -234,6 +259,8 @@ ngx_stream_dtls_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 
     ngx_rbtree_init(&zone->sh->rbtree, &zone->sh->sentinel,
                     ngx_rbtree_insert_value);
+    ngx_rbtree_init(&zone->sh->cids, &zone->sh->cid_sentinel,
+                    ngx_rbtree_insert_value);
     ngx_queue_init(&zone->sh->queue);
 
     len = sizeof(" in dtls_session_zone \"\"") + shm_zone->shm.name.len;
@@ -268,11 +295,13 @@ ngx_stream_dtls_zone_add(ngx_stream_dtls_conn_t *ctx)
     ngx_uint_t                    evicted;
     ngx_connection_t             *c;
     ngx_stream_dtls_zone_t       *zone;
+    ngx_stream_dtls_zone_cid_t   *cid;
     ngx_stream_dtls_zone_node_t  *node, *old;
     u_char                        packed[NGX_STREAM_DTLS_ZONE_ENTRY];
 
     c = ctx->connection;
     zone = ctx->conf->zone;
+    cid = NULL;
 
     if (c->socklen > sizeof(node->sockaddr)
         || c->local_socklen > sizeof(node->local_sockaddr))
@@ -309,10 +338,29 @@ ngx_stream_dtls_zone_add(ngx_stream_dtls_conn_t *ctx)
         ngx_stream_dtls_zone_delete(zone, old);
     }
 
+    /* a CID minted twice (2^-48 at 6 bytes) is the new session's */
+
+    if (ctx->read.cid_len) {
+        old = ngx_stream_dtls_zone_cid_lookup(zone, ctx->read.cid,
+                                              ctx->read.cid_len);
+        if (old) {
+            ngx_stream_dtls_zone_delete(zone, old);
+        }
+    }
+
     evicted = 0;
 
     for ( ;; ) {
         node = ngx_slab_alloc_locked(zone->shpool, size);
+
+        if (node && ctx->read.cid_len) {
+            cid = ngx_slab_alloc_locked(zone->shpool,
+                                        sizeof(ngx_stream_dtls_zone_cid_t));
+            if (cid == NULL) {
+                ngx_slab_free_locked(zone->shpool, node);
+                node = NULL;
+            }
+        }
 
         if (node || ngx_queue_empty(&zone->sh->queue)) {
             break;
@@ -354,6 +402,12 @@ ngx_stream_dtls_zone_add(ngx_stream_dtls_conn_t *ctx)
     ngx_rbtree_insert(&zone->sh->rbtree, &node->node);
     ngx_queue_insert_head(&zone->sh->queue, &node->queue);
 
+    if (cid) {
+        cid->node.key = ngx_crc32_short(node->read.cid, node->read.cid_len);
+        cid->entry = node;
+        ngx_rbtree_insert(&zone->sh->cids, &cid->node);
+    }
+
     zone->sh->sessions++;
 
     ctx->node = node;
@@ -385,10 +439,12 @@ ngx_int_t
 ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
     ngx_stream_dtls_srv_conf_t *dscf)
 {
-    size_t                        len, used, vars;
+    size_t                        len, used, vars, cid_len;
     ssize_t                       n;
+    uint64_t                      seq;
     uint32_t                      hash;
     ngx_int_t                     rc;
+    ngx_uint_t                    moving;
     ngx_buf_t                    *b, *plain;
     ngx_str_t                    *identity;
     ngx_connection_t             *c;
@@ -415,6 +471,41 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     node = ngx_stream_dtls_zone_lookup(zone, c, hash);
+
+    moving = 0;
+    cid_len = dscf->cid_length;
+    seq = 0;
+
+    if (node == NULL
+        && cid_len
+        && b->pos[0] == NGX_STREAM_DTLS_RECORD_CID
+        && (size_t) (b->last - b->pos)
+           >= NGX_STREAM_DTLS_RECORD_HEADER_LEN + cid_len)
+    {
+        node = ngx_stream_dtls_zone_cid_lookup(zone, b->pos + 11, cid_len);
+
+        if (node) {
+            seq = ngx_stream_dtls_record_seq(b->pos);
+
+            /* an older record than the newest, a replay: no move */
+
+            if (seq <= node->read.top || node->read.epoch
+                != ngx_stream_dtls_read_uint16(b->pos + 3))
+            {
+                ngx_shmtx_unlock(&zone->shpool->mutex);
+
+                ngx_stream_dtls_zone_dropped(zone,
+                                             NGX_STREAM_DTLS_RECORD_REPLAY);
+
+                ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
+                               "dtls record with a known connection ID "
+                               "from a new address dropped: not the newest");
+                return NGX_DECLINED;
+            }
+
+            moving = 1;
+        }
+    }
 
     if (node == NULL) {
         ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -480,6 +571,10 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
 
     if (n <= 0) {
         /* nothing authenticated: the session is not touched */
+        return NGX_DECLINED;
+    }
+
+    if (moving && ngx_stream_dtls_zone_move(ctx, seq) != NGX_OK) {
         return NGX_DECLINED;
     }
 
@@ -664,6 +759,95 @@ ngx_stream_dtls_zone_forget(ngx_stream_dtls_conn_t *ctx)
 }
 
 
+/* a CID minted for a new session is no live one's */
+
+ngx_uint_t
+ngx_stream_dtls_zone_cid_used(ngx_stream_dtls_zone_t *zone, u_char *cid,
+    size_t len)
+{
+    ngx_uint_t  used;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    used = (ngx_stream_dtls_zone_cid_lookup(zone, cid, len) != NULL);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return used;
+}
+
+
+/*
+ * The session's CID record seq, from a new address, authenticated: the
+ * entry takes the addresses, unless a newer record came meanwhile
+ */
+
+static ngx_int_t
+ngx_stream_dtls_zone_move(ngx_stream_dtls_conn_t *ctx, uint64_t seq)
+{
+    uint32_t                      hash;
+    ngx_int_t                     rc;
+    ngx_connection_t             *c;
+    ngx_stream_dtls_zone_t       *zone;
+    ngx_stream_dtls_zone_node_t  *node, *old;
+
+    c = ctx->connection;
+    zone = ctx->conf->zone;
+
+    if (c->socklen > sizeof(node->sockaddr)
+        || c->local_socklen > sizeof(node->local_sockaddr))
+    {
+        return NGX_DECLINED;
+    }
+
+    hash = ngx_stream_dtls_zone_hash(c);
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_stream_dtls_zone_node(ctx);
+
+    if (node == NULL || node->read.top != seq) {
+        rc = NGX_DECLINED;
+
+    } else {
+        old = ngx_stream_dtls_zone_lookup(zone, c, hash);
+
+        /* another session of the new addresses gives way, as in add */
+
+        if (old && old != node) {
+            ngx_stream_dtls_zone_delete(zone, old);
+        }
+
+        ngx_rbtree_delete(&zone->sh->rbtree, &node->node);
+
+        node->node.key = hash;
+        node->socklen = c->socklen;
+        ngx_memcpy(node->sockaddr, c->sockaddr, c->socklen);
+        node->local_socklen = c->local_socklen;
+        ngx_memcpy(node->local_sockaddr, c->local_sockaddr,
+                   c->local_socklen);
+
+        ngx_rbtree_insert(&zone->sh->rbtree, &node->node);
+
+        zone->sh->moved++;
+        rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (rc == NGX_OK) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "DTLS session moved to a new address by its "
+                      "connection ID");
+
+    } else {
+        ngx_stream_dtls_zone_dropped(zone, NGX_STREAM_DTLS_RECORD_REPLAY);
+    }
+
+    return rc;
+}
+
+
 /* a record of a session of the zone dropped (record.c's reason) */
 
 void
@@ -709,6 +893,9 @@ ngx_stream_dtls_zone_counter(ngx_stream_dtls_zone_t *zone, ngx_uint_t which)
 
     case 2:
         return zone->sh->continued;
+
+    case 3 + NGX_STREAM_DTLS_ZONE_DROPPED:
+        return zone->sh->moved;
 
     default:
         return zone->sh->dropped[(which - 3) % NGX_STREAM_DTLS_ZONE_DROPPED];
@@ -840,6 +1027,74 @@ ngx_stream_dtls_zone_lookup(ngx_stream_dtls_zone_t *zone, ngx_connection_t *c,
 }
 
 
+/* the index entry of a CID (under the lock) */
+
+static ngx_stream_dtls_zone_cid_t *
+ngx_stream_dtls_zone_cid_find(ngx_stream_dtls_zone_t *zone, u_char *cid,
+    size_t len)
+{
+    uint32_t                      hash;
+    ngx_rbtree_node_t            *n, *sentinel;
+    ngx_stream_dtls_zone_cid_t   *idx;
+
+    hash = ngx_crc32_short(cid, len);
+
+    n = zone->sh->cids.root;
+    sentinel = zone->sh->cids.sentinel;
+
+    while (n != sentinel) {
+
+        if (hash < n->key) {
+            n = n->left;
+            continue;
+        }
+
+        if (hash > n->key) {
+            n = n->right;
+            continue;
+        }
+
+        idx = (ngx_stream_dtls_zone_cid_t *) n;
+
+        if (idx->entry->read.cid_len == len
+            && ngx_memcmp(idx->entry->read.cid, cid, len) == 0)
+        {
+            return idx;
+        }
+
+        n = n->right;
+    }
+
+    return NULL;
+}
+
+
+/* the session of a CID (under the lock) */
+
+static ngx_stream_dtls_zone_node_t *
+ngx_stream_dtls_zone_cid_lookup(ngx_stream_dtls_zone_t *zone, u_char *cid,
+    size_t len)
+{
+    ngx_stream_dtls_zone_cid_t   *idx;
+    ngx_stream_dtls_zone_node_t  *node;
+
+    idx = ngx_stream_dtls_zone_cid_find(zone, cid, len);
+
+    if (idx == NULL) {
+        return NULL;
+    }
+
+    node = idx->entry;
+
+    if (ngx_time() - node->last > zone->timeout) {
+        ngx_stream_dtls_zone_delete(zone, node);
+        return NULL;
+    }
+
+    return node;
+}
+
+
 /* the session's entry, if it is still there (under the lock) */
 
 static ngx_stream_dtls_zone_node_t *
@@ -866,8 +1121,19 @@ static void
 ngx_stream_dtls_zone_delete(ngx_stream_dtls_zone_t *zone,
     ngx_stream_dtls_zone_node_t *node)
 {
+    ngx_stream_dtls_zone_cid_t  *cid;
+
     ngx_rbtree_delete(&zone->sh->rbtree, &node->node);
     ngx_queue_remove(&node->queue);
+
+    if (node->read.cid_len) {
+        cid = ngx_stream_dtls_zone_cid_find(zone, node->read.cid,
+                                            node->read.cid_len);
+        if (cid && cid->entry == node) {
+            ngx_rbtree_delete(&zone->sh->cids, &cid->node);
+            ngx_slab_free_locked(zone->shpool, cid);
+        }
+    }
 
     ngx_explicit_memzero(node, offsetof(ngx_stream_dtls_zone_node_t, vars)
                                + node->vars_len);

@@ -17,7 +17,9 @@
  *     0  open: the read state's epoch (2 bytes), top (6) and window (8;
  *        no bits for records below 0, as in the module's), then a record,
  *        opened;
- *     1  round trip: type (1, mod 3: alert, handshake, application_data),
+ *     1  round trip: type (1, mod 3: alert, handshake, application_data;
+ *        divided by 3, mod 9: the length of a connection ID, which the
+ *        writer and the reader have, from the read state's top bytes),
  *        epoch (2), sequence (6), the read state's top (6) and window (8),
  *        a bit to flip (2), then the payload: sealed, opened, and opened
  *        again with that bit flipped and one byte short;
@@ -39,7 +41,9 @@
  *     advances the sequence by one;
  *   - what seal wrote opens to the same type and bytes, exactly when the
  *     window allows its sequence; with any one bit flipped, or a byte
- *     short, it does not open.
+ *     short, it does not open; with a CID, it is a tls12_cid record (type
+ *     25, the CID after the sequence number, RFC 9146) of the overhead
+ *     the CID and the inner type add.
  */
 
 
@@ -177,8 +181,8 @@ fuzz_check_authentic(ngx_stream_dtls_record_t *rd, u_char *rec, size_t len,
     body += a->explicit_len;
 
     fuzz_assert(ngx_stream_dtls_record_crypt(rd->aead, rd->key, nonce, aad,
-                                             plain, n, fuzz_again,
-                                             fuzz_again + n, 1)
+                                             NGX_STREAM_DTLS_AAD_LEN, plain,
+                                             n, fuzz_again, fuzz_again + n, 1)
                 == NGX_OK);
 
     fuzz_assert(memcmp(fuzz_again, body, n + a->tag_len) == 0);
@@ -257,7 +261,7 @@ fuzz_open(ngx_uint_t aead, const uint8_t *data, size_t size)
 static void
 fuzz_round_trip(ngx_uint_t aead, const uint8_t *data, size_t size)
 {
-    size_t                       n, len, plen, pos;
+    size_t                       n, len, plen, pos, cid, h;
     uint64_t                     seq, top, window;
     ngx_uint_t                   type, t, allowed;
     ngx_stream_dtls_record_t     wr, rd, before;
@@ -268,15 +272,21 @@ fuzz_round_trip(ngx_uint_t aead, const uint8_t *data, size_t size)
     }
 
     t = 21 + data[0] % 3;
+    cid = (data[0] / 3) % (NGX_STREAM_DTLS_CID_MAX_LEN + 1);
+    h = 13 + cid;
 
     wr = fuzz_wr[aead];
     wr.epoch = (uint16_t) fuzz_uint(data + 1, 2);
     wr.seq = fuzz_uint(data + 3, 6);
+    wr.cid_len = (u_char) cid;
+    ngx_memcpy(wr.cid, data + 9, cid);
 
     rd = fuzz_wr[aead];     /* the peer reads with the writer's keys */
     rd.seq = 0;
     rd.top = fuzz_uint(data + 9, 6);
     rd.window = fuzz_window(rd.top, fuzz_uint(data + 15, 8));
+    rd.cid_len = wr.cid_len;
+    ngx_memcpy(rd.cid, wr.cid, cid);
 
     pos = fuzz_uint(data + 23, 2);
 
@@ -301,15 +311,20 @@ fuzz_round_trip(ngx_uint_t aead, const uint8_t *data, size_t size)
     fuzz_assert(rc == NGX_STREAM_DTLS_RECORD_OK);
     fuzz_assert(wr.seq == seq + 1);
     fuzz_assert(len == plen + ngx_stream_dtls_record_overhead(&wr));
-    fuzz_assert(fuzz_rec[0] == t && fuzz_rec[1] == 0xfe
+    fuzz_assert(len == plen + (cid ? cid + 1 : 0) + 13
+                       + ngx_stream_dtls_aeads[aead].explicit_len
+                       + ngx_stream_dtls_aeads[aead].tag_len);
+    fuzz_assert(fuzz_rec[0] == (cid ? 25 : t) && fuzz_rec[1] == 0xfe
                 && fuzz_rec[2] == 0xfd);
     fuzz_assert(fuzz_uint(fuzz_rec + 3, 2) == wr.epoch);
     fuzz_assert(fuzz_uint(fuzz_rec + 5, 6) == seq);
-    fuzz_assert(fuzz_uint(fuzz_rec + 11, 2) == len - 13);
-    fuzz_assert(ngx_stream_dtls_record_length(fuzz_rec, len) == len);
+    fuzz_assert(memcmp(fuzz_rec + 11, wr.cid, cid) == 0);
+    fuzz_assert(fuzz_uint(fuzz_rec + h - 2, 2) == len - h);
+    fuzz_assert(ngx_stream_dtls_record_cid_length(fuzz_rec, len, cid) == len);
+    fuzz_assert(cid || ngx_stream_dtls_record_length(fuzz_rec, len) == len);
 
     if (ngx_stream_dtls_aeads[aead].explicit_len) {
-        fuzz_assert(memcmp(fuzz_rec + 13, fuzz_rec + 3, 8) == 0);
+        fuzz_assert(memcmp(fuzz_rec + h, fuzz_rec + 3, 8) == 0);
     }
 
     /* one bit flipped: refused, nothing changed */

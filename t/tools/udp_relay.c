@@ -4,7 +4,7 @@
  *
  *   udp_relay -l 127.0.0.1:LPORT -u 127.0.0.1:UPORT [-d DROP%]
  *             [-r REORDER%] [-D DUP%] [-c CORRUPT%] [-K KINDS] [-T TYPE]
- *             [-w MS] [-s SEED] [-v]
+ *             [-w MS] [-s SEED] [-b N] [-x FILE] [-L N] [-R N] [-v]
  *
  * Datagrams from clients to LPORT go to UPORT, each client from a socket
  * of its own (so nginx sees one address and port per client, as without
@@ -34,6 +34,18 @@
  *               that sends data and then close_notify, the server gets
  *               the close_notify first.
  *
+ * A NAT that rebinds, and a tap:
+ *
+ *   -b N        every N datagrams from a client, its socket to the
+ *               upstream is replaced by a new one (a new source port), as
+ *               a NAT's binding that expired; replies to the old one are
+ *               lost;
+ *   -x FILE     each datagram from a client is appended to FILE in hex,
+ *               one line each, as it goes to the upstream;
+ *   -L N        the Nth datagram from each client (from 1) is lost: in
+ *               FILE, not sent;
+ *   -R N        the Nth datagram to each client is lost.
+ *
  * Decisions come from a generator per client and direction seeded with
  * -s SEED (default 1), so a run with one client is repeatable.  Memory is
  * bounded: one datagram buffer, and at most one held datagram per client
@@ -45,7 +57,8 @@
  *
  * (N datagrams passed on, extra copies, datagrams sent after one that
  * came later), then "corrupted C held H" (corrupted copies sent,
- * datagrams held back), and exits with 0.  -v traces each datagram to
+ * datagrams held back), then "rebound B" (new sockets of -b), and exits
+ * with 0.  -v traces each datagram to
  * stderr.
  */
 
@@ -88,6 +101,8 @@ typedef struct {
     struct sockaddr_storage  addr;          /* the client */
     socklen_t                addr_len;
     int64_t                  active;
+    unsigned long            sent;          /* to the upstream */
+    unsigned long            replied;       /* to the client */
     uint64_t                 rng[2];
     held_t                   held[2];
 } peer_t;
@@ -100,6 +115,8 @@ static size_t                   nkinds = 6;
 static long                     hold_ms = 100;
 static uint64_t                 seed = 1;
 static int                      verbose;
+static unsigned long            rebind_n, lose_n, lose_reply_n;
+static FILE                    *tap;
 
 static int                      lfd;
 static struct sockaddr_storage  up_addr;
@@ -108,7 +125,7 @@ static peer_t                   peers[MAX_PEERS];
 static unsigned long            npeers;
 
 static unsigned long            relayed, dropped, duplicated, reordered,
-                                corrupted, held_n;
+                                corrupted, held_n, rebound;
 
 static volatile sig_atomic_t    stop;
 
@@ -121,6 +138,7 @@ static uint64_t next_rand(uint64_t *state);
 static int chance(peer_t *p, int dir, double pct);
 static peer_t *find_peer(struct sockaddr_storage *ss, socklen_t len);
 static peer_t *new_peer(struct sockaddr_storage *ss, socklen_t len);
+static int upstream_socket(void);
 static void free_peer(peer_t *p);
 static void handle(peer_t *p, int dir, unsigned char *data, size_t len);
 static void emit(peer_t *p, int dir, unsigned char *data, size_t len,
@@ -149,7 +167,9 @@ main(int argc, char **argv)
     listen_str = NULL;
     up_str = NULL;
 
-    while ((opt = getopt(argc, argv, "l:u:d:r:D:c:K:T:w:s:vh")) != -1) {
+    while ((opt = getopt(argc, argv, "l:u:d:r:D:c:K:T:w:s:b:x:L:R:vh"))
+           != -1)
+    {
         switch (opt) {
         case 'l':
             listen_str = optarg;
@@ -211,6 +231,35 @@ main(int argc, char **argv)
                 usage();
                 return 2;
             }
+            break;
+        case 'b':
+            rebind_n = strtoul(optarg, &end, 10);
+            if (*end != '\0' || rebind_n == 0) {
+                usage();
+                return 2;
+            }
+            break;
+        case 'L':
+            lose_n = strtoul(optarg, &end, 10);
+            if (*end != '\0' || lose_n == 0) {
+                usage();
+                return 2;
+            }
+            break;
+        case 'R':
+            lose_reply_n = strtoul(optarg, &end, 10);
+            if (*end != '\0' || lose_reply_n == 0) {
+                usage();
+                return 2;
+            }
+            break;
+        case 'x':
+            tap = fopen(optarg, "a");
+            if (tap == NULL) {
+                perror("udp_relay: -x");
+                return 2;
+            }
+            setvbuf(tap, NULL, _IOLBF, 0);
             break;
         case 'v':
             verbose = 1;
@@ -366,6 +415,7 @@ main(int argc, char **argv)
     printf("relayed %lu dropped %lu duplicated %lu reordered %lu\n",
            relayed, dropped, duplicated, reordered);
     printf("corrupted %lu held %lu\n", corrupted, held_n);
+    printf("rebound %lu\n", rebound);
     fflush(stdout);
 
     close(lfd);
@@ -381,7 +431,8 @@ usage(void)
         "usage: udp_relay -l ADDR:PORT -u ADDR:PORT [-d DROP%%] "
         "[-r REORDER%%] [-D DUP%%]\n"
         "                 [-c CORRUPT%%] [-K KINDS] [-T TYPE] [-w MS] [-s SEED]"
-        " [-v]\n");
+        " [-b N]\n"
+        "                 [-x FILE] [-L N] [-R N] [-v]\n");
 }
 
 
@@ -491,19 +542,10 @@ new_peer(struct sockaddr_storage *ss, socklen_t len)
         free_peer(p);
     }
 
-    fd = socket(up_addr.ss_family, SOCK_DGRAM, 0);
+    fd = upstream_socket();
     if (fd == -1) {
-        perror("udp_relay: socket");
         return NULL;
     }
-
-    if (connect(fd, (struct sockaddr *) &up_addr, up_len) == -1) {
-        perror("udp_relay: connect");
-        close(fd);
-        return NULL;
-    }
-
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 
     memset(p, 0, sizeof(*p));
     p->used = 1;
@@ -521,6 +563,31 @@ new_peer(struct sockaddr_storage *ss, socklen_t len)
     }
 
     return p;
+}
+
+
+/* a client's socket to the upstream, connected, non-blocking */
+
+static int
+upstream_socket(void)
+{
+    int  fd;
+
+    fd = socket(up_addr.ss_family, SOCK_DGRAM, 0);
+    if (fd == -1) {
+        perror("udp_relay: socket");
+        return -1;
+    }
+
+    if (connect(fd, (struct sockaddr *) &up_addr, up_len) == -1) {
+        perror("udp_relay: connect");
+        close(fd);
+        return -1;
+    }
+
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+
+    return fd;
 }
 
 
@@ -626,12 +693,41 @@ emit(peer_t *p, int dir, unsigned char *data, size_t len, int dup,
 static void
 out(peer_t *p, int dir, const unsigned char *data, size_t len)
 {
+    int      fd;
+    size_t   i;
     ssize_t  n;
 
     if (dir == TO_UPSTREAM) {
+
+        if (rebind_n && p->sent && p->sent % rebind_n == 0) {
+            fd = upstream_socket();
+            if (fd != -1) {
+                close(p->fd);
+                p->fd = fd;
+                rebound++;
+            }
+        }
+
+        p->sent++;
+
+        if (tap) {
+            for (i = 0; i < len; i++) {
+                fprintf(tap, "%02x", data[i]);
+            }
+            fputc('\n', tap);
+        }
+
+        if (p->sent == lose_n) {
+            return;
+        }
+
         n = send(p->fd, data, len, 0);
 
     } else {
+        if (++p->replied == lose_reply_n) {
+            return;
+        }
+
         n = sendto(lfd, data, len, 0, (struct sockaddr *) &p->addr,
                    p->addr_len);
     }

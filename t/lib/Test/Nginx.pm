@@ -651,7 +651,7 @@ sub _udp_relay {
 }
 
 # stops a relay; its summary: { line, relayed, dropped, duplicated,
-# reordered, corrupted }
+# reordered, corrupted, rebound }
 
 sub _udp_relay_stop {
 	my ($self, $r) = @_;
@@ -668,6 +668,7 @@ sub _udp_relay_stop {
 	}
 
 	$s{corrupted} = $1 if $out =~ /^corrupted (\d+) held \d+$/m;
+	$s{rebound} = $1 if $out =~ /^rebound (\d+)$/m;
 
 	return \%s;
 }

@@ -1,0 +1,117 @@
+#!/usr/bin/perl
+
+# Interop: Mbed TLS 3.6 (Debian 13's source package, built by
+# scripts/interop-deps.sh into build/tools/mbedtls_client, its
+# programs/ssl/ssl_client2) against nginx with DTLS-PSK, through
+# proxy_pass to a UDP echo backend, without connection IDs: for
+# PSK-AES128-CCM8 and a GCM suite, the handshake (the suite in the access
+# log) and 20 requests each echoed back.
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx;
+use Test::Nginx::DTLS;
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
+
+tool($t, 'udp_echo');
+
+my $client = "$Test::Nginx::REPO/build/tools/mbedtls_client";
+
+plan(skip_all => "no $client (scripts/interop-deps.sh mbedtls could not "
+	. "fetch or build Mbed TLS 3.6)") unless -x $client;
+
+# OpenSSL's name, Mbed TLS's
+
+my @suites = (
+	[ 'PSK-AES128-CCM8', 'TLS-PSK-WITH-AES-128-CCM-8' ],
+	[ 'PSK-AES128-GCM-SHA256', 'TLS-PSK-WITH-AES-128-GCM-SHA256' ],
+);
+
+my $key = hexkey();
+
+psk_file($t, 'psk', "dev-1:$key\n");
+
+$t->write_file_expand('nginx.conf', <<'EOF');
+
+events {
+}
+
+stream {
+    dtls_psk_file  psk;
+
+    log_format  dtls  '$remote_port "$dtls_psk_identity" $dtls_cipher '
+                      '$status';
+
+    access_log  %%TESTDIR%%/access.log dtls;
+
+    server {
+        listen                  127.0.0.1:%%PORT_8980_UDP%% udp;
+        dtls                    on;
+        dtls_handshake_timeout  2s;
+        proxy_pass              127.0.0.1:%%PORT_8981_UDP%%;
+        proxy_timeout           1s;
+    }
+}
+
+EOF
+
+udp_echo($t, '127.0.0.1:' . port(8981, udp => 1));
+$t->run()->plan(3 * @suites + 1);
+
+my $port = port(8980, udp => 1);
+
+###############################################################################
+
+for my $s (@suites) {
+	my ($suite, $name) = @$s;
+
+	my $amark = access_mark($t);
+
+	my ($out, $rc) = mbedtls_client($port, 'psk=' . $key,
+		'psk_identity=dev-1', "force_ciphersuite=$name",
+		'exchanges=20');
+
+	like($out, qr/handshake\.\.\. ok\n.*^ +\[ Ciphersuite is \Q$name\E \]/ms,
+		"$suite: handshake") or diag("client exit code $rc:\n$out");
+
+	# each exchange: the request written, and the same bytes read back
+
+	my $written = () = $out =~ /> Write to server: \d+ bytes written/g;
+	my $echoed = () = $out =~ /< Read from server: \d+ bytes read\s+GET /g;
+	ok($rc == 0 && $written == 20 && $echoed == 20,
+		"$suite: 20 requests echoed") or diag("client exit code $rc, "
+		. "$written written, $echoed read back:\n$out");
+
+	my ($log) = wait_access($t, 1, 5, $amark);
+	like($log // '', qr/^\d+ "dev-1" \Q$suite\E 200$/,
+		"$suite: access log");
+}
+
+$t->stop();
+
+is(log_alerts($t), '', 'no alerts in the error log');
+
+###############################################################################
+
+sub mbedtls_client {
+	my ($port, @args) = @_;
+
+	return run_tool($t, { stderr => 1, timeout => 30 }, $client,
+		'server_addr=127.0.0.1', "server_port=$port", 'dtls=1',
+		'read_timeout=2000', 'hs_timeout=500-4000', @args);
+}
+
+###############################################################################
