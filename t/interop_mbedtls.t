@@ -3,9 +3,10 @@
 # Interop: Mbed TLS 3.6 (Debian 13's source package, built by
 # scripts/interop-deps.sh into build/tools/mbedtls_client, its
 # programs/ssl/ssl_client2) against nginx with DTLS-PSK, through
-# proxy_pass to a UDP echo backend, without connection IDs: for
-# PSK-AES128-CCM8 and a GCM suite, the handshake (the suite in the access
-# log) and 20 requests each echoed back.
+# proxy_pass to a UDP echo backend (Test::DTLS::Interop's psk_server),
+# without connection IDs: for PSK-AES128-CCM8 and a GCM suite, the
+# handshake (the suite in the access log) and 20 requests each echoed
+# back.
 
 ###############################################################################
 
@@ -18,6 +19,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 use Test::Nginx::DTLS;
+use Test::DTLS::Interop;
 
 ###############################################################################
 
@@ -40,35 +42,8 @@ my @suites = (
 	[ 'PSK-AES128-GCM-SHA256', 'TLS-PSK-WITH-AES-128-GCM-SHA256' ],
 );
 
-my $key = hexkey();
+my $key = psk_server($t);
 
-psk_file($t, 'psk', "dev-1:$key\n");
-
-$t->write_file_expand('nginx.conf', <<'EOF');
-
-events {
-}
-
-stream {
-    dtls_psk_file  psk;
-
-    log_format  dtls  '$remote_port "$dtls_psk_identity" $dtls_cipher '
-                      '$status';
-
-    access_log  %%TESTDIR%%/access.log dtls;
-
-    server {
-        listen                  127.0.0.1:%%PORT_8980_UDP%% udp;
-        dtls                    on;
-        dtls_handshake_timeout  2s;
-        proxy_pass              127.0.0.1:%%PORT_8981_UDP%%;
-        proxy_timeout           1s;
-    }
-}
-
-EOF
-
-udp_echo($t, '127.0.0.1:' . port(8981, udp => 1));
 $t->run()->plan(3 * @suites + 1);
 
 my $port = port(8980, udp => 1);
@@ -96,7 +71,7 @@ for my $s (@suites) {
 		. "$written written, $echoed read back:\n$out");
 
 	my ($log) = wait_access($t, 1, 5, $amark);
-	like($log // '', qr/^\d+ "dev-1" \Q$suite\E 200$/,
+	like($log // '', qr/^\d+ "dev-1" \Q$suite\E \. 200$/,
 		"$suite: access log");
 }
 
