@@ -59,6 +59,8 @@ static int ngx_stream_dtls_security_cb(const SSL *ssl, const SSL_CTX *ctx,
 #endif
 
 static ngx_int_t ngx_stream_dtls_preconfiguration(ngx_conf_t *cf);
+static void *ngx_stream_dtls_create_main_conf(ngx_conf_t *cf);
+static char *ngx_stream_dtls_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_stream_dtls_create_srv_conf(ngx_conf_t *cf);
 static char *ngx_stream_dtls_merge_srv_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -66,9 +68,12 @@ static ngx_int_t ngx_stream_dtls_init(ngx_conf_t *cf);
 
 static char *ngx_stream_dtls_enable(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_stream_dtls_bpf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_stream_dtls_mtu(ngx_conf_t *cf, void *post, void *data);
 static char *ngx_stream_dtls_cookie_lifetime(ngx_conf_t *cf, void *post,
     void *data);
+static ngx_int_t ngx_stream_dtls_init_module(ngx_cycle_t *cycle);
 static void ngx_stream_dtls_exit(ngx_cycle_t *cycle);
 static void ngx_stream_dtls_exit_master(ngx_cycle_t *cycle);
 
@@ -282,6 +287,13 @@ static ngx_command_t  ngx_stream_dtls_commands[] = {
       0,
       NULL },
 
+    { ngx_string("dtls_bpf"),
+      NGX_STREAM_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_stream_dtls_bpf,
+      NGX_STREAM_MAIN_CONF_OFFSET,
+      offsetof(ngx_stream_dtls_main_conf_t, bpf),
+      NULL },
+
       ngx_null_command
 };
 
@@ -290,8 +302,8 @@ static ngx_stream_module_t  ngx_stream_dtls_module_ctx = {
     ngx_stream_dtls_preconfiguration,      /* preconfiguration */
     ngx_stream_dtls_init,                  /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_stream_dtls_create_main_conf,      /* create main configuration */
+    ngx_stream_dtls_init_main_conf,        /* init main configuration */
 
     ngx_stream_dtls_create_srv_conf,       /* create server configuration */
     ngx_stream_dtls_merge_srv_conf         /* merge server configuration */
@@ -304,7 +316,7 @@ ngx_module_t  ngx_stream_dtls_module = {
     ngx_stream_dtls_commands,              /* module directives */
     NGX_STREAM_MODULE,                     /* module type */
     NULL,                                  /* init master */
-    ngx_stream_dtls_source_filters,        /* init module */
+    ngx_stream_dtls_init_module,           /* init module */
     NULL,                                  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -766,6 +778,12 @@ ngx_stream_dtls_check_conf(ngx_cycle_t *cycle, void *conf)
         return NGX_CONF_ERROR;
     }
 
+#if (NGX_HAVE_DTLS_BPF)
+    if (ngx_stream_dtls_bpf_check(cycle) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+#endif
+
     return NGX_CONF_OK;
 }
 
@@ -1166,6 +1184,41 @@ ngx_stream_dtls_preconfiguration(ngx_conf_t *cf)
 
 
 static void *
+ngx_stream_dtls_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_stream_dtls_main_conf_t  *dmcf;
+
+    dmcf = ngx_pcalloc(cf->pool, sizeof(ngx_stream_dtls_main_conf_t));
+    if (dmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     dmcf->bpf_file = NULL;
+     *     dmcf->bpf_line = 0;
+     *     dmcf->groups = NULL;
+     */
+
+    dmcf->bpf = NGX_CONF_UNSET;
+
+    return dmcf;
+}
+
+
+static char *
+ngx_stream_dtls_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_stream_dtls_main_conf_t *dmcf = conf;
+
+    ngx_conf_init_value(dmcf->bpf, 0);
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
 ngx_stream_dtls_create_srv_conf(ngx_conf_t *cf)
 {
     ngx_stream_dtls_srv_conf_t  *dscf;
@@ -1380,6 +1433,32 @@ ngx_stream_dtls_enable(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 static char *
+ngx_stream_dtls_bpf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_stream_dtls_main_conf_t *dmcf = conf;
+
+    char  *rv;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, conf);
+
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+#if !(NGX_HAVE_DTLS_BPF)
+    if (dmcf->bpf) {
+        return "is not supported on this platform";
+    }
+#endif
+
+    dmcf->bpf_file = cf->conf_file->file.name.data;
+    dmcf->bpf_line = cf->conf_file->line;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
 ngx_stream_dtls_mtu(ngx_conf_t *cf, void *post, void *data)
 {
     size_t  *mtu = data;
@@ -1402,6 +1481,28 @@ ngx_stream_dtls_cookie_lifetime(ngx_conf_t *cf, void *post, void *data)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * In the master (or the single process), once a new configuration's
+ * listening sockets are open: at start and at each reload
+ */
+
+static ngx_int_t
+ngx_stream_dtls_init_module(ngx_cycle_t *cycle)
+{
+    if (ngx_stream_dtls_source_filters(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+#if (NGX_HAVE_DTLS_BPF)
+    if (ngx_stream_dtls_bpf_init(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+#endif
+
+    return NGX_OK;
 }
 
 

@@ -105,6 +105,14 @@ typedef struct {
 
 
 typedef struct {
+    ngx_flag_t                  bpf;        /* dtls_bpf */
+    u_char                     *bpf_file;
+    ngx_uint_t                  bpf_line;
+    ngx_array_t                *groups;     /* bpf.c: the listens steered */
+} ngx_stream_dtls_main_conf_t;
+
+
+typedef struct {
     ngx_flag_t                  enable;
 
     ngx_ssl_t                   ssl;        /* a DTLS SSL_CTX */
@@ -324,6 +332,14 @@ ngx_int_t ngx_stream_dtls_cid_output(ngx_stream_dtls_conn_t *ctx, u_char *p,
     size_t len, u_char **out, size_t *out_len);
 ssize_t ngx_stream_dtls_cid_input(ngx_stream_dtls_conn_t *ctx, u_char *buf,
     size_t n);
+
+
+/* bpf.c: CID records steered to their worker (Linux) */
+
+#if (NGX_HAVE_DTLS_BPF)
+ngx_int_t ngx_stream_dtls_bpf_check(ngx_cycle_t *cycle);
+ngx_int_t ngx_stream_dtls_bpf_init(ngx_cycle_t *cycle);
+#endif
 
 
 /* io.c: the session's I/O once the handshake is done */

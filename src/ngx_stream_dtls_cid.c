@@ -248,13 +248,23 @@ ngx_stream_dtls_cid_add(SSL *ssl, unsigned int ext_type,
 }
 
 
+/*
+ * With dtls_bpf the first byte is the worker's number, which steers the
+ * client's records to this worker (bpf.c); the others are random
+ */
+
 static ngx_int_t
 ngx_stream_dtls_cid_mint(ngx_stream_dtls_conn_t *ctx)
 {
-    size_t      len;
-    ngx_uint_t  i;
+    size_t                        len;
+    ngx_uint_t                    i;
+    ngx_stream_session_t         *s;
+    ngx_stream_dtls_main_conf_t  *dmcf;
 
     len = ctx->conf->cid_length;
+
+    s = ctx->connection->data;
+    dmcf = ngx_stream_get_module_main_conf(s, ngx_stream_dtls_module);
 
     for (i = 0; i < NGX_STREAM_DTLS_CID_TRIES; i++) {
 
@@ -262,6 +272,10 @@ ngx_stream_dtls_cid_mint(ngx_stream_dtls_conn_t *ctx)
             ngx_ssl_error(NGX_LOG_ALERT, ctx->connection->log, 0,
                           "RAND_bytes() failed");
             return NGX_ERROR;
+        }
+
+        if (dmcf->bpf) {
+            ctx->cid[0] = (u_char) ngx_worker;
         }
 
         if (!ngx_stream_dtls_zone_cid_used(ctx->conf->zone, ctx->cid, len)) {

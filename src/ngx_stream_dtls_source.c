@@ -78,7 +78,7 @@ static struct sock_filter  ngx_stream_dtls_source_bpf[] = {
 
 
 /*
- * Called as the module's init_module, once the listening sockets of a
+ * Called from the module's init_module, once the listening sockets of a
  * new configuration are open (at start and at each reload): a socket
  * that serves dtls gets the filter, a stream UDP socket that no longer
  * does loses it.

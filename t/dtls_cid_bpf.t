@@ -1,0 +1,303 @@
+#!/usr/bin/perl
+
+# dtls_bpf: with two workers and "listen ... udp reuseport", an eBPF
+# program steers each CID record to the worker that minted the CID.  Mbed
+# TLS 3.6's ssl_client2 (build/tools/mbedtls_client) through a NAT that
+# rebinds every 10 datagrams (t/tools/udp_relay -b), 1,000 echoes: with
+# dtls_bpf on, every nginx session of the client is logged by one worker
+# ($pid); with it off (a reload), by both; on again (a reload), by one of
+# the new workers; the master holds no more descriptors after reloads.
+# nginx -t refuses invalid values, and a CID of one byte; it warns of a
+# listen without reuseport.  Without CAP_BPF (capsh) nginx warns and
+# serves without steering.
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx;
+use Test::Nginx::DTLS qw/ :DEFAULT port_free /;
+
+use Time::HiRes qw/ sleep /;
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
+
+plan(skip_all => 'Linux only') unless $^O eq 'linux';
+plan(skip_all => 'not root: no CAP_BPF') if $> != 0;
+
+tool($t, 'udp_echo');
+tool($t, 'udp_relay');
+
+my $client = "$Test::Nginx::REPO/build/tools/mbedtls_client";
+
+plan(skip_all => "no $client (scripts/interop-deps.sh mbedtls could not "
+	. "fetch or build Mbed TLS 3.6)") unless -x $client;
+
+my $key = hexkey();
+
+psk_file($t, 'psk', "dev-1:$key\n");
+
+my $conf = <<'EOF';
+
+%%TEST_GLOBALS%%
+
+worker_processes  2;
+worker_shutdown_timeout  1s;
+
+events {
+}
+
+stream {
+    error_log   %%TESTDIR%%/error.log  info;
+
+    log_format  bpf  '$server_port $pid $dtls_session_continued';
+    access_log  %%TESTDIR%%/access.log  bpf;
+
+    dtls_bpf            on;
+    dtls_psk_file       psk;
+    dtls_connection_id  on;
+    proxy_timeout       1s;
+
+    server {
+        listen             127.0.0.1:%%PORT_8980_UDP%% udp reuseport;
+        dtls               on;
+        dtls_session_zone  a:1m;
+        proxy_pass         127.0.0.1:%%PORT_8990_UDP%%;
+    }
+}
+
+EOF
+
+$t->write_file_expand('nginx.conf', $conf);
+
+(my $off = $conf) =~ s/dtls_bpf            on;/dtls_bpf            off;/;
+
+(my $noreuse = $conf) =~ s/ reuseport;/;/;
+$noreuse =~ s/worker_processes  2;/worker_processes  1;/;
+$t->write_file_expand('noreuse.conf', $noreuse);
+
+(my $short = $conf) =~ s/dtls_connection_id  on;/dtls_connection_id  on length=1;/;
+$t->write_file_expand('short.conf', $short);
+
+(my $maybe = $conf) =~ s/dtls_bpf            on;/dtls_bpf            maybe;/;
+$t->write_file_expand('maybe.conf', $maybe);
+
+(my $inserver = $conf) =~ s/(dtls               on;)/$1\n        dtls_bpf on;/;
+$t->write_file_expand('inserver.conf', $inserver);
+
+# nginx without CAP_BPF and CAP_SYS_ADMIN, on a port of its own
+
+my $d = $t->testdir();
+(my $nocap = $conf) =~ s/8980/8981/;
+$nocap =~ s/%%TESTDIR%%\/error\.log/%%TESTDIR%%\/nocap.log/;
+$nocap =~ s/access\.log/nocap_access.log/;
+$nocap =~ s/a:1m/n:1m/;
+my $globals = "daemon off;\npid $d/nocap.pid;\nerror_log $d/nocap.log info;";
+$nocap =~ s/%%TEST_GLOBALS%%/$globals/;
+$t->write_file_expand('nocap.conf', $nocap);
+
+udp_echo($t, '127.0.0.1:' . port(8990, udp => 1));
+$t->run()->plan(23);
+
+###############################################################################
+
+# nginx -t
+
+my ($rc, $out) = test_config($t, 'maybe.conf');
+ok($rc != 0 && $out =~ /invalid value "maybe" in "dtls_bpf"/,
+	'nginx -t: "dtls_bpf maybe" refused') or diag("exit code $rc:\n$out");
+
+($rc, $out) = test_config($t, 'inserver.conf');
+ok($rc != 0 && $out =~ /"dtls_bpf" directive is not allowed here/,
+	'nginx -t: dtls_bpf in a server refused') or diag("exit code $rc:\n$out");
+
+($rc, $out) = test_config($t, 'short.conf');
+ok($rc != 0 && $out =~ /"dtls_connection_id on length=1" in \S+short\.conf:/
+	. qr/\d+ leaves "dtls_bpf" no random byte/,
+	'nginx -t: a CID of 1 byte refused') or diag("exit code $rc:\n$out");
+
+($rc, $out) = test_config($t, 'noreuse.conf');
+ok($rc == 0 && $out =~ /\[warn\] .*"dtls_bpf" steers no record to "listen /
+	. qr/127\.0\.0\.1:\d+ udp" without "reuseport"/,
+	'nginx -t: a listen without reuseport warned of')
+	or diag("exit code $rc:\n$out");
+
+($rc, $out) = test_config($t, 'nginx.conf');
+ok($rc == 0 && $out !~ /\[warn\]|\[alert\]/, 'nginx -t: the kernel loads it')
+	or diag("exit code $rc:\n$out");
+
+###############################################################################
+
+my $port = port(8980, udp => 1);
+my $master = nginx_pid($t);
+
+# dtls_bpf on: every nginx session of the client in the worker that did
+# the handshake
+
+my %r = rebinding($port);
+my @pids = sort keys %{$r{pids}};
+
+ok($r{rc} == 0 && $r{echoed} == 1000 && $r{rebound} >= 99,
+	"on: 1000 echoes over $r{rebound} new source ports")
+	or diag("exit code $r{rc}:\n" . substr($r{out}, -2000));
+is($r{handshakes}, 1, 'on: 1 handshake');
+ok($r{sessions} >= 90, "on: $r{sessions} nginx sessions logged");
+is(scalar @pids, 1, 'on: all in one worker')
+	or diag(explain($r{pids}));
+
+my $fds = fds($master);
+
+# off (a reload): the kernel's hash spreads the client's new ports over
+# both workers (that 90 sessions or more all hash to one: 2^-89)
+
+$t->write_file_expand('nginx.conf', $off);
+ok(reload_wait($t), 'off: reloaded');
+sleep(1.5);
+
+%r = rebinding($port);
+@pids = sort keys %{$r{pids}};
+
+ok($r{rc} == 0 && $r{echoed} == 1000 && $r{rebound} >= 99,
+	"off: 1000 echoes over $r{rebound} new source ports")
+	or diag("exit code $r{rc}:\n" . substr($r{out}, -2000));
+is($r{handshakes}, 1, 'off: 1 handshake');
+is(scalar @pids, 2, 'off: served by both workers')
+	or diag(explain($r{pids}));
+
+# on again (a reload): the new workers, and their CIDs, steered
+
+$t->write_file_expand('nginx.conf', $conf);
+ok(reload_wait($t), 'on again: reloaded');
+sleep(1.5);
+
+my %workers = map { $_ => 1 } workers($t);
+
+%r = rebinding($port);
+@pids = sort keys %{$r{pids}};
+
+ok($r{rc} == 0 && $r{echoed} == 1000 && $r{rebound} >= 99,
+	"on again: 1000 echoes over $r{rebound} new source ports")
+	or diag("exit code $r{rc}:\n" . substr($r{out}, -2000));
+is($r{handshakes}, 1, 'on again: 1 handshake');
+ok(@pids == 1 && $workers{$pids[0]}, 'on again: all in one new worker')
+	or diag(explain($r{pids}));
+
+# each configuration's map descriptor goes with it
+
+for (1 .. 3) {
+	reload_wait($t);
+}
+
+sleep(1.5);
+is(fds($master), $fds, "no descriptor left by reloads in the master ($fds)");
+
+###############################################################################
+
+# without CAP_BPF: a warning, and a client served without steering
+
+SKIP: {
+	my $capsh = '/usr/sbin/capsh';
+	skip "no $capsh (libcap2-bin)", 4 unless -x $capsh;
+
+	my $pid = daemon($t, $capsh, '--drop=cap_bpf,cap_sys_admin', '--', '-c',
+		'exec ' . nginx_binary($t) . " -p $d/ -c nocap.conf -e nocap.log");
+
+	my $nport = port(8981, udp => 1);
+
+	ok(wait_for($t, sub { -s "$d/nocap.pid" && !port_free($nport) }, 5),
+		'no CAP_BPF: nginx started');
+
+	($out, $rc) = run_tool($t, { stderr => 1, timeout => 30 }, $client,
+		mbedtls_args($nport, 20, 'cid=1', 'cid_val=a1a2'));
+	ok($rc == 0 && echoed($out) == 20, 'no CAP_BPF: 20 echoes')
+		or diag("exit code $rc:\n" . substr($out, -2000));
+
+	my $log = $t->read_file('nocap.log');
+
+	my $warn = qr/\[warn\] .*"dtls_bpf" does not steer 127\.0\.0\.1:$nport, /
+		. qr/its records reach workers by the kernel's hash: /
+		. qr/bpf\(BPF_MAP_CREATE\) failed \(1: Operation not permitted\)/;
+	my @warn = $log =~ /$warn/g;
+
+	is(scalar @warn, 1, 'no CAP_BPF: warned of, once');
+	unlike($log, qr/\[(alert|crit|emerg)\]/, 'no CAP_BPF: no alerts');
+
+	kill 'TERM', $pid;
+	wait_for($t, sub { !kill 0, $pid }, 5);
+}
+
+$t->stop();
+
+is(join("\n", grep { !/"dtls_bpf"|length=1/ } split /\n/, log_alerts($t)),
+	'', 'no alerts in the error log');
+
+###############################################################################
+
+# the client through a NAT that rebinds every 10 datagrams, 1,000 echoes;
+# the nginx sessions of its port logged once proxy_timeout ends them
+
+sub rebinding {
+	my ($port) = @_;
+
+	my $relay = udp_relay($t, $port, '-b', 10);
+	my $amark = access_mark($t);
+	my $mark = log_mark($t);
+
+	my ($out, $rc) = run_tool($t, { stderr => 1, timeout => 60 }, $client,
+		mbedtls_args($relay->{port}, 1000, 'cid=1', 'cid_val=b1b2b3b4',
+			'skip_close_notify=1'));
+
+	my $r = udp_relay_stop($t, $relay);
+
+	my $moves = grep { /DTLS session moved to a new address/ }
+		split /\n/, error_log($t, $mark);
+
+	my @lines;
+
+	wait_for($t, sub {
+		@lines = grep { /^$port / } access_lines($t, $amark);
+		return @lines >= $moves + 1;
+	}, 10);
+
+	my %pids;
+	$pids{(split / /)[1]}++ for @lines;
+
+	return (rc => $rc, out => $out, echoed => echoed($out),
+		rebound => $r->{rebound} // 0, sessions => scalar @lines,
+		handshakes => scalar(grep { / \.$/ } @lines), pids => \%pids);
+}
+
+sub mbedtls_args {
+	my ($port, $n, @args) = @_;
+
+	return ('server_addr=127.0.0.1', "server_port=$port", 'dtls=1',
+		"psk=$key", 'psk_identity=dev-1',
+		'force_ciphersuite=TLS-PSK-WITH-AES-128-CCM-8', "exchanges=$n",
+		'read_timeout=2000', 'hs_timeout=500-4000', @args);
+}
+
+sub echoed {
+	my ($out) = @_;
+	return scalar(() = $out =~ /< Read from server: \d+ bytes read\s+GET /g);
+}
+
+# the descriptors a process holds
+
+sub fds {
+	my ($pid) = @_;
+
+	opendir my $dh, "/proc/$pid/fd" or return -1;
+	return scalar grep { /^\d+$/ } readdir $dh;
+}
+
+###############################################################################
