@@ -80,6 +80,40 @@
     NGX_BPF_INSN(0, 0, 0, 0, 0)
 
 
+/* a listen's reuseport group */
+
+typedef struct {
+    struct sockaddr            *sockaddr;
+    socklen_t                   socklen;
+    ngx_str_t                   addr_text;
+    int                         map;
+} ngx_stream_dtls_bpf_group_t;
+
+
+static ngx_int_t ngx_stream_dtls_bpf_steers(ngx_listening_t *ls);
+static ngx_stream_dtls_bpf_group_t *ngx_stream_dtls_bpf_find(
+    ngx_array_t *groups, ngx_listening_t *ls);
+static ngx_int_t ngx_stream_dtls_bpf_group(ngx_cycle_t *cycle,
+    ngx_array_t *groups, ngx_array_t *old, ngx_listening_t *ls);
+static ngx_int_t ngx_stream_dtls_bpf_fill(ngx_cycle_t *cycle,
+    ngx_stream_dtls_bpf_group_t *grp, ngx_uint_t workers);
+static ngx_int_t ngx_stream_dtls_bpf_attach(ngx_cycle_t *cycle,
+    ngx_stream_dtls_bpf_group_t *grp, ngx_listening_t *ls);
+static void ngx_stream_dtls_bpf_detach(ngx_cycle_t *cycle,
+    ngx_array_t *groups, ngx_array_t *old);
+static void ngx_stream_dtls_bpf_unsteer(ngx_cycle_t *cycle,
+    ngx_listening_t *ls);
+static int ngx_stream_dtls_bpf_map(void);
+static int ngx_stream_dtls_bpf_load(ngx_log_t *log, int map,
+    ngx_str_t *addr);
+static void ngx_stream_dtls_bpf_probe(ngx_cycle_t *cycle);
+static void ngx_stream_dtls_bpf_refused(ngx_log_t *log, ngx_err_t err,
+    const char *what, ngx_str_t *addr);
+static void ngx_stream_dtls_bpf_cleanup(void *data);
+static int ngx_stream_dtls_bpf_call(int cmd, union bpf_attr *attr);
+static ngx_array_t *ngx_stream_dtls_bpf_groups(ngx_cycle_t *cycle);
+
+
 /*
  * The datagram from the UDP header on (ctx->data): its first 12 bytes of
  * payload, a tls12_cid record's type, version, epoch, sequence number and
@@ -121,36 +155,9 @@ static struct bpf_insn  ngx_stream_dtls_bpf_program[] = {
 };
 
 
-/* a listen's reuseport group */
+/* the verifier's log of a program it refused */
 
-typedef struct {
-    struct sockaddr            *sockaddr;
-    socklen_t                   socklen;
-    ngx_str_t                   addr_text;
-    int                         map;
-} ngx_stream_dtls_bpf_group_t;
-
-
-static ngx_int_t ngx_stream_dtls_bpf_steers(ngx_listening_t *ls);
-static ngx_stream_dtls_bpf_group_t *ngx_stream_dtls_bpf_find(
-    ngx_array_t *groups, ngx_listening_t *ls);
-static ngx_int_t ngx_stream_dtls_bpf_group(ngx_cycle_t *cycle,
-    ngx_array_t *groups, ngx_array_t *old, ngx_listening_t *ls);
-static ngx_int_t ngx_stream_dtls_bpf_fill(ngx_cycle_t *cycle,
-    ngx_stream_dtls_bpf_group_t *grp, ngx_uint_t workers);
-static ngx_int_t ngx_stream_dtls_bpf_attach(ngx_cycle_t *cycle,
-    ngx_stream_dtls_bpf_group_t *grp, ngx_listening_t *ls);
-static void ngx_stream_dtls_bpf_detach(ngx_cycle_t *cycle,
-    ngx_array_t *groups, ngx_array_t *old);
-static int ngx_stream_dtls_bpf_map(void);
-static int ngx_stream_dtls_bpf_load(ngx_log_t *log, int map,
-    ngx_str_t *addr);
-static void ngx_stream_dtls_bpf_probe(ngx_cycle_t *cycle);
-static void ngx_stream_dtls_bpf_refused(ngx_log_t *log, ngx_err_t err,
-    const char *what, ngx_str_t *addr);
-static void ngx_stream_dtls_bpf_cleanup(void *data);
-static int ngx_stream_dtls_bpf_call(int cmd, union bpf_attr *attr);
-static ngx_array_t *ngx_stream_dtls_bpf_groups(ngx_cycle_t *cycle);
+static char  ngx_stream_dtls_bpf_log[NGX_STREAM_DTLS_BPF_LOG_SIZE];
 
 
 /*
@@ -372,8 +379,9 @@ ngx_stream_dtls_bpf_find(ngx_array_t *groups, ngx_listening_t *ls)
 /*
  * The group of a socket ls: the map the last configuration had for the
  * listen, or a new one; filled, and the program attached.  A group the
- * kernel refused keeps no map (-1), and the last configuration's
- * program, if any, steers on with the last map.
+ * kernel refused keeps no map (-1), and no program: one attached before
+ * would steer by a map that no longer matches the workers (after a
+ * binary upgrade, the old master's).
  */
 
 static ngx_int_t
@@ -402,6 +410,7 @@ ngx_stream_dtls_bpf_group(ngx_cycle_t *cycle, ngx_array_t *groups,
             ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
                           "dup() of the dtls_bpf map of %V failed",
                           &ls->addr_text);
+            ngx_stream_dtls_bpf_unsteer(cycle, ls);
             return NGX_DECLINED;
         }
 
@@ -412,6 +421,7 @@ ngx_stream_dtls_bpf_group(ngx_cycle_t *cycle, ngx_array_t *groups,
             ngx_stream_dtls_bpf_refused(cycle->log, ngx_errno,
                                         "bpf(BPF_MAP_CREATE)",
                                         &ls->addr_text);
+            ngx_stream_dtls_bpf_unsteer(cycle, ls);
             return NGX_DECLINED;
         }
     }
@@ -424,6 +434,7 @@ ngx_stream_dtls_bpf_group(ngx_cycle_t *cycle, ngx_array_t *groups,
     {
         (void) close(grp->map);
         grp->map = -1;
+        ngx_stream_dtls_bpf_unsteer(cycle, ls);
         return NGX_DECLINED;
     }
 
@@ -605,31 +616,43 @@ ngx_stream_dtls_bpf_detach(ngx_cycle_t *cycle, ngx_array_t *groups,
             continue;
         }
 
-#ifdef SO_DETACH_REUSEPORT_BPF
-        {
-        int  unused = 0;
-
-        if (setsockopt(ls[i].fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF,
-                       &unused, sizeof(int))
-            == -1)
-        {
-            ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_socket_errno,
-                          "setsockopt(SO_DETACH_REUSEPORT_BPF) %V failed: "
-                          "its records are still steered by CID",
-                          &ls[i].addr_text);
-            continue;
-        }
-        }
-
-        ngx_log_debug1(NGX_LOG_DEBUG_CORE, cycle->log, 0,
-                       "dtls bpf: %V no longer steered", &ls[i].addr_text);
-#else
-        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
-                      "the dtls_bpf program of %V cannot be detached "
-                      "here: its records are still steered by CID",
-                      &ls[i].addr_text);
-#endif
+        ngx_stream_dtls_bpf_unsteer(cycle, &ls[i]);
     }
+}
+
+
+/* the group of ls back to the kernel's hash, if a program steers it */
+
+static void
+ngx_stream_dtls_bpf_unsteer(ngx_cycle_t *cycle, ngx_listening_t *ls)
+{
+#ifdef SO_DETACH_REUSEPORT_BPF
+    int        unused;
+    ngx_err_t  err;
+
+    unused = 0;
+
+    if (setsockopt(ls->fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &unused,
+                   sizeof(int))
+        == -1)
+    {
+        err = ngx_socket_errno;
+
+        /* ENOENT: none attached */
+
+        if (err != NGX_ENOENT) {
+            ngx_log_error(NGX_LOG_WARN, cycle->log, err,
+                          "setsockopt(SO_DETACH_REUSEPORT_BPF) %V failed: "
+                          "an earlier dtls_bpf program may still steer its "
+                          "records", &ls->addr_text);
+        }
+
+        return;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_CORE, cycle->log, 0,
+                   "dtls bpf: %V no longer steered", &ls->addr_text);
+#endif
 }
 
 
@@ -658,13 +681,12 @@ static int
 ngx_stream_dtls_bpf_load(ngx_log_t *log, int map, ngx_str_t *addr)
 {
     int              prog;
-    char            *p;
+    char            *p, *buf;
     size_t           n, i;
     ngx_err_t        err;
     union bpf_attr   attr;
     struct bpf_insn  insns[sizeof(ngx_stream_dtls_bpf_program)
                            / sizeof(struct bpf_insn)];
-    static char      buf[NGX_STREAM_DTLS_BPF_LOG_SIZE];
 
     ngx_memcpy(insns, ngx_stream_dtls_bpf_program, sizeof(insns));
     insns[NGX_STREAM_DTLS_BPF_MAP_INSN].imm = map;
@@ -689,10 +711,11 @@ ngx_stream_dtls_bpf_load(ngx_log_t *log, int map, ngx_str_t *addr)
         return -1;
     }
 
+    buf = ngx_stream_dtls_bpf_log;
     buf[0] = '\0';
 
     attr.log_buf = (uintptr_t) buf;
-    attr.log_size = sizeof(buf);
+    attr.log_size = NGX_STREAM_DTLS_BPF_LOG_SIZE;
     attr.log_level = 1;
 
     prog = ngx_stream_dtls_bpf_call(BPF_PROG_LOAD, &attr);

@@ -86,7 +86,7 @@ $t->write_file_expand('nginx.conf', $conf);
 $noreuse =~ s/worker_processes  2;/worker_processes  1;/;
 $t->write_file_expand('noreuse.conf', $noreuse);
 
-(my $short = $conf) =~ s/dtls_connection_id  on;/dtls_connection_id  on length=1;/;
+(my $short = $conf) =~ s/(dtls_connection_id  on)/$1 length=1/;
 $t->write_file_expand('short.conf', $short);
 
 (my $maybe = $conf) =~ s/dtls_bpf            on;/dtls_bpf            maybe;/;
