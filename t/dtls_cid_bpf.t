@@ -162,7 +162,7 @@ my $fds = fds($master);
 
 $t->write_file_expand('nginx.conf', $off);
 ok(reload_wait($t), 'off: reloaded');
-sleep(1.5);
+old_workers_gone();
 
 %r = rebinding($port);
 @pids = sort keys %{$r{pids}};
@@ -178,7 +178,7 @@ is(scalar @pids, 2, 'off: served by both workers')
 
 $t->write_file_expand('nginx.conf', $conf);
 ok(reload_wait($t), 'on again: reloaded');
-sleep(1.5);
+old_workers_gone();
 
 my %workers = map { $_ => 1 } workers($t);
 
@@ -198,7 +198,7 @@ for (1 .. 3) {
 	reload_wait($t);
 }
 
-sleep(1.5);
+old_workers_gone();
 is(fds($master), $fds, "no descriptor left by reloads in the master ($fds)");
 
 ###############################################################################
@@ -289,6 +289,13 @@ sub mbedtls_args {
 sub echoed {
 	my ($out) = @_;
 	return scalar(() = $out =~ /< Read from server: \d+ bytes read\s+GET /g);
+}
+
+# the old workers exited (worker_shutdown_timeout): their sessions logged
+
+sub old_workers_gone {
+	wait_for($t, sub { scalar(workers($t)) == 2 }, 10)
+		or diag('old workers still running: ' . join(' ', workers($t)));
 }
 
 # the descriptors a process holds
