@@ -107,7 +107,7 @@ $nocap =~ s/%%TEST_GLOBALS%%/$globals/;
 $t->write_file_expand('nocap.conf', $nocap);
 
 udp_echo($t, '127.0.0.1:' . port(8990, udp => 1));
-$t->run()->plan(23);
+$t->run()->plan(25);
 
 ###############################################################################
 
@@ -173,6 +173,7 @@ ok($r{rc} == 0 && $r{echoed} == 1000 && $r{rebound} >= 99,
 is($r{handshakes}, 1, 'off: 1 handshake');
 is(scalar @pids, 2, 'off: served by both workers')
 	or diag(explain($r{pids}));
+is(bpf_maps($master), 0, 'off: the master holds no map');
 
 # on again (a reload): the new workers, and their CIDs, steered
 
@@ -200,6 +201,7 @@ for (1 .. 3) {
 
 old_workers_gone();
 is(fds($master), $fds, "no descriptor left by reloads in the master ($fds)");
+is(bpf_maps($master), 1, 'the master holds one map, its configuration\'s');
 
 ###############################################################################
 
@@ -296,6 +298,15 @@ sub echoed {
 sub old_workers_gone {
 	wait_for($t, sub { scalar(workers($t)) == 2 }, 10)
 		or diag('old workers still running: ' . join(' ', workers($t)));
+}
+
+# the eBPF maps a process holds
+
+sub bpf_maps {
+	my ($pid) = @_;
+
+	return scalar grep { (readlink($_) // '') eq 'anon_inode:bpf-map' }
+		glob("/proc/$pid/fd/*");
 }
 
 # the descriptors a process holds
