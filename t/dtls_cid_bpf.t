@@ -6,7 +6,8 @@
 # rebinds every 10 datagrams (t/tools/udp_relay -b), 1,000 echoes: with
 # dtls_bpf on, every nginx session of the client is logged by one worker
 # ($pid); with it off (a reload), by both; on again (a reload), by one of
-# the new workers; the master holds no more descriptors after reloads.
+# the new workers; the master holds one eBPF map with it on, none with
+# it off, and no more descriptors after reloads.
 # nginx -t refuses invalid values, and a CID of one byte; it warns of a
 # listen without reuseport.  Without CAP_BPF (capsh) nginx warns and
 # serves without steering.
