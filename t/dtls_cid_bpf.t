@@ -5,12 +5,12 @@
 # TLS 3.6's ssl_client2 (build/tools/mbedtls_client) through a NAT that
 # rebinds every 10 datagrams (t/tools/udp_relay -b), 1,000 echoes: with
 # dtls_bpf on, every nginx session of the client is logged by one worker
-# ($pid); with it off (a reload), by both; on again (a reload), by one of
-# the new workers; the master holds one eBPF map with it on, none with
-# it off, and no more descriptors after reloads.
-# nginx -t refuses invalid values, and a CID of one byte; it warns of a
-# listen without reuseport.  Without CAP_BPF (capsh) nginx warns and
-# serves without steering.
+# ($pid), while 20 clients' handshakes reach both; with it off (a
+# reload), by both; on again (a reload), by one of the new workers.  The
+# master holds one eBPF map with it on, none with it off, and no more
+# descriptors after reloads.  nginx -t refuses invalid values, and a CID
+# of one byte; it warns of a listen without reuseport.  Without CAP_BPF
+# (capsh) nginx warns and serves without steering.
 
 ###############################################################################
 
@@ -108,7 +108,7 @@ $nocap =~ s/%%TEST_GLOBALS%%/$globals/;
 $t->write_file_expand('nocap.conf', $nocap);
 
 udp_echo($t, '127.0.0.1:' . port(8990, udp => 1));
-$t->run()->plan(25);
+$t->run()->plan(26);
 
 ###############################################################################
 
@@ -155,6 +155,30 @@ is($r{handshakes}, 1, 'on: 1 handshake');
 ok($r{sessions} >= 90, "on: $r{sessions} nginx sessions logged");
 is(scalar @pids, 1, 'on: all in one worker')
 	or diag(explain($r{pids}));
+
+# what is not a CID record goes by the kernel's hash: the ClientHellos of
+# 20 clients, each from a port of its own, reach both workers (all of
+# them one: 2^-19)
+
+my $amark = access_mark($t);
+my $ok = 0;
+
+for my $n (1 .. 20) {
+	my ($out, $rc) = run_tool($t, { stderr => 1, timeout => 30 }, $client,
+		mbedtls_args($port, 1, 'cid=1', sprintf('cid_val=%02x', $n)));
+	$ok++ if $rc == 0 && echoed($out) == 1;
+}
+
+my @lines;
+wait_for($t, sub {
+	@lines = grep { /^$port / } access_lines($t, $amark);
+	return @lines >= 20;
+}, 10);
+
+my %hs = map { (split / /)[1] => 1 } @lines;
+ok($ok == 20 && keys %hs == 2,
+	"on: 20 clients served ($ok), their handshakes by both workers")
+	or diag(explain(\%hs));
 
 my $fds = fds($master);
 
