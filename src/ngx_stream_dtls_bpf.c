@@ -508,6 +508,10 @@ ngx_stream_dtls_bpf_fill(ngx_cycle_t *cycle, ngx_stream_dtls_bpf_group_t *grp,
             }
         }
 
+        /* the kernel refuses a deletion with a value (EINVAL) */
+
+        attr.value = 0;
+
         if (ngx_stream_dtls_bpf_call(BPF_MAP_DELETE_ELEM, &attr) == -1) {
             ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
                           "bpf(BPF_MAP_DELETE_ELEM) of the dtls_bpf map of "
@@ -617,6 +621,16 @@ ngx_stream_dtls_bpf_detach(ngx_cycle_t *cycle, ngx_array_t *groups,
         }
 
         ngx_stream_dtls_bpf_unsteer(cycle, &ls[i]);
+
+        /*
+         * the kernel frees the old map later: emptied now, it lets the
+         * sockets into another map at once (a reload that turns
+         * dtls_bpf on again)
+         */
+
+        if (grp[g].map != -1) {
+            (void) ngx_stream_dtls_bpf_fill(cycle, &grp[g], 0);
+        }
     }
 }
 

@@ -6,7 +6,8 @@
 # rebinds every 10 datagrams (t/tools/udp_relay -b), 1,000 echoes: with
 # dtls_bpf on, every nginx session of the client is logged by one worker
 # ($pid), while 20 clients' handshakes reach both; with it off (a
-# reload), by both; on again (a reload), by one of the new workers.  The
+# reload), by both; on again (a reload), by one of the new workers, and
+# after reloads to three workers and back to two.  The
 # master holds one eBPF map with it on, none with it off, and no more
 # descriptors after reloads.  nginx -t refuses invalid values, and a CID
 # of one byte; it warns of a listen without reuseport.  Without CAP_BPF
@@ -108,7 +109,7 @@ $nocap =~ s/%%TEST_GLOBALS%%/$globals/;
 $t->write_file_expand('nocap.conf', $nocap);
 
 udp_echo($t, '127.0.0.1:' . port(8990, udp => 1));
-$t->run()->plan(26);
+$t->run()->plan(28);
 
 ###############################################################################
 
@@ -218,13 +219,33 @@ is($r{handshakes}, 1, 'on again: 1 handshake');
 ok(@pids == 1 && $workers{$pids[0]}, 'on again: all in one new worker')
 	or diag(explain($r{pids}));
 
-# each configuration's map descriptor goes with it
+# three workers, then two again (the third's slot emptied), then a
+# reload alone: steered, and each configuration's map descriptor goes
+# with it
 
-for (1 .. 3) {
-	reload_wait($t);
-}
+my $mark = log_mark($t);
 
+(my $three = $conf) =~ s/worker_processes  2;/worker_processes  3;/;
+$t->write_file_expand('nginx.conf', $three);
+reload_wait($t);
+old_workers_gone(3);
+
+$t->write_file_expand('nginx.conf', $conf);
+reload_wait($t);
 old_workers_gone();
+
+reload_wait($t);
+old_workers_gone();
+
+%r = rebinding($port);
+@pids = sort keys %{$r{pids}};
+
+ok($r{rc} == 0 && $r{echoed} == 1000 && @pids == 1,
+	'3 workers, then 2: all in one worker')
+	or diag(explain($r{pids}));
+is(join("\n", grep { /\[(warn|alert|crit)\]/ } split /\n/,
+	error_log($t, $mark)), '', '3 workers, then 2: no warning');
+
 is(fds($master), $fds, "no descriptor left by reloads in the master ($fds)");
 is(bpf_maps($master), 1, 'the master holds one map, its configuration\'s');
 
@@ -321,7 +342,9 @@ sub echoed {
 # the old workers exited (worker_shutdown_timeout): their sessions logged
 
 sub old_workers_gone {
-	wait_for($t, sub { scalar(workers($t)) == 2 }, 10)
+	my ($n) = @_;
+
+	wait_for($t, sub { scalar(workers($t)) == ($n // 2) }, 10)
 		or diag('old workers still running: ' . join(' ', workers($t)));
 }
 
