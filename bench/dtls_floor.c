@@ -301,7 +301,7 @@ usage(void)
 static int
 parse_args(int argc, char **argv)
 {
-    int    opt, rc;
+    int    opt;
     char  *end;
 
     cf.mode = MODE_HANDSHAKE;
@@ -312,17 +312,10 @@ parse_args(int argc, char **argv)
     cf.sessions = 1000;
     cf.mtu = MTU;
 
-    while ((opt = getopt(argc, argv, "m:C:xd:s:N:F:RM:c:h")) != -1) {
-        rc = opt_numbers("dtls_floor", numbers, opt, optarg);
-
-        if (rc != 1) {
-            if (rc == -1) {
-                return -1;
-            }
-
-            continue;
-        }
-
+    while ((opt = opt_next("dtls_floor", argc, argv, "m:C:xd:s:N:F:RM:c:h",
+                           numbers))
+           != -1)
+    {
         switch (opt) {
         case 'm':
             if (strcmp(optarg, "handshake") == 0) {

@@ -301,7 +301,6 @@ typedef struct {
     int                      has_mode;
     long                     concurrency;
     long                     sessions;
-    int                      has_sessions;
     double                   duration;
     int                      has_duration;
     double                   warmup;
@@ -507,7 +506,7 @@ usage(void)
 static int
 parse_args(int argc, char **argv)
 {
-    int                  opt, rc;
+    int                  opt;
     static opt_number_t  numbers[] = {
         { 'n', 1, 1000000, &cf.concurrency },
         { 'N', 1, 1000000, &cf.sessions },
@@ -521,28 +520,17 @@ parse_args(int argc, char **argv)
 
     cf.identity = DEFAULT_IDENTITY;
     cf.concurrency = 16;
-    cf.sessions = 1000;
     cf.duration = 5;
     cf.warmup = 1;
     cf.payload = 16;
     cf.timeout = 5000;
     cf.mtu = MTU;
 
-    while ((opt = getopt(argc, argv,
-                         "c:m:n:N:d:w:s:i:I:k:C:ub:t:M:a:K:rR:H:vh"))
+    while ((opt = opt_next("dtls_load", argc, argv,
+                           "c:m:n:N:d:w:s:i:I:k:C:ub:t:M:a:K:rR:H:vh",
+                           numbers))
            != -1)
     {
-        rc = opt_numbers("dtls_load", numbers, opt, optarg);
-
-        if (rc == -1) {
-            return -1;
-        }
-
-        if (rc == 0) {
-            cf.has_sessions |= (opt == 'N');
-            continue;
-        }
-
         switch (opt) {
         case 'c':
             cf.peer_str = optarg;
@@ -658,9 +646,13 @@ parse_args(int argc, char **argv)
         cf.ciphers = DEFAULT_CIPHERS;
     }
 
-    if (cf.has_sessions && cf.mode != MODE_HOLD) {
+    if (cf.sessions && cf.mode != MODE_HOLD) {
         fprintf(stderr, "dtls_load: -N is for hold mode\n");
         return -1;
+    }
+
+    if (cf.sessions == 0) {
+        cf.sessions = 1000;
     }
 
     if (cf.pace && cf.mode != MODE_ECHO) {

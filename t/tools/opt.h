@@ -5,16 +5,17 @@
 
 
 /*
- * The whole numbers given to options, each within its bounds, or a line
- * that says what the option takes.  Included by the tools that take
- * numbers (dtls_client, dtls_floor), beside addr.h and dtls.h:
+ * getopt() with the whole numbers given to options taken, each within its
+ * bounds, or a line that says what the option takes.  Included by the
+ * tools that take numbers (dtls_client, dtls_load, dtls_floor), beside
+ * addr.h and dtls.h:
  *
  *     static opt_number_t  numbers[] = { { 'n', 0, 100, &cf.n }, { 0 } };
  *
- *     rc = opt_numbers("tool", numbers, opt, optarg);
+ *     while ((opt = opt_next("tool", argc, argv, "n:v", numbers)) != -1) {
  *
- * 1: not a number option; 0: its number taken; -1: not a number in its
- * bounds (said on stderr).
+ * The next option that is not a number option, '?' on an error (said on
+ * stderr), -1 at the end.
  */
 
 
@@ -25,6 +26,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 
 typedef struct {
@@ -61,6 +63,28 @@ opt_numbers(const char *tool, opt_number_t *o, int opt, const char *arg)
     *o->n = v;
 
     return 0;
+}
+
+
+static int
+opt_next(const char *tool, int argc, char **argv, const char *optstring,
+    opt_number_t *numbers)
+{
+    int  opt, rc;
+
+    while ((opt = getopt(argc, argv, optstring)) != -1) {
+        rc = opt_numbers(tool, numbers, opt, optarg);
+
+        if (rc == 1) {
+            return opt;
+        }
+
+        if (rc == -1) {
+            return '?';
+        }
+    }
+
+    return -1;
 }
 
 
