@@ -116,6 +116,13 @@ typedef enum {
 } floor_mode_e;
 
 
+/* -m, in the order of the modes */
+
+static const char *const  modes[] = {
+    "handshake", "memory", NULL
+};
+
+
 typedef struct {
     floor_mode_e             mode;
     const char              *cipher;
@@ -130,21 +137,13 @@ typedef struct {
 } conf_t;
 
 
-/* what a BIO reads from and writes to */
-
-typedef struct {
-    queue_t                 *in;
-    queue_t                 *out;
-} end_t;
-
-
 typedef struct {
     SSL                     *server;
     SSL                     *client;
     queue_t                  to_server;
     queue_t                  to_client;
-    end_t                    server_end;
-    end_t                    client_end;
+    dgram_end_t              server_end;
+    dgram_end_t              client_end;
 } pair_t;
 
 
@@ -168,7 +167,6 @@ static opt_number_t   numbers[] = {
 };
 static SSL_CTX       *server_ctx;
 static SSL_CTX       *client_ctx;
-static BIO_METHOD    *bio_method;
 static BIO_ADDR      *listen_addr;
 static EVP_MAC       *hmac;
 
@@ -200,10 +198,6 @@ static void mem_free(void *p, const char *file, int line);
 static void mem_account(mem_hdr_t *h, int sign);
 static int64_t mem_side_total(int s, int64_t counts[SIDES][CLASSES]);
 
-static int bio_init(void);
-static BIO *bio_new(end_t *end);
-static int bio_write(BIO *b, const char *buf, int len);
-static int bio_read(BIO *b, char *buf, int len);
 
 static SSL_CTX *make_ctx(int server);
 static int cookie_make(unsigned char *cookie, unsigned int *len);
@@ -246,7 +240,9 @@ main(int argc, char **argv)
     hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     listen_addr = BIO_ADDR_new();
 
-    if (hmac == NULL || listen_addr == NULL || bio_init() != 0) {
+    if (hmac == NULL || listen_addr == NULL
+        || dgram_init("dtls_floor datagram") != 0)
+    {
         ERR_print_errors_fp(stderr);
         return 1;
     }
@@ -270,7 +266,7 @@ main(int argc, char **argv)
     SSL_CTX_free(server_ctx);
     SSL_CTX_free(client_ctx);
     BIO_ADDR_free(listen_addr);
-    BIO_meth_free(bio_method);
+    BIO_meth_free(dgram_method);
     EVP_MAC_free(hmac);
 
     return rc;
@@ -301,7 +297,7 @@ usage(void)
 static int
 parse_args(int argc, char **argv)
 {
-    int    opt;
+    int    opt, mode;
     char  *end;
 
     cf.mode = MODE_HANDSHAKE;
@@ -318,14 +314,11 @@ parse_args(int argc, char **argv)
     {
         switch (opt) {
         case 'm':
-            if (strcmp(optarg, "handshake") == 0) {
-                cf.mode = MODE_HANDSHAKE;
-            } else if (strcmp(optarg, "memory") == 0) {
-                cf.mode = MODE_MEMORY;
-            } else {
-                fprintf(stderr, "dtls_floor: unknown mode \"%s\"\n", optarg);
+            mode = opt_word("dtls_floor", 'm', modes, optarg);
+            if (mode == -1) {
                 return -1;
             }
+            cf.mode = mode;
             break;
         case 'C':
             cf.cipher = optarg;
@@ -539,69 +532,6 @@ mem_side_total(int s, int64_t counts[SIDES][CLASSES])
  */
 
 
-static int
-bio_init(void)
-{
-    bio_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
-                              "dtls_floor datagram");
-    if (bio_method == NULL) {
-        return -1;
-    }
-
-    if (BIO_meth_set_write(bio_method, bio_write) != 1
-        || BIO_meth_set_read(bio_method, bio_read) != 1
-        || BIO_meth_set_ctrl(bio_method, queue_bio_ctrl) != 1)
-    {
-        return -1;
-    }
-
-    return 0;
-}
-
-
-static BIO *
-bio_new(end_t *end)
-{
-    BIO  *b;
-
-    b = BIO_new(bio_method);
-    if (b == NULL) {
-        return NULL;
-    }
-
-    BIO_set_data(b, end);
-    BIO_set_init(b, 1);
-
-    return b;
-}
-
-
-static int
-bio_write(BIO *b, const char *buf, int len)
-{
-    end_t  *end;
-
-    end = BIO_get_data(b);
-
-    BIO_clear_retry_flags(b);
-
-    queue_push(end->out, (const unsigned char *) buf, len > 0 ? len : 0);
-
-    return len;
-}
-
-
-static int
-bio_read(BIO *b, char *buf, int len)
-{
-    end_t  *end;
-
-    end = BIO_get_data(b);
-
-    return queue_read(b, end->in, buf, len);
-}
-
-
 /* OpenSSL */
 
 
@@ -775,7 +705,7 @@ pair_open(pair_t *p)
     enter(SIDE_SERVER);
 
     p->server = SSL_new(server_ctx);
-    b = p->server ? bio_new(&p->server_end) : NULL;
+    b = p->server ? dgram_bio_new(&p->server_end) : NULL;
 
     if (b) {
         SSL_set_bio(p->server, b, b);
@@ -793,7 +723,7 @@ pair_open(pair_t *p)
     }
 
     CLIENT(p->client, SSL_new(client_ctx));
-    CLIENT(b, p->client ? bio_new(&p->client_end) : NULL);
+    CLIENT(b, p->client ? dgram_bio_new(&p->client_end) : NULL);
 
     if (b == NULL) {
         return failed("client SSL_new", NULL, 0);

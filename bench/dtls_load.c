@@ -198,6 +198,13 @@ typedef enum {
 } load_mode_e;
 
 
+/* -m, in the order of the modes */
+
+static const char *const  modes[] = {
+    "handshake", "echo", "hold", NULL
+};
+
+
 typedef enum {
     ST_FREE = 0,                        /* no socket */
     ST_BACKOFF,                         /* to start again on its timer */
@@ -506,7 +513,7 @@ usage(void)
 static int
 parse_args(int argc, char **argv)
 {
-    int                  opt;
+    int                  opt, mode;
     static opt_number_t  numbers[] = {
         { 'n', 1, 1000000, &cf.concurrency },
         { 'N', 1, 1000000, &cf.sessions },
@@ -541,16 +548,11 @@ parse_args(int argc, char **argv)
             }
             break;
         case 'm':
-            if (strcmp(optarg, "handshake") == 0) {
-                cf.mode = MODE_HANDSHAKE;
-            } else if (strcmp(optarg, "echo") == 0) {
-                cf.mode = MODE_ECHO;
-            } else if (strcmp(optarg, "hold") == 0) {
-                cf.mode = MODE_HOLD;
-            } else {
-                fprintf(stderr, "dtls_load: unknown mode \"%s\"\n", optarg);
+            mode = opt_word("dtls_load", 'm', modes, optarg);
+            if (mode == -1) {
                 return -1;
             }
+            cf.mode = mode;
             cf.has_mode = 1;
             break;
         case 'd':

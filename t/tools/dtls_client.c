@@ -118,6 +118,14 @@ typedef enum {
 } dtls_mode_e;
 
 
+/* -m, in the order of the modes */
+
+static const char *const  modes[] = {
+    "echo", "send-only", "handshake", "sequential", "parallel",
+    "lines", NULL
+};
+
+
 typedef struct {
     struct sockaddr_storage  peer;
     socklen_t                peer_len;
@@ -304,7 +312,7 @@ usage(void)
 static int
 parse_args(int argc, char **argv)
 {
-    int  opt;
+    int  opt, mode;
 
     tool_psk.identity = "client1";
     cf.ciphers = NULL;
@@ -356,22 +364,11 @@ parse_args(int argc, char **argv)
             cf.server_name = optarg;
             break;
         case 'm':
-            if (strcmp(optarg, "echo") == 0) {
-                cf.mode = MODE_ECHO;
-            } else if (strcmp(optarg, "send-only") == 0) {
-                cf.mode = MODE_SEND_ONLY;
-            } else if (strcmp(optarg, "handshake") == 0) {
-                cf.mode = MODE_HANDSHAKE;
-            } else if (strcmp(optarg, "sequential") == 0) {
-                cf.mode = MODE_SEQUENTIAL;
-            } else if (strcmp(optarg, "parallel") == 0) {
-                cf.mode = MODE_PARALLEL;
-            } else if (strcmp(optarg, "lines") == 0) {
-                cf.mode = MODE_LINES;
-            } else {
-                fprintf(stderr, "dtls_client: unknown mode \"%s\"\n", optarg);
+            mode = opt_word("dtls_client", 'm', modes, optarg);
+            if (mode == -1) {
                 return -1;
             }
+            cf.mode = mode;
             break;
         case 's':
             cf.payload = optarg;

@@ -15,7 +15,7 @@
  *     while ((opt = opt_next("tool", argc, argv, "n:v", numbers)) != -1) {
  *
  * The next option that is not a number option, '?' on an error (said on
- * stderr), -1 at the end.
+ * stderr), -1 at the end.  And a word of a list (-m MODE), by its index.
  */
 
 
@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 
@@ -83,6 +84,25 @@ opt_next(const char *tool, int argc, char **argv, const char *optstring,
             return '?';
         }
     }
+
+    return -1;
+}
+
+
+/* the index of arg in names (NULL-terminated), or -1, said on stderr */
+
+static int
+opt_word(const char *tool, int opt, const char *const *names, const char *arg)
+{
+    int  i;
+
+    for (i = 0; names[i]; i++) {
+        if (strcmp(names[i], arg) == 0) {
+            return i;
+        }
+    }
+
+    fprintf(stderr, "%s: unknown -%c \"%s\"\n", tool, opt, arg);
 
     return -1;
 }
