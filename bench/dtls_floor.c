@@ -188,7 +188,6 @@ static int64_t        live_allocs[SIDES][CLASSES];
 
 static void usage(void);
 static int parse_args(int argc, char **argv);
-static int64_t mono_ns(void);
 static int64_t thread_ns(void);
 static int64_t clock_overhead_ns(int64_t (*clock)(void));
 
@@ -362,16 +361,6 @@ parse_args(int argc, char **argv)
 
 
 /* clocks */
-
-
-static int64_t
-mono_ns(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 
 static int64_t
@@ -920,7 +909,7 @@ mode_handshake(void)
     pair_t       p;
     const char  *name;
 
-    call_clock = cf.thread_clock ? thread_ns : mono_ns;
+    call_clock = cf.thread_clock ? thread_ns : tool_now_ns;
     overhead = clock_overhead_ns(call_clock);
 
     /* one handshake unmeasured: lazy initialisations, the cipher checked */
@@ -951,7 +940,7 @@ mode_handshake(void)
 
     n = 0;
     cpu = thread_ns();
-    start = mono_ns();
+    start = tool_now_ns();
     end = start + (int64_t) (cf.seconds * 1e9);
 
     do {
@@ -965,9 +954,9 @@ mode_handshake(void)
         pair_free(&p);
         n++;
 
-    } while (mono_ns() < end);
+    } while (tool_now_ns() < end);
 
-    wall = mono_ns() - start;
+    wall = tool_now_ns() - start;
     cpu = thread_ns() - cpu;
 
     server_ns = call_ns[SIDE_SERVER] - calls[SIDE_SERVER] * overhead;

@@ -163,6 +163,8 @@
 #define DEFAULT_IDENTITY  "bench"
 #define CERT_CIPHERS      "ECDHE-ECDSA-AES128-GCM-SHA256"
 
+#define now_us()          (tool_now_ns() / 1000)
+
 #define MTU               1200
 #define PAYLOAD_MIN       8             /* the session and sequence */
 #define PAYLOAD_MAX       16384
@@ -369,7 +371,6 @@ static int parse_args(int argc, char **argv);
 static int parse_seconds(const char *s, double *v, int zero);
 static int parse_local(const char *s);
 static int raise_nofile(void);
-static int64_t now_us(void);
 static void dbg(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
@@ -755,16 +756,6 @@ raise_nofile(void)
     }
 
     return 0;
-}
-
-
-static int64_t
-now_us(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 

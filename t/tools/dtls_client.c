@@ -107,6 +107,8 @@
 #define REC_HDR          13
 #define HS_HDR           12
 
+#define now_ms()         (tool_now_ns() / 1000000)
+
 
 typedef enum {
     MODE_ECHO = 0,
@@ -196,7 +198,6 @@ static int                hvr_len;
 
 static void usage(void);
 static int parse_args(int argc, char **argv);
-static int64_t now_ms(void);
 static void out(sess_t *s, const char *fmt, ...);
 static void dbg(sess_t *s, const char *fmt, ...);
 static void escape(const unsigned char *in, size_t len, char *out,
@@ -413,16 +414,6 @@ parse_args(int argc, char **argv)
 
 
 /* output */
-
-
-static int64_t
-now_ms(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 
 /*
