@@ -165,6 +165,12 @@ static opt_number_t   numbers[] = {
     { 'M', 256, 65507, &cf.mtu },
     { 0, 0, 0, NULL }
 };
+
+static opt_arg_t      args[] = {
+    { 'C', &cf.cipher, NULL },
+    { 'R', NULL, &cf.release },
+    { 0, NULL, NULL }
+};
 static SSL_CTX       *server_ctx;
 static SSL_CTX       *client_ctx;
 static BIO_ADDR      *listen_addr;
@@ -247,7 +253,7 @@ main(int argc, char **argv)
     }
 
     tool_psk.identity = IDENTITY;
-    parse_hex(KEY, tool_psk.key, sizeof(tool_psk.key), &tool_psk.key_len);
+    tool_psk_key("dtls_floor", KEY);
 
     server_ctx = make_ctx(1);
     if (server_ctx == NULL) {
@@ -308,7 +314,7 @@ parse_args(int argc, char **argv)
     cf.mtu = MTU;
 
     while ((opt = opt_next("dtls_floor", argc, argv, "m:C:xd:s:N:F:RM:c:h",
-                           numbers))
+                           numbers, args))
            != -1)
     {
         switch (opt) {
@@ -318,9 +324,6 @@ parse_args(int argc, char **argv)
                 return -1;
             }
             cf.mode = mode;
-            break;
-        case 'C':
-            cf.cipher = optarg;
             break;
         case 'x':
             cf.cookie = 0;
@@ -332,9 +335,6 @@ parse_args(int argc, char **argv)
                         "of seconds\n");
                 return -1;
             }
-            break;
-        case 'R':
-            cf.release = 1;
             break;
         case 'c':
             if (strcmp(optarg, "monotonic") == 0) {

@@ -301,7 +301,6 @@ typedef struct {
     int                      has_local;
     const char              *identity;
     long                     identities;    /* -I: 0, or how many */
-    int                      has_key;
     const char              *ciphers;
     const char              *cert;
     const char              *cert_key;
@@ -525,6 +524,16 @@ parse_args(int argc, char **argv)
         { 'R', 1, 3600000, &cf.pace },
         { 0, 0, 0, NULL }
     };
+    static opt_arg_t     args[] = {
+        { 'i', &cf.identity, NULL },
+        { 'C', &cf.ciphers, NULL },
+        { 'a', &cf.cert, NULL },
+        { 'K', &cf.cert_key, NULL },
+        { 'u', NULL, &cf.udp },
+        { 'r', NULL, &cf.resume },
+        { 'v', NULL, &cf.verbose },
+        { 0, NULL, NULL }
+    };
 
     cf.identity = DEFAULT_IDENTITY;
     cf.concurrency = 16;
@@ -536,7 +545,7 @@ parse_args(int argc, char **argv)
 
     while ((opt = opt_next("dtls_load", argc, argv,
                            "c:m:n:N:d:w:s:i:I:k:C:ub:t:M:a:K:rR:H:vh",
-                           numbers))
+                           numbers, args))
            != -1)
     {
         switch (opt) {
@@ -567,24 +576,10 @@ parse_args(int argc, char **argv)
                 return -1;
             }
             break;
-        case 'i':
-            cf.identity = optarg;
-            break;
         case 'k':
-            if (parse_hex(optarg, tool_psk.key, sizeof(tool_psk.key),
-                          &tool_psk.key_len)
-                != 0)
-            {
-                fprintf(stderr, "dtls_load: invalid hex key\n");
+            if (tool_psk_key("dtls_load", optarg) != 0) {
                 return -1;
             }
-            cf.has_key = 1;
-            break;
-        case 'C':
-            cf.ciphers = optarg;
-            break;
-        case 'u':
-            cf.udp = 1;
             break;
         case 'b':
             if (parse_local(optarg) != 0) {
@@ -593,22 +588,10 @@ parse_args(int argc, char **argv)
                 return -1;
             }
             break;
-        case 'a':
-            cf.cert = optarg;
-            break;
-        case 'K':
-            cf.cert_key = optarg;
-            break;
-        case 'r':
-            cf.resume = 1;
-            break;
         case 'H':
             if (parse_seconds(optarg, &cf.wake, 0) != 0) {
                 return -1;
             }
-            break;
-        case 'v':
-            cf.verbose = 1;
             break;
         default:
             return -1;
@@ -631,7 +614,7 @@ parse_args(int argc, char **argv)
         return -1;
     }
 
-    if (!cf.udp && !cf.has_key && cf.cert == NULL) {
+    if (!cf.udp && !tool_psk.key_len && cf.cert == NULL) {
         fprintf(stderr, "dtls_load: -k or -a is required without -u\n");
         return -1;
     }
@@ -641,7 +624,7 @@ parse_args(int argc, char **argv)
         return -1;
     }
 
-    if (cf.cert && !cf.has_key && cf.ciphers == NULL) {
+    if (cf.cert && !tool_psk.key_len && cf.ciphers == NULL) {
         cf.ciphers = CERT_CIPHERS;
     }
 

@@ -83,6 +83,22 @@ parse_hex(const char *s, unsigned char *out, size_t max, size_t *len)
 }
 
 
+/* -k HEXKEY: the key of tool_psk; -1, said on stderr, if not hex */
+
+static int
+tool_psk_key(const char *tool, const char *hex)
+{
+    if (parse_hex(hex, tool_psk.key, sizeof(tool_psk.key), &tool_psk.key_len)
+        != 0)
+    {
+        fprintf(stderr, "%s: invalid hex key\n", tool);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 static unsigned int
 tool_psk_client_cb(SSL *ssl, const char *hint, char *identity,
     unsigned int max_identity_len, unsigned char *psk,

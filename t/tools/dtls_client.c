@@ -182,6 +182,20 @@ static opt_number_t       numbers[] = {
     { 'W', 0, 86400000, &cf.wait },
     { 0, 0, 0, NULL }
 };
+
+static opt_arg_t          args[] = {
+    { 'i', &tool_psk.identity, NULL },
+    { 'C', &cf.ciphers, NULL },
+    { 'a', &cf.cert, NULL },
+    { 'K', &cf.cert_key, NULL },
+    { 'A', &cf.ca, NULL },
+    { 'S', &cf.server_name, NULL },
+    { 's', &cf.payload, NULL },
+    { 'R', NULL, &cf.resume },
+    { 'X', NULL, &cf.coalesce },
+    { 'v', NULL, &cf.verbose },
+    { 0, NULL, NULL }
+};
 static pthread_mutex_t    out_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_barrier_t  barrier;
 
@@ -325,7 +339,8 @@ parse_args(int argc, char **argv)
     cf.timeout = 5000;
 
     while ((opt = opt_next("dtls_client", argc, argv,
-                           "c:i:k:C:a:K:A:S:M:m:n:P:s:t:W:RXvh", numbers))
+                           "c:i:k:C:a:K:A:S:M:m:n:P:s:t:W:RXvh", numbers,
+                           args))
            != -1)
     {
         switch (opt) {
@@ -337,32 +352,10 @@ parse_args(int argc, char **argv)
                 return -1;
             }
             break;
-        case 'i':
-            tool_psk.identity = optarg;
-            break;
         case 'k':
-            if (parse_hex(optarg, tool_psk.key, sizeof(tool_psk.key),
-                          &tool_psk.key_len)
-                != 0)
-            {
-                fprintf(stderr, "dtls_client: invalid hex key\n");
+            if (tool_psk_key("dtls_client", optarg) != 0) {
                 return -1;
             }
-            break;
-        case 'C':
-            cf.ciphers = optarg;
-            break;
-        case 'a':
-            cf.cert = optarg;
-            break;
-        case 'K':
-            cf.cert_key = optarg;
-            break;
-        case 'A':
-            cf.ca = optarg;
-            break;
-        case 'S':
-            cf.server_name = optarg;
             break;
         case 'm':
             mode = opt_word("dtls_client", 'm', modes, optarg);
@@ -370,18 +363,6 @@ parse_args(int argc, char **argv)
                 return -1;
             }
             cf.mode = mode;
-            break;
-        case 's':
-            cf.payload = optarg;
-            break;
-        case 'R':
-            cf.resume = 1;
-            break;
-        case 'X':
-            cf.coalesce = 1;
-            break;
-        case 'v':
-            cf.verbose = 1;
             break;
         default:
             return -1;

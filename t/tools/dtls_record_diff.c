@@ -1636,7 +1636,7 @@ main(int argc, char **argv)
     }
 
     tool_psk.identity = IDENTITY;
-    parse_hex(KEY, tool_psk.key, sizeof(tool_psk.key), &tool_psk.key_len);
+    tool_psk_key("dtls_record_diff", KEY);
 
     if (dgram_init("dtls_record_diff datagram") != 0
         || ngx_stream_dtls_record_init() != NGX_OK)

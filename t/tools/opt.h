@@ -5,17 +5,20 @@
 
 
 /*
- * getopt() with the whole numbers given to options taken, each within its
- * bounds, or a line that says what the option takes.  Included by the
- * tools that take numbers (dtls_client, dtls_load, dtls_floor), beside
- * addr.h and dtls.h:
+ * getopt() with the options that need no code of the tool's taken: whole
+ * numbers, each within its bounds (or a line that says what the option
+ * takes), strings as given, flags.  Included by dtls_client, dtls_load and
+ * dtls_floor, beside addr.h and dtls.h:
  *
  *     static opt_number_t  numbers[] = { { 'n', 0, 100, &cf.n }, { 0 } };
+ *     static opt_arg_t     args[] = { { 'i', &cf.id, NULL },
+ *                                     { 'v', NULL, &cf.verbose }, { 0 } };
  *
- *     while ((opt = opt_next("tool", argc, argv, "n:v", numbers)) != -1) {
+ *     while ((opt = opt_next("tool", argc, argv, "n:i:v", numbers, args))
+ *            != -1)
  *
- * The next option that is not a number option, '?' on an error (said on
- * stderr), -1 at the end.  And a word of a list (-m MODE), by its index.
+ * The next option that is neither, '?' on an error (said on stderr), -1
+ * at the end.  And a word of a list (-m MODE), by its index.
  */
 
 
@@ -36,6 +39,13 @@ typedef struct {
     long                     max;
     long                    *n;
 } opt_number_t;
+
+
+typedef struct {
+    int                      opt;
+    const char             **s;         /* the argument, as given */
+    int                     *flag;      /* or set to 1 */
+} opt_arg_t;
 
 
 static int
@@ -69,19 +79,33 @@ opt_numbers(const char *tool, opt_number_t *o, int opt, const char *arg)
 
 static int
 opt_next(const char *tool, int argc, char **argv, const char *optstring,
-    opt_number_t *numbers)
+    opt_number_t *numbers, opt_arg_t *args)
 {
-    int  opt, rc;
+    int         opt, rc;
+    opt_arg_t  *a;
 
     while ((opt = getopt(argc, argv, optstring)) != -1) {
         rc = opt_numbers(tool, numbers, opt, optarg);
 
-        if (rc == 1) {
+        if (rc == -1) {
+            return '?';
+        }
+
+        if (rc == 0) {
+            continue;
+        }
+
+        for (a = args; a->opt && a->opt != opt; a++) { /* void */ }
+
+        if (a->opt == 0) {
             return opt;
         }
 
-        if (rc == -1) {
-            return '?';
+        if (a->s) {
+            *a->s = optarg;
+
+        } else {
+            *a->flag = 1;
         }
     }
 
