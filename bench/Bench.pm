@@ -18,12 +18,12 @@ use base qw/ Exporter /;
 use File::Basename qw/ basename /;
 use IO::Socket::IP;
 use JSON::PP;
-use POSIX qw/ WNOHANG /;
+use POSIX qw/ WNOHANG strftime /;
 use Time::HiRes qw/ sleep time /;
 
 our @EXPORT = qw/ $dir %pids %holders spawn stop stop_all holder hold_stop
 	run_load nginx_start nginx_worker wait_udp set_rmem rss_kb cpu_seconds free_port wait_for
-	write_file median say /;
+	write_file median say written_by /;
 
 # the run's directory; the processes started, by name; the pids of the
 # dtls_load processes that hold sessions
@@ -244,6 +244,16 @@ sub write_file {
 	open my $fh, '>', $path or die "$path: $!\n";
 	print $fh $content;
 	close $fh;
+}
+
+# how a report begins: what wrote it (make TARGET), when, in how long
+
+sub written_by {
+	my ($target, $started) = @_;
+
+	return "Written by `make $target` (bench/$NAME.pl), "
+		. strftime('%Y-%m-%d %H:%M UTC', gmtime) . ", "
+		. sprintf('%.0f s', time() - $started);
 }
 
 sub median {

@@ -30,7 +30,7 @@ use Cwd qw/ abs_path /;
 use File::Basename qw/ dirname /;
 use File::Temp qw/ tempdir /;
 use JSON::PP;
-use POSIX qw/ WNOHANG strftime /;
+use POSIX qw/ WNOHANG /;
 use Time::HiRes qw/ sleep time /;
 
 use lib dirname(__FILE__);
@@ -182,9 +182,7 @@ EOF
 sub report {
 	my $n = $SESSIONS[-1];
 	my $md = "# Memory per idle DTLS session: OpenSSL 3.0 and 3.5\n\n"
-		. "Written by `make bench-memory` (bench/memory.pl), "
-		. strftime('%Y-%m-%d %H:%M UTC', gmtime) . ", "
-		. sprintf('%.0f s', time() - $started) . ".  Cipher $CIPHER, "
+		. written_by('bench-memory', $started) . ".  Cipher $CIPHER, "
 		. "dtls_mtu $MTU, one nginx worker; the builds took turns, "
 		. "$REPEAT runs each.\n\n"
 		. "- nginx RSS: the worker's RSS with $n idle sessions held, less "

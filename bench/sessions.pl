@@ -41,7 +41,6 @@ use strict;
 use Cwd qw/ abs_path /;
 use File::Basename qw/ dirname /;
 use File::Temp qw/ tempdir /;
-use POSIX qw/ strftime /;
 use Time::HiRes qw/ time sleep /;
 
 use lib dirname(__FILE__);
@@ -350,11 +349,9 @@ sub report {
 
 	my $md = "# Sessions: memory and echo rate with the module's records, "
 		. "OpenSSL's, the zone\n\n"
-		. "Written by `make bench-sessions"
-		. ($BASELINE ? " BASELINE=$BASELINE_NAME" : '')
-		. "` (bench/sessions.pl), "
-		. strftime('%Y-%m-%d %H:%M UTC', gmtime) . ", "
-		. sprintf('%.0f s', time() - $started) . ".\n\n"
+		. written_by('bench-sessions'
+			. ($BASELINE ? " BASELINE=$BASELINE_NAME" : ''), $started)
+		. ".\n\n"
 		. "## Memory per idle session\n\n"
 		. "One nginx worker "
 		. "for each case, `proxy_buffer_size 2k`; idle sessions held by "
