@@ -213,7 +213,7 @@ $servers
 
 EOF
 
-# the proxy's own PROXY protocol (version 1, first datagram) with it
+# the proxy's own PROXY protocol (its header in the first datagram) with it
 
 $t->write_file_expand('both.conf', <<"EOF");
 %%TEST_GLOBALS%%
