@@ -222,10 +222,10 @@ $(BUILD)/tools/freescan.so: t/tools/freescan.c
 run: all tools
 	@DTLS_NGINX=$(PREFIX)/sbin/nginx sh scripts/run.sh
 
-# independent clients the tests use
+# independent clients the tests use, and capsh (nginx without CAP_BPF)
 TEST_PACKAGES = openssl gnutls-bin libcoap3-bin golang-go \
                 golang-github-pion-dtls.v2-dev \
-                golang-github-pires-go-proxyproto-dev
+                golang-github-pires-go-proxyproto-dev libcap2-bin
 
 # the suite runs this build's nginx (TEST_NGINX_BINARY, unless set), and
 # dtls_dynamic.t its nginx-compat and module (TEST_NGINX_PREFIX)
