@@ -415,6 +415,18 @@ ngx_stream_dtls_handler(ngx_stream_session_t *s)
 
     case NGX_STREAM_DTLS_HELLO_STRAY:
 
+        /* a session of this worker moved by its CID takes the datagram */
+
+        rc = ngx_stream_dtls_move_handoff(c, dscf);
+
+        if (rc == NGX_OK) {
+            return ngx_stream_dtls_drop(c);
+        }
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
         if (dscf->zone) {
             rc = ngx_stream_dtls_zone_continue(s, dscf);
 

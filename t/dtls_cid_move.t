@@ -1,0 +1,306 @@
+#!/usr/bin/perl
+
+# dtls_connection_id (RFC 9146) in one worker: a session moved by its CID
+# stays in its nginx session.  Mbed TLS 3.6's ssl_client2
+# (build/tools/mbedtls_client) behind t/tools/udp_relay -b 10, a NAT whose
+# binding changes every 10 datagrams, echoes 1,000 times through
+# udp_echo -s, which tells each reply which of nginx's sockets it came
+# from: no new handshake, every echo answered at the client's new port,
+# one nginx session in the access log and one source port of nginx's at
+# the backend.  A spoofed CID record (bad tag), a replayed one and one
+# older than the newest, from new addresses, move nothing: the live
+# session answers at the real address, through the same socket.  With
+# dtls_proxy_protocol the header carries the client's new address after
+# each move (build/tools/pp_backend_go parses it).
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Nginx;
+use Test::Nginx::DTLS;
+
+use IO::Socket::INET;
+use POSIX qw/ WNOHANG /;
+use Time::HiRes qw/ sleep /;
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
+
+my $echo = tool($t, 'udp_echo');
+tool($t, 'udp_relay');
+
+my $client = "$Test::Nginx::REPO/build/tools/mbedtls_client";
+my $go = "$Test::Nginx::REPO/build/tools/pp_backend_go";
+
+plan(skip_all => "no $client (scripts/interop-deps.sh mbedtls could not "
+	. "fetch or build Mbed TLS 3.6)") unless -x $client;
+
+my $key = hexkey();
+
+psk_file($t, 'psk', "dev-1:$key\n");
+
+$t->write_file_expand('nginx.conf', <<'EOF');
+
+worker_processes  1;
+
+events {
+}
+
+stream {
+    error_log   %%TESTDIR%%/error.log  info;
+
+    log_format  cid  '$server_port $dtls_session_continued $remote_port '
+                     '$dtls_zone_moved $dtls_zone_dropped_auth '
+                     '$dtls_zone_dropped_replay';
+
+    access_log  %%TESTDIR%%/access.log  cid;
+
+    dtls_psk_file       psk;
+    dtls_connection_id  on;
+    proxy_timeout       1s;
+
+    server {
+        listen             127.0.0.1:%%PORT_8980_UDP%% udp;
+        dtls               on;
+        dtls_session_zone  a:1m;
+        proxy_pass         127.0.0.1:%%PORT_8990_UDP%%;
+    }
+
+    server {
+        listen             127.0.0.1:%%PORT_8981_UDP%% udp;
+        dtls               on;
+        dtls_session_zone  b:1m;
+        proxy_pass         127.0.0.1:%%PORT_8990_UDP%%;
+    }
+
+    server {
+        listen               127.0.0.1:%%PORT_8982_UDP%% udp;
+        dtls                 on;
+        dtls_session_zone    c:1m;
+        dtls_proxy_protocol  on;
+        proxy_pass           127.0.0.1:%%PORT_8991_UDP%%;
+    }
+}
+
+EOF
+
+my $epid = daemon($t, $echo, '-l', '127.0.0.1:' . port(8990, udp => 1),
+	'-s');
+wait_for($t, sub { daemon_output($t, $epid) =~ /udp_echo ready/ }, 5)
+	or die "udp_echo did not start\n";
+
+my $gpid;
+
+if (-x $go) {
+	$gpid = daemon($t, $go, '--listen', '127.0.0.1:' . port(8991, udp => 1));
+	wait_for($t, sub { daemon_output($t, $gpid) =~ /pp_backend ready/ }, 10)
+		or die "pp_backend_go did not start\n";
+}
+
+$t->run()->plan(19);
+
+my $suite = 'TLS-PSK-WITH-AES-128-CCM-8';
+
+###############################################################################
+
+# a NAT that rebinds every 10 datagrams, for 1,000 echoes
+
+my $port = port(8980, udp => 1);
+my $relay = udp_relay($t, $port, '-b', 10);
+my $amark = access_mark($t);
+my $mark = log_mark($t);
+
+# (its close_notify, were it the first datagram of a new port, would
+# end the session there, not move it)
+
+my ($out, $rc) = mbedtls($relay->{port}, 1000, 'cid=1',
+	'cid_val=b1b2b3b4b5b6', 'skip_close_notify=1');
+
+my $r = udp_relay_stop($t, $relay);
+
+my $moves = grep { /DTLS session moved to a new address/ }
+	split /\n/, error_log($t, $mark);
+my @echoed = echo_ports($out);
+my %ports = map { $_ => 1 } @echoed;
+
+is($rc, 0, 'rebinding: client exit code');
+is(scalar @echoed, 1000, 'rebinding: 1000 echoes answered');
+ok(($r->{rebound} // 0) >= 99, "rebinding: $r->{rebound} new source ports");
+ok($moves == $r->{rebound}, "rebinding: the session moved $moves times");
+is(scalar keys %ports, 1, 'rebinding: one source port of nginx\'s at the '
+	. 'backend (' . join(' ', sort keys %ports) . ')');
+
+# the session's line once proxy_timeout ends it, and no other
+
+my @log = wait_sessions($t, $port, $amark, 1);
+sleep(0.5);
+@log = grep { /^$port / } access_lines($t, $amark);
+
+is(scalar @log, 1, 'rebinding: one nginx session')
+	or diag(join("\n", @log[0 .. ($#log > 4 ? 4 : $#log)]));
+like($log[0] // '', qr/^$port \. \d+ $moves 0 0$/,
+	'rebinding: its handshake, and every move in its line');
+
+###############################################################################
+
+# a spoofed record (bad tag) and a replayed one while the client echoes,
+# and, once it is done, one that authenticates but is older than the
+# newest (lost on its way, the request sent again after it), each from a
+# new address
+
+$port = port(8981, udp => 1);
+my $tap = $t->testdir() . '/tap.hex';
+$relay = udp_relay($t, $port, '-x', $tap, '-L', 995);
+$mark = log_mark($t);
+$amark = access_mark($t);
+
+my $pid = daemon($t, $client, mbedtls_args($relay->{port}, 1000, 'cid=1',
+	'cid_val=c1c2c3c4', 'skip_close_notify=1', 'max_resend=2',
+	'read_timeout=300'));
+
+ok(wait_for($t, sub { tapped() >= 100 }, 10), 'spoof: client echoing');
+
+my @records = tapped();
+my ($old, $last) = @records[50, -1];
+
+# the newest record's sequence number, higher still, and a flipped bit:
+# it passes for the newest and fails its tag
+
+my $spoof = pack('H*', $last);
+substr($spoof, 5, 6) = pack('nN', 0, 0x7fffffff);
+substr($spoof, -1, 1) ^= "\x01";
+
+udp_send($port, $spoof);
+udp_send($port, pack('H*', $old));
+
+my $during = tapped();
+
+ok(wait_for($t, sub { waitpid($pid, WNOHANG) != 0 }, 20), 'spoof: done');
+$rc = $? >> 8;
+$out = daemon_output($t, $pid);
+udp_relay_stop($t, $relay);
+
+# a few records behind the newest, within the replay window, never seen,
+# while the session is still live
+
+udp_send($port, pack('H*', (tapped())[994]));
+
+@echoed = echo_ports($out);
+%ports = map { $_ => 1 } @echoed;
+
+ok($during < 1000, "spoof: sent while the client echoed ($during records)");
+ok($rc == 0 && @echoed == 1000, 'spoof: the client unaffected')
+	or diag("exit code $rc:\n" . substr($out, -2000));
+is(scalar keys %ports, 1, 'spoof: one source port of nginx\'s at the backend');
+
+@log = wait_sessions($t, $port, $amark, 1);
+sleep(0.5);
+@log = grep { /^$port / } access_lines($t, $amark);
+
+is(scalar(grep { /DTLS session moved/ } split /\n/, error_log($t, $mark)),
+	0, 'spoof: the session did not move');
+is(scalar @log, 1, 'spoof: one nginx session');
+
+my ($moved, $auth, $replay) = ($log[-1] // '') =~ / (\d+) (\d+) (\d+)$/;
+ok(defined $auth && $auth >= 1, 'spoof: counted as failing authentication');
+ok(defined $replay && $replay >= 2,
+	'spoof: the replay and the older record counted');
+
+###############################################################################
+
+# dtls_proxy_protocol: the header of each datagram after a move carries
+# the client's new port, as the backend parsed it
+
+SKIP: {
+skip "no $go (scripts/interop-deps.sh)", 2 unless $gpid;
+
+$port = port(8982, udp => 1);
+$relay = udp_relay($t, $port, '-b', 10);
+
+($out, $rc) = mbedtls($relay->{port}, 100, 'cid=1', 'cid_val=a1a2',
+	'skip_close_notify=1');
+
+$r = udp_relay_stop($t, $relay);
+
+my $line = qr/< Read from server: \d+ bytes read\s+pp parser=go /;
+my @sports = $out =~ /$line.*? sport=(\d+)/g;
+my %seen;
+my $changes = grep { !$seen{$_}++ } @sports;
+
+ok($rc == 0 && @sports == 100, 'proxy protocol: 100 echoes')
+	or diag("exit code $rc:\n" . substr($out, -2000));
+ok($changes == $r->{rebound} || $changes == $r->{rebound} + 1,
+	"proxy protocol: $changes client ports in the headers, "
+	. "$r->{rebound} rebindings");
+}
+
+$t->stop();
+
+is(log_alerts($t), '', 'no alerts in the error log');
+
+###############################################################################
+
+sub mbedtls_args {
+	my ($port, $n, @args) = @_;
+
+	return ('server_addr=127.0.0.1', "server_port=$port", 'dtls=1',
+		"psk=$key", 'psk_identity=dev-1', "force_ciphersuite=$suite",
+		"exchanges=$n", 'read_timeout=2000', 'hs_timeout=500-4000',
+		@args);
+}
+
+sub mbedtls {
+	return run_tool($t, { stderr => 1, timeout => 60 }, $client,
+		mbedtls_args(@_));
+}
+
+# nginx's source port that udp_echo -s saw, for each request echoed
+
+sub echo_ports {
+	my ($out) = @_;
+	return $out =~ /< Read from server: \d+ bytes read\s+(\d+) GET /g;
+}
+
+# the client's datagrams the relay passed on, in hex
+
+sub tapped {
+	open my $fh, '<', $tap or return wantarray ? () : 0;
+	my @lines = map { chomp; $_ } <$fh>;
+	return wantarray ? @lines : scalar @lines;
+}
+
+sub udp_send {
+	my ($port, $data) = @_;
+
+	my $s = IO::Socket::INET->new(Proto => 'udp',
+		PeerAddr => "127.0.0.1:$port") or die "socket: $!\n";
+	$s->send($data);
+	close $s;
+}
+
+# the access log lines of a server's sessions since a mark, once n are in
+
+sub wait_sessions {
+	my ($t, $port, $amark, $n) = @_;
+
+	my @lines;
+
+	wait_for($t, sub {
+		@lines = grep { /^$port / } access_lines($t, $amark);
+		return @lines >= $n;
+	}, 10);
+
+	return @lines;
+}
+
+###############################################################################
