@@ -11,7 +11,9 @@
 # older than the newest, from new addresses, move nothing: the live
 # session answers at the real address, through the same socket.  With
 # dtls_proxy_protocol the header carries the client's new address after
-# each move (build/tools/pp_backend_go parses it).
+# each move (build/tools/pp_backend_go parses it).  A session of the zone
+# (its nginx session ended) moves to the port of another session's entry,
+# and by the record after a forged one in its datagram.
 
 ###############################################################################
 
@@ -90,6 +92,13 @@ stream {
         dtls_proxy_protocol  on;
         proxy_pass           127.0.0.1:%%PORT_8991_UDP%%;
     }
+
+    server {
+        listen             127.0.0.1:%%PORT_8983_UDP%% udp;
+        dtls               on;
+        dtls_session_zone  d:1m;
+        proxy_pass         127.0.0.1:%%PORT_8990_UDP%%;
+    }
 }
 
 EOF
@@ -107,7 +116,7 @@ if (-x $go) {
 		or die "pp_backend_go did not start\n";
 }
 
-$t->run()->plan(19);
+$t->run()->plan(22);
 
 my $suite = 'TLS-PSK-WITH-AES-128-CCM-8';
 
@@ -244,6 +253,39 @@ ok($changes == $r->{rebound} || $changes == $r->{rebound} + 1,
 	. "$r->{rebound} rebindings");
 }
 
+###############################################################################
+
+# sessions of the zone whose nginx sessions have ended (proxy_timeout),
+# each client's last request lost on its way (-L), so the newest record
+# of its session, sent here later: from the port of another session's
+# entry (a NAT gives it to another device), and behind a forged record
+# from a new port; each moves its session, and is answered there
+
+$port = port(8983, udp => 1);
+$amark = access_mark($t);
+
+($out, $rc) = mbedtls($port, 2, 'cid=1', 'cid_val=e1', 'skip_close_notify=1');
+my ($taken) = map { / (\d+) \d+ \d+ \d+$/ }
+	wait_sessions($t, $port, $amark, 1);
+
+my $n = tapped_run($port, 1000, 3);
+my @lost = (newest($port, $n, 'cid_val=e2'), newest($port, $n, 'cid_val=e3'));
+
+# the forged record: the newest's sequence number, higher, a bad tag
+
+$spoof = pack('H*', $lost[1]);
+substr($spoof, 5, 6) = pack('nN', 0, 0x7fffffff);
+substr($spoof, -1, 1) ^= "\x01";
+
+$mark = log_mark($t);
+
+ok(defined $taken && udp_exchange($port, pack('H*', $lost[0]), $taken),
+	"reused port: moved to another session's port ($taken), answered");
+ok(udp_exchange($port, $spoof . pack('H*', $lost[1])),
+	'a forged record first: moved by the next one, answered');
+is(scalar(grep { /DTLS session moved/ } split /\n/, error_log($t, $mark)),
+	2, 'both moves logged');
+
 $t->stop();
 
 is(log_alerts($t), '', 'no alerts in the error log');
@@ -262,6 +304,55 @@ sub mbedtls_args {
 sub mbedtls {
 	return run_tool($t, { stderr => 1, timeout => 60 }, $client,
 		mbedtls_args(@_));
+}
+
+# a session whose client's datagram "lose" (its last of 3 exchanges) is
+# lost: that datagram, in hex, once the session's nginx session has ended
+
+sub newest {
+	my ($port, $lose, @args) = @_;
+
+	my $amark = access_mark($t);
+
+	tapped_run($port, $lose, 3, 'max_resend=0', 'read_timeout=300', @args);
+	wait_sessions($t, $port, $amark, 1);
+
+	return (tapped())[-1];
+}
+
+# a client's run of n exchanges through a relay's tap (-L N, the Nth
+# datagram lost): how many datagrams the tap saw
+
+sub tapped_run {
+	my ($port, $lose, $n, @args) = @_;
+
+	unlink $tap;
+	my $relay = udp_relay($t, $port, '-x', $tap, '-L', $lose);
+	mbedtls($relay->{port}, $n, 'cid=1', 'skip_close_notify=1', @args);
+	udp_relay_stop($t, $relay);
+
+	return scalar tapped();
+}
+
+# a datagram sent to nginx from a local port (any, if none): whether a
+# reply came there
+
+sub udp_exchange {
+	my ($port, $data, $local) = @_;
+
+	my $s = IO::Socket::INET->new(Proto => 'udp', ReuseAddr => 1,
+		PeerAddr => "127.0.0.1:$port",
+		$local ? (LocalAddr => "127.0.0.1:$local") : ())
+		or die "socket: $!\n";
+	$s->send($data);
+
+	my $reply = '';
+	my $rin = '';
+	vec($rin, fileno($s), 1) = 1;
+	$s->recv($reply, 65536) if select($rin, undef, undef, 2);
+	close $s;
+
+	return length $reply > 0;
 }
 
 # nginx's source port that udp_echo -s saw, for each request echoed
