@@ -366,6 +366,7 @@ static ngx_int_t
 ngx_stream_dtls_handler(ngx_stream_session_t *s)
 {
     ngx_int_t                    rc;
+    ngx_buf_t                   *b;
     ngx_connection_t            *c;
     ngx_stream_dtls_conn_t      *ctx;
     ngx_stream_dtls_srv_conf_t  *dscf;
@@ -417,7 +418,9 @@ ngx_stream_dtls_handler(ngx_stream_session_t *s)
 
         /* a session of this worker moved by its CID takes the datagram */
 
-        rc = ngx_stream_dtls_move_handoff(c, dscf);
+        b = c->buffer;
+
+        rc = ngx_stream_dtls_move_handoff(c, dscf, b->pos, b->last - b->pos);
 
         if (rc == NGX_OK) {
             return ngx_stream_dtls_drop(c);

@@ -340,11 +340,13 @@ ssize_t ngx_stream_dtls_cid_input(ngx_stream_dtls_conn_t *ctx, u_char *buf,
 
 void ngx_stream_dtls_move_index(ngx_stream_dtls_conn_t *ctx);
 ngx_int_t ngx_stream_dtls_move_handoff(ngx_connection_t *c,
-    ngx_stream_dtls_srv_conf_t *dscf);
+    ngx_stream_dtls_srv_conf_t *dscf, u_char *p, size_t len);
 ngx_int_t ngx_stream_dtls_move_take(ngx_connection_t *c,
     ngx_stream_dtls_conn_t *ctx, u_char *buf, size_t size, size_t *len);
-ngx_int_t ngx_stream_dtls_move_record(ngx_stream_dtls_conn_t *ctx,
-    u_char *p, size_t len, uint64_t *seq);
+ngx_int_t ngx_stream_dtls_move_foreign(ngx_connection_t *c,
+    ngx_stream_dtls_conn_t *ctx, u_char *p, size_t len);
+ngx_int_t ngx_stream_dtls_move_record(ngx_stream_dtls_record_t *read,
+    ngx_stream_dtls_zone_t *zone, u_char *p, size_t len, uint64_t *seq);
 void ngx_stream_dtls_move_free(ngx_stream_dtls_conn_t *ctx);
 
 
@@ -406,6 +408,8 @@ ngx_int_t ngx_stream_dtls_zone_move(ngx_stream_dtls_conn_t *ctx,
     uint64_t seq);
 ngx_uint_t ngx_stream_dtls_zone_cid_used(ngx_stream_dtls_zone_t *zone,
     u_char *cid, size_t len);
+ngx_int_t ngx_stream_dtls_zone_cid_newest(ngx_stream_dtls_zone_t *zone,
+    u_char *p, size_t len, size_t cid_len);
 void ngx_stream_dtls_zone_dropped(ngx_stream_dtls_zone_t *zone,
     ngx_stream_dtls_record_rc_e rc);
 ngx_uint_t ngx_stream_dtls_zone_counter(ngx_stream_dtls_zone_t *zone,

@@ -102,36 +102,28 @@ ngx_stream_dtls_move_index(ngx_stream_dtls_conn_t *ctx)
 
 
 /*
- * The first datagram of a new nginx session c, a tls12_cid record
- * perhaps: NGX_OK, a live session of this worker takes it, and c is to
- * be closed; NGX_DECLINED, none does.
+ * A datagram p[0 .. len - 1] from c's address, which no nginx session of
+ * the worker has (c's is new, or has just left it), a tls12_cid record
+ * perhaps: NGX_OK, a live session of this worker takes it; NGX_DECLINED,
+ * none does.
  */
 
 ngx_int_t
 ngx_stream_dtls_move_handoff(ngx_connection_t *c,
-    ngx_stream_dtls_srv_conf_t *dscf)
+    ngx_stream_dtls_srv_conf_t *dscf, u_char *p, size_t len)
 {
-    size_t                   len;
-    ngx_buf_t               *b;
     ngx_connection_t        *lc;
     ngx_stream_dtls_move_t  *m;
     ngx_stream_dtls_conn_t  *ctx;
 
-    b = c->buffer;
-
-    if (dscf->cid_length == 0 || b == NULL) {
-        return NGX_DECLINED;
-    }
-
-    len = b->last - b->pos;
-
-    if (len < NGX_STREAM_DTLS_RECORD_HEADER_LEN + dscf->cid_length
-        || b->pos[0] != NGX_STREAM_DTLS_RECORD_CID)
+    if (dscf->cid_length == 0
+        || len < NGX_STREAM_DTLS_RECORD_HEADER_LEN + dscf->cid_length
+        || p[0] != NGX_STREAM_DTLS_RECORD_CID)
     {
         return NGX_DECLINED;
     }
 
-    ctx = ngx_stream_dtls_move_find(dscf, b->pos + 11);
+    ctx = ngx_stream_dtls_move_find(dscf, p + 11);
 
     if (ctx == NULL) {
         return NGX_DECLINED;
@@ -159,7 +151,7 @@ ngx_stream_dtls_move_handoff(ngx_connection_t *c,
     m->len = len;
     m->socklen = c->socklen;
     ngx_memcpy(&m->sockaddr, c->sockaddr, c->socklen);
-    ngx_memcpy(m->data, b->pos, len);
+    ngx_memcpy(m->data, p, len);
 
     /* one not yet read is lost, as on the wire */
 
@@ -205,7 +197,11 @@ ngx_stream_dtls_move_take(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx,
         goto done;
     }
 
-    if (ngx_stream_dtls_move_record(ctx, m->data, m->len, &seq) != NGX_OK) {
+    if (ngx_stream_dtls_move_record(&ctx->read,
+                                    ctx->node ? ctx->conf->zone : NULL,
+                                    m->data, m->len, &seq)
+        != NGX_OK)
+    {
         ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
                        "dtls record with the connection ID from a new "
                        "address dropped: not authenticated");
@@ -272,14 +268,73 @@ done:
 
 
 /*
- * The first record of p[0 .. len - 1] that authenticates with the
- * session's keys, opened in a copy, changing nothing: its sequence
- * number.  The records are read as the session's once the move is done.
+ * A datagram from the session's own address with another session's CID:
+ * a NAT has given the address to another device, or someone sends as if
+ * it had.  NGX_DECLINED: not such a datagram; NGX_OK: dropped; NGX_DONE:
+ * it authenticates with the other session's keys of the zone and is the
+ * newest of that session, so this nginx session leaves the address to
+ * it (the DTLS session stays in the zone, for its client's next address)
+ * and ends, and the datagram goes to the other session's live nginx
+ * session in the worker, if there is one (lost otherwise: the next one
+ * from there continues that session from the zone).
  */
 
 ngx_int_t
-ngx_stream_dtls_move_record(ngx_stream_dtls_conn_t *ctx, u_char *p,
-    size_t len, uint64_t *seq)
+ngx_stream_dtls_move_foreign(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx,
+    u_char *p, size_t len)
+{
+    size_t  cid_len;
+
+    /* the session may have no CID: the server's are all of one length */
+
+    cid_len = ctx->conf->cid_length;
+
+    if (cid_len == 0
+        || ctx->ssl
+        || len < NGX_STREAM_DTLS_RECORD_HEADER_LEN + cid_len
+        || p[0] != NGX_STREAM_DTLS_RECORD_CID
+        || (ctx->read.cid_len
+            && ngx_memcmp(p + 11, ctx->read.cid, cid_len) == 0))
+    {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_stream_dtls_zone_cid_newest(ctx->conf->zone, p, len, cid_len)
+        != NGX_OK)
+    {
+        ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
+                       "dtls record with another session's connection ID "
+                       "dropped");
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                  "DTLS session's address taken by another session's "
+                  "connection ID, its nginx session ends");
+
+    /* nothing goes to the address any more: no close_notify either */
+
+    ngx_delete_udp_connection(c);
+
+    ctx->closed = 1;
+    ngx_stream_dtls_close(c, ctx);
+
+    (void) ngx_stream_dtls_move_handoff(c, ctx->conf, p, len);
+
+    return NGX_DONE;
+}
+
+
+/*
+ * The first record of p[0 .. len - 1] that authenticates with the keys
+ * of "read", opened in a copy, changing nothing: its sequence number.
+ * The records are read as the session's once the move is done.  Those
+ * that fail are counted in the zone, if one is given.
+ */
+
+ngx_int_t
+ngx_stream_dtls_move_record(ngx_stream_dtls_record_t *read,
+    ngx_stream_dtls_zone_t *zone, u_char *p, size_t len, uint64_t *seq)
 {
     u_char                       *copy;
     size_t                        rlen, n;
@@ -288,7 +343,7 @@ ngx_stream_dtls_move_record(ngx_stream_dtls_conn_t *ctx, u_char *p,
     ngx_stream_dtls_record_rc_e   rc;
 
     copy = ngx_stream_dtls_move_copy;
-    rd = ctx->read;
+    rd = *read;
     rc = NGX_STREAM_DTLS_RECORD_MALFORMED;
 
     while ((rlen = ngx_stream_dtls_record_cid_length(p, len, rd.cid_len))
@@ -315,8 +370,8 @@ ngx_stream_dtls_move_record(ngx_stream_dtls_conn_t *ctx, u_char *p,
         return NGX_OK;
     }
 
-    if (ctx->node) {
-        ngx_stream_dtls_zone_dropped(ctx->conf->zone, rc);
+    if (zone) {
+        ngx_stream_dtls_zone_dropped(zone, rc);
     }
 
     return NGX_DECLINED;

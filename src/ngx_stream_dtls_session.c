@@ -364,6 +364,18 @@ ngx_stream_dtls_next_datagram(ngx_connection_t *c,
     *p = ngx_stream_dtls_datagram_in;
     *len = n;
 
+    switch (ngx_stream_dtls_move_foreign(c, ctx, *p, *len)) {
+
+    case NGX_DECLINED:
+        break;
+
+    case NGX_DONE:
+        return NGX_DONE;
+
+    default: /* NGX_OK: dropped */
+        return NGX_DECLINED;
+    }
+
     if (ngx_stream_dtls_renew(ctx, *p, *len) != NGX_OK) {
         return NGX_OK;
     }

@@ -546,7 +546,9 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
      */
 
     if (moving) {
-        if (ngx_stream_dtls_move_record(ctx, b->pos, len, &seq) != NGX_OK) {
+        if (ngx_stream_dtls_move_record(&ctx->read, zone, b->pos, len, &seq)
+            != NGX_OK)
+        {
             return NGX_DECLINED;
         }
 
@@ -775,6 +777,62 @@ ngx_stream_dtls_zone_cid_used(ngx_stream_dtls_zone_t *zone, u_char *cid,
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     return used;
+}
+
+
+/*
+ * A datagram p[0 .. len - 1] whose first record carries a CID of cid_len
+ * bytes: NGX_OK if it authenticates with that session's keys and is
+ * newer than every record the session received, changing nothing
+ */
+
+ngx_int_t
+ngx_stream_dtls_zone_cid_newest(ngx_stream_dtls_zone_t *zone, u_char *p,
+    size_t len, size_t cid_len)
+{
+    uint64_t                      id, seq;
+    ngx_int_t                     rc;
+    ngx_stream_dtls_record_t      rd;
+    ngx_stream_dtls_zone_node_t  *node;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_stream_dtls_zone_cid_lookup(zone, p + 11, cid_len);
+
+    if (node) {
+        rd = node->read;
+        id = node->id;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (node == NULL) {
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_stream_dtls_move_record(&rd, zone, p, len, &seq);
+
+    ngx_stream_dtls_record_wipe(&rd);
+
+    if (rc != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_stream_dtls_zone_cid_lookup(zone, p + 11, cid_len);
+
+    if (node == NULL || node->id != id || seq <= node->read.top) {
+        rc = NGX_DECLINED;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (rc != NGX_OK) {
+        ngx_stream_dtls_zone_dropped(zone, NGX_STREAM_DTLS_RECORD_REPLAY);
+    }
+
+    return rc;
 }
 
 

@@ -99,6 +99,14 @@ stream {
         dtls_session_zone  d:1m;
         proxy_pass         127.0.0.1:%%PORT_8990_UDP%%;
     }
+
+    server {
+        listen             127.0.0.1:%%PORT_8984_UDP%% udp;
+        dtls               on;
+        dtls_session_zone  e:1m;
+        proxy_timeout      3s;
+        proxy_pass         127.0.0.1:%%PORT_8990_UDP%%;
+    }
 }
 
 EOF
@@ -116,7 +124,7 @@ if (-x $go) {
 		or die "pp_backend_go did not start\n";
 }
 
-$t->run()->plan(22);
+$t->run()->plan(25);
 
 my $suite = 'TLS-PSK-WITH-AES-128-CCM-8';
 
@@ -286,6 +294,37 @@ ok(udp_exchange($port, $spoof . pack('H*', $lost[1])),
 is(scalar(grep { /DTLS session moved/ } split /\n/, error_log($t, $mark)),
 	2, 'both moves logged');
 
+###############################################################################
+
+# a session's newest record (its nginx session still live), from the
+# port of another live nginx session whose client has gone (killed, no
+# close_notify): that nginx session leaves the port to the session that
+# authenticates there, long before proxy_timeout would have ended it, and
+# the record moves its session's nginx session there
+
+$port = port(8984, udp => 1);
+$n = tapped_run($port, 1000, 3);
+tapped_run($port, $n, 3, 'max_resend=0', 'read_timeout=300', 'cid_val=e5');
+my $lost = (tapped())[-1];
+
+my $gone = dtls_lines($t, '-c', "127.0.0.1:$port", '-i', 'dev-1', '-k', $key,
+	'-t', '2000');
+my $answer = join ' ', map { $gone->io($_) // 'none' } 'handshake',
+	'send live';
+$taken = udp_port_of($gone->{pid});
+kill 'KILL', $gone->{pid};
+$gone->close();
+
+$mark = log_mark($t);
+
+ok($answer =~ /^handshake ok .* recv \d+ live$/ && defined $taken,
+	"live session's port: $taken") or diag($answer);
+ok(udp_exchange($port, pack('H*', $lost), $taken),
+	"live session's port: the record moved its session there, answered");
+like(error_log($t, $mark),
+	qr/address taken by another session's connection ID.*session moved/s,
+	'live session\'s port: both logged');
+
 $t->stop();
 
 is(log_alerts($t), '', 'no alerts in the error log');
@@ -353,6 +392,24 @@ sub udp_exchange {
 	close $s;
 
 	return length $reply > 0;
+}
+
+# the UDP port of a process's socket, from /proc
+
+sub udp_port_of {
+	my ($pid) = @_;
+
+	my %inodes = map { (readlink($_) // '') =~ /^socket:\[(\d+)\]/ ? ($1, 1)
+		: () } glob("/proc/$pid/fd/*");
+
+	open my $fh, '<', '/proc/net/udp' or return undef;
+
+	while (<$fh>) {
+		my @f = split;
+		return hex((split /:/, $f[1])[1]) if @f > 9 && $inodes{$f[9]};
+	}
+
+	return undef;
 }
 
 # nginx's source port that udp_echo -s saw, for each request echoed
