@@ -47,7 +47,8 @@ struct ngx_stream_dtls_move_s {
  * the listening socket's tree, then the connection.  Checked against
  * nginx 1.22.1 and 1.26.3 (src/event/ngx_event_udp.c, .h); 1.25 added a
  * "key" after them that points at c->sockaddr, which a move changes in
- * place.
+ * place before the node enters the tree again (1.26's insert function
+ * compares the keys' bytes).
  */
 
 typedef struct {
