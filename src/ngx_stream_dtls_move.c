@@ -286,12 +286,16 @@ ngx_stream_dtls_move_foreign(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx,
 {
     size_t  cid_len;
 
-    /* the session may have no CID: the server's are all of one length */
+    /*
+     * the session may have no CID: the server's are all of one length;
+     * a new handshake beside it has a new CID of its own
+     */
 
     cid_len = ctx->conf->cid_length;
 
     if (cid_len == 0
         || ctx->ssl
+        || ctx->renewal
         || len < NGX_STREAM_DTLS_RECORD_HEADER_LEN + cid_len
         || p[0] != NGX_STREAM_DTLS_RECORD_CID
         || (ctx->read.cid_len

@@ -13,7 +13,9 @@
 # dtls_proxy_protocol the header carries the client's new address after
 # each move (build/tools/pp_backend_go parses it).  A session of the zone
 # (its nginx session ended) moves to the port of another session's entry,
-# and by the record after a forged one in its datagram.
+# and by the record after a forged one in its datagram; one moves to the
+# port of a live nginx session whose client has gone, which gives way.
+# A client's new handshake from its port (a new CID) goes on as before.
 
 ###############################################################################
 
@@ -124,7 +126,7 @@ if (-x $go) {
 		or die "pp_backend_go did not start\n";
 }
 
-$t->run()->plan(25);
+$t->run()->plan(27);
 
 my $suite = 'TLS-PSK-WITH-AES-128-CCM-8';
 
@@ -324,6 +326,30 @@ ok(udp_exchange($port, pack('H*', $lost), $taken),
 like(error_log($t, $mark),
 	qr/address taken by another session's connection ID.*session moved/s,
 	'live session\'s port: both logged');
+
+###############################################################################
+
+# a client that handshakes again from its port, without close_notify
+# (reconnect_hard): the new handshake beside its live session mints a
+# new CID, whose records are the new handshake's, not another session's
+
+$port = port(8980, udp => 1);
+$mark = log_mark($t);
+
+($out, $rc) = mbedtls($port, 3, 'cid=1', 'cid_val=f1', 'reconnect=1',
+	'reconnect_hard=1', 'reco_delay=0', 'skip_close_notify=1',
+	'dgram_packing=0');
+
+# (then, reconnect=1, a resumption from a new port, a new nginx session)
+
+@echoed = echo_ports($out);
+
+ok($rc == 0 && $out =~ /Restarting connection from same port\.\.\. ok/
+	&& @echoed == 5 && !grep({ $_ ne $echoed[0] } @echoed[1 .. 3]),
+	'a new handshake from the port: echoes after it, in its nginx session')
+	or diag("exit code $rc:\n" . substr($out, -2000));
+unlike(error_log($t, $mark), qr/address taken/,
+	'a new handshake from the port: no other session seen');
 
 $t->stop();
 
