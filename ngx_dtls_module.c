@@ -487,9 +487,8 @@ ngx_stream_dtls_drop(ngx_connection_t *c)
      * session either: close at once, without the log phase.  What follows
      * is ngx_stream_close_connection() without its SSL shutdown (the
      * session has no c->ssl), copied as the function is static in
-     * src/stream/ngx_stream_handler.c; checked against nginx 1.22.1, and
-     * to be read again against each nginx the suite runs with (make
-     * NGINX=1.26, 1.30).
+     * src/stream/ngx_stream_handler.c; the same in nginx 1.22.1, 1.26.3
+     * and 1.31.5.
      */
 
 #if (NGX_STAT_STUB)
@@ -995,17 +994,18 @@ ngx_stream_dtls_check_proxy(ngx_cycle_t *cycle,
     }
 
     /*
-     * the proxy's own PROXY protocol header (version 1, for TCP) would go
-     * in front of dtls_proxy_protocol's, in the first datagram only
+     * the proxy's own PROXY protocol header would go in front of
+     * dtls_proxy_protocol's, in the first datagram only; it is "on" (1)
+     * up to nginx 1.31.3, and "v1" (1) or "v2" (2) from 1.31.4 on
      */
 
     flag = ngx_stream_dtls_proxy_value(cycle, cscf,
                                        &ngx_stream_dtls_proxy_protocol_name);
 
-    if (dscf->proxy_protocol && flag && *flag == 1) {
+    if (dscf->proxy_protocol && flag && *flag > 0) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
                       "\"proxy_protocol\" cannot be used with "
-                      "\"dtls_proxy_protocol\": it would put a version 1 "
+                      "\"dtls_proxy_protocol\": it would put its own "
                       "header in front of the first datagram's, in %s:%ui",
                       dscf->file, dscf->line);
         return NGX_ERROR;

@@ -1,9 +1,9 @@
 package Bench;
 
 # What the bench/*.pl share: the processes they start (by name, on a CPU,
-# output in the run's directory), the dtls_load holders and runs, the
-# listening socket buffer, a process's RSS and CPU times, free ports,
-# medians.
+# output in the run's directory), nginx with one worker, the dtls_load
+# holders and runs, the listening socket buffer, a process's RSS and CPU
+# times, free ports, medians.
 #
 #	use lib dirname(__FILE__);
 #	use Bench;
@@ -18,12 +18,12 @@ use base qw/ Exporter /;
 use File::Basename qw/ basename /;
 use IO::Socket::IP;
 use JSON::PP;
-use POSIX qw/ WNOHANG /;
+use POSIX qw/ WNOHANG strftime /;
 use Time::HiRes qw/ sleep time /;
 
 our @EXPORT = qw/ $dir %pids %holders spawn stop stop_all holder hold_stop
-	run_load nginx_worker set_rmem rss_kb cpu_seconds free_port wait_for
-	write_file median say /;
+	run_load nginx_start nginx_worker wait_udp set_rmem rss_kb cpu_seconds free_port wait_for
+	write_file median say written_by /;
 
 # the run's directory; the processes started, by name; the pids of the
 # dtls_load processes that hold sessions
@@ -127,6 +127,45 @@ sub run_load {
 	return decode_json($line);
 }
 
+# nginx as NAME on a CPU, one worker, with the contents of its stream
+# block, once its worker is up and listens on each UDP port of PORTS
+
+sub nginx_start {
+	my ($name, $cpu, $binary, $stream, @ports) = @_;
+
+	write_file("$dir/$name.conf", <<"EOF");
+daemon off;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+error_log $dir/$name.error.log notice;
+pid $dir/$name.pid;
+
+events {
+    worker_connections 50000;
+}
+
+stream {
+$stream}
+EOF
+
+	spawn($name, $cpu, $binary, '-p', $dir, '-c', "$dir/$name.conf");
+
+	wait_for(sub { nginx_worker($name) }, 10)
+		or die "$name did not start (see $dir/$name.error.log)\n";
+	wait_udp($_) for @ports;
+}
+
+# a UDP port is bound when binding it again fails
+
+sub wait_udp {
+	my ($port) = @_;
+
+	wait_for(sub {
+		!IO::Socket::IP->new(Proto => 'udp',
+			LocalAddr => "127.0.0.1:$port");
+	}, 10) or die "nothing listens on udp port $port\n";
+}
+
 # the worker of the nginx started as NAME ("nginx" by default)
 
 sub nginx_worker {
@@ -205,6 +244,16 @@ sub write_file {
 	open my $fh, '>', $path or die "$path: $!\n";
 	print $fh $content;
 	close $fh;
+}
+
+# how a report begins: what wrote it (make TARGET), when, in how long
+
+sub written_by {
+	my ($target, $started) = @_;
+
+	return "Written by `make $target` (bench/$NAME.pl), "
+		. strftime('%Y-%m-%d %H:%M UTC', gmtime) . ", "
+		. sprintf('%.0f s', time() - $started);
 }
 
 sub median {

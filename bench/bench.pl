@@ -28,7 +28,6 @@ use strict;
 use Cwd qw/ abs_path /;
 use File::Basename qw/ dirname /;
 use File::Temp qw/ tempdir /;
-use IO::Socket::IP;
 use JSON::PP;
 use POSIX qw/ WNOHANG strftime /;
 use Time::HiRes qw/ sleep time /;
@@ -393,18 +392,7 @@ sub restart {
 ###############################################################################
 
 sub start_nginx {
-	my $conf = <<"EOF";
-daemon off;
-worker_processes 1;
-worker_rlimit_nofile 20000;
-error_log $dir/error.log notice;
-pid $dir/nginx.pid;
-
-events {
-    worker_connections 45000;
-}
-
-stream {
+	nginx_start('nginx', $SERVER_CPU, $NGINX, <<"EOF", $port{dtls});
     # the upstream sockets bind to 127.0.0.1, the clients to 127.0.0.2:
     # two ephemeral port ranges, not one for both
 
@@ -440,16 +428,7 @@ stream {
         proxy_bind            127.0.0.1;
         proxy_timeout         10m;
     }
-}
 EOF
-
-	write_file("$dir/nginx.conf", $conf);
-
-	spawn('nginx', $SERVER_CPU, $NGINX, '-p', $dir, '-c',
-		"$dir/nginx.conf");
-
-	wait_for(sub { nginx_worker() }, 10) or die "nginx did not start\n";
-	wait_udp($port{dtls});
 }
 
 sub start_pion {
@@ -462,17 +441,6 @@ sub start_pion {
 		'--bind', '127.0.0.1', '--mtu', $MTU);
 
 	wait_udp($port{pion});
-}
-
-# a UDP port is bound when binding it again fails
-
-sub wait_udp {
-	my ($port) = @_;
-
-	wait_for(sub {
-		!IO::Socket::IP->new(Proto => 'udp',
-			LocalAddr => "127.0.0.1:$port");
-	}, 10) or die "nothing listens on udp port $port\n";
 }
 
 ###############################################################################

@@ -116,6 +116,13 @@ typedef enum {
 } floor_mode_e;
 
 
+/* -m, in the order of the modes */
+
+static const char *const  modes[] = {
+    "handshake", "memory", NULL
+};
+
+
 typedef struct {
     floor_mode_e             mode;
     const char              *cipher;
@@ -130,21 +137,13 @@ typedef struct {
 } conf_t;
 
 
-/* what a BIO reads from and writes to */
-
-typedef struct {
-    queue_t                 *in;
-    queue_t                 *out;
-} end_t;
-
-
 typedef struct {
     SSL                     *server;
     SSL                     *client;
     queue_t                  to_server;
     queue_t                  to_client;
-    end_t                    server_end;
-    end_t                    client_end;
+    dgram_end_t              server_end;
+    dgram_end_t              client_end;
 } pair_t;
 
 
@@ -166,9 +165,14 @@ static opt_number_t   numbers[] = {
     { 'M', 256, 65507, &cf.mtu },
     { 0, 0, 0, NULL }
 };
+
+static opt_arg_t      args[] = {
+    { 'C', &cf.cipher, NULL },
+    { 'R', NULL, &cf.release },
+    { 0, NULL, NULL }
+};
 static SSL_CTX       *server_ctx;
 static SSL_CTX       *client_ctx;
-static BIO_METHOD    *bio_method;
 static BIO_ADDR      *listen_addr;
 static EVP_MAC       *hmac;
 
@@ -190,7 +194,6 @@ static int64_t        live_allocs[SIDES][CLASSES];
 
 static void usage(void);
 static int parse_args(int argc, char **argv);
-static int64_t mono_ns(void);
 static int64_t thread_ns(void);
 static int64_t clock_overhead_ns(int64_t (*clock)(void));
 
@@ -200,10 +203,6 @@ static void mem_free(void *p, const char *file, int line);
 static void mem_account(mem_hdr_t *h, int sign);
 static int64_t mem_side_total(int s, int64_t counts[SIDES][CLASSES]);
 
-static int bio_init(void);
-static BIO *bio_new(end_t *end);
-static int bio_write(BIO *b, const char *buf, int len);
-static int bio_read(BIO *b, char *buf, int len);
 
 static SSL_CTX *make_ctx(int server);
 static int cookie_make(unsigned char *cookie, unsigned int *len);
@@ -246,13 +245,15 @@ main(int argc, char **argv)
     hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     listen_addr = BIO_ADDR_new();
 
-    if (hmac == NULL || listen_addr == NULL || bio_init() != 0) {
+    if (hmac == NULL || listen_addr == NULL
+        || dgram_init("dtls_floor datagram") != 0)
+    {
         ERR_print_errors_fp(stderr);
         return 1;
     }
 
     tool_psk.identity = IDENTITY;
-    parse_hex(KEY, tool_psk.key, sizeof(tool_psk.key), &tool_psk.key_len);
+    tool_psk_key("dtls_floor", KEY);
 
     server_ctx = make_ctx(1);
     if (server_ctx == NULL) {
@@ -270,7 +271,7 @@ main(int argc, char **argv)
     SSL_CTX_free(server_ctx);
     SSL_CTX_free(client_ctx);
     BIO_ADDR_free(listen_addr);
-    BIO_meth_free(bio_method);
+    BIO_meth_free(dgram_method);
     EVP_MAC_free(hmac);
 
     return rc;
@@ -301,7 +302,7 @@ usage(void)
 static int
 parse_args(int argc, char **argv)
 {
-    int    opt, rc;
+    int    opt, mode;
     char  *end;
 
     cf.mode = MODE_HANDSHAKE;
@@ -312,30 +313,17 @@ parse_args(int argc, char **argv)
     cf.sessions = 1000;
     cf.mtu = MTU;
 
-    while ((opt = getopt(argc, argv, "m:C:xd:s:N:F:RM:c:h")) != -1) {
-        rc = opt_numbers("dtls_floor", numbers, opt, optarg);
-
-        if (rc != 1) {
-            if (rc == -1) {
-                return -1;
-            }
-
-            continue;
-        }
-
+    while ((opt = opt_next("dtls_floor", argc, argv, "m:C:xd:s:N:F:RM:c:h",
+                           numbers, args))
+           != -1)
+    {
         switch (opt) {
         case 'm':
-            if (strcmp(optarg, "handshake") == 0) {
-                cf.mode = MODE_HANDSHAKE;
-            } else if (strcmp(optarg, "memory") == 0) {
-                cf.mode = MODE_MEMORY;
-            } else {
-                fprintf(stderr, "dtls_floor: unknown mode \"%s\"\n", optarg);
+            mode = opt_word("dtls_floor", 'm', modes, optarg);
+            if (mode == -1) {
                 return -1;
             }
-            break;
-        case 'C':
-            cf.cipher = optarg;
+            cf.mode = mode;
             break;
         case 'x':
             cf.cookie = 0;
@@ -347,9 +335,6 @@ parse_args(int argc, char **argv)
                         "of seconds\n");
                 return -1;
             }
-            break;
-        case 'R':
-            cf.release = 1;
             break;
         case 'c':
             if (strcmp(optarg, "monotonic") == 0) {
@@ -376,16 +361,6 @@ parse_args(int argc, char **argv)
 
 
 /* clocks */
-
-
-static int64_t
-mono_ns(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 
 static int64_t
@@ -544,69 +519,6 @@ mem_side_total(int s, int64_t counts[SIDES][CLASSES])
  * queue, one read takes one datagram (truncated to the reader's buffer,
  * as recv() would).  Its ctrl answers as ngx_dtls's BIO does.
  */
-
-
-static int
-bio_init(void)
-{
-    bio_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
-                              "dtls_floor datagram");
-    if (bio_method == NULL) {
-        return -1;
-    }
-
-    if (BIO_meth_set_write(bio_method, bio_write) != 1
-        || BIO_meth_set_read(bio_method, bio_read) != 1
-        || BIO_meth_set_ctrl(bio_method, queue_bio_ctrl) != 1)
-    {
-        return -1;
-    }
-
-    return 0;
-}
-
-
-static BIO *
-bio_new(end_t *end)
-{
-    BIO  *b;
-
-    b = BIO_new(bio_method);
-    if (b == NULL) {
-        return NULL;
-    }
-
-    BIO_set_data(b, end);
-    BIO_set_init(b, 1);
-
-    return b;
-}
-
-
-static int
-bio_write(BIO *b, const char *buf, int len)
-{
-    end_t  *end;
-
-    end = BIO_get_data(b);
-
-    BIO_clear_retry_flags(b);
-
-    queue_push(end->out, (const unsigned char *) buf, len > 0 ? len : 0);
-
-    return len;
-}
-
-
-static int
-bio_read(BIO *b, char *buf, int len)
-{
-    end_t  *end;
-
-    end = BIO_get_data(b);
-
-    return queue_read(b, end->in, buf, len);
-}
 
 
 /* OpenSSL */
@@ -782,7 +694,7 @@ pair_open(pair_t *p)
     enter(SIDE_SERVER);
 
     p->server = SSL_new(server_ctx);
-    b = p->server ? bio_new(&p->server_end) : NULL;
+    b = p->server ? dgram_bio_new(&p->server_end) : NULL;
 
     if (b) {
         SSL_set_bio(p->server, b, b);
@@ -800,7 +712,7 @@ pair_open(pair_t *p)
     }
 
     CLIENT(p->client, SSL_new(client_ctx));
-    CLIENT(b, p->client ? bio_new(&p->client_end) : NULL);
+    CLIENT(b, p->client ? dgram_bio_new(&p->client_end) : NULL);
 
     if (b == NULL) {
         return failed("client SSL_new", NULL, 0);
@@ -997,7 +909,7 @@ mode_handshake(void)
     pair_t       p;
     const char  *name;
 
-    call_clock = cf.thread_clock ? thread_ns : mono_ns;
+    call_clock = cf.thread_clock ? thread_ns : tool_now_ns;
     overhead = clock_overhead_ns(call_clock);
 
     /* one handshake unmeasured: lazy initialisations, the cipher checked */
@@ -1028,7 +940,7 @@ mode_handshake(void)
 
     n = 0;
     cpu = thread_ns();
-    start = mono_ns();
+    start = tool_now_ns();
     end = start + (int64_t) (cf.seconds * 1e9);
 
     do {
@@ -1042,9 +954,9 @@ mode_handshake(void)
         pair_free(&p);
         n++;
 
-    } while (mono_ns() < end);
+    } while (tool_now_ns() < end);
 
-    wall = mono_ns() - start;
+    wall = tool_now_ns() - start;
     cpu = thread_ns() - cpu;
 
     server_ns = call_ns[SIDE_SERVER] - calls[SIDE_SERVER] * overhead;

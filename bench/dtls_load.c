@@ -6,8 +6,8 @@
  *   dtls_load -c ADDR:PORT -m handshake|echo|hold [-n CONCURRENCY]
  *             [-d SECONDS] [-w SECONDS] [-s PAYLOAD] [-i IDENTITY]
  *             [-k HEXKEY] [-C CIPHERS] [-u] [-b BINDADDR] [-N SESSIONS]
- *             [-t MS] [-M MTU] [-a CERTFILE -K KEYFILE] [-r] [-D]
- *             [-R MS] [-H SECONDS] [-v]
+ *             [-t MS] [-M MTU] [-a CERTFILE -K KEYFILE] [-r] [-R MS]
+ *             [-H SECONDS] [-v]
  *
  * One thread, one epoll loop, one non-blocking UDP socket per session,
  * connect()ed to the server (and bound to BINDADDR, port 0, with -b);
@@ -25,8 +25,7 @@
  * completed (an abbreviated handshake, with the server's ticket or by
  * session ID): a server that refuses makes a full handshake instead,
  * counted apart ("resumed" are the handshakes that did resume).  Records
- * go through read() and write() on the
- * socket (-D: through OpenSSL's datagram BIO instead, for comparison).
+ * go through read() and write() on the socket.
  *
  * An echo is PAYLOAD bytes (-s, 8 to 16384, default 16): the session's
  * number and a sequence number, then a fixed pattern; the reply must be
@@ -157,11 +156,14 @@
 
 #include "addr.h"
 #include "dtls.h"
+#include "opt.h"
 
 
 #define DEFAULT_CIPHERS   "PSK-AES128-CCM8:PSK-AES128-GCM-SHA256"
 #define DEFAULT_IDENTITY  "bench"
 #define CERT_CIPHERS      "ECDHE-ECDSA-AES128-GCM-SHA256"
+
+#define now_us()          (tool_now_ns() / 1000)
 
 #define MTU               1200
 #define PAYLOAD_MIN       8             /* the session and sequence */
@@ -196,6 +198,13 @@ typedef enum {
     MODE_ECHO,
     MODE_HOLD
 } load_mode_e;
+
+
+/* -m, in the order of the modes */
+
+static const char *const  modes[] = {
+    "handshake", "echo", "hold", NULL
+};
 
 
 typedef enum {
@@ -289,12 +298,9 @@ typedef struct {
     const char              *peer_str;
     struct sockaddr_storage  local;
     socklen_t                local_len;
-    const char              *local_str;
+    int                      has_local;
     const char              *identity;
     long                     identities;    /* -I: 0, or how many */
-    unsigned char            key[256];
-    size_t                   key_len;
-    int                      has_key;
     const char              *ciphers;
     const char              *cert;
     const char              *cert_key;
@@ -303,7 +309,6 @@ typedef struct {
     int                      has_mode;
     long                     concurrency;
     long                     sessions;
-    int                      has_sessions;
     double                   duration;
     int                      has_duration;
     double                   warmup;
@@ -313,7 +318,6 @@ typedef struct {
     long                     pace;          /* -R: ms, or 0 */
     double                   wake;          /* -H: seconds, or 0 */
     int                      udp;
-    int                      dgram_bio;
     int                      verbose;
 } conf_t;
 
@@ -366,7 +370,6 @@ static int parse_args(int argc, char **argv);
 static int parse_seconds(const char *s, double *v, int zero);
 static int parse_local(const char *s);
 static int raise_nofile(void);
-static int64_t now_us(void);
 static void dbg(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
@@ -375,7 +378,6 @@ static int bio_init(void);
 static int bio_write(BIO *b, const char *buf, int len);
 static int bio_read(BIO *b, char *buf, int len);
 static long bio_ctrl(BIO *b, int cmd, long num, void *ptr);
-static BIO *dgram_bio_new(int fd);
 
 static void heap_up(long i);
 static void heap_down(long i);
@@ -404,7 +406,6 @@ static void sess_readable(sess_t *s);
 static int echo_match(sess_t *s, ssize_t n);
 static void sess_echo_reply(sess_t *s, int64_t t);
 static void sess_park(sess_t *s);
-static void sess_idle_raw(sess_t *s);
 static void sess_timer(sess_t *s, int64_t now);
 static void sess_fail(sess_t *s, fail_e kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -422,6 +423,7 @@ static void hold_ready(int64_t now);
 static void wake_begin(int64_t now);
 static void on_signal(void);
 static void on_stdin(void);
+static int events(int64_t next);
 static int run(void);
 static void close_run(void);
 static void close_start(sess_t *s);
@@ -429,6 +431,7 @@ static void close_read(sess_t *s);
 static void close_all(void);
 static void json_str(const char *s);
 static void print_common(const stats_t *d);
+static void print_cpu(const struct rusage *from, const struct rusage *to);
 static void print_result(void);
 static void print_hold(int ready);
 
@@ -499,7 +502,6 @@ usage(void)
         "  -M MTU        largest datagram of a flight (default 1200)\n"
         "  -a CERTFILE   client certificate chain (PEM), with -K KEYFILE\n"
         "  -r            resume the first session in every later one\n"
-        "  -D            OpenSSL's datagram BIO instead of read()/write()\n"
         "  -R MS         echo: paced, an echo every MS ms from each session\n"
         "                (jittered), not a closed loop\n"
         "  -H SECONDS    hold: keep the SSL objects, and after SECONDS of\n"
@@ -511,20 +513,39 @@ usage(void)
 static int
 parse_args(int argc, char **argv)
 {
-    int    opt;
-    char  *end;
+    int                  opt, mode;
+    static opt_number_t  numbers[] = {
+        { 'n', 1, 1000000, &cf.concurrency },
+        { 'N', 1, 1000000, &cf.sessions },
+        { 's', PAYLOAD_MIN, PAYLOAD_MAX, &cf.payload },
+        { 'I', 1, 10000000, &cf.identities },
+        { 't', 1, 3600000, &cf.timeout },
+        { 'M', 256, 65507, &cf.mtu },
+        { 'R', 1, 3600000, &cf.pace },
+        { 0, 0, 0, NULL }
+    };
+    static opt_arg_t     args[] = {
+        { 'i', &cf.identity, NULL },
+        { 'C', &cf.ciphers, NULL },
+        { 'a', &cf.cert, NULL },
+        { 'K', &cf.cert_key, NULL },
+        { 'u', NULL, &cf.udp },
+        { 'r', NULL, &cf.resume },
+        { 'v', NULL, &cf.verbose },
+        { 0, NULL, NULL }
+    };
 
     cf.identity = DEFAULT_IDENTITY;
     cf.concurrency = 16;
-    cf.sessions = 1000;
     cf.duration = 5;
     cf.warmup = 1;
     cf.payload = 16;
     cf.timeout = 5000;
     cf.mtu = MTU;
 
-    while ((opt = getopt(argc, argv,
-                         "c:m:n:N:d:w:s:i:I:k:C:ub:t:M:a:K:rDR:H:vh"))
+    while ((opt = opt_next("dtls_load", argc, argv,
+                           "c:m:n:N:d:w:s:i:I:k:C:ub:t:M:a:K:rR:H:vh",
+                           numbers, args))
            != -1)
     {
         switch (opt) {
@@ -537,34 +558,12 @@ parse_args(int argc, char **argv)
             }
             break;
         case 'm':
-            if (strcmp(optarg, "handshake") == 0) {
-                cf.mode = MODE_HANDSHAKE;
-            } else if (strcmp(optarg, "echo") == 0) {
-                cf.mode = MODE_ECHO;
-            } else if (strcmp(optarg, "hold") == 0) {
-                cf.mode = MODE_HOLD;
-            } else {
-                fprintf(stderr, "dtls_load: unknown mode \"%s\"\n", optarg);
+            mode = opt_word("dtls_load", 'm', modes, optarg);
+            if (mode == -1) {
                 return -1;
             }
+            cf.mode = mode;
             cf.has_mode = 1;
-            break;
-        case 'n':
-            cf.concurrency = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.concurrency < 1
-                || cf.concurrency > 1000000)
-            {
-                fprintf(stderr, "dtls_load: invalid -n \"%s\"\n", optarg);
-                return -1;
-            }
-            break;
-        case 'N':
-            cf.sessions = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.sessions < 1 || cf.sessions > 1000000) {
-                fprintf(stderr, "dtls_load: invalid -N \"%s\"\n", optarg);
-                return -1;
-            }
-            cf.has_sessions = 1;
             break;
         case 'd':
             if (parse_seconds(optarg, &cf.duration, 0) != 0) {
@@ -577,40 +576,10 @@ parse_args(int argc, char **argv)
                 return -1;
             }
             break;
-        case 's':
-            cf.payload = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.payload < PAYLOAD_MIN
-                || cf.payload > PAYLOAD_MAX)
-            {
-                fprintf(stderr, "dtls_load: -s must be %d to %d\n",
-                        PAYLOAD_MIN, PAYLOAD_MAX);
-                return -1;
-            }
-            break;
-        case 'i':
-            cf.identity = optarg;
-            break;
-        case 'I':
-            cf.identities = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.identities < 1
-                || cf.identities > 10000000)
-            {
-                fprintf(stderr, "dtls_load: -I takes 1 to 10000000\n");
-                return -1;
-            }
-            break;
         case 'k':
-            if (parse_hex(optarg, cf.key, sizeof(cf.key), &cf.key_len) != 0) {
-                fprintf(stderr, "dtls_load: invalid hex key\n");
+            if (tool_psk_key("dtls_load", optarg) != 0) {
                 return -1;
             }
-            cf.has_key = 1;
-            break;
-        case 'C':
-            cf.ciphers = optarg;
-            break;
-        case 'u':
-            cf.udp = 1;
             break;
         case 'b':
             if (parse_local(optarg) != 0) {
@@ -619,46 +588,10 @@ parse_args(int argc, char **argv)
                 return -1;
             }
             break;
-        case 't':
-            cf.timeout = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.timeout < 1 || cf.timeout > 3600000) {
-                fprintf(stderr, "dtls_load: invalid -t \"%s\"\n", optarg);
-                return -1;
-            }
-            break;
-        case 'M':
-            cf.mtu = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.mtu < 256 || cf.mtu > 65507) {
-                fprintf(stderr, "dtls_load: -M must be 256 to 65507\n");
-                return -1;
-            }
-            break;
-        case 'a':
-            cf.cert = optarg;
-            break;
-        case 'K':
-            cf.cert_key = optarg;
-            break;
-        case 'r':
-            cf.resume = 1;
-            break;
-        case 'D':
-            cf.dgram_bio = 1;
-            break;
-        case 'R':
-            cf.pace = strtol(optarg, &end, 10);
-            if (*end != '\0' || cf.pace < 1 || cf.pace > 3600000) {
-                fprintf(stderr, "dtls_load: invalid -R \"%s\"\n", optarg);
-                return -1;
-            }
-            break;
         case 'H':
             if (parse_seconds(optarg, &cf.wake, 0) != 0) {
                 return -1;
             }
-            break;
-        case 'v':
-            cf.verbose = 1;
             break;
         default:
             return -1;
@@ -681,7 +614,7 @@ parse_args(int argc, char **argv)
         return -1;
     }
 
-    if (!cf.udp && !cf.has_key && cf.cert == NULL) {
+    if (!cf.udp && !tool_psk.key_len && cf.cert == NULL) {
         fprintf(stderr, "dtls_load: -k or -a is required without -u\n");
         return -1;
     }
@@ -691,7 +624,7 @@ parse_args(int argc, char **argv)
         return -1;
     }
 
-    if (cf.cert && !cf.has_key && cf.ciphers == NULL) {
+    if (cf.cert && !tool_psk.key_len && cf.ciphers == NULL) {
         cf.ciphers = CERT_CIPHERS;
     }
 
@@ -699,9 +632,13 @@ parse_args(int argc, char **argv)
         cf.ciphers = DEFAULT_CIPHERS;
     }
 
-    if (cf.has_sessions && cf.mode != MODE_HOLD) {
+    if (cf.sessions && cf.mode != MODE_HOLD) {
         fprintf(stderr, "dtls_load: -N is for hold mode\n");
         return -1;
+    }
+
+    if (cf.sessions == 0) {
+        cf.sessions = 1000;
     }
 
     if (cf.pace && cf.mode != MODE_ECHO) {
@@ -714,7 +651,7 @@ parse_args(int argc, char **argv)
         return -1;
     }
 
-    if (cf.local_str && cf.local.ss_family != cf.peer.ss_family) {
+    if (cf.has_local && cf.local.ss_family != cf.peer.ss_family) {
         fprintf(stderr, "dtls_load: -b and -c are of different families\n");
         return -1;
     }
@@ -750,13 +687,8 @@ parse_seconds(const char *s, double *v, int zero)
 static int
 parse_local(const char *s)
 {
-    char                  host[128];
-    size_t                len;
-    const char           *arg;
-    struct sockaddr_in   *sin;
-    struct sockaddr_in6  *sin6;
+    size_t  len;
 
-    arg = s;
     len = strlen(s);
 
     if (len >= 2 && s[0] == '[' && s[len - 1] == ']') {
@@ -764,32 +696,13 @@ parse_local(const char *s)
         len -= 2;
     }
 
-    if (len == 0 || len >= sizeof(host)) {
+    if (len == 0 || parse_host(s, len, 0, &cf.local, &cf.local_len) != 0) {
         return -1;
     }
 
-    memcpy(host, s, len);
-    host[len] = '\0';
+    cf.has_local = 1;
 
-    memset(&cf.local, 0, sizeof(cf.local));
-
-    sin = (struct sockaddr_in *) &cf.local;
-    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        cf.local_len = sizeof(struct sockaddr_in);
-        cf.local_str = arg;
-        return 0;
-    }
-
-    sin6 = (struct sockaddr_in6 *) &cf.local;
-    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        cf.local_len = sizeof(struct sockaddr_in6);
-        cf.local_str = arg;
-        return 0;
-    }
-
-    return -1;
+    return 0;
 }
 
 
@@ -829,16 +742,6 @@ raise_nofile(void)
 }
 
 
-static int64_t
-now_us(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-
 static void
 dbg(const char *fmt, ...)
 {
@@ -866,8 +769,6 @@ make_ctx(void)
 
     tool_psk.identity = cf.identity;
     tool_psk.identities = cf.identities;
-    tool_psk.key_len = cf.key_len;
-    memcpy(tool_psk.key, cf.key, cf.key_len);
 
     c = tool_ctx_new("dtls_load", 0, cf.ciphers);
     if (c == NULL) {
@@ -993,50 +894,6 @@ bio_ctrl(BIO *b, int cmd, long num, void *ptr)
     /* MTU queries are off (SSL_OP_NO_QUERY_MTU), timeouts are ours */
 
     return cmd == BIO_CTRL_FLUSH ? 1 : 0;
-}
-
-
-/* -D: OpenSSL's datagram BIO on the socket, as dtls_client uses */
-
-static BIO *
-dgram_bio_new(int fd)
-{
-    int                   rc;
-    BIO                  *bio;
-    BIO_ADDR             *addr;
-    struct sockaddr_in   *sin;
-    struct sockaddr_in6  *sin6;
-
-    bio = BIO_new_dgram(fd, BIO_NOCLOSE);
-    addr = BIO_ADDR_new();
-
-    if (bio == NULL || addr == NULL) {
-        BIO_free(bio);
-        BIO_ADDR_free(addr);
-        return NULL;
-    }
-
-    if (cf.peer.ss_family == AF_INET) {
-        sin = (struct sockaddr_in *) &cf.peer;
-        rc = BIO_ADDR_rawmake(addr, AF_INET, &sin->sin_addr,
-                              sizeof(sin->sin_addr), sin->sin_port);
-
-    } else {
-        sin6 = (struct sockaddr_in6 *) &cf.peer;
-        rc = BIO_ADDR_rawmake(addr, AF_INET6, &sin6->sin6_addr,
-                              sizeof(sin6->sin6_addr), sin6->sin6_port);
-    }
-
-    if (rc != 1) {
-        BIO_free(bio);
-        BIO_ADDR_free(addr);
-        return NULL;
-    }
-
-    BIO_ctrl_set_connected(bio, addr);
-    BIO_ADDR_free(addr);
-
-    return bio;
 }
 
 
@@ -1335,7 +1192,7 @@ sess_start(sess_t *s)
         return;
     }
 
-    if (cf.local_str
+    if (cf.has_local
         && bind(s->fd, (struct sockaddr *) &cf.local, cf.local_len) == -1)
     {
         sess_fail(s, F_SOCKET, "bind: %s", strerror(errno));
@@ -1366,23 +1223,15 @@ sess_start(sess_t *s)
         return;
     }
 
-    if (cf.dgram_bio) {
-        bio = dgram_bio_new(s->fd);
-
-    } else {
-        bio = BIO_new(bio_method);
-
-        if (bio) {
-            BIO_set_data(bio, s);
-            BIO_set_init(bio, 1);
-        }
-    }
+    bio = BIO_new(bio_method);
 
     if (bio == NULL) {
         sess_fail(s, F_SSL, "BIO_new() failed");
         return;
     }
 
+    BIO_set_data(bio, s);
+    BIO_set_init(bio, 1);
     SSL_set_bio(s->ssl, bio, bio);
 
     if (resume_sess && SSL_set_session(s->ssl, resume_sess) != 1) {
@@ -1592,7 +1441,11 @@ sess_write(sess_t *s)
 }
 
 
-/* a datagram's or record's length, -1 when none now, -2 on failure */
+/*
+ * a datagram's or record's length, -1 when none now, -2 on failure; a
+ * parked session reads datagrams, and an alert record from the server
+ * ends it
+ */
 
 static ssize_t
 sess_recv(sess_t *s)
@@ -1600,8 +1453,14 @@ sess_recv(sess_t *s)
     int      rc, err;
     ssize_t  n;
 
-    if (cf.udp) {
+    if (s->ssl == NULL) {
         n = read(s->fd, rbuf, sizeof(rbuf));
+
+        if (!cf.udp && n > 0 && rbuf[0] == SSL3_RT_ALERT) {
+            sess_fail(s, F_CLOSED, "alert received");
+            return -2;
+        }
+
         if (n >= 0) {
             return n;
         }
@@ -1633,6 +1492,7 @@ sess_recv(sess_t *s)
 static void
 sess_readable(sess_t *s)
 {
+    int      m;
     ssize_t  n;
 
     if (phase == PH_CLOSE) {
@@ -1647,41 +1507,28 @@ sess_readable(sess_t *s)
         return;
 
     case ST_ECHO:
-        for ( ;; ) {
-            n = sess_recv(s);
-            if (n < 0) {
-                return;
-            }
-
-            switch (echo_match(s, n)) {
-            case 0:
-                sess_echo_reply(s, now_us());
-                return;
-            case 1:
-                st.late++;
-                continue;
-            }
-
-            sess_fail(s, F_MISMATCH, "reply of %zd bytes is not the echo",
-                      n);
-            return;
-        }
-
     case ST_IDLE:
     case ST_PACE:
-        if (s->ssl == NULL) {
-            sess_idle_raw(s);
-            return;
-        }
-
         for ( ;; ) {
             n = sess_recv(s);
             if (n < 0) {
                 return;
             }
 
-            if (echo_match(s, n) == 1) {
+            m = echo_match(s, n);
+
+            if (m == 0) {
+                sess_echo_reply(s, now_us());
+                return;
+            }
+
+            if (m == 1) {
                 st.late++;
+
+            } else if (s->state == ST_ECHO) {
+                sess_fail(s, F_MISMATCH,
+                          "reply of %zd bytes is not the echo", n);
+                return;
 
             } else {
                 st.unexpected++;
@@ -1824,40 +1671,6 @@ sess_park(sess_t *s)
     s->ssl = NULL;
 
     ERR_clear_error();
-}
-
-
-/* a parked session: an alert record from the server ends it */
-
-static void
-sess_idle_raw(sess_t *s)
-{
-    ssize_t  n;
-
-    for ( ;; ) {
-        n = read(s->fd, rbuf, sizeof(rbuf));
-
-        if (n == -1) {
-            if (errno == EAGAIN || errno == EINTR) {
-                return;
-            }
-
-            sess_fail(s, F_SOCKET, "recv: %s", strerror(errno));
-            return;
-        }
-
-        if (!cf.udp && n > 0 && rbuf[0] == SSL3_RT_ALERT) {
-            sess_fail(s, F_CLOSED, "alert received");
-            return;
-        }
-
-        if (cf.udp && echo_match(s, n) == 1) {
-            st.late++;
-
-        } else {
-            st.unexpected++;
-        }
-    }
 }
 
 
@@ -2409,6 +2222,11 @@ on_signal(void)
     while (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
         dbg("signal %u", si.ssi_signo);
 
+        if (phase == PH_CLOSE) {
+            close_abort = 1;
+            continue;
+        }
+
         if (phase != PH_HOLD) {
             interrupted = 1;
         }
@@ -2448,13 +2266,59 @@ on_stdin(void)
 }
 
 
+/*
+ * The events until "next" (0: none) or the first timer; -1 when epoll
+ * fails
+ */
+
 static int
-run(void)
+events(int64_t next)
 {
     int                 i, n, ms;
     void               *p;
-    int64_t             now, next;
-    struct epoll_event  events[MAX_EVENTS];
+    int64_t             now;
+    struct epoll_event  ev[MAX_EVENTS];
+
+    if (heap_n > 0 && (next == 0 || heap[0]->timer < next)) {
+        next = heap[0]->timer;
+    }
+
+    now = now_us();
+    ms = next == 0 ? -1 : next <= now ? 0 : (int) ((next - now + 999) / 1000);
+
+    n = epoll_wait(ep, ev, MAX_EVENTS, ms);
+
+    if (n == -1) {
+        if (errno == EINTR) {
+            return 0;
+        }
+
+        perror("dtls_load: epoll_wait");
+        return -1;
+    }
+
+    for (i = 0; i < n && phase != PH_DONE; i++) {
+        p = ev[i].data.ptr;
+
+        if (p == &ev_signal) {
+            on_signal();
+
+        } else if (p == &ev_stdin) {
+            on_stdin();
+
+        } else {
+            sess_readable(p);
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+run(void)
+{
+    int64_t  now;
 
     start();
 
@@ -2469,48 +2333,8 @@ run(void)
             phase_check(now);
         }
 
-        if (phase == PH_DONE) {
+        if (phase == PH_DONE || events(phase_until) != 0) {
             break;
-        }
-
-        next = phase_until;
-
-        if (heap_n > 0 && (next == 0 || heap[0]->timer < next)) {
-            next = heap[0]->timer;
-        }
-
-        if (next == 0) {
-            ms = -1;
-
-        } else {
-            now = now_us();
-            ms = next <= now ? 0 : (int) ((next - now + 999) / 1000);
-        }
-
-        n = epoll_wait(ep, events, MAX_EVENTS, ms);
-
-        if (n == -1) {
-            if (errno == EINTR) {
-                continue;
-            }
-
-            perror("dtls_load: epoll_wait");
-            phase = PH_DONE;
-            break;
-        }
-
-        for (i = 0; i < n && phase != PH_DONE; i++) {
-            p = events[i].data.ptr;
-
-            if (p == &ev_signal) {
-                on_signal();
-
-            } else if (p == &ev_stdin) {
-                on_stdin();
-
-            } else {
-                sess_readable(p);
-            }
         }
     }
 
@@ -2548,12 +2372,8 @@ run(void)
 static void
 close_run(void)
 {
-    int                      i, n, ms;
-    long                     next_i;
-    void                    *p;
-    int64_t                  now, next, deadline;
-    struct epoll_event       events[MAX_EVENTS];
-    struct signalfd_siginfo  si;
+    long     next_i;
+    int64_t  now, deadline;
 
     phase = PH_CLOSE;
 
@@ -2598,36 +2418,8 @@ close_run(void)
 
         timers_run(now);
 
-        next = deadline;
-
-        if (heap_n > 0 && heap[0]->timer < next) {
-            next = heap[0]->timer;
-        }
-
-        now = now_us();
-        ms = next <= now ? 0 : (int) ((next - now + 999) / 1000);
-
-        n = epoll_wait(ep, events, MAX_EVENTS, ms);
-
-        if (n == -1) {
-            if (errno == EINTR) {
-                continue;
-            }
-
+        if (events(deadline) != 0) {
             break;
-        }
-
-        for (i = 0; i < n; i++) {
-            p = events[i].data.ptr;
-
-            if (p == &ev_signal) {
-                while (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
-                    close_abort = 1;
-                }
-
-            } else if (p != &ev_stdin) {
-                sess_readable(p);
-            }
         }
     }
 
@@ -2885,15 +2677,11 @@ print_result(void)
     print_common(&d);
 
     printf(",\"reconnects\":%llu,\"closed\":%ld,\"close_acked\":%ld,"
-           "\"interrupted\":%s,\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f}\n",
+           "\"interrupted\":%s",
            (unsigned long long) d.reconnects, closed_n, acked_n,
-           interrupted ? "true" : "false",
-           (ru_end.ru_utime.tv_sec - ru_begin.ru_utime.tv_sec)
-           + (ru_end.ru_utime.tv_usec - ru_begin.ru_utime.tv_usec) / 1e6,
-           (ru_end.ru_stime.tv_sec - ru_begin.ru_stime.tv_sec)
-           + (ru_end.ru_stime.tv_usec - ru_begin.ru_stime.tv_usec) / 1e6);
+           interrupted ? "true" : "false");
 
-    fflush(stdout);
+    print_cpu(&ru_begin, &ru_end);
 }
 
 
@@ -2903,7 +2691,7 @@ static void
 print_hold(int ready)
 {
     double         setup, held;
-    struct rusage  ru;
+    struct rusage  ru, zero;
 
     setup = (t_begin - t_start) / 1e6;
     held = ready ? 0 : ((t_wake ? t_wake : t_done) - t_begin) / 1e6;
@@ -2945,11 +2733,23 @@ print_hold(int ready)
 
     print_common(&st);
 
+    memset(&zero, 0, sizeof(struct rusage));
     getrusage(RUSAGE_SELF, &ru);
 
+    print_cpu(&zero, &ru);
+}
+
+
+/* the CPU times from "from" to "to", and the line's end */
+
+static void
+print_cpu(const struct rusage *from, const struct rusage *to)
+{
     printf(",\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f}\n",
-           ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
-           ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+           (to->ru_utime.tv_sec - from->ru_utime.tv_sec)
+           + (to->ru_utime.tv_usec - from->ru_utime.tv_usec) / 1e6,
+           (to->ru_stime.tv_sec - from->ru_stime.tv_sec)
+           + (to->ru_stime.tv_usec - from->ru_stime.tv_usec) / 1e6);
 
     fflush(stdout);
 }

@@ -29,9 +29,8 @@ use strict;
 use Cwd qw/ abs_path /;
 use File::Basename qw/ dirname /;
 use File::Temp qw/ tempdir /;
-use IO::Socket::IP;
 use JSON::PP;
-use POSIX qw/ WNOHANG strftime /;
+use POSIX qw/ WNOHANG /;
 use Time::HiRes qw/ sleep time /;
 
 use lib dirname(__FILE__);
@@ -163,18 +162,7 @@ sub hold_start {
 sub start_nginx {
 	my ($b) = @_;
 
-	write_file("$dir/nginx.conf", <<"EOF");
-daemon off;
-worker_processes 1;
-worker_rlimit_nofile 20000;
-error_log $dir/error.log notice;
-pid $dir/nginx.pid;
-
-events {
-    worker_connections 45000;
-}
-
-stream {
+	nginx_start('nginx', $SERVER_CPU, $b->{nginx}, <<"EOF", $port);
     server {
         listen                127.0.0.1:$port udp;
         dtls                  on;
@@ -186,17 +174,7 @@ stream {
         proxy_bind            127.0.0.1;
         proxy_timeout         10m;
     }
-}
 EOF
-
-	spawn('nginx', $SERVER_CPU, $b->{nginx}, '-p', $dir, '-c',
-		"$dir/nginx.conf");
-
-	wait_for(sub { nginx_worker() }, 10) or die "nginx did not start\n";
-	wait_for(sub {
-		!IO::Socket::IP->new(Proto => 'udp',
-			LocalAddr => "127.0.0.1:$port");
-	}, 10) or die "nginx does not listen on udp port $port\n";
 }
 
 ###############################################################################
@@ -204,9 +182,7 @@ EOF
 sub report {
 	my $n = $SESSIONS[-1];
 	my $md = "# Memory per idle DTLS session: OpenSSL 3.0 and 3.5\n\n"
-		. "Written by `make bench-memory` (bench/memory.pl), "
-		. strftime('%Y-%m-%d %H:%M UTC', gmtime) . ", "
-		. sprintf('%.0f s', time() - $started) . ".  Cipher $CIPHER, "
+		. written_by('bench-memory', $started) . ".  Cipher $CIPHER, "
 		. "dtls_mtu $MTU, one nginx worker; the builds took turns, "
 		. "$REPEAT runs each.\n\n"
 		. "- nginx RSS: the worker's RSS with $n idle sessions held, less "

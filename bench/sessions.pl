@@ -41,8 +41,6 @@ use strict;
 use Cwd qw/ abs_path /;
 use File::Basename qw/ dirname /;
 use File::Temp qw/ tempdir /;
-use IO::Socket::IP;
-use POSIX qw/ strftime /;
 use Time::HiRes qw/ time sleep /;
 
 use lib dirname(__FILE__);
@@ -230,33 +228,8 @@ EOF
 		? "log_format  zone  '\$dtls_zone_sessions \$dtls_zone_evictions';"
 		: '';
 
-	write_file("$dir/$name.conf", <<"EOF");
-daemon off;
-worker_processes 1;
-worker_rlimit_nofile 20000;
-error_log $dir/$name.error.log notice;
-pid $dir/$name.pid;
-
-events {
-    worker_connections 50000;
-}
-
-stream {
-    $log
-$servers}
-EOF
-
-	spawn($name, $SERVER_CPU, $binary, '-p', $dir, '-c', "$dir/$name.conf");
-
-	wait_for(sub { nginx_worker($name) }, 10)
-		or die "$name did not start (see $dir/$name.error.log)\n";
-
-	for my $sv (@servers) {
-		wait_for(sub {
-			!IO::Socket::IP->new(Proto => 'udp',
-				LocalAddr => "127.0.0.1:$sv->{port}");
-		}, 10) or die "nginx does not listen on udp port $sv->{port}\n";
-	}
+	nginx_start($name, $SERVER_CPU, $binary, "    $log\n$servers",
+		map { $_->{port} } @servers);
 }
 
 # echo round trips per second of each case, in one nginx, the cases
@@ -376,11 +349,9 @@ sub report {
 
 	my $md = "# Sessions: memory and echo rate with the module's records, "
 		. "OpenSSL's, the zone\n\n"
-		. "Written by `make bench-sessions"
-		. ($BASELINE ? " BASELINE=$BASELINE_NAME" : '')
-		. "` (bench/sessions.pl), "
-		. strftime('%Y-%m-%d %H:%M UTC', gmtime) . ", "
-		. sprintf('%.0f s', time() - $started) . ".\n\n"
+		. written_by('bench-sessions'
+			. ($BASELINE ? " BASELINE=$BASELINE_NAME" : ''), $started)
+		. ".\n\n"
 		. "## Memory per idle session\n\n"
 		. "One nginx worker "
 		. "for each case, `proxy_buffer_size 2k`; idle sessions held by "

@@ -292,8 +292,8 @@ ngx_stream_dtls_session_variable(ngx_stream_session_t *s,
  * handshake of the client changes them).  nginx's getters read
  * c->ssl->connection: they are given a c->ssl for the length of the
  * call, as the session is not an nginx SSL connection (nginx's SSL close
- * path does not fit a shared UDP socket); in nginx 1.22.1 the getters
- * read nothing else of it.
+ * path does not fit a shared UDP socket); in nginx 1.22.1, 1.26.3 and
+ * 1.31.5 the getters read nothing else of it.
  */
 
 ngx_int_t

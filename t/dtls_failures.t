@@ -176,10 +176,11 @@ $mark = log_mark($t);
 my $lines = access_lines($t);
 
 $start = time();
-($out, $rc) = dtls_client($t, '-c', "127.0.0.1:$p", '-i', 'dev-1', '-k', $key,
-	'-m', 'stall', '-t', '1000');
-like($out, qr/^hvr received /m, 'stall: hvr');
-like($out, qr/^server flight received len=\d+$/m, 'stall: server flight');
+my $stall = dtls_lines($t, '-c', "127.0.0.1:$p", '-i', 'dev-1', '-k', $key,
+	'-t', '1000');
+like($stall->io('hello'), qr/^hvr received /, 'stall: hvr');
+like($stall->io('cookie'), qr/^server flight received len=\d+$/,
+	'stall: server flight');
 
 ok(wait_log($t, qr/\[info\].*DTLS handshake failed: timed out while/, 4, $mark),
 	'stall: timed out logged');
@@ -191,6 +192,7 @@ ok(wait_for($t, sub { access_lines($t) > $lines }, 2),
 	'stall: access log line');
 like((access_lines($t))[-1], qr/^$p - - - 400 /,
 	'stall: status 400');
+$stall->close();
 
 # the client's close_notify is answered, and the session ends at once
 
@@ -243,14 +245,14 @@ ok($elapsed < 2.8, 'proxy_timeout: before the client gave up')
 
 $mark = log_mark($t);
 
-my $stall = daemon($t, tool($t, 'dtls_client'), '-c', "127.0.0.1:$p",
-	'-i', 'dev-1', '-k', $key, '-m', 'stall', '-t', '1000');
+$stall = dtls_lines($t, '-c', "127.0.0.1:$p", '-i', 'dev-1', '-k', $key,
+	'-t', '1000');
 my $bad = daemon($t, tool($t, 'dtls_client'), '-c', "127.0.0.1:$p",
 	'-i', 'dev-1', '-k', $wrong, '-m', 'handshake', '-t', '2000');
 
-ok(wait_for($t, sub {
-	daemon_output($t, $stall) =~ /server flight received/
-}, 3), 'isolation: stall in progress');
+$stall->io('hello');
+like($stall->io('cookie'), qr/^server flight received/,
+	'isolation: stall in progress');
 
 # the wrong-key client has sent its Finished by now, nginx waits for
 # a Finished that will not decrypt
@@ -278,17 +280,18 @@ ok($good_end >= 0 && $first_fail > $good_end,
 
 ($out, $rc) = dtls_client($t, @good, '-m', 'echo', '-t', '3000');
 like($out, qr/^echo ok n=1$/m, 'isolation: good session after');
+$stall->close();
 
 ###############################################################################
 
 # a graceful stop is not held up by a stalled handshake: handshakes in
 # progress are ended at worker shutdown
 
-$stall = daemon($t, tool($t, 'dtls_client'), '-c', "127.0.0.1:$p",
-	'-i', 'dev-1', '-k', $key, '-m', 'stall', '-t', '1000');
-ok(wait_for($t, sub {
-	daemon_output($t, $stall) =~ /server flight received/
-}, 3), 'stop: handshake stalled');
+$stall = dtls_lines($t, '-c', "127.0.0.1:$p", '-i', 'dev-1', '-k', $key,
+	'-t', '1000');
+$stall->io('hello');
+like($stall->io('cookie'), qr/^server flight received/,
+	'stop: handshake stalled');
 
 $start = time();
 $rc = stop_status($t);
@@ -298,6 +301,7 @@ ok($elapsed < 3, 'stop: prompt with a handshake in progress')
 	or diag(sprintf('%.2fs', $elapsed));
 diag(sprintf('stop with a stalled handshake: %.2fs', $elapsed))
 	if $ENV{TEST_NGINX_VERBOSE};
+$stall->close();
 
 ###############################################################################
 

@@ -213,9 +213,12 @@ $servers
 
 EOF
 
-# the proxy's own PROXY protocol (version 1, first datagram) with it
+# the proxy's own PROXY protocol (its header in the first datagram) with
+# it: "on", and "v2" where nginx has it (1.31.4 on)
 
-$t->write_file_expand('both.conf', <<"EOF");
+for my $value (qw/ on v2 /) {
+
+$t->write_file_expand("both-$value.conf", <<"EOF");
 %%TEST_GLOBALS%%
 
 events {
@@ -227,12 +230,14 @@ stream {
         dtls                 on;
         dtls_psk_file        psk;
         dtls_proxy_protocol  on;
-        proxy_protocol       on;
+        proxy_protocol       $value;
         proxy_pass           127.0.0.1:%%PORT_8983_UDP%%;
     }
 }
 
 EOF
+
+}
 
 my %backend = (
 	go => backend($go, '--listen', "127.0.0.1:$port{go}"),
@@ -246,7 +251,7 @@ udp_echo($t, '127.0.0.1:' . port(8983, udp => 1));
 # the zone 4, the payload bound 3, the count 2; routing 4, off 1, nginx -t
 # 2, alerts 1
 
-$t->run()->plan(@parsers * (6 * @families + 12) + 4 + 1 + 2 + 1);
+$t->run()->plan(@parsers * (6 * @families + 12) + 4 + 1 + 4 + 1);
 
 my %seen = map { $_ => 0 } @parsers;
 
@@ -470,10 +475,20 @@ is(log_alerts($t), '', 'no alerts in the error log');
 
 # nginx -t
 
-my ($rc, $t_out) = test_config($t, 'both.conf');
-isnt($rc, 0, 'nginx -t: proxy_protocol with dtls_proxy_protocol fails');
-like($t_out, qr/"proxy_protocol" cannot be used with "dtls_proxy_protocol"/,
-	'nginx -t: says why');
+for my $value (qw/ on v2 /) {
+	my ($rc, $t_out) = test_config($t, "both-$value.conf");
+
+	SKIP: {
+	skip "this nginx has no proxy_protocol $value", 2
+		if $t_out =~ /invalid value "$value"/;
+
+	isnt($rc, 0, "nginx -t: proxy_protocol $value with "
+		. 'dtls_proxy_protocol fails');
+	like($t_out,
+		qr/"proxy_protocol" cannot be used with "dtls_proxy_protocol"/,
+		"nginx -t: proxy_protocol $value: says why");
+	}
+}
 
 ###############################################################################
 

@@ -138,9 +138,20 @@ EOF
 sub bad_conf {
 	my ($name) = @_;
 
-	$t->write_file_expand("$name.conf", <<"EOF");
+	cdb_conf("$name.conf", $name);
+	return test_config($t, "$name.conf");
+}
 
-pid  %%TESTDIR%%/t.pid;
+# a configuration of one server with the database DB, HEAD's lines first
+
+sub cdb_conf {
+	my ($file, $db, $head) = @_;
+
+	$head //= '';
+
+	$t->write_file_expand($file, <<"EOF");
+
+${head}pid  %%TESTDIR%%/t.pid;
 
 events {
 }
@@ -149,14 +160,12 @@ stream {
     server {
         listen         127.0.0.1:%%PORT_8983_UDP%% udp;
         dtls           on;
-        dtls_psk_file  cdb:$name;
+        dtls_psk_file  cdb:$db;
         return         x;
     }
 }
 
 EOF
-
-	return test_config($t, "$name.conf");
 }
 
 my $long = 'L' x 200;
@@ -436,24 +445,7 @@ SKIP: {
 	skip 'no dynamic module build', 2 unless -x $compat && -f $so;
 
 	for my $db (qw/ psk.cdb dup.cdb /) {
-		$t->write_file_expand("dyn-$db.conf", <<"EOF");
-
-load_module  $so;
-pid          %%TESTDIR%%/t.pid;
-
-events {
-}
-
-stream {
-    server {
-        listen         127.0.0.1:%%PORT_8983_UDP%% udp;
-        dtls           on;
-        dtls_psk_file  cdb:$db;
-        return         x;
-    }
-}
-
-EOF
+		cdb_conf("dyn-$db.conf", $db, "load_module  $so;\n");
 	}
 
 	my ($out, $rc) = run_tool($t, { stderr => 1 }, $compat, '-t',

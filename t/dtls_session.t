@@ -18,9 +18,6 @@ use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 use Test::Nginx::DTLS;
 
-use IO::Select;
-use IO::Socket::INET;
-use POSIX qw/ _exit /;
 
 ###############################################################################
 
@@ -170,46 +167,24 @@ sub vmdata {
 sub relay {
 	my ($listen, $upstream) = @_;
 
-	my $l = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$listen",
-		Proto => 'udp') or die "relay: $!\n";
-	my $u = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$upstream",
-		Proto => 'udp') or die "relay: $!\n";
+	my ($u, $client);
 
-	my $pid = fork() // die "fork: $!\n";
+	return rule_relay([ $listen ], sub {
+		my ($r, $fh, $from, $buf) = @_;
 
-	if ($pid) {
-		close $l;
-		close $u;
-		return $pid;
-	}
+		$u //= $r->socket("127.0.0.1:$upstream");
 
-	# the child ends without the test's destructors (they stop nginx)
+		if ($fh != $u) {
+			$client = $from;
+			$u->send($buf);
 
-	my ($client, $dropped) = (undef, 0);
-	local $SIG{TERM} = sub { _exit($dropped) };
+		} elsif (!$r->{count} && ccs($buf)) {
+			$r->{count}++;
 
-	my $select = IO::Select->new($l, $u);
-
-	while (my @ready = $select->can_read(30)) {
-		for my $fh (@ready) {
-			my $from = $fh->recv(my $buf, 65536);
-
-			if ($fh == $l) {
-				$client = $from;
-				$u->send($buf);
-				next;
-			}
-
-			if (!$dropped && ccs($buf)) {
-				$dropped++;
-				next;
-			}
-
-			$l->send($buf, 0, $client) if defined $client;
+		} elsif (defined $client) {
+			$r->{listen}[0]->send($buf, 0, $client);
 		}
-	}
-
-	_exit($dropped);
+	});
 }
 
 sub ccs {

@@ -293,8 +293,7 @@ sub from {
 }
 
 sub psk {
-	$t->write_file('psk', join '', map { "$_:$key{$_}\n" } @_);
-	chmod 0600, $t->testdir() . '/psk';
+	psk_file($t, 'psk', join '', map { "$_:$key{$_}\n" } @_);
 }
 
 ###############################################################################

@@ -21,9 +21,7 @@ use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 use Test::Nginx::DTLS;
 
-use IO::Select;
-use IO::Socket::INET;
-use POSIX qw/ WNOHANG _exit /;
+use POSIX qw/ WNOHANG /;
 use Time::HiRes qw/ sleep /;
 
 ###############################################################################
@@ -226,58 +224,38 @@ sub sleepy {
 sub cross_relay {
 	my ($listen, $upstream) = @_;
 
-	my $l = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$listen",
-		Proto => 'udp') or die "relay: $!\n";
+	my (@clients, %up);
 
-	my $pid = fork() // die "fork: $!\n";
+	return rule_relay([ $listen ], sub {
+		my ($r, $fh, $from, $buf) = @_;
+		my $l = $r->{listen}[0];
 
-	if ($pid) {
-		close $l;
-		return $pid;
-	}
-
-	my (@clients, %up, $copies);
-	$copies = 0;
-	local $SIG{TERM} = sub { _exit($copies) };
-
-	my $select = IO::Select->new($l);
-
-	while (my @ready = $select->can_read(30)) {
-		for my $fh (@ready) {
-			my $from = $fh->recv(my $buf, 65536);
-
-			if ($fh != $l) {
-				$l->send($buf, 0, $up{$fh});
-				next;
-			}
-
-			my ($i) = grep { $clients[$_]{from} eq $from } 0 .. $#clients;
-
-			if (!defined $i) {
-				last if @clients == 2;
-				my $u = IO::Socket::INET->new(PeerAddr =>
-					"127.0.0.1:$upstream", Proto => 'udp') or die;
-				push @clients, { from => $from, up => $u };
-				$up{$u} = $from;
-				$select->add($u);
-				$i = $#clients;
-			}
-
-			$clients[$i]{up}->send($buf);
-
-			if ($i == 1 && ord($buf) == 23) {
-				$clients[0]{up}->send($buf);
-				$copies++;
-			}
+		if ($fh != $l) {
+			$l->send($buf, 0, $up{$fh});
+			return;
 		}
-	}
 
-	_exit($copies);
+		my ($i) = grep { $clients[$_]{from} eq $from } 0 .. $#clients;
+
+		if (!defined $i) {
+			return if @clients == 2;
+			my $u = $r->socket("127.0.0.1:$upstream");
+			push @clients, { from => $from, up => $u };
+			$up{$u} = $from;
+			$i = $#clients;
+		}
+
+		$clients[$i]{up}->send($buf);
+
+		if ($i == 1 && ord($buf) == 23) {
+			$clients[0]{up}->send($buf);
+			$r->{count}++;
+		}
+	});
 }
 
 sub psk {
-	$t->write_file('psk', join '', map { "$_:$key{$_}\n" } @_);
-	chmod 0600, $t->testdir() . '/psk';
+	psk_file($t, 'psk', join '', map { "$_:$key{$_}\n" } @_);
 }
 
 ###############################################################################

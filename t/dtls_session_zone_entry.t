@@ -22,9 +22,7 @@ use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 use Test::Nginx::DTLS;
 
-use IO::Select;
-use IO::Socket::INET;
-use POSIX qw/ WNOHANG _exit /;
+use POSIX qw/ WNOHANG /;
 use Socket qw/ pack_sockaddr_in inet_aton /;
 
 ###############################################################################
@@ -201,50 +199,29 @@ sub sleepy_pair {
 sub relay {
 	my ($ports, $to) = @_;
 
-	my @listen = map {
-		IO::Socket::INET->new(LocalAddr => "127.0.0.1:$_", Proto => 'udp')
-			or die "relay: $!\n";
-	} @$ports;
-
-	my $up = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-		Proto => 'udp') or die "relay: $!\n";
-
-	my $pid = fork() // die "fork: $!\n";
-
-	if ($pid) {
-		close $_ for @listen, $up;
-		return $pid;
-	}
-
-	local $SIG{TERM} = sub { _exit(0) };
-
 	my @dest = map {
 		my ($host, $port) = split /:/;
 		pack_sockaddr_in($port, inet_aton($host));
 	} @$to;
 
-	my (@from, %last);
+	my ($up, @from, %last);
 
-	my $select = IO::Select->new($up, @listen);
+	return rule_relay($ports, sub {
+		my ($r, $fh, $peer, $buf) = @_;
 
-	while (my @ready = $select->can_read(30)) {
-		for my $fh (@ready) {
-			my $peer = $fh->recv(my $buf, 65536);
+		$up //= $r->socket();
 
-			if ($fh == $up) {
-				my $i = $last{$peer};
-				$listen[$i]->send($buf, 0, $from[$i]) if defined $i;
-				next;
-			}
-
-			my ($i) = grep { $listen[$_] == $fh } 0 .. $#listen;
-			$from[$i] = $peer;
-			$last{$dest[$i]} = $i;
-			$up->send($buf, 0, $dest[$i]);
+		if ($fh == $up) {
+			my $i = $last{$peer};
+			$r->{listen}[$i]->send($buf, 0, $from[$i]) if defined $i;
+			return;
 		}
-	}
 
-	_exit(0);
+		my ($i) = grep { $r->{listen}[$_] == $fh } 0 .. $#$ports;
+		$from[$i] = $peer;
+		$last{$dest[$i]} = $i;
+		$up->send($buf, 0, $dest[$i]);
+	});
 }
 
 ###############################################################################

@@ -112,8 +112,10 @@ like($out, qr/^echo ok n=2$/m, 'zone: continued after proxy_timeout');
 
 dtls_client($t, { timeout => 60 }, '-c', $peer, '-i', 'dev-1',
 	'-k', 'ff' x 16, '-m', 'handshake', '-t', 6000);
-dtls_client($t, { timeout => 60 }, '-c', $peer, '-m', 'stall',
-	'-i', 'dev-1', '-k', $key, '-t', 6000);
+my $stall = dtls_lines($t, '-c', $peer, '-i', 'dev-1', '-k', $key,
+	'-t', 6000);
+$stall->io($_) for 'hello', 'cookie';
+$stall->close();
 exchange(client($peer), client_hello(random => random(32)), 6);
 
 ok(wait_for($t, sub { error_log($t) =~ /DTLS handshake failed: timed out/ },

@@ -23,7 +23,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 use Test::Nginx::DTLS qw/ :DEFAULT which /;
-use Test::DTLS::Interop qw/ :DEFAULT close_notify conn_ids grep_ids shown_ids /;
+use Test::DTLS::Interop;
 
 use Time::HiRes qw/ time /;
 
@@ -67,45 +67,7 @@ my $port = port(8980, udp => 1);
 ###############################################################################
 
 for my $s (@suites) {
-	my ($suite, $name, $max) = @$s;
-
-	my $mark = log_mark($t);
-	my $amark = access_mark($t);
-
-	my ($out, $rc) = client('--identity', 'dev-1', '--key', $key,
-		'--cipher', $name, '--count', 100, '--size-max', $max);
-
-	my ($log) = wait_access($t, 1, 5, $amark);
-	my ($cport, $cipher) = $log ? $log =~ /^(\d+) "dev-1" (\S+) / : ();
-	my @ids = $cport ? conn_ids($t, $cport, $mark) : ();
-
-	my $ok = $out =~ /^handshake ok cipher=\Q$name\E$/m
-		&& defined $cipher && $cipher eq $suite;
-	ok($r->record($suite, 'handshake', $ok), "$suite: handshake")
-		or diag("client exit code $rc:\n${out}access log: "
-			. ($log // "none\n"));
-
-	$ok = $out =~ /^echo ok n=100$/m;
-	ok($r->record($suite, 'echo 100', $ok),
-		"$suite: 100 datagrams of up to $max bytes each way")
-		or diag("client:\n$out");
-
-	my ($sent, $logged) = close_notify($t, $out, \@ids, $max, $mark);
-	ok($r->record($suite, 'close', $sent && $logged),
-		"$suite: close_notify reaches nginx")
-		or diag("client:\n${out}close_notify "
-			. ($sent ? 'sent, not logged' : 'never sent')
-			. "\nerror log:\n" . shown_ids($t, \@ids, $mark));
-
-	$ok = $out =~ /^handshake ok/m && @ids
-		&& grep { /dtls ClientHello without cookie, HelloVerifyRequest sent/ }
-			grep_ids($t, \@ids, $mark);
-	ok($r->record($suite, 'cookie', $ok),
-		"$suite: handshake after HelloVerifyRequest")
-		or diag("client:\n${out}error log:\n" . shown_ids($t, \@ids,
-			$mark));
-
-	is($rc, 0, "$suite: client exit code");
+	psk_session($t, $r, \&client, $key, @$s);
 }
 
 # the wrong key: the client gives up in its own time, nginx says why

@@ -23,7 +23,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 use Test::Nginx::DTLS;
-use Test::DTLS::Interop qw/ :DEFAULT close_notify conn_ids grep_ids shown_ids /;
+use Test::DTLS::Interop;
 
 use Time::HiRes qw/ time /;
 
@@ -70,77 +70,19 @@ my $port = port(8980, udp => 1);
 for my $s (@suites) {
 	my ($suite, $name, $max) = @$s;
 
-	my $mark = log_mark($t);
-	my $amark = access_mark($t);
-
-	my ($out, $rc) = client('--identity', 'dev-1', '--key', $key,
-		'--cipher', $name, '--count', 100, '--size-max', $max);
-
-	my ($log) = wait_access($t, 1, 5, $amark);
-	my ($cport, $cipher) = $log ? $log =~ /^(\d+) "dev-1" (\S+) / : ();
-	my @ids = $cport ? conn_ids($t, $cport, $mark) : ();
-
-	my $ok = $out =~ /^handshake ok cipher=\Q$name\E /m
-		&& defined $cipher && $cipher eq $suite;
-	ok($r->record($suite, 'handshake', $ok), "$suite: handshake")
-		or diag("client exit code $rc:\n${out}access log: "
-			. ($log // "none\n"));
-
-	$ok = $out =~ /^echo ok n=100$/m;
-	ok($r->record($suite, 'echo 100', $ok),
-		"$suite: 100 datagrams of up to $max bytes each way")
-		or diag("client:\n$out");
-
 	# pion 2.2.6's Conn.Close() races its own read loop, which may close
 	# the socket before the close_notify is written (Close() cancels the
 	# reader first, and the reader closes the socket when cancelled): a
 	# session whose close_notify never reached nginx's socket (no datagram
 	# of an alert's size) is tried again, up to 4 times, with a short one
 
-	my ($sent, $logged, @tries) = close_notify($t, $out, \@ids, $max,
-		$mark);
-
-	for (1 .. 4) {
-		last if $sent;
-
-		my $m = log_mark($t);
-		my $am = access_mark($t);
-
-		my ($o) = client('--identity', 'dev-1', '--key', $key,
-			'--cipher', $name, '--count', 1);
-
-		my ($l) = wait_access($t, 1, 5, $am);
-		my ($p) = $l ? $l =~ /^(\d+) / : ();
-		my @i = $p ? conn_ids($t, $p, $m) : ();
-
-		($sent, $logged) = close_notify($t, $o, \@i, $max, $m);
-		push @tries, $sent ? 'sent' : 'not sent';
-	}
-
-	diag("$suite: pion did not send close_notify, tried again: @tries")
-		if @tries;
-
-	ok($r->record($suite, 'close', $sent && $logged),
-		"$suite: close_notify reaches nginx")
-		or diag("client:\n${out}close_notify "
-			. ($sent ? 'sent, not logged' : 'never sent')
-			. "\nerror log:\n" . shown_ids($t, \@ids, $mark));
-
-	$ok = $out =~ /^handshake ok/m && @ids
-		&& grep { /dtls ClientHello without cookie, HelloVerifyRequest sent/ }
-			grep_ids($t, \@ids, $mark);
-	ok($r->record($suite, 'cookie', $ok),
-		"$suite: handshake after HelloVerifyRequest")
-		or diag("client:\n${out}error log:\n" . shown_ids($t, \@ids,
-			$mark));
-
-	is($rc, 0, "$suite: client exit code");
+	psk_session($t, $r, \&client, $key, $suite, $name, $max, 4);
 
 	# a second session offers the first one's session ID
 
-	$amark = access_mark($t);
+	my $amark = access_mark($t);
 
-	($out, $rc) = client('--identity', 'dev-1', '--key', $key,
+	my ($out, $rc) = client('--identity', 'dev-1', '--key', $key,
 		'--cipher', $name, '--count', 1, '--resume', 1);
 
 	my @log = wait_access($t, 2, 5, $amark);
@@ -148,7 +90,7 @@ for my $s (@suites) {
 	# in either order: the first session's line comes late when its
 	# close_notify was lost (see above) and proxy_timeout ends it
 
-	$ok = $rc == 0 && $out =~ /^resumed yes$/m && @log == 2
+	my $ok = $rc == 0 && $out =~ /^resumed yes$/m && @log == 2
 		&& (grep { /^\d+ "dev-1" \Q$suite\E \. 200$/ } @log) == 1
 		&& (grep { /^\d+ "dev-1" \Q$suite\E r 200$/ } @log) == 1;
 	ok($r->record($suite, 'resumption', $ok), "$suite: resumption")

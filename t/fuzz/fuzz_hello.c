@@ -38,6 +38,7 @@
 #include "../../src/ngx_stream_dtls_hello.c"
 
 #include "fuzz.h"
+#include "fuzz_nginx.h"
 
 
 #define FUZZ_HVR_LEN      60
@@ -49,7 +50,6 @@ static const char  *fuzz_result[] = {
     "OK", "VERIFY", "BAD_COOKIE", "STRAY", "INVALID"
 };
 
-static ngx_log_t                        fuzz_log;
 static ngx_event_t                      fuzz_write;
 static ngx_connection_t                 fuzz_conn;
 static ngx_stream_dtls_cookie_secret_t  fuzz_secret;
@@ -61,18 +61,6 @@ static ngx_uint_t                       fuzz_send_mode;
 static ngx_uint_t                       fuzz_sent;
 static size_t                           fuzz_reply_len;
 static u_char                           fuzz_reply[256];
-static ngx_uint_t                       fuzz_verbose;
-
-
-static void
-fuzz_log_writer(ngx_log_t *log, ngx_uint_t level, u_char *buf, size_t len)
-{
-    /* formatted, then dropped */
-
-    if (fuzz_verbose) {
-        fprintf(stderr, "  log: %.*s", (int) len, buf);
-    }
-}
 
 
 static ngx_chain_t *
@@ -316,22 +304,7 @@ fuzz_with_cookie(u_char *out, u_char *d, size_t n, size_t off,
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    ngx_pagesize = getpagesize();
-    ngx_cacheline_size = NGX_CPU_CACHE_LINE;
-    for (ngx_pagesize_shift = 0; ngx_pagesize >> (ngx_pagesize_shift + 1);
-         ngx_pagesize_shift++) { /* void */ }
-
-    ngx_use_stderr = 0;
-    ngx_time_init();
-
-    /* everything is formatted, as with "error_log ... debug" */
-
-    /* FUZZ_VERBOSE=1: the outcome and the log on stderr, to read seeds */
-
-    fuzz_verbose = getenv("FUZZ_VERBOSE") != NULL;
-
-    fuzz_log.log_level = NGX_LOG_DEBUG_ALL | NGX_LOG_DEBUG;
-    fuzz_log.writer = fuzz_log_writer;
+    fuzz_nginx_init();
 
     fuzz_write.ready = 1;
     fuzz_write.write = 1;

@@ -26,23 +26,11 @@
 #include "../../src/ngx_stream_dtls_psk.c"
 
 #include "fuzz.h"
+#include "fuzz_nginx.h"
 
 
-static ngx_log_t        fuzz_log;
 static ngx_cycle_t      fuzz_cycle;
 static ngx_conf_file_t  fuzz_conf_file;
-static ngx_uint_t       fuzz_verbose;
-
-
-static void
-fuzz_log_writer(ngx_log_t *log, ngx_uint_t level, u_char *buf, size_t len)
-{
-    /* formatted, then dropped */
-
-    if (fuzz_verbose) {
-        fprintf(stderr, "  log: %.*s", (int) len, buf);
-    }
-}
 
 
 static ngx_int_t
@@ -169,20 +157,7 @@ fuzz_count_keys(u_char *p, u_char *end)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    ngx_pagesize = getpagesize();
-    ngx_cacheline_size = NGX_CPU_CACHE_LINE;
-    for (ngx_pagesize_shift = 0; ngx_pagesize >> (ngx_pagesize_shift + 1);
-         ngx_pagesize_shift++) { /* void */ }
-
-    ngx_use_stderr = 0;
-    ngx_time_init();
-
-    /* FUZZ_VERBOSE=1: the outcome and the log on stderr, to read seeds */
-
-    fuzz_verbose = getenv("FUZZ_VERBOSE") != NULL;
-
-    fuzz_log.log_level = NGX_LOG_DEBUG_ALL | NGX_LOG_DEBUG;
-    fuzz_log.writer = fuzz_log_writer;
+    fuzz_nginx_init();
 
     fuzz_cycle.log = &fuzz_log;
     ngx_str_set(&fuzz_cycle.prefix, "/nonexistent/");

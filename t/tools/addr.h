@@ -4,8 +4,9 @@
 
 
 /*
- * ADDR:PORT as the test tools take it: 127.0.0.1:5684 or [::1]:5684.
- * Included by each tool, which is built from its one .c file.
+ * ADDR:PORT as the test tools take it: 127.0.0.1:5684 or [::1]:5684,
+ * and a host address alone (dtls_load -b).  Included by each tool, which
+ * is built from its one .c file.
  */
 
 
@@ -21,47 +22,24 @@
 #include <sys/socket.h>
 
 
+/* a host address of hlen bytes (no brackets) and a port, 0 to 65535 */
+
 static int
-parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+parse_host(const char *s, size_t hlen, long port, struct sockaddr_storage *ss,
+    socklen_t *len)
 {
     char                  host[128];
-    long                  port;
-    char                 *end;
-    size_t                hlen;
-    const char           *colon, *rb;
     struct sockaddr_in   *sin;
     struct sockaddr_in6  *sin6;
 
     memset(ss, 0, sizeof(*ss));
 
-    if (s[0] == '[') {
-        rb = strchr(s, ']');
-        if (rb == NULL || rb[1] != ':') {
-            return -1;
-        }
-        hlen = rb - s - 1;
-        s++;
-        colon = rb + 1;
-
-    } else {
-        colon = strrchr(s, ':');
-        if (colon == NULL) {
-            return -1;
-        }
-        hlen = colon - s;
-    }
-
-    if (hlen >= sizeof(host)) {
+    if (hlen >= sizeof(host) || port < 0 || port > 65535) {
         return -1;
     }
 
     memcpy(host, s, hlen);
     host[hlen] = '\0';
-
-    port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || port <= 0 || port > 65535) {
-        return -1;
-    }
 
     sin = (struct sockaddr_in *) ss;
     if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
@@ -80,6 +58,40 @@ parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
     }
 
     return -1;
+}
+
+
+static int
+parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+    long         port;
+    char        *end;
+    size_t       hlen;
+    const char  *colon, *rb;
+
+    if (s[0] == '[') {
+        rb = strchr(s, ']');
+        if (rb == NULL || rb[1] != ':') {
+            return -1;
+        }
+        hlen = rb - s - 1;
+        s++;
+        colon = rb + 1;
+
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL) {
+            return -1;
+        }
+        hlen = colon - s;
+    }
+
+    port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port == 0) {
+        return -1;
+    }
+
+    return parse_host(s, hlen, port, ss, len);
 }
 
 

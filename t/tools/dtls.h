@@ -7,7 +7,8 @@
 /*
  * What the DTLS tools share (dtls_client, dtls_load, dtls_floor,
  * dtls_record_diff): the cipher lists, a PSK given as hex (-k), the PSK
- * callbacks of both sides, and a DTLS 1.2 context with a cipher list.
+ * callbacks of both sides, a DTLS 1.2 context with a cipher list, and the
+ * monotonic clock.
  * Included by each tool, which is built from its one .c file, beside
  * addr.h.
  */
@@ -19,8 +20,10 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -76,6 +79,22 @@ parse_hex(const char *s, unsigned char *out, size_t max, size_t *len)
     }
 
     *len = n / 2;
+    return 0;
+}
+
+
+/* -k HEXKEY: the key of tool_psk; -1, said on stderr, if not hex */
+
+static int
+tool_psk_key(const char *tool, const char *hex)
+{
+    if (parse_hex(hex, tool_psk.key, sizeof(tool_psk.key), &tool_psk.key_len)
+        != 0)
+    {
+        fprintf(stderr, "%s: invalid hex key\n", tool);
+        return -1;
+    }
+
     return 0;
 }
 
@@ -195,6 +214,19 @@ tool_ctx_new(const char *tool, int server, const char *ciphers)
     }
 
     return c;
+}
+
+
+/* inline: a tool that keeps no time is not warned of it */
+
+static inline int64_t
+tool_now_ns(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 

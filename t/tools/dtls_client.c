@@ -31,8 +31,6 @@
  *   send-only   handshake, STRING once, print what comes back until
  *               close_notify or -t, exit without closing
  *   handshake   handshake only, then close_notify
- *   stall       cookie exchange, second ClientHello, receive the server's
- *               flight, then stop
  *   sequential  -n sessions one after another (handshake, echo, close)
  *   parallel    -P sessions at once, each handshake, -n echoes, close
  *   lines       commands on stdin, a line each, on one socket (one source
@@ -109,16 +107,25 @@
 #define REC_HDR          13
 #define HS_HDR           12
 
+#define now_ms()         (tool_now_ns() / 1000000)
+
 
 typedef enum {
     MODE_ECHO = 0,
     MODE_SEND_ONLY,
     MODE_HANDSHAKE,
-    MODE_STALL,
     MODE_SEQUENTIAL,
     MODE_PARALLEL,
     MODE_LINES
 } dtls_mode_e;
+
+
+/* -m, in the order of the modes */
+
+static const char *const  modes[] = {
+    "echo", "send-only", "handshake", "sequential", "parallel",
+    "lines", NULL
+};
 
 
 typedef struct {
@@ -175,6 +182,20 @@ static opt_number_t       numbers[] = {
     { 'W', 0, 86400000, &cf.wait },
     { 0, 0, 0, NULL }
 };
+
+static opt_arg_t          args[] = {
+    { 'i', &tool_psk.identity, NULL },
+    { 'C', &cf.ciphers, NULL },
+    { 'a', &cf.cert, NULL },
+    { 'K', &cf.cert_key, NULL },
+    { 'A', &cf.ca, NULL },
+    { 'S', &cf.server_name, NULL },
+    { 's', &cf.payload, NULL },
+    { 'R', NULL, &cf.resume },
+    { 'X', NULL, &cf.coalesce },
+    { 'v', NULL, &cf.verbose },
+    { 0, NULL, NULL }
+};
 static pthread_mutex_t    out_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_barrier_t  barrier;
 
@@ -191,7 +212,6 @@ static int                hvr_len;
 
 static void usage(void);
 static int parse_args(int argc, char **argv);
-static int64_t now_ms(void);
 static void out(sess_t *s, const char *fmt, ...);
 static void dbg(sess_t *s, const char *fmt, ...);
 static void escape(const unsigned char *in, size_t len, char *out,
@@ -220,7 +240,6 @@ static int sess_echo(sess_t *s, const char *data, int check);
 static void sess_shutdown(sess_t *s, int wait);
 
 static int mode_single(void);
-static int mode_stall(void);
 static int mode_multi(void);
 static int mode_lines(void);
 static int lines_new_session(sess_t *s, char *args);
@@ -254,9 +273,6 @@ main(int argc, char **argv)
     }
 
     switch (cf.mode) {
-    case MODE_STALL:
-        rc = mode_stall();
-        break;
     case MODE_SEQUENTIAL:
     case MODE_PARALLEL:
         rc = mode_multi();
@@ -293,8 +309,8 @@ usage(void)
         "  -A CAFILE     verify the server's certificate chain against it\n"
         "  -S NAME       server name (SNI)\n"
         "  -M MTU        largest datagram sent (default 1200)\n"
-        "  -m MODE       echo, send-only, handshake, stall, sequential,\n"
-        "                parallel, lines (default echo)\n"
+        "  -m MODE       echo, send-only, handshake, sequential, parallel,\n"
+        "                lines (default echo)\n"
         "  -n N          datagrams (echo, parallel) or sessions\n"
         "                (sequential), default 1\n"
         "  -P N          parallel sessions (default 10)\n"
@@ -311,7 +327,7 @@ usage(void)
 static int
 parse_args(int argc, char **argv)
 {
-    int  opt, rc;
+    int  opt, mode;
 
     tool_psk.identity = "client1";
     cf.ciphers = NULL;
@@ -322,19 +338,11 @@ parse_args(int argc, char **argv)
     cf.payload = "hello";
     cf.timeout = 5000;
 
-    while ((opt = getopt(argc, argv, "c:i:k:C:a:K:A:S:M:m:n:P:s:t:W:RXvh"))
+    while ((opt = opt_next("dtls_client", argc, argv,
+                           "c:i:k:C:a:K:A:S:M:m:n:P:s:t:W:RXvh", numbers,
+                           args))
            != -1)
     {
-        rc = opt_numbers("dtls_client", numbers, opt, optarg);
-
-        if (rc != 1) {
-            if (rc == -1) {
-                return -1;
-            }
-
-            continue;
-        }
-
         switch (opt) {
         case 'c':
             cf.peer_str = optarg;
@@ -344,64 +352,17 @@ parse_args(int argc, char **argv)
                 return -1;
             }
             break;
-        case 'i':
-            tool_psk.identity = optarg;
-            break;
         case 'k':
-            if (parse_hex(optarg, tool_psk.key, sizeof(tool_psk.key),
-                          &tool_psk.key_len)
-                != 0)
-            {
-                fprintf(stderr, "dtls_client: invalid hex key\n");
+            if (tool_psk_key("dtls_client", optarg) != 0) {
                 return -1;
             }
-            break;
-        case 'C':
-            cf.ciphers = optarg;
-            break;
-        case 'a':
-            cf.cert = optarg;
-            break;
-        case 'K':
-            cf.cert_key = optarg;
-            break;
-        case 'A':
-            cf.ca = optarg;
-            break;
-        case 'S':
-            cf.server_name = optarg;
             break;
         case 'm':
-            if (strcmp(optarg, "echo") == 0) {
-                cf.mode = MODE_ECHO;
-            } else if (strcmp(optarg, "send-only") == 0) {
-                cf.mode = MODE_SEND_ONLY;
-            } else if (strcmp(optarg, "handshake") == 0) {
-                cf.mode = MODE_HANDSHAKE;
-            } else if (strcmp(optarg, "stall") == 0) {
-                cf.mode = MODE_STALL;
-            } else if (strcmp(optarg, "sequential") == 0) {
-                cf.mode = MODE_SEQUENTIAL;
-            } else if (strcmp(optarg, "parallel") == 0) {
-                cf.mode = MODE_PARALLEL;
-            } else if (strcmp(optarg, "lines") == 0) {
-                cf.mode = MODE_LINES;
-            } else {
-                fprintf(stderr, "dtls_client: unknown mode \"%s\"\n", optarg);
+            mode = opt_word("dtls_client", 'm', modes, optarg);
+            if (mode == -1) {
                 return -1;
             }
-            break;
-        case 's':
-            cf.payload = optarg;
-            break;
-        case 'R':
-            cf.resume = 1;
-            break;
-        case 'X':
-            cf.coalesce = 1;
-            break;
-        case 'v':
-            cf.verbose = 1;
+            cf.mode = mode;
             break;
         default:
             return -1;
@@ -434,16 +395,6 @@ parse_args(int argc, char **argv)
 
 
 /* output */
-
-
-static int64_t
-now_ms(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 
 /*
@@ -1386,92 +1337,6 @@ is_hvr(const unsigned char *p, size_t len, size_t *cookie_len)
 
     *cookie_len = p[REC_HDR + HS_HDR + 2];
     return 1;
-}
-
-
-static int
-mode_stall(void)
-{
-    int            fd, n, len, rc;
-    SSL           *ssl;
-    BIO           *rbio, *wbio;
-    size_t         cookie_len;
-    int64_t        deadline;
-    unsigned char  hello[BUF_SIZE], buf[BUF_SIZE];
-
-    ssl = NULL;
-    rc = 1;
-    deadline = now_ms() + cf.timeout;
-
-    len = raw_client_hello(&ssl, &rbio, &wbio, hello, sizeof(hello));
-    if (len < 0) {
-        SSL_free(ssl);
-        return 1;
-    }
-
-    fd = udp_socket();
-    if (fd == -1) {
-        SSL_free(ssl);
-        return 1;
-    }
-
-    if (send(fd, hello, len, 0) != len) {
-        perror("dtls_client: send");
-    }
-
-    n = raw_recv(fd, buf, sizeof(buf), deadline);
-    if (n < 0) {
-        out(NULL, "handshake failed: timeout");
-        goto done;
-    }
-
-    if (is_hvr(buf, n, &cookie_len)) {
-        out(NULL, "hvr received len=%d cookie_len=%zu request_len=%d",
-            n, cookie_len, len);
-
-        /* the second ClientHello, with the cookie */
-
-        BIO_write(rbio, buf, n);
-
-        ERR_clear_error();
-        if (SSL_connect(ssl) != -1
-            || SSL_get_error(ssl, -1) != SSL_ERROR_WANT_READ)
-        {
-            out(NULL, "handshake failed: %s",
-                sess_reason(NULL, -1, SSL_ERROR_SSL));
-            goto done;
-        }
-
-        len = BIO_read(wbio, hello, sizeof(hello));
-        if (len <= 0 || send(fd, hello, len, 0) != len) {
-            out(NULL, "handshake failed: cannot send ClientHello");
-            goto done;
-        }
-
-        dbg(NULL, "sent ClientHello with cookie, %d bytes", len);
-
-        n = raw_recv(fd, buf, sizeof(buf), deadline);
-        if (n < 0) {
-            out(NULL, "handshake failed: timeout");
-            goto done;
-        }
-    }
-
-    if (buf[0] == SSL3_RT_HANDSHAKE && n > REC_HDR
-        && buf[REC_HDR] == SSL3_MT_SERVER_HELLO)
-    {
-        out(NULL, "server flight received len=%d", n);
-        rc = 0;
-
-    } else {
-        out(NULL, "reply len=%d", n);
-    }
-
-done:
-
-    close(fd);
-    SSL_free(ssl);
-    return rc;
 }
 
 

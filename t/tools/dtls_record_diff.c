@@ -91,8 +91,7 @@ typedef struct {
 /* what one side has written: its epoch-1 sequence numbers */
 
 typedef struct {
-    queue_t                 *in;
-    queue_t                 *out;
+    dgram_end_t              dgram;     /* first: the BIO's */
     uint64_t                 seqs[16];
     int                      nseqs;
     uint64_t                 next;
@@ -164,7 +163,6 @@ static const suite_t  suites[] = {
 static const size_t   large_sizes[] = { 1500, 4096, 16383, 16384 };
 
 static int            verbose;
-static BIO_METHOD    *bio_method;
 static EVP_PKEY      *ec_key, *rsa_key;
 static X509          *ec_cert, *rsa_cert;
 static unsigned long  total_passed, total_failed;
@@ -260,23 +258,19 @@ rec_parse(const unsigned char *p, size_t n, rec_t *rec)
 }
 
 
-/* the BIO over the queues of dgram.h: one write, one datagram */
+/* what a side writes: the sequence numbers it used in epoch 1 */
 
-static int
-bio_write(BIO *b, const char *buf, int len)
+static void
+written(dgram_end_t *d, const unsigned char *buf, size_t len)
 {
     size_t    off, n;
     rec_t     rec;
     end_t    *end;
 
-    end = BIO_get_data(b);
+    end = (end_t *) d;
 
-    BIO_clear_retry_flags(b);
-
-    /* the sequence numbers this side used in epoch 1 */
-
-    for (off = 0; off < (size_t) len; off += n) {
-        n = rec_parse((const unsigned char *) buf + off, len - off, &rec);
+    for (off = 0; off < len; off += n) {
+        n = rec_parse(buf + off, len - off, &rec);
         if (n == 0) {
             break;
         }
@@ -291,34 +285,6 @@ bio_write(BIO *b, const char *buf, int len)
             }
         }
     }
-
-    queue_push(end->out, (const unsigned char *) buf, len);
-
-    return len;
-}
-
-
-static int
-bio_read(BIO *b, char *buf, int len)
-{
-    end_t  *end;
-
-    end = BIO_get_data(b);
-
-    return queue_read(b, end->in, buf, len);
-}
-
-
-static int
-bio_init(void)
-{
-    bio_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
-                              "dtls_record_diff datagram");
-
-    return bio_method != NULL
-           && BIO_meth_set_write(bio_method, bio_write) == 1
-           && BIO_meth_set_read(bio_method, bio_read) == 1
-           && BIO_meth_set_ctrl(bio_method, queue_bio_ctrl) == 1;
 }
 
 
@@ -405,10 +371,12 @@ handshake(run_t *r)
     int   i, cdone, sdone, rc;
     BIO  *b;
 
-    r->server_end.in = &r->to_server;
-    r->server_end.out = &r->to_client;
-    r->client_end.in = &r->to_client;
-    r->client_end.out = &r->to_server;
+    r->server_end.dgram.in = &r->to_server;
+    r->server_end.dgram.out = &r->to_client;
+    r->server_end.dgram.written = written;
+    r->client_end.dgram.in = &r->to_client;
+    r->client_end.dgram.out = &r->to_server;
+    r->client_end.dgram.written = written;
 
     r->server_ctx = make_ctx(r->suite, 1);
     r->client_ctx = make_ctx(r->suite, 0);
@@ -424,23 +392,19 @@ handshake(run_t *r)
         return 0;
     }
 
-    b = BIO_new(bio_method);
+    b = dgram_bio_new(&r->server_end.dgram);
     if (b == NULL) {
         return 0;
     }
 
-    BIO_set_data(b, &r->server_end);
-    BIO_set_init(b, 1);
     SSL_set_bio(r->server, b, b);
     SSL_set_accept_state(r->server);
 
-    b = BIO_new(bio_method);
+    b = dgram_bio_new(&r->client_end.dgram);
     if (b == NULL) {
         return 0;
     }
 
-    BIO_set_data(b, &r->client_end);
-    BIO_set_init(b, 1);
     SSL_set_bio(r->client, b, b);
     SSL_set_connect_state(r->client);
 
@@ -1672,9 +1636,11 @@ main(int argc, char **argv)
     }
 
     tool_psk.identity = IDENTITY;
-    parse_hex(KEY, tool_psk.key, sizeof(tool_psk.key), &tool_psk.key_len);
+    tool_psk_key("dtls_record_diff", KEY);
 
-    if (!bio_init() || ngx_stream_dtls_record_init() != NGX_OK) {
+    if (dgram_init("dtls_record_diff datagram") != 0
+        || ngx_stream_dtls_record_init() != NGX_OK)
+    {
         ERR_print_errors_fp(stderr);
         return 1;
     }
@@ -1708,7 +1674,7 @@ main(int argc, char **argv)
     X509_free(rsa_cert);
     EVP_PKEY_free(ec_key);
     EVP_PKEY_free(rsa_key);
-    BIO_meth_free(bio_method);
+    BIO_meth_free(dgram_method);
 
     return total_failed ? 1 : 0;
 }

@@ -12,9 +12,9 @@ package Test::DTLS::Interop;
 # and why, for a failure the report should explain.
 #
 # And for the tests of a client library (interop_node.t, interop_pion.t):
-# their nginx, the check of a wrong key, and what they read of nginx's
-# error log: a client port's connections, their lines, and whether a
-# session's close_notify came.
+# their nginx, a suite's session and the check of a wrong key, and what
+# they read of nginx's error log: a client port's connections, their
+# lines, and whether a session's close_notify came.
 
 use warnings;
 use strict;
@@ -22,7 +22,7 @@ use strict;
 use Test::More;
 use Test::Nginx qw/ port /;
 use Test::Nginx::DTLS qw/ hexkey psk_file udp_echo log_mark error_log grep_log
-	wait_log wait_for /;
+	wait_log wait_for access_mark wait_access /;
 
 use Time::HiRes qw/ time /;
 
@@ -32,7 +32,7 @@ use Cwd qw/ abs_path /;
 
 use base qw/ Exporter /;
 
-our @EXPORT = qw/ psk_server wrong_key /;
+our @EXPORT = qw/ psk_server psk_session wrong_key /;
 our @EXPORT_OK = qw/ close_notify conn_ids grep_ids shown_ids /;
 
 our $DIR = abs_path(dirname(__FILE__) . '/../../../..') . '/build/interop';
@@ -98,6 +98,79 @@ EOF
 	udp_echo($t, '127.0.0.1:' . port(8981, udp => 1));
 
 	return $key;
+}
+
+# a session of one suite (OpenSSL's name SUITE, the client's NAME) by the
+# test's sub that runs the client, with the key psk_server() returned:
+# its handshake, 100 datagrams of up to MAX bytes each way, its
+# close_notify reaching nginx, the HelloVerifyRequest before, the
+# client's exit code (5 tests).  A session whose close_notify never
+# reached nginx's socket is tried again, up to RETRIES times, with a
+# short one (pion: see interop_pion.t).  Returns the client's exit code.
+
+sub psk_session {
+	my ($t, $r, $client, $key, $suite, $name, $max, $retries) = @_;
+
+	my $mark = log_mark($t);
+	my $amark = access_mark($t);
+
+	my ($out, $rc) = $client->('--identity', 'dev-1', '--key', $key,
+		'--cipher', $name, '--count', 100, '--size-max', $max);
+
+	my ($log) = wait_access($t, 1, 5, $amark);
+	my ($cport, $cipher) = $log ? $log =~ /^(\d+) "dev-1" (\S+) / : ();
+	my @ids = $cport ? conn_ids($t, $cport, $mark) : ();
+
+	my $ok = $out =~ /^handshake ok cipher=\Q$name\E(?: |$)/m
+		&& defined $cipher && $cipher eq $suite;
+	ok($r->record($suite, 'handshake', $ok), "$suite: handshake")
+		or diag("client exit code $rc:\n${out}access log: "
+			. ($log // "none\n"));
+
+	$ok = $out =~ /^echo ok n=100$/m;
+	ok($r->record($suite, 'echo 100', $ok),
+		"$suite: 100 datagrams of up to $max bytes each way")
+		or diag("client:\n$out");
+
+	my ($sent, $logged) = close_notify($t, $out, \@ids, $max, $mark);
+	my @tries;
+
+	for (1 .. $retries // 0) {
+		last if $sent;
+
+		my $m = log_mark($t);
+		my $am = access_mark($t);
+
+		my ($o) = $client->('--identity', 'dev-1', '--key', $key,
+			'--cipher', $name, '--count', 1);
+
+		my ($l) = wait_access($t, 1, 5, $am);
+		my ($p) = $l ? $l =~ /^(\d+) / : ();
+		my @i = $p ? conn_ids($t, $p, $m) : ();
+
+		($sent, $logged) = close_notify($t, $o, \@i, $max, $m);
+		push @tries, $sent ? 'sent' : 'not sent';
+	}
+
+	diag("$suite: no close_notify sent, tried again: @tries") if @tries;
+
+	ok($r->record($suite, 'close', $sent && $logged),
+		"$suite: close_notify reaches nginx")
+		or diag("client:\n${out}close_notify "
+			. ($sent ? 'sent, not logged' : 'never sent')
+			. "\nerror log:\n" . shown_ids($t, \@ids, $mark));
+
+	$ok = $out =~ /^handshake ok/m && @ids
+		&& grep { /dtls ClientHello without cookie, HelloVerifyRequest sent/ }
+			grep_ids($t, \@ids, $mark);
+	ok($r->record($suite, 'cookie', $ok),
+		"$suite: handshake after HelloVerifyRequest")
+		or diag("client:\n${out}error log:\n" . shown_ids($t, \@ids,
+			$mark));
+
+	is($rc, 0, "$suite: client exit code");
+
+	return $rc;
 }
 
 # a client with the wrong key, by the test's sub that runs the client:

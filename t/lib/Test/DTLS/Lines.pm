@@ -8,6 +8,9 @@ package Test::DTLS::Lines;
 #	my $l = Test::DTLS::Lines->new($t);
 #	my $c = $l->client({ handshakes => 1, lines => [ lines($max) ] }, @cmd);
 #	is(echoed($c->{out}, @lines), 100);
+#
+# and the checks the two tests (interop_openssl.t, interop_gnutls.t) make
+# alike: a suite's session, the wrong key.
 
 use warnings;
 use strict;
@@ -239,6 +242,109 @@ sub client {
 	$o->{err} = $t->read_file($errf);
 
 	return $o;
+}
+
+# a suite's session by the command CMD (the client NAME), fed lines up to
+# MAX bytes: its handshake (the suite in the access log), the lines
+# echoed, its close_notify, the HelloVerifyRequest before (4 tests); if
+# TODO->($c) gives a reason, the echo and close tests are expected to
+# fail for it
+
+sub session {
+	my ($self, $r, $suite, $name, $max, $todo, @cmd) = @_;
+	my $t = $self->{t};
+
+	my @lines = lines($max);
+	my $mark = log_mark($t);
+
+	my $c = $self->client({ handshakes => 1, lines => \@lines }, @cmd);
+
+	my $log = $self->parse_log($mark);
+	my ($conn) = @{$log->{done}};
+	my $port = defined $conn ? $log->{port}{$conn} : undef;
+
+	my $access = defined $port ? $self->access_line($port) : undef;
+
+	# handshake: done, and the suite in the access log
+
+	my $hs = defined $access && $access =~ /^\d+ DTLSv1\.2 \Q$suite\E /;
+
+	diag("$suite: handshake: "
+		. (defined $port ? "access log: " . ($access // 'no line')
+			: 'no handshake in the error log')
+		. ", $name exit $c->{rc}\n$c->{err}")
+		unless $hs;
+
+	ok($r->record($suite, 'handshake', $hs), "$suite: handshake");
+
+	my $why = $todo ? $todo->($c) : undef;
+	Test::More->builder->todo_start($why) if $why;
+
+	# echo 100: every line back, whole, with its "e"
+
+	my $got = echoed($c->{out}, @lines);
+
+	diag("$suite: echo: $got of " . scalar(@lines) . " lines came back, "
+		. "missing: " . join(' ', missing($c->{out}, @lines)))
+		unless $got == @lines;
+
+	ok($r->record($suite, 'echo 100', $got == @lines, $why),
+		"$suite: echo 100, up to $max bytes");
+
+	# close: the client's close_notify at the end of its input
+
+	my $closed = defined $conn && wait_log($t, qr/\*$conn client closed /
+		. qr/DTLS session \(close_notify\)/, 3, $mark);
+
+	ok($r->record($suite, 'close', $closed, $why), "$suite: close_notify");
+
+	Test::More->builder->todo_end() if $why;
+
+	# cookie: a HelloVerifyRequest to the same port, then the handshake
+
+	my $hvr = defined $conn
+		&& grep { $_ < $conn && $log->{port}{$_} == $port } @{$log->{hvr}};
+
+	ok($r->record($suite, 'cookie', $hvr && $hs),
+		"$suite: handshake after a HelloVerifyRequest");
+}
+
+# a wrong PSK by the command CMD (the client NAME) to the server's port
+# 8981: nginx gives up at dtls_handshake_timeout and says why; the client
+# should fail on its own, non-zero, in bounded time (here 10s, for
+# nginx's 1s).  It learns of the failure only if nginx tells it: the
+# client's Finished was dropped unread, and nginx sends no alert when it
+# gives up, so the client retransmits its last flight on its own schedule
+# (tried through a relay: an epoch 0 handshake_failure alert sent to the
+# client at that point ends s_client and gnutls-cli at once, exit 1)
+
+sub wrong_key {
+	my ($self, $r, $name, @cmd) = @_;
+	my $t = $self->{t};
+
+	my $wrong_port = port(8981, udp => 1);
+	my $mark = log_mark($t);
+	my $start = time();
+
+	my $c = $self->client({ handshakes => 0, lines => [], timeout => 10,
+		hold => 11 }, @cmd);
+
+	my $took = time() - $start;
+
+	my $logged = wait_log($t, qr/DTLS handshake failed: timed out: the /
+		. qr/client's Finished did not decrypt, wrong PSK\? .*/
+		. qr/server: 127\.0\.0\.1:$wrong_port/, 3, $mark);
+
+	my $client_ok = $c->{rc} != 0 && $c->{rc} != 124 && !$c->{killed};
+
+	diag(sprintf("wrong key: $name %s after %.1fs; nginx %s",
+		$c->{rc} == 124 ? 'still running, killed by timeout'
+			: "exited with $c->{rc}", $took,
+		$logged ? 'logged the wrong PSK' : 'did not log the wrong PSK'))
+		unless $client_ok && $logged;
+
+	ok($r->record('-', 'wrong key', $client_ok && $logged),
+		'wrong key: clean failure on both sides');
 }
 
 # the error log since a mark: each connection's client port, the

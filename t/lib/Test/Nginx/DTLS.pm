@@ -28,6 +28,10 @@ use strict;
 
 use base qw/ Exporter /;
 
+use IO::Select;
+use IO::Socket::INET;
+use POSIX ();
+
 # the harness's subs beyond nginx-tests' Test::Nginx: NAME($t, ...) is
 # $t->_NAME(...) (Test::Nginx), or what the comment says
 
@@ -67,7 +71,7 @@ for my $name (keys %HARNESS) {
 sub port_free { Test::Nginx::_port_free(@_) }
 
 our @EXPORT = (qw/ hexkey psk_file dtls_client dtls_lines access_mark
-	access_lines access_line wait_access /, sort keys %HARNESS);
+	access_lines access_line wait_access rule_relay /, sort keys %HARNESS);
 our @EXPORT_OK = qw/ which proc_kb line_of rx port_free /;
 
 ###############################################################################
@@ -191,6 +195,51 @@ sub wait_access {
 
 ###############################################################################
 
+# a UDP relay in a child process for a test that alters what passes: it
+# listens on 127.0.0.1:PORT for each of PORTS and gives every datagram
+# that comes, to a listening socket or to one it opened, to
+# RULE->($r, $fh, $peer, $buf), which forwards it as it will.  $r->{listen}
+# are the listening sockets in the order of PORTS, $r->socket(ADDR) opens
+# one (connected to ADDR if given) that the relay reads too, and
+# $r->{count} (what the rule dropped or copied) is the child's exit
+# status.  Returns the child's pid; TERM ends it, as do 30 s of silence.
+
+sub rule_relay {
+	my ($ports, $rule) = @_;
+
+	my $r = bless {}, 'Test::Nginx::DTLS::Relay';
+	$r->{count} = 0;
+	$r->{listen} = [ map { $r->socket(undef, "127.0.0.1:$_") } @$ports ];
+
+	my $pid = fork() // die "fork: $!
+";
+
+	if ($pid) {
+		close $_ for @{$r->{listen}};
+		return $pid;
+	}
+
+	# the child ends without the test's destructors (they stop nginx)
+
+	local $SIG{TERM} = sub { POSIX::_exit($r->{count}) };
+
+	$r->{select} = IO::Select->new(@{$r->{listen}});
+
+	eval {
+		while (my @ready = $r->{select}->can_read(30)) {
+			for my $fh (@ready) {
+				my $peer = $fh->recv(my $buf, 65536);
+				$rule->($r, $fh, $peer, $buf);
+			}
+		}
+		1;
+	} or print STDERR "relay: $@";
+
+	POSIX::_exit($r->{count});
+}
+
+###############################################################################
+
 # a command's path in PATH, or undef
 
 sub which {
@@ -230,6 +279,24 @@ sub line_of {
 sub rx {
 	my $s = join '', map { "$_" =~ s/^\(\?\^\w*:(.*)\)$/$1/sr } @_;
 	return qr/$s/m;
+}
+
+###############################################################################
+
+package Test::Nginx::DTLS::Relay;
+
+# a UDP socket of the relay's, connected to PEER or bound to LOCAL (by
+# default 127.0.0.1, any port), that the relay reads
+
+sub socket {
+	my ($r, $peer, $local) = @_;
+
+	my $s = IO::Socket::INET->new(Proto => 'udp',
+		$peer ? (PeerAddr => $peer) : (LocalAddr => $local // '127.0.0.1'))
+		or die "relay: $!\n";
+
+	$r->{select}->add($s) if $r->{select};
+	return $s;
 }
 
 ###############################################################################
