@@ -378,6 +378,7 @@ static ngx_int_t
 ngx_stream_dtls_handler(ngx_stream_session_t *s)
 {
     ngx_int_t                    rc;
+    ngx_buf_t                   *b;
     ngx_connection_t            *c;
     ngx_stream_dtls_conn_t      *ctx;
     ngx_stream_dtls_srv_conf_t  *dscf;
@@ -426,6 +427,20 @@ ngx_stream_dtls_handler(ngx_stream_session_t *s)
         return ngx_stream_dtls_drop(c);
 
     case NGX_STREAM_DTLS_HELLO_STRAY:
+
+        /* a session of this worker moved by its CID takes the datagram */
+
+        b = c->buffer;
+
+        rc = ngx_stream_dtls_move_handoff(c, dscf, b->pos, b->last - b->pos);
+
+        if (rc == NGX_OK) {
+            return ngx_stream_dtls_drop(c);
+        }
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
 
         if (dscf->zone) {
             rc = ngx_stream_dtls_zone_continue(s, dscf);

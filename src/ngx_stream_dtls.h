@@ -162,6 +162,7 @@ typedef struct {
 /* per session */
 
 typedef struct ngx_stream_dtls_renewal_s  ngx_stream_dtls_renewal_t;
+typedef struct ngx_stream_dtls_move_s     ngx_stream_dtls_move_t;
 
 typedef struct {
     SSL                        *ssl;
@@ -241,6 +242,14 @@ typedef struct {
     u_char                     *pending;
     size_t                      pending_len;
 
+    /*
+     * move.c: the session in this worker's index of CIDs, and a record
+     * from a new address that may move it there
+     */
+
+    ngx_rbtree_node_t           cid_node;
+    ngx_stream_dtls_move_t     *move;
+
     /* the session's entry in dtls_session_zone, told by its id */
     ngx_stream_dtls_zone_node_t  *node;
     uint64_t                    node_id;
@@ -255,6 +264,7 @@ typedef struct {
     unsigned                    continued:1;    /* from the zone */
     unsigned                    ending:1;   /* the client's close_notify */
     unsigned                    cid_offered:1;
+    unsigned                    indexed:1;  /* cid_node in the index */
 } ngx_stream_dtls_conn_t;
 
 
@@ -341,6 +351,19 @@ ngx_int_t ngx_stream_dtls_bpf_check(ngx_cycle_t *cycle);
 ngx_int_t ngx_stream_dtls_bpf_init(ngx_cycle_t *cycle);
 #endif
 
+/* move.c: a session with a CID moved in its own nginx session */
+
+void ngx_stream_dtls_move_index(ngx_stream_dtls_conn_t *ctx);
+ngx_int_t ngx_stream_dtls_move_handoff(ngx_connection_t *c,
+    ngx_stream_dtls_srv_conf_t *dscf, u_char *p, size_t len);
+ngx_int_t ngx_stream_dtls_move_take(ngx_connection_t *c,
+    ngx_stream_dtls_conn_t *ctx, u_char *buf, size_t size, size_t *len);
+ngx_int_t ngx_stream_dtls_move_foreign(ngx_connection_t *c,
+    ngx_stream_dtls_conn_t *ctx, u_char *p, size_t len);
+ngx_int_t ngx_stream_dtls_move_record(ngx_stream_dtls_record_t *read,
+    ngx_stream_dtls_zone_t *zone, u_char *p, size_t len, uint64_t *seq);
+void ngx_stream_dtls_move_free(ngx_stream_dtls_conn_t *ctx);
+
 
 /* io.c: the session's I/O once the handshake is done */
 
@@ -396,8 +419,12 @@ ngx_int_t ngx_stream_dtls_zone_received(ngx_stream_dtls_conn_t *ctx,
 ngx_int_t ngx_stream_dtls_zone_seq(ngx_stream_dtls_conn_t *ctx);
 void ngx_stream_dtls_zone_remove(ngx_stream_dtls_conn_t *ctx);
 void ngx_stream_dtls_zone_forget(ngx_stream_dtls_conn_t *ctx);
+ngx_int_t ngx_stream_dtls_zone_move(ngx_stream_dtls_conn_t *ctx,
+    uint64_t seq);
 ngx_uint_t ngx_stream_dtls_zone_cid_used(ngx_stream_dtls_zone_t *zone,
     u_char *cid, size_t len);
+ngx_int_t ngx_stream_dtls_zone_cid_newest(ngx_stream_dtls_zone_t *zone,
+    u_char *p, size_t len, size_t cid_len);
 void ngx_stream_dtls_zone_dropped(ngx_stream_dtls_zone_t *zone,
     ngx_stream_dtls_record_rc_e rc);
 ngx_uint_t ngx_stream_dtls_zone_counter(ngx_stream_dtls_zone_t *zone,

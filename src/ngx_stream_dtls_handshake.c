@@ -607,6 +607,7 @@ ngx_stream_dtls_cleanup(void *data)
 
     ngx_stream_dtls_release(ctx);
     ngx_stream_dtls_renew_free(ctx);
+    ngx_stream_dtls_move_free(ctx);
 
     /* the BIO goes with the SSL object; OpenSSL wipes its key copies */
 

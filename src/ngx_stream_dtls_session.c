@@ -114,6 +114,7 @@ ngx_stream_dtls_establish(ngx_stream_dtls_conn_t *ctx,
 
     if (rc == NGX_OK) {
         ngx_stream_dtls_cid_set(ctx, hs);
+        ngx_stream_dtls_move_index(ctx);
     }
 
     if (rc == NGX_DECLINED) {
@@ -126,6 +127,8 @@ ngx_stream_dtls_establish(ngx_stream_dtls_conn_t *ctx,
         if (ctx->conf->zone) {
             ngx_stream_dtls_zone_forget(ctx);
         }
+
+        ngx_stream_dtls_move_free(ctx);
 
         BIO_set_data(SSL_get_rbio(ssl), ctx);
         ngx_stream_dtls_bio_cleanup(ctx);
@@ -322,13 +325,35 @@ ngx_int_t
 ngx_stream_dtls_next_datagram(ngx_connection_t *c,
     ngx_stream_dtls_conn_t *ctx, u_char **p, size_t *len)
 {
-    ssize_t  n;
+    size_t     moved;
+    ssize_t    n;
+    ngx_int_t  rc;
 
-    n = ctx->recv(c, ngx_stream_dtls_datagram_in,
-                  sizeof(ngx_stream_dtls_datagram_in));
+    if (ctx->move) {
 
-    if (n == NGX_AGAIN || n == NGX_ERROR) {
-        return NGX_AGAIN;
+        /* a datagram of the session from a new address (move.c) */
+
+        rc = ngx_stream_dtls_move_take(c, ctx, ngx_stream_dtls_datagram_in,
+                                       sizeof(ngx_stream_dtls_datagram_in),
+                                       &moved);
+
+        if (rc == NGX_ERROR) {
+            return NGX_AGAIN;
+        }
+
+        if (rc == NGX_DECLINED) {
+            return NGX_DECLINED;
+        }
+
+        n = moved;
+
+    } else {
+        n = ctx->recv(c, ngx_stream_dtls_datagram_in,
+                      sizeof(ngx_stream_dtls_datagram_in));
+
+        if (n == NGX_AGAIN || n == NGX_ERROR) {
+            return NGX_AGAIN;
+        }
     }
 
     if (n == 0) {
@@ -338,6 +363,18 @@ ngx_stream_dtls_next_datagram(ngx_connection_t *c,
 
     *p = ngx_stream_dtls_datagram_in;
     *len = n;
+
+    switch (ngx_stream_dtls_move_foreign(c, ctx, *p, *len)) {
+
+    case NGX_DECLINED:
+        break;
+
+    case NGX_DONE:
+        return NGX_DONE;
+
+    default: /* NGX_OK: dropped */
+        return NGX_DECLINED;
+    }
 
     if (ngx_stream_dtls_renew(ctx, *p, *len) != NGX_OK) {
         return NGX_OK;

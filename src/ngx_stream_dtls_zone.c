@@ -105,8 +105,6 @@ static ngx_stream_dtls_zone_cid_t *ngx_stream_dtls_zone_cid_find(
     ngx_stream_dtls_zone_t *zone, u_char *cid, size_t len);
 static ngx_stream_dtls_zone_node_t *ngx_stream_dtls_zone_cid_lookup(
     ngx_stream_dtls_zone_t *zone, u_char *cid, size_t len);
-static ngx_int_t ngx_stream_dtls_zone_move(ngx_stream_dtls_conn_t *ctx,
-    uint64_t seq);
 static ngx_stream_dtls_zone_node_t *ngx_stream_dtls_zone_node(
     ngx_stream_dtls_conn_t *ctx);
 static void ngx_stream_dtls_zone_delete(ngx_stream_dtls_zone_t *zone,
@@ -470,41 +468,28 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    node = ngx_stream_dtls_zone_lookup(zone, c, hash);
-
+    node = NULL;
     moving = 0;
     cid_len = dscf->cid_length;
-    seq = 0;
 
-    if (node == NULL
-        && cid_len
+    /*
+     * a CID record is its CID's session's, even from an address the zone
+     * has another session of (a port given again): that one gives way if
+     * the record moves its own
+     */
+
+    if (cid_len
         && b->pos[0] == NGX_STREAM_DTLS_RECORD_CID
         && (size_t) (b->last - b->pos)
            >= NGX_STREAM_DTLS_RECORD_HEADER_LEN + cid_len)
     {
         node = ngx_stream_dtls_zone_cid_lookup(zone, b->pos + 11, cid_len);
 
-        if (node) {
-            seq = ngx_stream_dtls_record_seq(b->pos);
+        moving = (node && ngx_stream_dtls_zone_lookup(zone, c, hash) != node);
+    }
 
-            /* an older record than the newest, a replay: no move */
-
-            if (seq <= node->read.top || node->read.epoch
-                != ngx_stream_dtls_read_uint16(b->pos + 3))
-            {
-                ngx_shmtx_unlock(&zone->shpool->mutex);
-
-                ngx_stream_dtls_zone_dropped(zone,
-                                             NGX_STREAM_DTLS_RECORD_REPLAY);
-
-                ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
-                               "dtls record with a known connection ID "
-                               "from a new address dropped: not the newest");
-                return NGX_DECLINED;
-            }
-
-            moving = 1;
-        }
+    if (node == NULL) {
+        node = ngx_stream_dtls_zone_lookup(zone, c, hash);
     }
 
     if (node == NULL) {
@@ -554,6 +539,27 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
 
     len = b->last - b->pos;
 
+    /*
+     * the move: the first record of the datagram that authenticates is
+     * newer than every record of the session (RFC 9146 6), whatever the
+     * records before it
+     */
+
+    if (moving) {
+        if (ngx_stream_dtls_move_record(&ctx->read, zone, b->pos, len, &seq)
+            != NGX_OK)
+        {
+            return NGX_DECLINED;
+        }
+
+        if (ngx_stream_dtls_zone_move(ctx, seq) != NGX_OK) {
+            ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
+                           "dtls record with a known connection ID "
+                           "from a new address dropped: not the newest");
+            return NGX_DECLINED;
+        }
+    }
+
     plain = ngx_create_temp_buf(c->pool, ctx->pp_len + len);
     if (plain == NULL) {
         return NGX_ERROR;
@@ -571,10 +577,6 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
 
     if (n <= 0) {
         /* nothing authenticated: the session is not touched */
-        return NGX_DECLINED;
-    }
-
-    if (moving && ngx_stream_dtls_zone_move(ctx, seq) != NGX_OK) {
         return NGX_DECLINED;
     }
 
@@ -613,6 +615,7 @@ ngx_stream_dtls_zone_continue(ngx_stream_session_t *s,
     ctx->data_mtu = dscf->mtu - ngx_stream_dtls_record_overhead(&ctx->write);
 
     ngx_stream_dtls_set_io(c, ctx);
+    ngx_stream_dtls_move_index(ctx);
 
     if (ctx->in_len) {
         c->read->ready = 1;
@@ -778,11 +781,68 @@ ngx_stream_dtls_zone_cid_used(ngx_stream_dtls_zone_t *zone, u_char *cid,
 
 
 /*
- * The session's CID record seq, from a new address, authenticated: the
- * entry takes the addresses, unless a newer record came meanwhile
+ * A datagram p[0 .. len - 1] whose first record carries a CID of cid_len
+ * bytes: NGX_OK if it authenticates with that session's keys and is
+ * newer than every record the session received, changing nothing
  */
 
-static ngx_int_t
+ngx_int_t
+ngx_stream_dtls_zone_cid_newest(ngx_stream_dtls_zone_t *zone, u_char *p,
+    size_t len, size_t cid_len)
+{
+    uint64_t                      id, seq;
+    ngx_int_t                     rc;
+    ngx_stream_dtls_record_t      rd;
+    ngx_stream_dtls_zone_node_t  *node;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_stream_dtls_zone_cid_lookup(zone, p + 11, cid_len);
+
+    if (node) {
+        rd = node->read;
+        id = node->id;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (node == NULL) {
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_stream_dtls_move_record(&rd, zone, p, len, &seq);
+
+    ngx_stream_dtls_record_wipe(&rd);
+
+    if (rc != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_stream_dtls_zone_cid_lookup(zone, p + 11, cid_len);
+
+    if (node == NULL || node->id != id || seq <= node->read.top) {
+        rc = NGX_DECLINED;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (rc != NGX_OK) {
+        ngx_stream_dtls_zone_dropped(zone, NGX_STREAM_DTLS_RECORD_REPLAY);
+    }
+
+    return rc;
+}
+
+
+/*
+ * The session's CID record seq, from the new address of ctx's connection,
+ * authenticated and not yet received: the entry takes the addresses if
+ * the record is newer than every record received in the session
+ */
+
+ngx_int_t
 ngx_stream_dtls_zone_move(ngx_stream_dtls_conn_t *ctx, uint64_t seq)
 {
     uint32_t                      hash;
@@ -806,7 +866,7 @@ ngx_stream_dtls_zone_move(ngx_stream_dtls_conn_t *ctx, uint64_t seq)
 
     node = ngx_stream_dtls_zone_node(ctx);
 
-    if (node == NULL || node->read.top != seq) {
+    if (node == NULL || seq <= node->read.top) {
         rc = NGX_DECLINED;
 
     } else {

@@ -1,12 +1,14 @@
 /*
  * udp_echo: a UDP echo backend for the ngx_dtls tests.
  *
- *   udp_echo -l 127.0.0.1:PORT [-p PREFIX]
- *   udp_echo -l [::1]:PORT [-p PREFIX]
+ *   udp_echo -l 127.0.0.1:PORT [-p PREFIX] [-s]
+ *   udp_echo -l [::1]:PORT [-p PREFIX] [-s]
  *
  * Every datagram is sent back to its sender, one reply per datagram,
- * optionally preceded by PREFIX.  Prints "udp_echo ready" once bound;
- * exits with 0 on SIGTERM or SIGINT.
+ * optionally preceded by PREFIX.  With -s each reply starts (after
+ * PREFIX) with the sender's port in decimal and a space: a client behind
+ * nginx sees which of nginx's sockets each of its datagrams came from.
+ * Prints "udp_echo ready" once bound; exits with 0 on SIGTERM or SIGINT.
  */
 
 #include <arpa/inet.h>
@@ -35,9 +37,9 @@ static void on_signal(int signo);
 int
 main(int argc, char **argv)
 {
-    int                      fd, opt;
+    int                      fd, opt, sender;
     char                    *listen_addr, *prefix;
-    size_t                   plen;
+    size_t                   plen, slen_port;
     ssize_t                  n;
     socklen_t                slen, plen_addr;
     struct sigaction         sa;
@@ -46,14 +48,18 @@ main(int argc, char **argv)
 
     listen_addr = NULL;
     prefix = NULL;
+    sender = 0;
 
-    while ((opt = getopt(argc, argv, "l:p:h")) != -1) {
+    while ((opt = getopt(argc, argv, "l:p:sh")) != -1) {
         switch (opt) {
         case 'l':
             listen_addr = optarg;
             break;
         case 'p':
             prefix = optarg;
+            break;
+        case 's':
+            sender = 1;
             break;
         default:
             usage();
@@ -67,7 +73,9 @@ main(int argc, char **argv)
     }
 
     plen = prefix ? strlen(prefix) : 0;
-    if (plen > BUF_SIZE) {
+    /* room for the sender's port too */
+
+    if (plen > BUF_SIZE - 8) {
         fprintf(stderr, "udp_echo: prefix too long\n");
         return 2;
     }
@@ -106,10 +114,21 @@ main(int argc, char **argv)
             continue;
         }
 
-        memcpy(out + plen, in, n);
+        slen_port = 0;
 
-        if (sendto(fd, out, plen + n, 0, (struct sockaddr *) &peer,
-                   plen_addr) == -1)
+        if (sender) {
+            slen_port = sprintf((char *) out + plen, "%u ",
+                                peer.ss_family == AF_INET6
+                                ? ntohs(((struct sockaddr_in6 *)
+                                         &peer)->sin6_port)
+                                : ntohs(((struct sockaddr_in *)
+                                         &peer)->sin_port));
+        }
+
+        memcpy(out + plen + slen_port, in, n);
+
+        if (sendto(fd, out, plen + slen_port + n, 0,
+                   (struct sockaddr *) &peer, plen_addr) == -1)
         {
             perror("udp_echo: sendto");
         }
@@ -123,7 +142,7 @@ main(int argc, char **argv)
 static void
 usage(void)
 {
-    fprintf(stderr, "usage: udp_echo -l ADDR:PORT [-p PREFIX]\n"
+    fprintf(stderr, "usage: udp_echo -l ADDR:PORT [-p PREFIX] [-s]\n"
                     "       ADDR is IPv4 (127.0.0.1) or IPv6 in brackets"
                     " ([::1])\n");
 }
