@@ -615,13 +615,14 @@ sub _daemon_output {
 	return '';
 }
 
-# udp_echo on ADDR:PORT (an optional reply prefix), waits for "ready"
+# udp_echo on ADDR:PORT (an optional reply prefix, then udp_echo's other
+# options), waits for "ready"
 
 sub _udp_echo {
-	my ($self, $listen, $prefix) = @_;
+	my ($self, $listen, $prefix, @options) = @_;
 
 	my $pid = $self->_daemon($self->_tool('udp_echo'), '-l', $listen,
-		defined $prefix ? ('-p', $prefix) : ());
+		defined $prefix ? ('-p', $prefix) : (), @options);
 
 	$self->_wait_for(sub { $self->_daemon_output($pid) =~ /udp_echo ready/ },
 		5) or die "udp_echo on $listen did not start:\n"
