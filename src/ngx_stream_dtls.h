@@ -178,6 +178,7 @@ typedef struct {
     size_t                      held;
     ngx_msec_t                  deadline;   /* of the handshake */
     ngx_msec_t                  active;     /* the last record, either way */
+    ngx_msec_t                  heard;      /* the client's, authenticated */
     size_t                      data_mtu;   /* a record's data at most */
     size_t                      record_min; /* a protected record's least */
 

@@ -404,11 +404,17 @@ ngx_stream_dtls_bpf_group(ngx_cycle_t *cycle, ngx_array_t *groups,
     prev = old ? ngx_stream_dtls_bpf_find(old, ls) : NULL;
 
     if (prev && prev->map != -1) {
-        grp->map = dup(prev->map);
+        /*
+         * close-on-exec, as the map was made: a binary upgrade's new
+         * master must not hold the old one's map and its sockets
+         */
+
+        grp->map = fcntl(prev->map, F_DUPFD_CLOEXEC, 0);
 
         if (grp->map == -1) {
             ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
-                          "dup() of the dtls_bpf map of %V failed",
+                          "fcntl(F_DUPFD_CLOEXEC) of the dtls_bpf map of %V "
+                          "failed",
                           &ls->addr_text);
             ngx_stream_dtls_bpf_unsteer(cycle, ls);
             return NGX_DECLINED;

@@ -29,6 +29,7 @@ void
 ngx_stream_dtls_set_io(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx)
 {
     ctx->active = ngx_current_msec;
+    ctx->heard = ngx_current_msec;
 
     c->recv = ngx_stream_dtls_recv;
     c->send = ngx_stream_dtls_send;

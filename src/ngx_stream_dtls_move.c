@@ -34,6 +34,17 @@
 #include "ngx_stream_dtls.h"
 
 
+/*
+ * A NAT gives a session's address to another device only once the
+ * session's client has been silent for the binding's lifetime: 2 minutes
+ * at least (RFC 4787 REQ-5), 30 seconds in the shortest seen.  A session
+ * that heard from its client since holds its address: another session's
+ * record from there, authentic as it may be, is dropped.
+ */
+
+#define NGX_STREAM_DTLS_MOVE_SILENT  30000
+
+
 struct ngx_stream_dtls_move_s {
     size_t                      len;
     socklen_t                   socklen;
@@ -272,7 +283,10 @@ done:
  * A datagram from the session's own address with another session's CID:
  * a NAT has given the address to another device, or someone sends as if
  * it had.  NGX_DECLINED: not such a datagram; NGX_OK: dropped; NGX_DONE:
- * it authenticates with the other session's keys of the zone and is the
+ * this session's client has been silent long enough for its NAT to have
+ * let the address go (a client that spoofs its source with a record of
+ * its own thus cannot end a live session), and the datagram
+ * authenticates with the other session's keys of the zone and is the
  * newest of that session, so this nginx session leaves the address to
  * it (the DTLS session stays in the zone, for its client's next address)
  * and ends, and the datagram goes to the other session's live nginx
@@ -302,6 +316,13 @@ ngx_stream_dtls_move_foreign(ngx_connection_t *c, ngx_stream_dtls_conn_t *ctx,
             && ngx_memcmp(p + 11, ctx->read.cid, cid_len) == 0))
     {
         return NGX_DECLINED;
+    }
+
+    if (ngx_current_msec - ctx->heard < NGX_STREAM_DTLS_MOVE_SILENT) {
+        ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
+                       "dtls record with another session's connection ID "
+                       "dropped: this session's client is not silent");
+        return NGX_OK;
     }
 
     if (ngx_stream_dtls_zone_cid_newest(ctx->conf->zone, p, len, cid_len)

@@ -493,6 +493,7 @@ ngx_stream_dtls_session_records(ngx_connection_t *c,
                           : NGX_OK)
         {
         case NGX_OK:
+            ctx->heard = ngx_current_msec;
             break;
 
         case NGX_DECLINED:

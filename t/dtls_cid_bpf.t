@@ -111,7 +111,7 @@ $nocap =~ s/%%TEST_GLOBALS%%/$globals/;
 $t->write_file_expand('nocap.conf', $nocap);
 
 udp_echo($t, '127.0.0.1:' . port(8990, udp => 1), undef, '-s');
-$t->run()->plan(30);
+$t->run()->plan(31);
 
 ###############################################################################
 
@@ -253,6 +253,7 @@ is(join("\n", grep { /\[(warn|alert|crit)\]/ } split /\n/,
 
 is(fds($master), $fds, "no descriptor left by reloads in the master ($fds)");
 is(bpf_maps($master), 1, 'the master holds one map, its configuration\'s');
+is(bpf_maps($master, 'cloexec'), 1, 'the map is close-on-exec after reloads');
 
 ###############################################################################
 
@@ -362,13 +363,24 @@ sub old_workers_gone {
 		or diag('old workers still running: ' . join(' ', workers($t)));
 }
 
-# the eBPF maps a process holds
+# the eBPF maps a process holds (only those closed on exec, with
+# "cloexec": a binary upgrade's new master would inherit the others)
 
 sub bpf_maps {
-	my ($pid) = @_;
+	my ($pid, $cloexec) = @_;
 
-	return scalar grep { (readlink($_) // '') eq 'anon_inode:bpf-map' }
-		glob("/proc/$pid/fd/*");
+	return scalar grep {
+		(readlink($_) // '') eq 'anon_inode:bpf-map'
+			&& (!$cloexec || cloexec($pid, (split m|/|)[-1]))
+	} glob("/proc/$pid/fd/*");
+}
+
+sub cloexec {
+	my ($pid, $fd) = @_;
+
+	open my $fh, '<', "/proc/$pid/fdinfo/$fd" or return 0;
+	my ($flags) = join('', <$fh>) =~ /^flags:\s+([0-7]+)/m;
+	return oct($flags // 0) & 02000000;
 }
 
 # the descriptors a process holds

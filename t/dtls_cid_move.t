@@ -14,7 +14,8 @@
 # each move (build/tools/pp_backend_go parses it).  A session of the zone
 # (its nginx session ended) moves to the port of another session's entry,
 # and by the record after a forged one in its datagram; one moves to the
-# port of a live nginx session whose client has gone, which gives way.
+# port of a live nginx session whose client has gone, which gives way
+# once that client has been silent for 30 s.
 # A client's new handshake from its port (a new CID) goes on as before.
 
 ###############################################################################
@@ -56,6 +57,7 @@ psk_file($t, 'psk', "dev-1:$key\n");
 $t->write_file_expand('nginx.conf', <<'EOF');
 
 worker_processes  1;
+worker_shutdown_timeout  1s;
 
 events {
 }
@@ -106,7 +108,7 @@ stream {
         listen             127.0.0.1:%%PORT_8984_UDP%% udp;
         dtls               on;
         dtls_session_zone  e:1m;
-        proxy_timeout      3s;
+        proxy_timeout      60s;
         proxy_pass         127.0.0.1:%%PORT_8990_UDP%%;
     }
 }
@@ -126,7 +128,7 @@ if (-x $go) {
 		or die "pp_backend_go did not start\n";
 }
 
-$t->run()->plan(27);
+$t->run()->plan(29);
 
 my $suite = 'TLS-PSK-WITH-AES-128-CCM-8';
 
@@ -300,9 +302,12 @@ is(scalar(grep { /DTLS session moved/ } split /\n/, error_log($t, $mark)),
 
 # a session's newest record (its nginx session still live), from the
 # port of another live nginx session whose client has gone (killed, no
-# close_notify): that nginx session leaves the port to the session that
-# authenticates there, long before proxy_timeout would have ended it, and
-# the record moves its session's nginx session there
+# close_notify): while that client is not silent for 30 s (the shortest
+# NAT binding), the record is dropped, so that a client cannot end
+# another's live session with a record of its own from a spoofed source;
+# then that nginx session leaves the port to the session that
+# authenticates there, long before proxy_timeout (60s) would have ended
+# it, and the record moves its session's nginx session there
 
 $port = port(8984, udp => 1);
 $n = tapped_run($port, 1000, 3);
@@ -321,6 +326,13 @@ $mark = log_mark($t);
 
 ok($answer =~ /^handshake ok .* recv \d+ live$/ && defined $taken,
 	"live session's port: $taken") or diag($answer);
+ok(!udp_exchange($port, pack('H*', $lost), $taken),
+	"live session's port: kept while its client is not silent");
+unlike(error_log($t, $mark), qr/address taken/,
+	'live session\'s port: no session ended');
+
+sleep 31;
+
 ok(udp_exchange($port, pack('H*', $lost), $taken),
 	"live session's port: the record moved its session there, answered");
 like(error_log($t, $mark),
