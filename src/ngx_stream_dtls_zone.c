@@ -799,16 +799,15 @@ ngx_stream_dtls_zone_cid_newest(ngx_stream_dtls_zone_t *zone, u_char *p,
 
     node = ngx_stream_dtls_zone_cid_lookup(zone, p + 11, cid_len);
 
-    if (node) {
-        rd = node->read;
-        id = node->id;
-    }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
     if (node == NULL) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
         return NGX_DECLINED;
     }
+
+    rd = node->read;
+    id = node->id;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 
     rc = ngx_stream_dtls_move_record(&rd, zone, p, len, &seq);
 
