@@ -24,6 +24,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 use Test::Nginx::DTLS;
+use Test::DTLS::Mbedtls;
 
 use IO::Socket::INET;
 use POSIX qw/ WNOHANG /;
@@ -39,10 +40,7 @@ my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 tool($t, 'udp_echo');
 tool($t, 'udp_relay');
 
-my $client = "$Test::Nginx::REPO/build/tools/mbedtls_client";
-
-plan(skip_all => "no $client (scripts/interop-deps.sh mbedtls could not "
-	. "fetch or build Mbed TLS 3.6)") unless -x $client;
+my $client = mbedtls_client();
 
 my $key = hexkey();
 
@@ -170,33 +168,33 @@ for my $bad ([ 'maybe', qr/invalid value "maybe"/ ],
 for my $s (@suites) {
 	my ($suite, $name) = @$s;
 
-	($out, $rc) = mbedtls(port(8980, udp => 1), $name, 20,
+	($out, $rc) = client(port(8980, udp => 1), $name, 20,
 		'cid=1', 'cid_val=a1a2a3a4');
 	ok($rc == 0 && cid_len($out) == 6 && echoed($out) == 20,
 		"$suite: CID of 6 bytes, 20 echoes")
 		or diag("exit code $rc:\n$out");
 }
 
-($out, $rc) = mbedtls(port(8981, udp => 1), $suites[0][1], 20, 'cid=1',
+($out, $rc) = client(port(8981, udp => 1), $suites[0][1], 20, 'cid=1',
 	'cid_val=a1a2a3a4');
 ok($rc == 0 && cid_len($out) == 8 && echoed($out) == 20,
 	'length=8: CID of 8 bytes, 20 echoes') or diag("exit code $rc:\n$out");
 
 # a client that asks for no CID of its own gets records without one
 
-($out, $rc) = mbedtls(port(8980, udp => 1), $suites[1][1], 20, 'cid=1');
+($out, $rc) = client(port(8980, udp => 1), $suites[1][1], 20, 'cid=1');
 ok($rc == 0 && cid_len($out) == 6 && echoed($out) == 20,
 	'client with a zero-length CID: 20 echoes')
 	or diag("exit code $rc:\n$out");
 
-($out, $rc) = mbedtls(port(8980, udp => 1), $suites[0][1], 20, 'cid=0');
+($out, $rc) = client(port(8980, udp => 1), $suites[0][1], 20, 'cid=0');
 ok($rc == 0 && !defined cid_len($out) && echoed($out) == 20,
 	'client without CID: 20 echoes') or diag("exit code $rc:\n$out");
 
 # a client's CID longer than 8 bytes is not negotiated: records as before
 
 $mark = log_mark($t);
-($out, $rc) = mbedtls(port(8980, udp => 1), $suites[0][1], 20, 'cid=1',
+($out, $rc) = client(port(8980, udp => 1), $suites[0][1], 20, 'cid=1',
 	'cid_val=0102030405060708090a0b0c0d0e0f10');
 ok($rc == 0 && $out =~ /Connection ID was rejected by the server/
 	&& echoed($out) == 20
@@ -208,7 +206,7 @@ ok($rc == 0 && $out =~ /Connection ID was rejected by the server/
 # an abbreviated handshake (a ticket): the server's Finished comes first,
 # sealed with the CID from the resumed session's master secret
 
-($out, $rc) = mbedtls(port(8980, udp => 1), $suites[1][1], 2, 'cid=1',
+($out, $rc) = client(port(8980, udp => 1), $suites[1][1], 2, 'cid=1',
 	'cid_val=a1a2a3a4', 'reconnect=1', 'reco_delay=0', 'tickets=1');
 ok($rc == 0 && $out =~ /Reconnecting with saved session\.\.\. ok/
 	&& echoed($out) == 3, 'resumed with a ticket: echoes')
@@ -221,7 +219,7 @@ ok($rc == 0 && $out =~ /Reconnecting with saved session\.\.\. ok/
 for my $seed (1 .. 3) {
 	my $lossy = udp_relay($t, port(8980, udp => 1), '-d', 20, '-s', $seed);
 
-	($out, $rc) = mbedtls($lossy->{port}, $suites[$seed % 2][1], 30,
+	($out, $rc) = client($lossy->{port}, $suites[$seed % 2][1], 30,
 		'cid=1', 'cid_val=e1e2e3', 'max_resend=200', 'read_timeout=300',
 		'hs_timeout=100-3000');
 
@@ -240,7 +238,7 @@ for my $seed (1 .. 3) {
 {
 	my $lossy = udp_relay($t, port(8980, udp => 1), '-R', 3);
 
-	($out, $rc) = mbedtls($lossy->{port}, $suites[0][1], 5, 'cid=1',
+	($out, $rc) = client($lossy->{port}, $suites[0][1], 5, 'cid=1',
 		'cid_val=f1f2', 'hs_timeout=200-3000');
 
 	my $l = udp_relay_stop($t, $lossy);
@@ -253,9 +251,9 @@ for my $seed (1 .. 3) {
 # the client's records carry the server's CID, ours the client's: the
 # record expansion ssl_client2 computes grows by both, and the inner type
 
-my ($plain) = mbedtls(port(8980, udp => 1), $suites[0][1], 1, 'cid=0')
+my ($plain) = client(port(8980, udp => 1), $suites[0][1], 1, 'cid=0')
 	=~ /Record expansion is (\d+)/;
-my ($with) = mbedtls(port(8980, udp => 1), $suites[0][1], 1, 'cid=1',
+my ($with) = client(port(8980, udp => 1), $suites[0][1], 1, 'cid=1',
 	'cid_val=a1a2a3a4') =~ /Record expansion is (\d+)/;
 ok(defined $plain && defined $with && $with > $plain + 4,
 	"record expansion with CIDs: $with bytes, without: $plain");
@@ -273,7 +271,7 @@ $mark = log_mark($t);
 # (its close_notify, were it the first datagram of a new port, would
 # end the session there, not move it)
 
-($out, $rc) = mbedtls($relay->{port}, $suites[0][1], 1000, 'cid=1',
+($out, $rc) = client($relay->{port}, $suites[0][1], 1000, 'cid=1',
 	'cid_val=b1b2b3b4b5b6', 'skip_close_notify=1');
 
 my $r = udp_relay_stop($t, $relay);
@@ -313,7 +311,7 @@ $relay = udp_relay($t, $port, '-x', $tap, '-L', 995);
 $mark = log_mark($t);
 $amark = access_mark($t);
 
-my $pid = daemon($t, $client, mbedtls_args($relay->{port}, $suites[1][1],
+my $pid = daemon($t, $client, mbedtls_psk($relay->{port}, $key, $suites[1][1],
 	1000, 'cid=1', 'cid_val=c1c2c3c4', 'skip_close_notify=1',
 	'max_resend=2', 'read_timeout=300'));
 
@@ -374,7 +372,7 @@ $amark = access_mark($t);
 # a request in flight as its nginx session ends with its old worker loses
 # its reply: the client sends it again (max_resend), in a new record
 
-$pid = daemon($t, $client, mbedtls_args($relay->{port}, $suites[0][1],
+$pid = daemon($t, $client, mbedtls_psk($relay->{port}, $key, $suites[0][1],
 	4000, 'cid=1', 'cid_val=d1d2d3d4', 'max_resend=3'));
 
 wait_for($t, sub { tapped() >= 100 }, 10);
@@ -411,18 +409,9 @@ is(join("\n", grep { !/needs "dtls_session_zone"|invalid/ } split /\n/,
 
 ###############################################################################
 
-sub mbedtls_args {
-	my ($port, $suite, $n, @args) = @_;
-
-	return ('server_addr=127.0.0.1', "server_port=$port", 'dtls=1',
-		"psk=$key", 'psk_identity=dev-1', "force_ciphersuite=$suite",
-		"exchanges=$n", 'read_timeout=2000', 'hs_timeout=500-4000',
-		@args);
-}
-
-sub mbedtls {
-	return run_tool($t, { stderr => 1, timeout => 60 }, $client,
-		mbedtls_args(@_));
+sub client {
+	my ($port, @args) = @_;
+	return mbedtls($t, $port, $key, @args);
 }
 
 # the server's CID's length, as the client saw it
@@ -431,13 +420,6 @@ sub cid_len {
 	my ($out) = @_;
 	return $out =~ /\(initial handshake\) Peer CID \(length (\d+) Bytes\)/
 		? $1 : undef;
-}
-
-# requests echoed back
-
-sub echoed {
-	my ($out) = @_;
-	return scalar(() = $out =~ /< Read from server: \d+ bytes read\s+GET /g);
 }
 
 # the client's datagrams the relay passed on, in hex

@@ -26,6 +26,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 use Test::Nginx::DTLS qw/ :DEFAULT port_free /;
+use Test::DTLS::Mbedtls;
 
 use Time::HiRes qw/ sleep /;
 
@@ -42,10 +43,7 @@ plan(skip_all => 'not root: no CAP_BPF') if $> != 0;
 tool($t, 'udp_echo');
 tool($t, 'udp_relay');
 
-my $client = "$Test::Nginx::REPO/build/tools/mbedtls_client";
-
-plan(skip_all => "no $client (scripts/interop-deps.sh mbedtls could not "
-	. "fetch or build Mbed TLS 3.6)") unless -x $client;
+mbedtls_client();
 
 my $key = hexkey();
 
@@ -168,8 +166,7 @@ my $amark = access_mark($t);
 my $ok = 0;
 
 for my $n (1 .. 20) {
-	my ($out, $rc) = run_tool($t, { stderr => 1, timeout => 30 }, $client,
-		mbedtls_args($port, 1, 'cid=1', sprintf('cid_val=%02x', $n)));
+	my ($out, $rc) = client($port, 1, 'cid=1', sprintf('cid_val=%02x', $n));
 	$ok++ if $rc == 0 && echoed($out) == 1;
 }
 
@@ -271,8 +268,7 @@ SKIP: {
 	ok(wait_for($t, sub { -s "$d/nocap.pid" && !port_free($nport) }, 5),
 		'no CAP_BPF: nginx started');
 
-	($out, $rc) = run_tool($t, { stderr => 1, timeout => 30 }, $client,
-		mbedtls_args($nport, 20, 'cid=1', 'cid_val=a1a2'));
+	($out, $rc) = client($nport, 20, 'cid=1', 'cid_val=a1a2');
 	ok($rc == 0 && echoed($out) == 20, 'no CAP_BPF: 20 echoes')
 		or diag("exit code $rc:\n" . substr($out, -2000));
 
@@ -306,9 +302,8 @@ sub rebinding {
 	my $relay = udp_relay($t, $port, '-b', 10);
 	my $amark = access_mark($t);
 
-	my ($out, $rc) = run_tool($t, { stderr => 1, timeout => 60 }, $client,
-		mbedtls_args($relay->{port}, 1000, 'cid=1', 'cid_val=b1b2b3b4',
-			'skip_close_notify=1'));
+	my ($out, $rc) = client($relay->{port}, 1000, 'cid=1',
+		'cid_val=b1b2b3b4', 'skip_close_notify=1');
 
 	my $r = udp_relay_stop($t, $relay);
 
@@ -339,19 +334,9 @@ sub rebinding {
 		backend_ports => scalar keys %ports);
 }
 
-sub mbedtls_args {
-	my ($port, $n, @args) = @_;
-
-	return ('server_addr=127.0.0.1', "server_port=$port", 'dtls=1',
-		"psk=$key", 'psk_identity=dev-1',
-		'force_ciphersuite=TLS-PSK-WITH-AES-128-CCM-8', "exchanges=$n",
-		'read_timeout=2000', 'hs_timeout=500-4000', @args);
-}
-
-sub echoed {
-	my ($out) = @_;
-	return scalar(() = $out
-		=~ /< Read from server: \d+ bytes read\s+(?:\d+ )?GET /g);
+sub client {
+	my ($port, @args) = @_;
+	return mbedtls($t, $port, $key, 'TLS-PSK-WITH-AES-128-CCM-8', @args);
 }
 
 # the old workers exited (worker_shutdown_timeout): their sessions logged

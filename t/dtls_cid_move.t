@@ -29,6 +29,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 use Test::Nginx::DTLS;
+use Test::DTLS::Mbedtls;
 
 use IO::Socket::INET;
 use POSIX qw/ WNOHANG /;
@@ -44,11 +45,8 @@ my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 my $echo = tool($t, 'udp_echo');
 tool($t, 'udp_relay');
 
-my $client = "$Test::Nginx::REPO/build/tools/mbedtls_client";
+my $client = mbedtls_client();
 my $go = "$Test::Nginx::REPO/build/tools/pp_backend_go";
-
-plan(skip_all => "no $client (scripts/interop-deps.sh mbedtls could not "
-	. "fetch or build Mbed TLS 3.6)") unless -x $client;
 
 my $key = hexkey();
 
@@ -144,7 +142,7 @@ my $mark = log_mark($t);
 # (its close_notify, were it the first datagram of a new port, would
 # end the session there, not move it)
 
-my ($out, $rc) = mbedtls($relay->{port}, 1000, 'cid=1',
+my ($out, $rc) = client($relay->{port}, 1000, 'cid=1',
 	'cid_val=b1b2b3b4b5b6', 'skip_close_notify=1');
 
 my $r = udp_relay_stop($t, $relay);
@@ -185,9 +183,9 @@ $relay = udp_relay($t, $port, '-x', $tap, '-L', 995);
 $mark = log_mark($t);
 $amark = access_mark($t);
 
-my $pid = daemon($t, $client, mbedtls_args($relay->{port}, 1000, 'cid=1',
-	'cid_val=c1c2c3c4', 'skip_close_notify=1', 'max_resend=2',
-	'read_timeout=300'));
+my $pid = daemon($t, $client, mbedtls_psk($relay->{port}, $key, $suite,
+	1000, 'cid=1', 'cid_val=c1c2c3c4', 'skip_close_notify=1',
+	'max_resend=2', 'read_timeout=300'));
 
 ok(wait_for($t, sub { tapped() >= 100 }, 10), 'spoof: client echoing');
 
@@ -248,7 +246,7 @@ skip "no $go (scripts/interop-deps.sh)", 2 unless $gpid;
 $port = port(8982, udp => 1);
 $relay = udp_relay($t, $port, '-b', 10);
 
-($out, $rc) = mbedtls($relay->{port}, 100, 'cid=1', 'cid_val=a1a2',
+($out, $rc) = client($relay->{port}, 100, 'cid=1', 'cid_val=a1a2',
 	'skip_close_notify=1');
 
 $r = udp_relay_stop($t, $relay);
@@ -276,7 +274,7 @@ ok($changes == $r->{rebound} || $changes == $r->{rebound} + 1,
 $port = port(8983, udp => 1);
 $amark = access_mark($t);
 
-($out, $rc) = mbedtls($port, 2, 'cid=1', 'cid_val=e1', 'skip_close_notify=1');
+($out, $rc) = client($port, 2, 'cid=1', 'cid_val=e1', 'skip_close_notify=1');
 my ($taken) = map { / (\d+) \d+ \d+ \d+$/ }
 	wait_sessions($t, $port, $amark, 1);
 
@@ -348,7 +346,7 @@ like(error_log($t, $mark),
 $port = port(8980, udp => 1);
 $mark = log_mark($t);
 
-($out, $rc) = mbedtls($port, 3, 'cid=1', 'cid_val=f1', 'reconnect=1',
+($out, $rc) = client($port, 3, 'cid=1', 'cid_val=f1', 'reconnect=1',
 	'reconnect_hard=1', 'reco_delay=0', 'skip_close_notify=1',
 	'dgram_packing=0');
 
@@ -369,18 +367,9 @@ is(log_alerts($t), '', 'no alerts in the error log');
 
 ###############################################################################
 
-sub mbedtls_args {
-	my ($port, $n, @args) = @_;
-
-	return ('server_addr=127.0.0.1', "server_port=$port", 'dtls=1',
-		"psk=$key", 'psk_identity=dev-1', "force_ciphersuite=$suite",
-		"exchanges=$n", 'read_timeout=2000', 'hs_timeout=500-4000',
-		@args);
-}
-
-sub mbedtls {
-	return run_tool($t, { stderr => 1, timeout => 60 }, $client,
-		mbedtls_args(@_));
+sub client {
+	my ($port, @args) = @_;
+	return mbedtls($t, $port, $key, $suite, @args);
 }
 
 # a session whose client's datagram "lose" (its last of 3 exchanges) is
@@ -405,7 +394,7 @@ sub tapped_run {
 
 	unlink $tap;
 	my $relay = udp_relay($t, $port, '-x', $tap, '-L', $lose);
-	mbedtls($relay->{port}, $n, 'cid=1', 'skip_close_notify=1', @args);
+	client($relay->{port}, $n, 'cid=1', 'skip_close_notify=1', @args);
 	udp_relay_stop($t, $relay);
 
 	return scalar tapped();
@@ -448,13 +437,6 @@ sub udp_port_of {
 	}
 
 	return undef;
-}
-
-# nginx's source port that udp_echo -s saw, for each request echoed
-
-sub echo_ports {
-	my ($out) = @_;
-	return $out =~ /< Read from server: \d+ bytes read\s+(\d+) GET /g;
 }
 
 # the client's datagrams the relay passed on, in hex

@@ -19,6 +19,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
 use Test::Nginx::DTLS;
+use Test::DTLS::Mbedtls;
 use Test::DTLS::Interop;
 
 ###############################################################################
@@ -30,10 +31,7 @@ my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
 tool($t, 'udp_echo');
 
-my $client = "$Test::Nginx::REPO/build/tools/mbedtls_client";
-
-plan(skip_all => "no $client (scripts/interop-deps.sh mbedtls could not "
-	. "fetch or build Mbed TLS 3.6)") unless -x $client;
+mbedtls_client();
 
 # OpenSSL's name, Mbed TLS's
 
@@ -55,9 +53,7 @@ for my $s (@suites) {
 
 	my $amark = access_mark($t);
 
-	my ($out, $rc) = mbedtls_client($port, 'psk=' . $key,
-		'psk_identity=dev-1', "force_ciphersuite=$name",
-		'exchanges=20');
+	my ($out, $rc) = mbedtls($t, $port, $key, $name, 20);
 
 	like($out, qr/handshake\.\.\. ok\n.*^ +\[ Ciphersuite is \Q$name\E \]/ms,
 		"$suite: handshake") or diag("client exit code $rc:\n$out");
@@ -65,7 +61,7 @@ for my $s (@suites) {
 	# each exchange: the request written, and the same bytes read back
 
 	my $written = () = $out =~ /> Write to server: \d+ bytes written/g;
-	my $echoed = () = $out =~ /< Read from server: \d+ bytes read\s+GET /g;
+	my $echoed = echoed($out);
 	ok($rc == 0 && $written == 20 && $echoed == 20,
 		"$suite: 20 requests echoed") or diag("client exit code $rc, "
 		. "$written written, $echoed read back:\n$out");
@@ -78,15 +74,5 @@ for my $s (@suites) {
 $t->stop();
 
 is(log_alerts($t), '', 'no alerts in the error log');
-
-###############################################################################
-
-sub mbedtls_client {
-	my ($port, @args) = @_;
-
-	return run_tool($t, { stderr => 1, timeout => 30 }, $client,
-		'server_addr=127.0.0.1', "server_port=$port", 'dtls=1',
-		'read_timeout=2000', 'hs_timeout=500-4000', @args);
-}
 
 ###############################################################################
