@@ -32,7 +32,6 @@ use Test::Nginx::DTLS;
 use Test::DTLS::Mbedtls;
 
 use IO::Socket::INET;
-use POSIX qw/ WNOHANG /;
 use Time::HiRes qw/ sleep /;
 
 ###############################################################################
@@ -179,40 +178,10 @@ like($log[0] // '', qr/^$port \. \d+ $moves 0 0$/,
 
 $port = port(8981, udp => 1);
 my $tap = $t->testdir() . '/tap.hex';
-$relay = udp_relay($t, $port, '-x', $tap, '-L', 995);
 $mark = log_mark($t);
 $amark = access_mark($t);
 
-my $pid = daemon($t, $client, mbedtls_psk($relay->{port}, $key, $suite,
-	1000, 'cid=1', 'cid_val=c1c2c3c4', 'skip_close_notify=1',
-	'max_resend=2', 'read_timeout=300'));
-
-ok(wait_for($t, sub { tapped() >= 100 }, 10), 'spoof: client echoing');
-
-my @records = tapped();
-my ($old, $last) = @records[50, -1];
-
-# the newest record's sequence number, higher still, and a flipped bit:
-# it passes for the newest and fails its tag
-
-my $spoof = pack('H*', $last);
-substr($spoof, 5, 6) = pack('nN', 0, 0x7fffffff);
-substr($spoof, -1, 1) ^= "\x01";
-
-udp_send($port, $spoof);
-udp_send($port, pack('H*', $old));
-
-my $during = tapped();
-
-ok(wait_for($t, sub { waitpid($pid, WNOHANG) != 0 }, 20), 'spoof: done');
-$rc = $? >> 8;
-$out = daemon_output($t, $pid);
-udp_relay_stop($t, $relay);
-
-# a few records behind the newest, within the replay window, never seen,
-# while the session is still live
-
-udp_send($port, pack('H*', (tapped())[994]));
+($rc, $out, my $during) = spoof_run($t, $port, $tap, $key, $suite);
 
 @echoed = echo_ports($out);
 %ports = map { $_ => 1 } @echoed;
@@ -283,9 +252,7 @@ my @lost = (newest($port, $n, 'cid_val=e2'), newest($port, $n, 'cid_val=e3'));
 
 # the forged record: the newest's sequence number, higher, a bad tag
 
-$spoof = pack('H*', $lost[1]);
-substr($spoof, 5, 6) = pack('nN', 0, 0x7fffffff);
-substr($spoof, -1, 1) ^= "\x01";
+my $spoof = forged($lost[1]);
 
 $mark = log_mark($t);
 
@@ -442,33 +409,8 @@ sub udp_port_of {
 # the client's datagrams the relay passed on, in hex
 
 sub tapped {
-	open my $fh, '<', $tap or return wantarray ? () : 0;
-	my @lines = map { chomp; $_ } <$fh>;
-	return wantarray ? @lines : scalar @lines;
+	return tap_lines($tap);
 }
 
-sub udp_send {
-	my ($port, $data) = @_;
-
-	my $s = IO::Socket::INET->new(Proto => 'udp',
-		PeerAddr => "127.0.0.1:$port") or die "socket: $!\n";
-	$s->send($data);
-	close $s;
-}
-
-# the access log lines of a server's sessions since a mark, once n are in
-
-sub wait_sessions {
-	my ($t, $port, $amark, $n) = @_;
-
-	my @lines;
-
-	wait_for($t, sub {
-		@lines = grep { /^$port / } access_lines($t, $amark);
-		return @lines >= $n;
-	}, 10);
-
-	return @lines;
-}
 
 ###############################################################################
