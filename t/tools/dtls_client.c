@@ -5,76 +5,84 @@
  *   dtls_client -c HOST:PORT [-i IDENTITY] [-k HEXKEY] [-C CIPHERS]
  *               [-a CERTFILE] [-K KEYFILE] [-A CAFILE] [-S SERVERNAME]
  *               [-M MTU] [-m MODE] [-n N] [-P N] [-s STRING] [-t MS]
- *               [-W MS] [-R] [-X] [-v]
+ *               [-W MS] [-R] [-X]
  *
- * Certificates: -a is the client's certificate chain (PEM, leaf first),
- * -K its key (default: the key in CERTFILE).  -A verifies the server's
- * chain against CAFILE (not its name); without -A the server's
- * certificate is not verified.  When the server sends a certificate,
- * "handshake ok" is followed by
+ *   -c  the server, 127.0.0.1:5684 or [::1]:5684
+ *   -i  the PSK identity (default "client1"), -k the PSK in hex
+ *   -C  the cipher list; by default TOOL_PSK_CIPHERS, with -a or -A the
+ *       certificate suites (TOOL_CERT_CIPHERS), after the PSK ones if -k
+ *   -a  the client's certificate chain (PEM, leaf first), -K its key
+ *       (default: the key in CERTFILE)
+ *   -A  verify the server's chain against CAFILE (not its name); without
+ *       it the server's certificate is not verified
+ *   -S  the server name sent (SNI); -M the largest datagram (default 1200)
+ *   -m  the mode (default echo), -n and -P its counts (default 1 and 10),
+ *       -s its payload (default "hello")
+ *   -t  the time each command may take, in ms (default 5000)
+ *   -W  echo: a pause of MS before each send but the first
+ *   -R  sequential: every session resumes the first
+ *   -X  the first record after a handshake goes out in the datagram of the
+ *       handshake's last flight: after a resumed (abbreviated) handshake,
+ *       ChangeCipherSpec, Finished and data in one datagram, as clients
+ *       send them; every other datagram is as without -X
  *
- *   server certificate subject=DN issuer=DN verify=ok|none|FAILED:reason
+ * The commands of a session, an event line or more each on stdout:
  *
- * (DNs in RFC 2253 form; "none" without -A).  With -a or -A and no -C,
- * the certificate suites are offered (TOOL_CERT_CIPHERS), after the PSK ones
- * when -k is given too.  -S sends SNI.
+ *   handshake      "handshake ok protocol=P cipher=C reused=0|1" or
+ *                  "handshake failed: REASON"; when the server sent a
+ *                  certificate, but in lines mode, "server certificate
+ *                  subject=DN issuer=DN verify=ok|none|FAILED:reason"
+ *                  follows (DNs in RFC 2253 form, "none" without -A)
+ *   send TEXT      TEXT in a record, and the reply: "recv TEXT",
+ *                  "recv failed: REASON" or "close_notify received"
+ *   new-session [resume] [IDENTITY]
+ *                  the session left without close_notify (a device that
+ *                  restarted and kept its port), a new SSL object on the
+ *                  socket, resuming it or with another identity and the
+ *                  same key: "new session"
+ *   replay         the ClientHello that carried the cookie sent again, as
+ *                  it was: "replayed clienthello len=N"
+ *   hello          a new ClientHello without a cookie, beside the session,
+ *                  the reply read raw: "hvr received len=N cookie_len=N
+ *                  request_len=N", "reply len=N" or "reply none"
+ *   cookie         that ClientHello again with the HelloVerifyRequest's
+ *                  cookie: "server flight received len=N", or as hello
+ *   wait MS        MS milliseconds; the epoch-0 datagrams that come are
+ *                  read raw: "waited MS ms, epoch-0: len=N type=T ..." or
+ *                  "waited MS ms, epoch-0: none"
+ *   close          close_notify, up to 1s for the server's: "close_notify
+ *                  sent", then "close_notify received" if it came
  *
- * Every session is bounded by -t milliseconds (default 5000); nothing
- * blocks without a deadline.  Events are printed one per line on stdout;
- * -v prints a trace to stderr.  The PSK is never printed.
+ * Alerts show as "alert received: DESC" and "alert sent: DESC".  Modes:
  *
- * Modes:
- *   echo        handshake, -n datagrams "STRING-i", a reply for each,
- *               close_notify, up to 1s for the server's close_notify;
- *               with -W, a pause of MS before each datagram but the
- *               first ("pause MS ms"), reading nothing
- *   send-only   handshake, STRING once, print what comes back until
+ *   lines       the commands on stdin, a line each, on one socket (one
+ *               source port throughout); each answered by its last line
+ *   echo        handshake, send STRING-1 ... send STRING-N (-n), "echo ok
+ *               n=N", close, every event printed; with -W, "pause MS ms"
+ *               before each send but the first, reading nothing meanwhile
+ *   send-only   handshake, STRING once, what comes back printed until
  *               close_notify or -t, exit without closing
- *   handshake   handshake only, then close_notify
- *   sequential  -n sessions one after another (handshake, echo, close)
- *   parallel    -P sessions at once, each handshake, -n echoes, close
- *   lines       commands on stdin, a line each, on one socket (one source
- *               port throughout), each answered by one line on stdout,
- *               each bounded by -t:
- *     handshake      "handshake ok protocol=P cipher=C reused=0|1" or
- *                    "handshake failed: REASON"
- *     send TEXT      TEXT in a record, and the reply: "recv TEXT",
- *                    "recv failed: timeout", "close_notify received"
- *     new-session [resume] [IDENTITY]
- *                    the session left without close_notify (a device
- *                    that restarted and kept its port), a new SSL object
- *                    on the socket, resuming it or with another identity
- *                    and the same key: "new session"
- *     replay         the ClientHello that carried the cookie sent again,
- *                    as it was: "replayed clienthello len=N"
- *     hello          a new ClientHello without a cookie, the reply read
- *                    raw: "hvr received len=N cookie_len=N request_len=N",
- *                    "reply len=N" or "reply none"
- *     cookie         that ClientHello again with the HelloVerifyRequest's
- *                    cookie: "server flight received len=N", or as hello
- *     wait MS        MS milliseconds; the epoch-0 datagrams that come are
- *                    read raw: "waited MS ms, epoch-0: len=N type=T ..."
- *                    or "waited MS ms, epoch-0: none"
- *     close          close_notify, up to 1s for the server's:
- *                    "close_notify received" or "close_notify sent"
- *               exit status 1 if any command failed; the server's
- *               certificate is not shown in this mode
+ *   handshake   handshake, close
+ *   sequential  -n sessions one after another: handshake, send
+ *               STRING-ID-1, close_notify without waiting; then "summary
+ *               ok=N failed=N", with -R " reused=N"
+ *   parallel    -P sessions at once, each handshake, -n sends, close_notify:
+ *               "summary ok=N failed=N"
  *
- * With -X the first record after a handshake goes out in the datagram of
- * the handshake's last flight: after a resumed (abbreviated) handshake,
- * ChangeCipherSpec, Finished and data in one datagram, as clients send
- * them.  Every other datagram is as without -X.
+ * In the last two a reply must end with what was sent, and a session that
+ * fails prints "session ID failed: " and its last event.
  *
  * When SSLKEYLOGFILE names a file, the secrets of every session are
  * appended to it in NSS key log format ("CLIENT_RANDOM HEX HEX"): a test
- * can look for a session's master secret where it should not be.
+ * can look for a session's master secret where it should not be.  The
+ * PSK is never printed.
  *
- * Exit status: 0 when the goal of the mode was reached, 1 when not,
- * 2 on usage errors.
+ * Exit status: 0 when the goal of the mode was reached (lines: every
+ * command succeeded), 1 when not, 2 on usage errors.
  */
 
+
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -85,12 +93,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include "addr.h"
@@ -120,6 +126,15 @@ typedef enum {
 } dtls_mode_e;
 
 
+/* what sess_io() runs */
+
+typedef enum {
+    OP_CONNECT = 0,
+    OP_WRITE,
+    OP_READ
+} sess_op_e;
+
+
 /* -m, in the order of the modes */
 
 static const char *const  modes[] = {
@@ -146,7 +161,6 @@ typedef struct {
     long                     wait;
     int                      resume;
     int                      coalesce;
-    int                      verbose;
 } conf_t;
 
 
@@ -154,19 +168,18 @@ typedef struct {
     int                      id;
     int                      fd;
     SSL                     *ssl;
-    BIO                     *wmem;          /* -X: datagrams to send */
+    BIO                     *wmem;          /* -X, lines: datagrams to send */
     int64_t                  deadline;
     int                      quiet;
     int                      close_received;
-    char                     alert[64];
     char                     last[256];     /* last event of a quiet one */
-    const char              *prefix;        /* of its event lines */
 } sess_t;
 
 
 typedef struct {
     int                      id;
     int                      ok;
+    int                      reused;
     pthread_t                tid;
 } worker_t;
 
@@ -193,11 +206,14 @@ static opt_arg_t          args[] = {
     { 's', &cf.payload, NULL },
     { 'R', NULL, &cf.resume },
     { 'X', NULL, &cf.coalesce },
-    { 'v', NULL, &cf.verbose },
     { 0, NULL, NULL }
 };
 static pthread_mutex_t    out_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_barrier_t  barrier;
+
+/* sequential -R: the first session, which the others resume */
+
+static SSL_SESSION       *first;
 
 /* lines mode: the ClientHello with the cookie as sent, a new handshake */
 
@@ -213,7 +229,6 @@ static int                hvr_len;
 static void usage(void);
 static int parse_args(int argc, char **argv);
 static void out(sess_t *s, const char *fmt, ...);
-static void dbg(sess_t *s, const char *fmt, ...);
 static void escape(const unsigned char *in, size_t len, char *out,
     size_t size);
 
@@ -221,40 +236,33 @@ static SSL_CTX *make_ctx(void);
 static void info_cb(const SSL *ssl, int where, int ret);
 static void keylog_cb(const SSL *ssl, const char *line);
 static void print_server_cert(sess_t *s);
-static void name_rfc2253(X509_NAME *name, char *buf, size_t size);
-static void msg_cb(int write_p, int version, int content_type,
-    const void *buf, size_t len, SSL *ssl, void *arg);
 
-static int udp_socket(void);
 static int sess_open(sess_t *s, int id, SSL_SESSION *sess);
 static int sess_ssl_new(sess_t *s, SSL_SESSION *sess);
 static void sess_free(sess_t *s);
 static void sess_flush(sess_t *s);
 static int sess_wait(sess_t *s, int64_t deadline, short events);
-static const char *sess_reason(sess_t *s, int rc, int err);
+static const char *sess_reason(int rc, int err);
+static int sess_io(sess_t *s, sess_op_e op, void *buf, size_t len,
+    int64_t deadline, const char **reason);
 static int sess_handshake(sess_t *s);
-static int sess_write(sess_t *s, const char *data, size_t len);
-static int sess_read(sess_t *s, unsigned char *buf, size_t size,
-    int64_t deadline);
+static int sess_send(sess_t *s, const char *data);
 static int sess_echo(sess_t *s, const char *data, int check);
+static void sess_drain(sess_t *s, int64_t deadline);
 static void sess_shutdown(sess_t *s, int wait);
 
-static int mode_single(void);
-static int mode_multi(void);
-static int mode_lines(void);
+static int mode_session(void);
+static int sess_run(sess_t *s, long n);
+static int command(sess_t *s, char *line);
 static int lines_new_session(sess_t *s, char *args);
 static int lines_replay(sess_t *s);
 static int lines_hello(sess_t *s, int cookie);
 static void lines_wait(sess_t *s, long ms);
 static int hello_cookie_len(const unsigned char *p, size_t len);
-static void *worker(void *arg);
-static int run_session(int id, int echoes, SSL_SESSION *resume,
-    SSL_SESSION **save, int *reused);
-static int raw_client_hello(SSL **sslp, BIO **rbio, BIO **wbio,
-    unsigned char *buf, size_t size);
 static int raw_recv(int fd, unsigned char *buf, size_t size,
-    int64_t deadline);
-static int is_hvr(const unsigned char *p, size_t len, size_t *cookie_len);
+    int64_t deadline, int flags);
+static int mode_multi(void);
+static void *worker(void *arg);
 
 
 int
@@ -272,17 +280,11 @@ main(int argc, char **argv)
         return 2;
     }
 
-    switch (cf.mode) {
-    case MODE_SEQUENTIAL:
-    case MODE_PARALLEL:
+    if (cf.mode == MODE_SEQUENTIAL || cf.mode == MODE_PARALLEL) {
         rc = mode_multi();
-        break;
-    case MODE_LINES:
-        rc = mode_lines();
-        break;
-    default:
-        rc = mode_single();
-        break;
+
+    } else {
+        rc = mode_session();
     }
 
     SSL_CTX_free(ctx);
@@ -297,30 +299,13 @@ static void
 usage(void)
 {
     fprintf(stderr,
-        "usage: dtls_client -c HOST:PORT [options]\n"
-        "  -c HOST:PORT  server, 127.0.0.1:5684 or [::1]:5684\n"
-        "  -i IDENTITY   PSK identity (default \"client1\")\n"
-        "  -k HEXKEY     PSK in hex\n"
-        "  -C CIPHERS    cipher list (default " TOOL_PSK_CIPHERS ";\n"
-        "                with -a or -A: " TOOL_CERT_CIPHERS ",\n"
-        "                after the PSK ones with -k)\n"
-        "  -a CERTFILE   client certificate chain (PEM, leaf first)\n"
-        "  -K KEYFILE    client key (default: CERTFILE)\n"
-        "  -A CAFILE     verify the server's certificate chain against it\n"
-        "  -S NAME       server name (SNI)\n"
-        "  -M MTU        largest datagram sent (default 1200)\n"
-        "  -m MODE       echo, send-only, handshake, sequential, parallel,\n"
-        "                lines (default echo)\n"
-        "  -n N          datagrams (echo, parallel) or sessions\n"
-        "                (sequential), default 1\n"
-        "  -P N          parallel sessions (default 10)\n"
-        "  -s STRING     payload (default \"hello\")\n"
-        "  -t MS         timeout per session (lines: per command,\n"
-        "                default 5000)\n"
-        "  -R            sequential: resume the first session\n"
-        "  -X            the first record in the handshake's last datagram\n"
-        "  -W MS         echo: a pause before each datagram but the first\n"
-        "  -v            trace to stderr\n");
+        "usage: dtls_client -c HOST:PORT [-i IDENTITY] [-k HEXKEY] "
+        "[-C CIPHERS]\n"
+        "         [-a CERTFILE] [-K KEYFILE] [-A CAFILE] [-S SERVERNAME]\n"
+        "         [-M MTU] [-m echo|send-only|handshake|sequential|"
+        "parallel|lines]\n"
+        "         [-n N] [-P N] [-s STRING] [-t MS] [-W MS] [-R] [-X]\n"
+        "(see t/tools/dtls_client.c)\n");
 }
 
 
@@ -339,7 +324,7 @@ parse_args(int argc, char **argv)
     cf.timeout = 5000;
 
     while ((opt = opt_next("dtls_client", argc, argv,
-                           "c:i:k:C:a:K:A:S:M:m:n:P:s:t:W:RXvh", numbers,
+                           "c:i:k:C:a:K:A:S:M:m:n:P:s:t:W:RXh", numbers,
                            args))
            != -1)
     {
@@ -378,6 +363,12 @@ parse_args(int argc, char **argv)
         return -1;
     }
 
+    /* the sessions of the other modes run at once or alone */
+
+    if (cf.mode != MODE_SEQUENTIAL) {
+        cf.resume = 0;
+    }
+
     if (cf.ciphers == NULL) {
         if (cf.cert == NULL && cf.ca == NULL) {
             cf.ciphers = TOOL_PSK_CIPHERS;
@@ -398,8 +389,9 @@ parse_args(int argc, char **argv)
 
 
 /*
- * An event line on stdout.  Sessions of the multi modes are quiet: they
- * keep their last event, printed if the session fails.
+ * An event line on stdout.  Quiet sessions (lines mode, the multi modes)
+ * keep their last event instead, printed as the answer to a command or
+ * when the session fails.
  */
 
 static void
@@ -407,55 +399,19 @@ out(sess_t *s, const char *fmt, ...)
 {
     va_list  ap;
 
+    va_start(ap, fmt);
+
     if (s && s->quiet) {
-        va_start(ap, fmt);
         vsnprintf(s->last, sizeof(s->last), fmt, ap);
-        va_end(ap);
-    }
 
-    if (cf.verbose) {
-        va_start(ap, fmt);
+    } else {
         pthread_mutex_lock(&out_lock);
-        fprintf(stderr, "[%d] %s", s ? s->id : 0,
-                s && s->prefix ? s->prefix : "");
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
+        vprintf(fmt, ap);
+        putchar('\n');
+        fflush(stdout);
         pthread_mutex_unlock(&out_lock);
-        va_end(ap);
     }
 
-    if (s && s->quiet) {
-        return;
-    }
-
-    va_start(ap, fmt);
-    pthread_mutex_lock(&out_lock);
-    if (s && s->prefix) {
-        fputs(s->prefix, stdout);
-    }
-    vprintf(fmt, ap);
-    putchar('\n');
-    fflush(stdout);
-    pthread_mutex_unlock(&out_lock);
-    va_end(ap);
-}
-
-
-static void
-dbg(sess_t *s, const char *fmt, ...)
-{
-    va_list  ap;
-
-    if (!cf.verbose) {
-        return;
-    }
-
-    va_start(ap, fmt);
-    pthread_mutex_lock(&out_lock);
-    fprintf(stderr, "[%d] ", s ? s->id : 0);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    pthread_mutex_unlock(&out_lock);
     va_end(ap);
 }
 
@@ -564,72 +520,61 @@ info_cb(const SSL *ssl, int where, int ret)
         return;
     }
 
-    if (where & SSL_CB_READ) {
-        if ((ret & 0xff) == SSL3_AD_CLOSE_NOTIFY) {
-            s->close_received = 1;
-            return;
-        }
-
-        snprintf(s->alert, sizeof(s->alert), "%s",
-                 SSL_alert_desc_string_long(ret));
-        out(s, "alert received: %s", s->alert);
-
-    } else if ((ret & 0xff) != SSL3_AD_CLOSE_NOTIFY) {
-        out(s, "alert sent: %s", SSL_alert_desc_string_long(ret));
-    }
-}
-
-
-static void
-msg_cb(int write_p, int version, int content_type, const void *buf,
-    size_t len, SSL *ssl, void *arg)
-{
-    sess_t               *s;
-    const unsigned char  *p;
-
-    (void) version;
-    (void) arg;
-
-    if (content_type != SSL3_RT_HANDSHAKE
-        && content_type != SSL3_RT_ALERT
-        && content_type != SSL3_RT_CHANGE_CIPHER_SPEC)
-    {
+    if ((ret & 0xff) == SSL3_AD_CLOSE_NOTIFY) {
+        s->close_received |= (where & SSL_CB_READ) != 0;
         return;
     }
 
-    s = SSL_get_app_data(ssl);
-    p = buf;
+    out(s, "alert %s: %s", (where & SSL_CB_READ) ? "received" : "sent",
+        SSL_alert_desc_string_long(ret));
+}
 
-    dbg(s, "%s %s type=%d len=%zu", write_p ? ">" : "<",
-        content_type == SSL3_RT_HANDSHAKE ? "handshake"
-        : content_type == SSL3_RT_ALERT ? "alert" : "ccs",
-        len ? p[content_type == SSL3_RT_ALERT && len > 1 ? 1 : 0] : -1,
-        len);
+
+/* the server's certificate, if it sent one (never with PSK suites) */
+
+static void
+print_server_cert(sess_t *s)
+{
+    int    n;
+    long   v;
+    BIO   *b;
+    X509  *x;
+    char   line[2048];
+
+    x = SSL_get1_peer_certificate(s->ssl);
+    b = BIO_new(BIO_s_mem());
+
+    if (x != NULL && b != NULL) {
+        BIO_puts(b, "server certificate subject=");
+        X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253);
+        BIO_puts(b, " issuer=");
+        X509_NAME_print_ex(b, X509_get_issuer_name(x), 0, XN_FLAG_RFC2253);
+
+        v = SSL_get_verify_result(s->ssl);
+
+        if (cf.ca == NULL) {
+            BIO_puts(b, " verify=none");
+
+        } else if (v == X509_V_OK) {
+            BIO_puts(b, " verify=ok");
+
+        } else {
+            BIO_printf(b, " verify=FAILED:%s",
+                       X509_verify_cert_error_string(v));
+        }
+
+        n = BIO_read(b, line, sizeof(line) - 1);
+        line[n > 0 ? n : 0] = '\0';
+
+        out(s, "%s", line);
+    }
+
+    X509_free(x);
+    BIO_free(b);
 }
 
 
 /* sessions */
-
-
-static int
-udp_socket(void)
-{
-    int  fd;
-
-    fd = socket(cf.peer.ss_family, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-    if (fd == -1) {
-        perror("dtls_client: socket");
-        return -1;
-    }
-
-    if (connect(fd, (struct sockaddr *) &cf.peer, cf.peer_len) == -1) {
-        perror("dtls_client: connect");
-        close(fd);
-        return -1;
-    }
-
-    return fd;
-}
 
 
 static int
@@ -639,8 +584,15 @@ sess_open(sess_t *s, int id, SSL_SESSION *sess)
     s->id = id;
     s->deadline = now_ms() + cf.timeout;
 
-    s->fd = udp_socket();
+    s->fd = socket(cf.peer.ss_family, SOCK_DGRAM | SOCK_NONBLOCK, 0);
     if (s->fd == -1) {
+        perror("dtls_client: socket");
+        return -1;
+    }
+
+    if (connect(s->fd, (struct sockaddr *) &cf.peer, cf.peer_len) == -1) {
+        perror("dtls_client: connect");
+        sess_free(s);
         return -1;
     }
 
@@ -696,7 +648,9 @@ sess_ssl_new(sess_t *s, SSL_SESSION *sess)
     } else {
         SSL_set_bio(s->ssl, bio, bio);
     }
+
     SSL_set_app_data(s->ssl, s);
+
     if (SSL_set_mtu(s->ssl, cf.mtu) == 0) {
         fprintf(stderr, "dtls_client: MTU %ld refused\n", cf.mtu);
         goto failed;
@@ -706,10 +660,6 @@ sess_ssl_new(sess_t *s, SSL_SESSION *sess)
         && SSL_set_tlsext_host_name(s->ssl, cf.server_name) != 1)
     {
         goto failed;
-    }
-
-    if (cf.verbose) {
-        SSL_set_msg_callback(s->ssl, msg_cb);
     }
 
     if (sess) {
@@ -742,7 +692,10 @@ sess_free(sess_t *s)
 }
 
 
-/* -X: what OpenSSL wrote since the last call, as one datagram */
+/*
+ * -X, lines: what OpenSSL wrote since the last call, as one datagram; the
+ * first ClientHello with a cookie is kept for the replay command
+ */
 
 static void
 sess_flush(sess_t *s)
@@ -756,8 +709,8 @@ sess_flush(sess_t *s)
 
     n = BIO_get_mem_data(s->wmem, &p);
 
-    if (n > 0 && send(s->fd, p, (size_t) n, 0) == -1) {
-        dbg(s, "send: %s", strerror(errno));
+    if (n > 0) {
+        (void) send(s->fd, p, (size_t) n, 0);
     }
 
     if (rec_hello_len == 0 && n > 0 && (size_t) n <= sizeof(rec_hello)
@@ -772,70 +725,56 @@ sess_flush(sess_t *s)
 
 
 /*
- * Waits for the socket until the deadline, running the DTLS retransmission
- * timer meanwhile.  Returns 1 when the caller should retry the operation,
- * 0 when the deadline passed, -1 when the handshake gave up retransmitting.
+ * Waits for the socket until the deadline or the DTLS retransmission
+ * timer, running the timer when it expires.  Returns 1 when the caller
+ * should retry the operation, 0 when the deadline passed, -1 when the
+ * handshake gave up retransmitting.
  */
 
 static int
 sess_wait(sess_t *s, int64_t deadline, short events)
 {
-    int             rc;
-    int64_t         left, t;
+    int64_t         t, left;
     struct pollfd   pfd;
     struct timeval  tv;
 
-    for ( ;; ) {
-        left = deadline - now_ms();
-        if (left <= 0) {
-            return 0;
+    left = deadline - now_ms();
+    if (left <= 0) {
+        return 0;
+    }
+
+    t = left;
+
+    if (DTLSv1_get_timeout(s->ssl, &tv)) {
+        t = (int64_t) tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
+        if (t > left) {
+            t = left;
         }
+    }
 
-        t = left;
+    pfd.fd = s->fd;
+    pfd.events = events;
+    pfd.revents = 0;
 
-        if (DTLSv1_get_timeout(s->ssl, &tv)) {
-            t = (int64_t) tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
-            if (t > left) {
-                t = left;
-            }
-        }
+    /* DTLSv1_handle_timeout() does nothing before the timer expires */
 
-        pfd.fd = s->fd;
-        pfd.events = events;
-        pfd.revents = 0;
-
-        rc = poll(&pfd, 1, (int) t);
-
-        if (rc > 0) {
-            return 1;
-        }
-
-        if (rc == -1 && errno != EINTR) {
+    if (poll(&pfd, 1, (int) t) == 0) {
+        if (DTLSv1_handle_timeout(s->ssl) < 0) {
             return -1;
         }
 
-        if (rc == 0 && DTLSv1_get_timeout(s->ssl, &tv)
-            && tv.tv_sec == 0 && tv.tv_usec == 0)
-        {
-            dbg(s, "retransmission timer expired");
-
-            if (DTLSv1_handle_timeout(s->ssl) < 0) {
-                return -1;
-            }
-
-            sess_flush(s);
-        }
+        sess_flush(s);
     }
+
+    return 1;
 }
 
 
 static const char *
-sess_reason(sess_t *s, int rc, int err)
+sess_reason(int rc, int err)
 {
     const char     *r;
     unsigned long   e;
-
-    (void) s;
 
     e = ERR_peek_last_error();
     if (e) {
@@ -857,44 +796,71 @@ sess_reason(sess_t *s, int rc, int err)
 }
 
 
+/*
+ * SSL_connect(), SSL_write() or SSL_read() until it completes or the
+ * deadline passes.  Returns what it returned (> 0), 0 on close_notify
+ * (read), -1 on timeout and -2 on other failures, with the reason.
+ */
+
 static int
-sess_handshake(sess_t *s)
+sess_io(sess_t *s, sess_op_e op, void *buf, size_t len, int64_t deadline,
+    const char **reason)
 {
-    int          rc, err, w;
-    const char  *reason;
+    int  rc, err, w;
 
     for ( ;; ) {
         ERR_clear_error();
         errno = 0;
 
-        rc = SSL_connect(s->ssl);
-        if (rc == 1) {
-            /* with -X the last flight waits for the first record */
+        if (op == OP_CONNECT) {
+            rc = SSL_connect(s->ssl);
 
-            if (!cf.coalesce) {
-                sess_flush(s);
-            }
+        } else if (op == OP_WRITE) {
+            rc = SSL_write(s->ssl, buf, (int) len);
 
-            break;
+        } else {
+            rc = SSL_read(s->ssl, buf, (int) len);
         }
 
-        sess_flush(s);
+        /* with -X the handshake's last flight waits for the first record */
+
+        if (rc <= 0 || op != OP_CONNECT || !cf.coalesce) {
+            sess_flush(s);
+        }
+
+        if (rc > 0) {
+            return rc;
+        }
 
         err = SSL_get_error(s->ssl, rc);
 
-        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-            w = sess_wait(s, s->deadline,
-                          err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT);
-            if (w == 1) {
-                continue;
-            }
-
-            out(s, "handshake failed: %s",
-                w == 0 ? "timeout" : "retransmissions exhausted");
-            return -1;
+        if (err == SSL_ERROR_ZERO_RETURN && op == OP_READ) {
+            s->close_received = 1;
+            return 0;
         }
 
-        reason = sess_reason(s, rc, err);
+        if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
+            *reason = sess_reason(rc, err);
+            return -2;
+        }
+
+        w = sess_wait(s, deadline,
+                      err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT);
+
+        if (w != 1) {
+            *reason = (w == 0) ? "timeout" : "retransmissions exhausted";
+            return w == 0 ? -1 : -2;
+        }
+    }
+}
+
+
+static int
+sess_handshake(sess_t *s)
+{
+    const char  *reason;
+
+    if (sess_io(s, OP_CONNECT, NULL, 0, s->deadline, &reason) < 0) {
         out(s, "handshake failed: %s", reason);
         return -1;
     }
@@ -903,7 +869,7 @@ sess_handshake(sess_t *s)
         SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl),
         SSL_session_reused(s->ssl) ? 1 : 0);
 
-    if (cf.mode != MODE_LINES) {
+    if (!s->quiet) {
         print_server_cert(s);
     }
 
@@ -911,142 +877,20 @@ sess_handshake(sess_t *s)
 }
 
 
-/* the server's certificate, if it sent one (never with PSK suites) */
-
-static void
-print_server_cert(sess_t *s)
-{
-    long   v;
-    X509  *x;
-    char   subject[512], issuer[512], verify[256];
-
-    x = SSL_get1_peer_certificate(s->ssl);
-    if (x == NULL) {
-        return;
-    }
-
-    name_rfc2253(X509_get_subject_name(x), subject, sizeof(subject));
-    name_rfc2253(X509_get_issuer_name(x), issuer, sizeof(issuer));
-
-    X509_free(x);
-
-    if (cf.ca == NULL) {
-        snprintf(verify, sizeof(verify), "none");
-
-    } else {
-        v = SSL_get_verify_result(s->ssl);
-
-        if (v == X509_V_OK) {
-            snprintf(verify, sizeof(verify), "ok");
-
-        } else {
-            snprintf(verify, sizeof(verify), "FAILED:%s",
-                     X509_verify_cert_error_string(v));
-        }
-    }
-
-    out(s, "server certificate subject=%s issuer=%s verify=%s",
-        subject, issuer, verify);
-}
-
-
-static void
-name_rfc2253(X509_NAME *name, char *buf, size_t size)
-{
-    int   n;
-    BIO  *b;
-
-    buf[0] = '\0';
-
-    b = BIO_new(BIO_s_mem());
-    if (b == NULL) {
-        return;
-    }
-
-    X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253);
-
-    n = BIO_read(b, buf, (int) size - 1);
-    buf[n > 0 ? n : 0] = '\0';
-
-    BIO_free(b);
-}
-
-
 static int
-sess_write(sess_t *s, const char *data, size_t len)
+sess_send(sess_t *s, const char *data)
 {
-    int  rc, err;
+    const char  *reason;
 
-    for ( ;; ) {
-        ERR_clear_error();
-        errno = 0;
-
-        rc = SSL_write(s->ssl, data, (int) len);
-        sess_flush(s);
-
-        if (rc > 0) {
-            dbg(s, "sent %d bytes", rc);
-            return 0;
-        }
-
-        err = SSL_get_error(s->ssl, rc);
-
-        if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
-            && sess_wait(s, s->deadline,
-                         err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT) == 1)
-        {
-            continue;
-        }
-
-        out(s, "send failed: %s",
-            err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE
-            ? "timeout" : sess_reason(s, rc, err));
+    if (sess_io(s, OP_WRITE, (void *) data, strlen(data), s->deadline,
+                &reason)
+        < 0)
+    {
+        out(s, "send failed: %s", reason);
         return -1;
     }
-}
 
-
-/*
- * Reads one record.  Returns its length, 0 on close_notify, -1 on timeout,
- * -2 on errors (reported).
- */
-
-static int
-sess_read(sess_t *s, unsigned char *buf, size_t size, int64_t deadline)
-{
-    int  rc, err, w;
-
-    for ( ;; ) {
-        ERR_clear_error();
-        errno = 0;
-
-        rc = SSL_read(s->ssl, buf, (int) size);
-        sess_flush(s);
-
-        if (rc > 0) {
-            return rc;
-        }
-
-        err = SSL_get_error(s->ssl, rc);
-
-        if (err == SSL_ERROR_ZERO_RETURN) {
-            s->close_received = 1;
-            return 0;
-        }
-
-        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-            w = sess_wait(s, deadline,
-                          err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT);
-            if (w == 1) {
-                continue;
-            }
-
-            return w == 0 ? -1 : -2;
-        }
-
-        out(s, "recv failed: %s", sess_reason(s, rc, err));
-        return -2;
-    }
+    return 0;
 }
 
 
@@ -1058,57 +902,80 @@ sess_read(sess_t *s, unsigned char *buf, size_t size, int64_t deadline)
 static int
 sess_echo(sess_t *s, const char *data, int check)
 {
-    int            n;
-    size_t         len;
-    char           text[4 * REC_SIZE + 1];
-    unsigned char  buf[REC_SIZE];
+    int             n;
+    size_t          len;
+    const char     *reason;
+    char            text[4 * REC_SIZE + 1];
+    unsigned char   buf[REC_SIZE];
 
-    len = strlen(data);
-
-    if (sess_write(s, data, len) != 0) {
+    if (sess_send(s, data) != 0) {
         return -1;
     }
 
-    n = sess_read(s, buf, sizeof(buf), s->deadline);
+    n = sess_io(s, OP_READ, buf, sizeof(buf), s->deadline, &reason);
 
-    if (n > 0) {
+    if (n == 0) {
+        out(s, "close_notify received");
+        return -1;
+    }
+
+    if (n < 0) {
+        out(s, "recv failed: %s", reason);
+        return -1;
+    }
+
+    escape(buf, n, text, sizeof(text));
+    out(s, "recv %s", text);
+
+    len = strlen(data);
+
+    if (check
+        && ((size_t) n < len || memcmp(buf + n - len, data, len) != 0))
+    {
+        out(s, "reply mismatch: sent %s", data);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* the records that come until close_notify or the deadline, printed */
+
+static void
+sess_drain(sess_t *s, int64_t deadline)
+{
+    int             n;
+    const char     *reason;
+    char            text[4 * REC_SIZE + 1];
+    unsigned char   buf[REC_SIZE];
+
+    while ((n = sess_io(s, OP_READ, buf, sizeof(buf), deadline, &reason))
+           > 0)
+    {
         escape(buf, n, text, sizeof(text));
         out(s, "recv %s", text);
-
-        if (check
-            && ((size_t) n < len || memcmp(buf + n - len, data, len) != 0))
-        {
-            out(s, "reply mismatch: sent %s", data);
-            return -1;
-        }
-
-        return 0;
     }
 
     if (n == 0) {
         out(s, "close_notify received");
 
-    } else if (n == -1) {
-        out(s, "recv failed: timeout");
+    } else if (n == -2) {
+        out(s, "recv failed: %s", reason);
     }
-
-    return -1;
 }
 
+
+/* close_notify; with "wait", up to a second for the server's */
 
 static void
 sess_shutdown(sess_t *s, int wait)
 {
-    int            n;
-    int64_t        deadline;
-    char           text[4 * REC_SIZE + 1];
-    unsigned char  buf[REC_SIZE];
-
     ERR_clear_error();
 
     if (SSL_shutdown(s->ssl) < 0) {
         sess_flush(s);
-        out(s, "close_notify failed: %s", sess_reason(s, -1, SSL_ERROR_SSL));
+        out(s, "close_notify failed: %s", sess_reason(-1, SSL_ERROR_SSL));
         return;
     }
 
@@ -1125,461 +992,50 @@ sess_shutdown(sess_t *s, int wait)
         return;
     }
 
-    deadline = now_ms() + CLOSE_WAIT_MS;
-
-    for ( ;; ) {
-        n = sess_read(s, buf, sizeof(buf), deadline);
-
-        if (n > 0) {
-            escape(buf, n, text, sizeof(text));
-            out(s, "recv %s", text);
-            continue;
-        }
-
-        if (n == 0) {
-            out(s, "close_notify received");
-        }
-
-        return;
-    }
+    sess_drain(s, now_ms() + CLOSE_WAIT_MS);
 }
 
 
-/* modes */
+/* echo, send-only, handshake, lines: one session on one socket */
 
 
 static int
-mode_single(void)
+mode_session(void)
 {
-    int            rc, n;
-    long           i;
-    char           data[4096];
-    char           text[4 * REC_SIZE + 1];
-    sess_t         s;
-    unsigned char  buf[REC_SIZE];
-
-    if (sess_open(&s, 0, NULL) != 0) {
-        return 1;
-    }
-
-    rc = 1;
-
-    if (sess_handshake(&s) != 0) {
-        goto done;
-    }
-
-    switch (cf.mode) {
-
-    case MODE_HANDSHAKE:
-        sess_shutdown(&s, 1);
-        rc = 0;
-        break;
-
-    case MODE_SEND_ONLY:
-        if (sess_write(&s, cf.payload, strlen(cf.payload)) != 0) {
-            break;
-        }
-
-        rc = 0;
-
-        for ( ;; ) {
-            n = sess_read(&s, buf, sizeof(buf), s.deadline);
-
-            if (n > 0) {
-                escape(buf, n, text, sizeof(text));
-                out(&s, "recv %s", text);
-                continue;
-            }
-
-            if (n == 0) {
-                out(&s, "close_notify received");
-            }
-
-            break;
-        }
-
-        break;
-
-    default: /* MODE_ECHO */
-        for (i = 1; i <= cf.n; i++) {
-            snprintf(data, sizeof(data), "%s-%ld", cf.payload, i);
-
-            if (i > 1 && cf.wait > 0) {
-                out(&s, "pause %ld ms", cf.wait);
-                (void) poll(NULL, 0, (int) cf.wait);
-                s.deadline = now_ms() + cf.timeout;
-            }
-
-            if (sess_echo(&s, data, 0) != 0) {
-                goto done;
-            }
-        }
-
-        out(&s, "echo ok n=%ld", cf.n);
-        rc = 0;
-
-        sess_shutdown(&s, 1);
-        break;
-    }
-
-done:
-
-    sess_free(&s);
-    return rc;
-}
-
-
-/*
- * A ClientHello made by OpenSSL on memory BIOs: the first datagram it
- * writes.  The SSL object stays alive to continue the handshake.
- */
-
-static int
-raw_client_hello(SSL **sslp, BIO **rbio, BIO **wbio, unsigned char *buf,
-    size_t size)
-{
-    SSL  *ssl;
-    int   n;
-
-    ssl = SSL_new(ctx);
-    *rbio = BIO_new(BIO_s_mem());
-    *wbio = BIO_new(BIO_s_mem());
-
-    if (ssl == NULL || *rbio == NULL || *wbio == NULL) {
-        ERR_print_errors_fp(stderr);
-        return -1;
-    }
-
-    BIO_set_mem_eof_return(*rbio, -1);
-    SSL_set_bio(ssl, *rbio, *wbio);
-    SSL_set_mtu(ssl, cf.mtu);
-
-    if (cf.server_name) {
-        SSL_set_tlsext_host_name(ssl, cf.server_name);
-    }
-
-    *sslp = ssl;
-
-    ERR_clear_error();
-
-    if (SSL_connect(ssl) != -1
-        || SSL_get_error(ssl, -1) != SSL_ERROR_WANT_READ)
-    {
-        ERR_print_errors_fp(stderr);
-        return -1;
-    }
-
-    n = BIO_read(*wbio, buf, (int) size);
-    return n > 0 ? n : -1;
-}
-
-
-/* one datagram until the deadline: its length, -1 on timeout or error */
-
-static int
-raw_recv(int fd, unsigned char *buf, size_t size, int64_t deadline)
-{
-    int            rc;
-    ssize_t        n;
-    int64_t        left;
-    struct pollfd  pfd;
-
-    for ( ;; ) {
-        left = deadline - now_ms();
-        if (left <= 0) {
-            return -1;
-        }
-
-        pfd.fd = fd;
-        pfd.events = POLLIN;
-        pfd.revents = 0;
-
-        rc = poll(&pfd, 1, (int) left);
-        if (rc == 0) {
-            return -1;
-        }
-
-        if (rc == -1) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -1;
-        }
-
-        n = recv(fd, buf, size, 0);
-        if (n >= 0) {
-            return (int) n;
-        }
-
-        if (errno == EAGAIN || errno == EINTR) {
-            continue;
-        }
-
-        /* ECONNREFUSED and the like: nothing is listening */
-
-        dbg(NULL, "recv: %s", strerror(errno));
-        return -1;
-    }
-}
-
-
-static int
-is_hvr(const unsigned char *p, size_t len, size_t *cookie_len)
-{
-    /* record: type 22; handshake: type 3; body: version(2), cookie len */
-
-    if (len < REC_HDR + HS_HDR + 3
-        || p[0] != SSL3_RT_HANDSHAKE
-        || p[REC_HDR] != DTLS1_MT_HELLO_VERIFY_REQUEST)
-    {
-        return 0;
-    }
-
-    *cookie_len = p[REC_HDR + HS_HDR + 2];
-    return 1;
-}
-
-
-/*
- * A full session of the multi modes: handshake, echoes checked against
- * what was sent, close_notify.  Returns 0 on success.
- */
-
-static int
-run_session(int id, int echoes, SSL_SESSION *resume, SSL_SESSION **save,
-    int *reused)
-{
-    int     i, rc;
-    char    data[4096];
+    int     failed;
+    char    line[4096];
     sess_t  s;
 
-    if (sess_open(&s, id, resume) != 0) {
-        return -1;
-    }
-
-    s.quiet = 1;
-    rc = -1;
-
-    if (cf.mode == MODE_PARALLEL) {
-        pthread_barrier_wait(&barrier);
-        s.deadline = now_ms() + cf.timeout;
-    }
-
-    if (sess_handshake(&s) != 0) {
-        s.quiet = 0;
-        out(&s, "session %d failed: %s", id, s.last);
-        goto done;
-    }
-
-    if (reused) {
-        *reused = SSL_session_reused(s.ssl);
-    }
-
-    if (save) {
-        *save = SSL_get1_session(s.ssl);
-    }
-
-    for (i = 1; i <= echoes; i++) {
-        snprintf(data, sizeof(data), "%s-%d-%d", cf.payload, id, i);
-
-        if (sess_echo(&s, data, 1) != 0) {
-            s.quiet = 0;
-            out(&s, "session %d failed: %s", id, s.last);
-            goto done;
-        }
-    }
-
-    sess_shutdown(&s, 0);
-    rc = 0;
-
-done:
-
-    sess_free(&s);
-    return rc;
-}
-
-
-static void *
-worker(void *arg)
-{
-    worker_t  *w = arg;
-
-    w->ok = run_session(w->id, (int) cf.n, NULL, NULL, NULL) == 0;
-    return NULL;
-}
-
-
-static int
-mode_multi(void)
-{
-    long             i, ok, failed, reused_n, started;
-    int              reused;
-    worker_t        *w;
-    SSL_SESSION     *first;
-    pthread_attr_t   attr;
-
-    ok = 0;
-    failed = 0;
-    reused_n = 0;
-
-    if (cf.mode == MODE_SEQUENTIAL) {
-        first = NULL;
-
-        for (i = 1; i <= cf.n; i++) {
-            reused = 0;
-
-            if (run_session((int) i, 1, cf.resume ? first : NULL,
-                            cf.resume && first == NULL ? &first : NULL,
-                            &reused)
-                == 0)
-            {
-                ok++;
-                reused_n += reused ? 1 : 0;
-
-            } else {
-                failed++;
-            }
-        }
-
-        if (first) {
-            SSL_SESSION_free(first);
-        }
-
-        if (cf.resume) {
-            out(NULL, "summary ok=%ld failed=%ld reused=%ld",
-                ok, failed, reused_n);
-        } else {
-            out(NULL, "summary ok=%ld failed=%ld", ok, failed);
-        }
-
-        return failed == 0 && ok > 0 ? 0 : 1;
-    }
-
-    /* parallel: all sessions start their handshakes together */
-
-    w = calloc(cf.parallel, sizeof(worker_t));
-    if (w == NULL) {
-        return 1;
-    }
-
-    pthread_barrier_init(&barrier, NULL, (unsigned) cf.parallel);
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 1024 * 1024);
-
-    started = 0;
-
-    for (i = 0; i < cf.parallel; i++) {
-        w[i].id = (int) i + 1;
-
-        if (pthread_create(&w[i].tid, &attr, worker, &w[i]) != 0) {
-            fprintf(stderr, "dtls_client: cannot start thread %ld\n", i + 1);
-            break;
-        }
-
-        started++;
-    }
-
-    if (started != cf.parallel) {
-        /* the barrier would never open: a bounded exit instead */
-        fflush(stdout);
-        _exit(1);
-    }
-
-    for (i = 0; i < cf.parallel; i++) {
-        pthread_join(w[i].tid, NULL);
-
-        if (w[i].ok) {
-            ok++;
-        } else {
-            failed++;
-        }
-    }
-
-    pthread_attr_destroy(&attr);
-    pthread_barrier_destroy(&barrier);
-    free(w);
-
-    out(NULL, "summary ok=%ld failed=%ld", ok, failed);
-
-    return failed == 0 ? 0 : 1;
-}
-
-
-/* lines mode */
-
-
-/*
- * One session on one socket, driven by commands: each answered by the
- * last event of the session (its events are quiet) or by its own line.
- */
-
-static int
-mode_lines(void)
-{
-    int      rc, failed;
-    char     line[4096], *cmd, *arg;
-    sess_t   s;
-
     if (sess_open(&s, 0, NULL) != 0) {
         return 1;
     }
 
-    s.quiet = 1;
     failed = 0;
 
-    while (fgets(line, sizeof(line), stdin) != NULL) {
-        line[strcspn(line, "\r\n")] = '\0';
+    if (cf.mode == MODE_LINES) {
+        s.quiet = 1;
 
-        cmd = line;
-        arg = strchr(line, ' ');
+        while (fgets(line, sizeof(line), stdin) != NULL) {
+            line[strcspn(line, "\r\n")] = '\0';
 
-        if (arg) {
-            *arg++ = '\0';
+            s.last[0] = '\0';
+            s.deadline = now_ms() + cf.timeout;
 
-        } else {
-            arg = line + strlen(line);
+            failed |= (command(&s, line) != 0);
+
+            printf("%s\n", s.last);
+            fflush(stdout);
         }
 
-        s.last[0] = '\0';
-        s.deadline = now_ms() + cf.timeout;
+    } else if (cf.mode == MODE_SEND_ONLY) {
+        failed = (sess_handshake(&s) != 0 || sess_send(&s, cf.payload) != 0);
 
-        if (strcmp(cmd, "handshake") == 0) {
-            rc = sess_handshake(&s);
-
-        } else if (strcmp(cmd, "send") == 0) {
-            rc = sess_echo(&s, arg, 0);
-
-        } else if (strcmp(cmd, "new-session") == 0) {
-            rc = lines_new_session(&s, arg);
-
-            if (rc != 0) {
-                printf("new session failed\n");
-                return 1;
-            }
-
-        } else if (strcmp(cmd, "replay") == 0) {
-            rc = lines_replay(&s);
-
-        } else if (strcmp(cmd, "hello") == 0 || strcmp(cmd, "cookie") == 0) {
-            rc = lines_hello(&s, cmd[0] == 'c');
-
-        } else if (strcmp(cmd, "wait") == 0) {
-            lines_wait(&s, strtol(arg, NULL, 10));
-            rc = 0;
-
-        } else if (strcmp(cmd, "close") == 0) {
-            sess_shutdown(&s, 1);
-            rc = 0;
-
-        } else {
-            out(&s, "unknown command \"%s\"", cmd);
-            rc = -1;
+        if (!failed) {
+            sess_drain(&s, s.deadline);
         }
 
-        printf("%s\n", s.last);
-        fflush(stdout);
-
-        failed |= (rc != 0);
+    } else {
+        failed = (sess_run(&s, cf.mode == MODE_ECHO ? cf.n : 0) != 0);
     }
 
     SSL_free(hello_ssl);
@@ -1589,9 +1045,112 @@ mode_lines(void)
 }
 
 
+/*
+ * echo, handshake and the sessions of the multi modes: a handshake, N
+ * echoes, close_notify.  The multi modes' sessions are quiet: their
+ * replies are checked, they do not wait for the server's close_notify.
+ */
+
+static int
+sess_run(sess_t *s, long n)
+{
+    long  i;
+    char  data[4096];
+
+    if (sess_handshake(s) != 0) {
+        return -1;
+    }
+
+    for (i = 1; i <= n; i++) {
+        if (i > 1 && cf.wait > 0) {
+            out(s, "pause %ld ms", cf.wait);
+            (void) poll(NULL, 0, (int) cf.wait);
+            s->deadline = now_ms() + cf.timeout;
+        }
+
+        if (s->quiet) {
+            snprintf(data, sizeof(data), "%s-%d-%ld", cf.payload, s->id, i);
+
+        } else {
+            snprintf(data, sizeof(data), "%s-%ld", cf.payload, i);
+        }
+
+        if (sess_echo(s, data, s->quiet) != 0) {
+            return -1;
+        }
+    }
+
+    if (cf.mode == MODE_ECHO) {
+        out(s, "echo ok n=%ld", n);
+    }
+
+    sess_shutdown(s, !s->quiet);
+
+    return 0;
+}
+
+
+/* a command of lines mode, its answer the session's last event */
+
+static int
+command(sess_t *s, char *line)
+{
+    char  *arg;
+
+    arg = strchr(line, ' ');
+
+    if (arg) {
+        *arg++ = '\0';
+
+    } else {
+        arg = line + strlen(line);
+    }
+
+    if (strcmp(line, "handshake") == 0) {
+        return sess_handshake(s);
+    }
+
+    if (strcmp(line, "send") == 0) {
+        return sess_echo(s, arg, 0);
+    }
+
+    if (strcmp(line, "new-session") == 0) {
+        if (lines_new_session(s, arg) != 0) {
+            /* no SSL object is left to run commands on */
+            printf("new session failed\n");
+            exit(1);
+        }
+
+        return 0;
+    }
+
+    if (strcmp(line, "replay") == 0) {
+        return lines_replay(s);
+    }
+
+    if (strcmp(line, "hello") == 0 || strcmp(line, "cookie") == 0) {
+        return lines_hello(s, line[0] == 'c');
+    }
+
+    if (strcmp(line, "wait") == 0) {
+        lines_wait(s, strtol(arg, NULL, 10));
+        return 0;
+    }
+
+    if (strcmp(line, "close") == 0) {
+        sess_shutdown(s, 1);
+        return 0;
+    }
+
+    out(s, "unknown command \"%s\"", line);
+    return -1;
+}
+
+
 static int
 lines_new_session(sess_t *s, char *args)
 {
+    int           rc;
     char         *a;
     SSL_SESSION  *prev;
 
@@ -1616,17 +1175,15 @@ lines_new_session(sess_t *s, char *args)
     s->ssl = NULL;
     s->wmem = NULL;
     s->close_received = 0;
-    s->alert[0] = '\0';
 
-    if (sess_ssl_new(s, prev) != 0) {
-        SSL_SESSION_free(prev);
-        return -1;
+    rc = sess_ssl_new(s, prev);
+    SSL_SESSION_free(prev);
+
+    if (rc == 0) {
+        out(s, "new session");
     }
 
-    SSL_SESSION_free(prev);
-    out(s, "new session");
-
-    return 0;
+    return rc;
 }
 
 
@@ -1651,7 +1208,8 @@ lines_replay(sess_t *s)
 
 /*
  * A new handshake by hand from the session's socket, beside the live
- * session: a ClientHello without a cookie, then with the cookie of the
+ * session: a ClientHello without a cookie, made by OpenSSL on memory BIOs,
+ * then the same SSL object's ClientHello with the cookie of the
  * HelloVerifyRequest that came back
  */
 
@@ -1659,13 +1217,27 @@ static int
 lines_hello(sess_t *s, int cookie)
 {
     int            n, len;
-    size_t         cookie_len;
     unsigned char  hello[BUF_SIZE];
 
     if (!cookie) {
         SSL_free(hello_ssl);
-        len = raw_client_hello(&hello_ssl, &hello_rbio, &hello_wbio, hello,
-                               sizeof(hello));
+
+        hello_ssl = SSL_new(ctx);
+        if (hello_ssl == NULL) {
+            ERR_print_errors_fp(stderr);
+            out(s, "hello failed: SSL_new()");
+            return -1;
+        }
+
+        hello_rbio = BIO_new(BIO_s_mem());
+        hello_wbio = BIO_new(BIO_s_mem());
+        BIO_set_mem_eof_return(hello_rbio, -1);
+        SSL_set_bio(hello_ssl, hello_rbio, hello_wbio);
+        SSL_set_mtu(hello_ssl, cf.mtu);
+
+        if (cf.server_name) {
+            SSL_set_tlsext_host_name(hello_ssl, cf.server_name);
+        }
 
     } else if (hello_ssl == NULL || hvr_len <= 0) {
         out(s, "cookie failed: no HelloVerifyRequest");
@@ -1673,21 +1245,22 @@ lines_hello(sess_t *s, int cookie)
 
     } else {
         BIO_write(hello_rbio, hvr, hvr_len);
-
-        ERR_clear_error();
-
-        len = (SSL_connect(hello_ssl) == -1
-               && SSL_get_error(hello_ssl, -1) == SSL_ERROR_WANT_READ)
-              ? BIO_read(hello_wbio, hello, sizeof(hello)) : -1;
     }
 
+    ERR_clear_error();
+
+    len = (SSL_connect(hello_ssl) == -1
+           && SSL_get_error(hello_ssl, -1) == SSL_ERROR_WANT_READ)
+          ? BIO_read(hello_wbio, hello, sizeof(hello)) : -1;
+
     if (len <= 0 || send(s->fd, hello, len, 0) != len) {
+        ERR_print_errors_fp(stderr);
         out(s, "%s failed: cannot send a ClientHello",
             cookie ? "cookie" : "hello");
         return -1;
     }
 
-    n = raw_recv(s->fd, hvr, sizeof(hvr), s->deadline);
+    n = raw_recv(s->fd, hvr, sizeof(hvr), s->deadline, 0);
     hvr_len = 0;
 
     if (n < 0) {
@@ -1695,10 +1268,14 @@ lines_hello(sess_t *s, int cookie)
         return -1;
     }
 
-    if (is_hvr(hvr, n, &cookie_len)) {
+    /* record: type 22; handshake: type 3; body: version(2), cookie len */
+
+    if (n >= REC_HDR + HS_HDR + 3 && hvr[0] == SSL3_RT_HANDSHAKE
+        && hvr[REC_HDR] == DTLS1_MT_HELLO_VERIFY_REQUEST)
+    {
         hvr_len = n;
-        out(s, "hvr received len=%d cookie_len=%zu request_len=%d",
-            n, cookie_len, len);
+        out(s, "hvr received len=%d cookie_len=%d request_len=%d",
+            n, hvr[REC_HDR + HS_HDR + 2], len);
         return 0;
     }
 
@@ -1716,7 +1293,8 @@ lines_hello(sess_t *s, int cookie)
 
 /*
  * Waits, showing the epoch-0 datagrams that come meanwhile: they are not
- * for the live session.  A datagram for it ends the reading.
+ * for the live session.  A datagram for it ends the reading, and is left
+ * to it.
  */
 
 static void
@@ -1726,25 +1304,15 @@ lines_wait(sess_t *s, long ms)
     char           seen[256];
     size_t         len;
     int64_t        until, left;
-    struct pollfd  pfd;
     unsigned char  buf[BUF_SIZE];
 
     until = now_ms() + ms;
     len = 0;
-    seen[0] = '\0';
 
-    while ((left = until - now_ms()) > 0) {
-        pfd.fd = s->fd;
-        pfd.events = POLLIN;
-
-        if (poll(&pfd, 1, (int) left) <= 0) {
-            continue;
-        }
-
-        n = recv(s->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+    for ( ;; ) {
+        n = raw_recv(s->fd, buf, sizeof(buf), until, MSG_PEEK);
 
         if (n < REC_HDR || buf[3] != 0 || buf[4] != 0) {
-            (void) poll(NULL, 0, (int) left);
             break;
         }
 
@@ -1754,6 +1322,12 @@ lines_wait(sess_t *s, long ms)
             len += snprintf(seen + len, sizeof(seen) - len, " len=%d type=%d",
                             n, n > REC_HDR ? buf[REC_HDR] : -1);
         }
+    }
+
+    left = until - now_ms();
+
+    if (left > 0) {
+        (void) poll(NULL, 0, (int) left);
     }
 
     out(s, "waited %ld ms, epoch-0:%s", ms, len ? seen : " none");
@@ -1791,3 +1365,127 @@ hello_cookie_len(const unsigned char *p, size_t len)
 }
 
 
+/*
+ * A datagram that comes before the deadline (with MSG_PEEK, left in the
+ * socket): its length, -1 if none came or nothing listens there
+ */
+
+static int
+raw_recv(int fd, unsigned char *buf, size_t size, int64_t deadline,
+    int flags)
+{
+    int64_t        left;
+    struct pollfd  pfd;
+
+    left = deadline - now_ms();
+
+    pfd.fd = fd;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+
+    if (left <= 0 || poll(&pfd, 1, (int) left) != 1) {
+        return -1;
+    }
+
+    return (int) recv(fd, buf, size, flags | MSG_DONTWAIT);
+}
+
+
+/* sequential, parallel */
+
+
+static int
+mode_multi(void)
+{
+    long             i, n, ok, reused;
+    worker_t        *w;
+    pthread_attr_t   attr;
+
+    n = (cf.mode == MODE_SEQUENTIAL) ? cf.n : cf.parallel;
+
+    w = calloc(n + 1, sizeof(worker_t));
+    if (w == NULL) {
+        return 1;
+    }
+
+    /* parallel: all sessions start their handshakes together */
+
+    pthread_barrier_init(&barrier, NULL, (unsigned) cf.parallel);
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 1024 * 1024);
+
+    for (i = 0; i < n; i++) {
+        w[i].id = (int) i + 1;
+
+        if (cf.mode == MODE_SEQUENTIAL) {
+            (void) worker(&w[i]);
+
+        } else if (pthread_create(&w[i].tid, &attr, worker, &w[i]) != 0) {
+            /* the barrier would never open: a bounded exit instead */
+            fprintf(stderr, "dtls_client: cannot start thread %ld\n", i + 1);
+            fflush(stdout);
+            _exit(1);
+        }
+    }
+
+    ok = 0;
+    reused = 0;
+
+    for (i = 0; i < n; i++) {
+        if (cf.mode == MODE_PARALLEL) {
+            pthread_join(w[i].tid, NULL);
+        }
+
+        ok += w[i].ok;
+        reused += w[i].ok && w[i].reused;
+    }
+
+    if (cf.resume) {
+        out(NULL, "summary ok=%ld failed=%ld reused=%ld", ok, n - ok, reused);
+
+    } else {
+        out(NULL, "summary ok=%ld failed=%ld", ok, n - ok);
+    }
+
+    SSL_SESSION_free(first);
+    free(w);
+
+    return (ok == n && ok > 0) ? 0 : 1;
+}
+
+
+/* a session of the multi modes: its last event printed if it fails */
+
+static void *
+worker(void *arg)
+{
+    sess_t     s;
+    worker_t  *w = arg;
+
+    if (cf.mode == MODE_PARALLEL) {
+        pthread_barrier_wait(&barrier);
+    }
+
+    if (sess_open(&s, w->id, first) != 0) {
+        return NULL;
+    }
+
+    s.quiet = 1;
+
+    w->ok = (sess_run(&s, cf.mode == MODE_SEQUENTIAL ? 1 : cf.n) == 0);
+
+    if (w->ok) {
+        w->reused = SSL_session_reused(s.ssl);
+
+        if (cf.resume && first == NULL) {
+            first = SSL_get1_session(s.ssl);
+        }
+
+    } else {
+        s.quiet = 0;
+        out(&s, "session %d failed: %s", w->id, s.last);
+    }
+
+    sess_free(&s);
+    return NULL;
+}
