@@ -247,8 +247,8 @@ static int sess_io(sess_t *s, sess_op_e op, void *buf, size_t len,
     int64_t deadline, const char **reason);
 static int sess_handshake(sess_t *s);
 static int sess_send(sess_t *s, const char *data);
-static int sess_echo(sess_t *s, const char *data, int check);
-static void sess_drain(sess_t *s, int64_t deadline);
+static int sess_recv(sess_t *s, int64_t deadline, int all,
+    const char *sent);
 static void sess_shutdown(sess_t *s, int wait);
 
 static int mode_session(void);
@@ -895,12 +895,14 @@ sess_send(sess_t *s, const char *data)
 
 
 /*
- * Sends data and waits for one reply.  With "check", the reply must end
- * with the data (the backend may add a prefix).
+ * Reads records until the deadline, each printed as "recv TEXT": one, or
+ * with "all" every one until close_notify (a timeout is then no failure).
+ * With "sent", the record must end with it (the backend may add a
+ * prefix).  Returns 0 when the records came as they should.
  */
 
 static int
-sess_echo(sess_t *s, const char *data, int check)
+sess_recv(sess_t *s, int64_t deadline, int all, const char *sent)
 {
     int             n;
     size_t          len;
@@ -908,61 +910,36 @@ sess_echo(sess_t *s, const char *data, int check)
     char            text[4 * REC_SIZE + 1];
     unsigned char   buf[REC_SIZE];
 
-    if (sess_send(s, data) != 0) {
-        return -1;
-    }
+    do {
+        n = sess_io(s, OP_READ, buf, sizeof(buf), deadline, &reason);
 
-    n = sess_io(s, OP_READ, buf, sizeof(buf), s->deadline, &reason);
+        if (n > 0) {
+            escape(buf, n, text, sizeof(text));
+            out(s, "recv %s", text);
+        }
+
+    } while (n > 0 && all);
 
     if (n == 0) {
         out(s, "close_notify received");
         return -1;
     }
 
-    if (n < 0) {
+    if (n == -2 || (n == -1 && !all)) {
         out(s, "recv failed: %s", reason);
         return -1;
     }
 
-    escape(buf, n, text, sizeof(text));
-    out(s, "recv %s", text);
+    len = sent ? strlen(sent) : 0;
 
-    len = strlen(data);
-
-    if (check
-        && ((size_t) n < len || memcmp(buf + n - len, data, len) != 0))
+    if (n > 0 && sent
+        && ((size_t) n < len || memcmp(buf + n - len, sent, len) != 0))
     {
-        out(s, "reply mismatch: sent %s", data);
+        out(s, "reply mismatch: sent %s", sent);
         return -1;
     }
 
     return 0;
-}
-
-
-/* the records that come until close_notify or the deadline, printed */
-
-static void
-sess_drain(sess_t *s, int64_t deadline)
-{
-    int             n;
-    const char     *reason;
-    char            text[4 * REC_SIZE + 1];
-    unsigned char   buf[REC_SIZE];
-
-    while ((n = sess_io(s, OP_READ, buf, sizeof(buf), deadline, &reason))
-           > 0)
-    {
-        escape(buf, n, text, sizeof(text));
-        out(s, "recv %s", text);
-    }
-
-    if (n == 0) {
-        out(s, "close_notify received");
-
-    } else if (n == -2) {
-        out(s, "recv failed: %s", reason);
-    }
 }
 
 
@@ -992,7 +969,7 @@ sess_shutdown(sess_t *s, int wait)
         return;
     }
 
-    sess_drain(s, now_ms() + CLOSE_WAIT_MS);
+    (void) sess_recv(s, now_ms() + CLOSE_WAIT_MS, 1, NULL);
 }
 
 
@@ -1031,7 +1008,7 @@ mode_session(void)
         failed = (sess_handshake(&s) != 0 || sess_send(&s, cf.payload) != 0);
 
         if (!failed) {
-            sess_drain(&s, s.deadline);
+            (void) sess_recv(&s, s.deadline, 1, NULL);
         }
 
     } else {
@@ -1075,7 +1052,9 @@ sess_run(sess_t *s, long n)
             snprintf(data, sizeof(data), "%s-%ld", cf.payload, i);
         }
 
-        if (sess_echo(s, data, s->quiet) != 0) {
+        if (sess_send(s, data) != 0
+            || sess_recv(s, s->deadline, 0, s->quiet ? data : NULL) != 0)
+        {
             return -1;
         }
     }
@@ -1111,7 +1090,8 @@ command(sess_t *s, char *line)
     }
 
     if (strcmp(line, "send") == 0) {
-        return sess_echo(s, arg, 0);
+        return sess_send(s, arg) != 0
+               ? -1 : sess_recv(s, s->deadline, 0, NULL);
     }
 
     if (strcmp(line, "new-session") == 0) {
