@@ -25,11 +25,9 @@
 use warnings;
 use strict;
 
-use Cwd qw/ abs_path /;
 use File::Basename qw/ dirname /;
-use File::Temp qw/ tempdir /;
 use JSON::PP;
-use POSIX qw/ WNOHANG strftime /;
+use POSIX qw/ strftime /;
 use Time::HiRes qw/ sleep time /;
 
 use lib dirname(__FILE__);
@@ -37,9 +35,6 @@ use Bench;
 
 ###############################################################################
 
-my $TOP = abs_path(dirname(__FILE__) . '/..');
-my $TOOLS = "$TOP/build/tools";
-my $NGINX = "$TOP/build/nginx/sbin/nginx";
 my $OUT = $ENV{BENCH_OUT} || "$TOP/docs";
 
 my $SECONDS = $ENV{BENCH_SECONDS} || 3;
@@ -56,9 +51,6 @@ die "BENCH_ONLY: only \"resumption\" is known\n"
 	if $ONLY && $ONLY ne 'resumption';
 my $PION_CIPHER = 'TLS_PSK_WITH_AES_128_CCM_8';
 
-my $SERVER_CPU = 0;
-my $CLIENT_CPU = 1;
-
 # 1200-byte payloads need records of 1200 bytes of data: 1300 on the wire
 my $MTU = 1300;
 
@@ -68,33 +60,22 @@ my $MTU = 1300;
 # lost flights wait for a 1 s retransmission
 my $RMEM = 4194304;
 
-$dir = tempdir('ngx-dtls-bench-XXXXXXXX', TMPDIR => 1, CLEANUP => 1);
-my $started = time();
+start_run();
 
 my (@runs, @memory, @scaling, %floor, %meta);
 
-my $rmem_default = set_rmem($RMEM);
-
-$SIG{INT} = $SIG{TERM} = sub { stop_all(); exit 1 };
-END { stop_all(); set_rmem($rmem_default) if $rmem_default }
+set_rmem($RMEM);
 
 ###############################################################################
 
-# the key: made here, for this run only
-
-my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
-
-write_file("$dir/psk", "bench:$key\n");
-chmod 0600, "$dir/psk";
-
-my %port = map { $_ => free_port() } qw/ echo dtls plain pion cert /;
+my $key = psk_file();
+my %port = map { $_ => free_port() } qw/ dtls plain pion cert /;
 
 pki();
 
 meta();
 
-say("backend: udp_echo on 127.0.0.1:$port{echo} (cpu $CLIENT_CPU)");
-spawn('echo', $CLIENT_CPU, "$TOOLS/udp_echo", '-l', "127.0.0.1:$port{echo}");
+$port{echo} = echo_backend();
 
 start_nginx();
 start_pion() unless $ONLY;
@@ -206,7 +187,7 @@ my $results = {
 	scaling => \@scaling,
 	summary => summary(),
 	resumption => $resumption,
-	seconds => sprintf('%.0f', time() - $started),
+	seconds => sprintf('%.0f', time() - $^T),
 };
 
 write_file("$OUT/benchmarks.json",
@@ -215,7 +196,7 @@ write_file("$OUT/benchmarks.json",
 plots($results);
 report($results);
 
-say(sprintf("done in %.0fs: %s/benchmarks.md", time() - $started, $OUT));
+say(sprintf("done in %.0fs: %s/benchmarks.md", time() - $^T, $OUT));
 
 ###############################################################################
 
@@ -238,7 +219,7 @@ sub measure {
 	my ($user0, $sys0) = cpu_seconds($pid);
 	my $t0 = time();
 
-	my $r = load(@args);
+	my $r = run_load(@args);
 
 	my ($user1, $sys1) = cpu_seconds($pid);
 	my $cpu = $user1 + $sys1 - $user0 - $sys0;
@@ -272,76 +253,40 @@ sub measure {
 	return $r;
 }
 
-sub load {
-	return run_load("$TOOLS/dtls_load", $CLIENT_CPU, @_);
-}
-
 sub floor_run {
 	my (@args) = @_;
 
-	my $out = qx{taskset -c $SERVER_CPU $TOOLS/dtls_floor -C $CIPHER @args};
-	my ($line) = grep { /^\{/ } reverse split /\n/, $out;
-
-	die "dtls_floor @args: no result\n" unless defined $line;
-
-	my $r = decode_json($line);
+	my $r = run_json($SERVER_CPU, "$TOOLS/dtls_floor", '-C', $CIPHER, @args);
 	say("  floor " . join(' ', map { "$_=" . (ref $r->{$_} ? '...'
 		: $r->{$_} // '-') } sort keys %$r));
 	return $r;
 }
 
 # RSS per idle established session at each count (sessions added to those
-# already held), and what a handshake costs the server meanwhile
+# already held), of a fresh server process, and what a handshake costs
+# the server meanwhile
 
 sub memory_curve {
 	my ($s) = @_;
 
 	my $srv = $server{$s};
 
-	# a fresh server process; a few sessions first warm the allocator and
-	# the code up, and the RSS after they ended is the base
-
-	restart($s);
-	my $pid = $srv->{pid}->();
-
-	hold_stop(hold_start($srv, 100));
-	sleep 1;
-
-	my $base = rss_kb($pid);
-	my ($held, @holders) = (0);
-
-	unless ($srv->{plain}) {
-		my $hs = measure($s, 'handshake', 16, 16, group => 'held');
-
-		push @scaling, { server => $s, sessions => 0,
-			handshakes_per_s => $hs->{handshakes_per_s},
-			server_cpu_us_per_handshake => $hs->{server_cpu_us_per_op} };
-	}
-
-	for my $n (@SESSIONS) {
-		push @holders, hold_start($srv, $n - $held);
-		$held = $n;
-		sleep 1;
-
-		my $rss = rss_kb($pid);
-		my $per = ($rss - $base) * 1024 / $n;
-
-		push @memory, { server => $s, sessions => $n, rss_kb => $rss,
-			base_rss_kb => $base, bytes_per_session => int($per) };
-
-		say(sprintf("  %-6s %6d sessions: RSS %d kB (base %d kB), "
-			. "%.1f kB per session", $s, $n, $rss, $base, $per / 1024));
-
-		next if $srv->{plain};
+	my $handshakes = sub {
+		my ($n) = @_;
 
 		my $hs = measure($s, 'handshake', 16, 16, group => 'held');
 
 		push @scaling, { server => $s, sessions => $n,
 			handshakes_per_s => $hs->{handshakes_per_s},
 			server_cpu_us_per_handshake => $hs->{server_cpu_us_per_op} };
-	}
+	};
 
-	hold_stop(@holders);
+	restart($s);
+
+	push @memory, map { { server => $s, %$_ } }
+		rss_curve($s, $srv->{pid}->(), \@SESSIONS,
+			sub { hold_start($srv, @_) },
+			$srv->{plain} ? undef : $handshakes);
 
 	# plain UDP sessions have no end but proxy_timeout: their upstream
 	# sockets would keep the ephemeral ports the next server needs
@@ -369,7 +314,7 @@ sub hold_start {
 		push @args, $srv->{plain} ? ('-u')
 			: ('-i', 'bench', '-k', $key, '-C', $CIPHER);
 
-		push @holders, holder("$TOOLS/dtls_load", $CLIENT_CPU, @args);
+		push @holders, holder(@args);
 	}
 
 	return @holders;
@@ -391,44 +336,29 @@ sub restart {
 
 ###############################################################################
 
+# nginx: DTLS-PSK, certificates (client certificates verified), plain
+# UDP
+
 sub start_nginx {
-	nginx_start('nginx', $SERVER_CPU, $NGINX, <<"EOF", $port{dtls});
-    # the upstream sockets bind to 127.0.0.1, the clients to 127.0.0.2:
-    # two ephemeral port ranges, not one for both
+	my $plain = <<"EOF";
 
     server {
-        listen                127.0.0.1:$port{dtls} udp;
-        dtls                  on;
-        dtls_psk_file         $dir/psk;
-        dtls_ciphers          $CIPHER;
-        dtls_handshake_limit  4096;
-        dtls_mtu              $MTU;
-        proxy_pass            127.0.0.1:$port{echo};
-        proxy_bind            127.0.0.1;
-        proxy_timeout         10m;
-    }
-
-    server {
-        listen                   127.0.0.1:$port{cert} udp;
-        dtls                     on;
-        dtls_certificate         $dir/server.crt;
-        dtls_certificate_key     $dir/server.key;
-        dtls_client_certificate  $dir/ca.crt;
-        dtls_ciphers             $CERT_CIPHER;
-        dtls_handshake_limit     4096;
-        dtls_mtu                 $MTU;
-        proxy_pass               127.0.0.1:$port{echo};
-        proxy_bind               127.0.0.1;
-        proxy_timeout            10m;
-    }
-
-    server {
-        listen                127.0.0.1:$port{plain} udp;
-        proxy_pass            127.0.0.1:$port{echo};
-        proxy_bind            127.0.0.1;
-        proxy_timeout         10m;
+        listen         127.0.0.1:$port{plain} udp;
+        proxy_pass     127.0.0.1:$port{echo};
+        proxy_bind     127.0.0.1;
+        proxy_timeout  10m;
     }
 EOF
+
+	nginx_start('nginx', $SERVER_CPU, $NGINX,
+		dtls_server($port{dtls}, $MTU, $port{echo},
+			dtls_psk_file => "$dir/psk", dtls_ciphers => $CIPHER)
+		. dtls_server($port{cert}, $MTU, $port{echo},
+			dtls_certificate => "$dir/server.crt",
+			dtls_certificate_key => "$dir/server.key",
+			dtls_client_certificate => "$dir/ca.crt",
+			dtls_ciphers => $CERT_CIPHER)
+		. $plain, $port{dtls});
 }
 
 sub start_pion {
@@ -598,23 +528,10 @@ sub pki {
 
 ###############################################################################
 
-# the old value, or undef when it cannot be set
-
 sub meta {
-	my $cpu = `grep -m1 'model name' /proc/cpuinfo`;
-	$cpu =~ s/^.*:\s*//;
-	chomp $cpu;
-
-	my $nginx_v = `$NGINX -v 2>&1`;
-	chomp $nginx_v;
-
 	%meta = (
 		date => strftime('%Y-%m-%d %H:%M UTC', gmtime),
-		cpu => $cpu,
-		cores => scalar(() = `grep '^processor' /proc/cpuinfo` =~ /\n/g),
-		kernel => `uname -r` =~ s/\n//r,
-		openssl => `openssl version` =~ s/\n//r,
-		nginx => $nginx_v =~ s/^nginx version: //r,
+		machine($NGINX),
 		pion => pion_version(),
 		cipher => $CIPHER,
 		seconds_per_run => $SECONDS,

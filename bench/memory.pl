@@ -26,28 +26,19 @@
 use warnings;
 use strict;
 
-use Cwd qw/ abs_path /;
 use File::Basename qw/ dirname /;
-use File::Temp qw/ tempdir /;
-use JSON::PP;
-use POSIX qw/ WNOHANG /;
-use Time::HiRes qw/ sleep time /;
 
 use lib dirname(__FILE__);
 use Bench;
 
 ###############################################################################
 
-my $TOP = abs_path(dirname(__FILE__) . '/..');
-my $TOOLS = "$TOP/build/tools";
 my $OUT = $ENV{BENCH_OUT} || "$TOP/docs/benchmarks-openssl.md";
 my $REPEAT = $ENV{BENCH_REPEAT} || 2;
 my @SESSIONS = split /,/, ($ENV{BENCH_SESSIONS} || '1000,10000');
 my $CIPHER = $ENV{BENCH_CIPHER} || 'PSK-AES128-GCM-SHA256';
 my $MTU = 1300;
 my $RMEM = 4194304;
-
-my ($SERVER_CPU, $CLIENT_CPU) = (0, 1);
 
 my @builds = map {
 	my ($label, $nginx, $floor) = split /=/, $_, 3;
@@ -59,23 +50,12 @@ my @builds = map {
 
 die "usage: $0 'LABEL=NGINX=FLOOR' ...\n" unless @builds;
 
-$dir = tempdir('ngx-dtls-memory-XXXXXXXX', TMPDIR => 1, CLEANUP => 1);
-my $started = time();
+start_run();
+set_rmem($RMEM);
 
-my $rmem_default = set_rmem($RMEM);
-
-$SIG{INT} = $SIG{TERM} = sub { stop_all(); exit 1 };
-END { stop_all(); set_rmem($rmem_default) if $rmem_default }
-
-my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
-
-write_file("$dir/psk", "bench:$key\n");
-chmod 0600, "$dir/psk";
-
-my $echo = free_port();
+my $key = psk_file();
+my $echo = echo_backend();
 my $port = free_port();
-
-spawn('echo', $CLIENT_CPU, "$TOOLS/udp_echo", '-l', "127.0.0.1:$echo");
 
 ###############################################################################
 
@@ -94,58 +74,25 @@ for my $rep (1 .. $REPEAT) {
 			$f->{server_bytes_per_session} / 1024,
 			$d->{server_bytes_per_session} / 1024));
 
-		push @{$b->{rss_runs}}, rss_curve($b);
+		start_nginx($b);
+		push @{$b->{rss_runs}}, [ rss_curve('nginx', nginx_worker(),
+			\@SESSIONS, \&hold_start) ];
+		stop('nginx');
 	}
 }
 
 stop_all();
 report();
 
-say(sprintf("done in %.0fs: %s", time() - $started, $OUT));
+say(sprintf("done in %.0fs: %s", time() - $^T, $OUT));
 
 ###############################################################################
 
 sub floor {
 	my ($b, @args) = @_;
 
-	my $out = qx{taskset -c $SERVER_CPU $b->{floor} -m memory -N 1000 -M $MTU -C $CIPHER @args};
-	my ($line) = grep { /^\{/ } reverse split /\n/, $out;
-
-	die "$b->{floor}: no result\n" unless defined $line;
-	return decode_json($line);
-}
-
-sub rss_curve {
-	my ($b) = @_;
-
-	start_nginx($b);
-	my $pid = nginx_worker();
-
-	hold_stop(hold_start(100));
-	sleep 1;
-
-	my $base = rss_kb($pid);
-	my ($held, @holders, @curve) = (0);
-
-	for my $n (@SESSIONS) {
-		push @holders, hold_start($n - $held);
-		$held = $n;
-		sleep 1;
-
-		my $rss = rss_kb($pid);
-		my $per = ($rss - $base) * 1024 / $n;
-
-		push @curve, { sessions => $n, rss_kb => $rss, base_rss_kb => $base,
-			bytes_per_session => int($per) };
-
-		say(sprintf("  nginx: %6d sessions: RSS %d kB (base %d kB), "
-			. "%.1f kB per session", $n, $rss, $base, $per / 1024));
-	}
-
-	hold_stop(@holders);
-	stop('nginx');
-
-	return \@curve;
+	return run_json($SERVER_CPU, $b->{floor}, '-m', 'memory', '-N', 1000,
+		'-M', $MTU, '-C', $CIPHER, @args);
 }
 
 # n more idle sessions, one dtls_load process; it prints a line when all
@@ -154,27 +101,17 @@ sub rss_curve {
 sub hold_start {
 	my ($n) = @_;
 
-	return holder("$TOOLS/dtls_load", $CLIENT_CPU,
-		'-c', "127.0.0.1:$port", '-N', $n, '-n', 64, '-b', '127.0.0.2',
-		'-t', 10000, '-M', $MTU, '-i', 'bench', '-k', $key, '-C', $CIPHER);
+	return holder('-c', "127.0.0.1:$port", '-N', $n, '-n', 64,
+		'-b', '127.0.0.2', '-t', 10000, '-M', $MTU, '-i', 'bench',
+		'-k', $key, '-C', $CIPHER);
 }
 
 sub start_nginx {
 	my ($b) = @_;
 
-	nginx_start('nginx', $SERVER_CPU, $b->{nginx}, <<"EOF", $port);
-    server {
-        listen                127.0.0.1:$port udp;
-        dtls                  on;
-        dtls_psk_file         $dir/psk;
-        dtls_ciphers          $CIPHER;
-        dtls_handshake_limit  4096;
-        dtls_mtu              $MTU;
-        proxy_pass            127.0.0.1:$echo;
-        proxy_bind            127.0.0.1;
-        proxy_timeout         10m;
-    }
-EOF
+	nginx_start('nginx', $SERVER_CPU, $b->{nginx},
+		dtls_server($port, $MTU, $echo, dtls_psk_file => "$dir/psk",
+			dtls_ciphers => $CIPHER), $port);
 }
 
 ###############################################################################
@@ -182,7 +119,7 @@ EOF
 sub report {
 	my $n = $SESSIONS[-1];
 	my $md = "# Memory per idle DTLS session: OpenSSL 3.0 and 3.5\n\n"
-		. written_by('bench-memory', $started) . ".  Cipher $CIPHER, "
+		. written_by('bench-memory') . ".  Cipher $CIPHER, "
 		. "dtls_mtu $MTU, one nginx worker; the builds took turns, "
 		. "$REPEAT runs each.\n\n"
 		. "- nginx RSS: the worker's RSS with $n idle sessions held, less "

@@ -22,37 +22,26 @@
 use warnings;
 use strict;
 
-use Cwd qw/ abs_path /;
 use File::Basename qw/ dirname /;
-use File::Temp qw/ tempdir /;
-use IO::Socket::IP;
 use JSON::PP;
 use POSIX qw/ strftime /;
 use Time::HiRes qw/ sleep time /;
 
 use lib dirname(__FILE__);
-use Bench qw/ $dir %pids spawn free_port wait_for write_file /;
+use Bench;
 
 ###############################################################################
 
-my $TOP = abs_path(dirname(__FILE__) . '/..');
-my $TOOLS = "$TOP/build/tools";
-my $NGINX = "$TOP/build/nginx/sbin/nginx";
 my $OUT = $ENV{BENCH_OUT} || "$TOP/docs";
 
 my $SECONDS = $ENV{BENCH_SECONDS} || 2;
 my $REPEAT = $ENV{BENCH_REPEAT} || 10;
 
 my $CIPHER = 'PSK-AES128-CCM8';
-my $SERVER_CPU = 0;
-my $CLIENT_CPU = 1;
 my $MILLION = 1_000_000;
 
-$dir = tempdir('ngx-dtls-bench-psk-XXXXXXXX', TMPDIR => 1, CLEANUP => 1);
+start_run();
 my (%stores, @runs);
-
-$SIG{INT} = $SIG{TERM} = sub { stop_all(); exit 1 };
-END { stop_all() }
 
 die "no cdb tool: apt-get install tinycdb\n"
 	unless `cdb -h 2>&1` =~ /cdb -c/;
@@ -61,7 +50,7 @@ die "no cdb tool: apt-get install tinycdb\n"
 
 # one key for every identity: the lookup is what is measured
 
-my $key = unpack('H*', join '', map { chr int rand 256 } 1 .. 16);
+my $key = random_key();
 
 sub id { sprintf 'bench-%07d', $_[0] }
 
@@ -97,30 +86,27 @@ say(sprintf("cdb -c: 1,000,000 identities, %.1f MB, in %.2f s",
 		n => $MILLION },
 );
 
-my $echo_port = free_port();
-spawn('echo', $CLIENT_CPU, "$TOOLS/udp_echo", '-l', "127.0.0.1:$echo_port");
+my $echo_port = echo_backend();
 
 for my $s (sort keys %stores) {
 	my $st = $stores{$s};
 
 	$st->{port} = free_port();
-	write_conf($s);
+	start_nginx($s);
 
 	# nginx -t: every identity read and checked
 
 	my @t;
 	for (1 .. 3) {
 		my $t1 = time();
-		system("$NGINX -t -q -p $dir -c $dir/$s.conf -e $dir/error.log") == 0
+		system("$NGINX -t -q -p $dir -c $dir/nginx-$s.conf "
+			. "-e $dir/nginx-$s.error.log") == 0
 			or die "nginx -t $s failed\n";
 		push @t, time() - $t1;
 	}
 	$st->{nginx_t} = median(@t);
 
 	say(sprintf("%-9s nginx -t %.3f s", $s, $st->{nginx_t}));
-
-	spawn("nginx-$s", $SERVER_CPU, $NGINX, '-p', $dir, '-c', "$dir/$s.conf");
-	wait_for(sub { worker($s) }, 10) or die "nginx $s did not start\n";
 }
 
 sleep 0.5;
@@ -142,7 +128,7 @@ for my $rep (1 .. $REPEAT) {
 
 for my $s (sort keys %stores) {
 	my $st = $stores{$s};
-	$st->{worker} = mem(worker($s));
+	$st->{worker} = mem(nginx_worker("nginx-$s"));
 	$st->{master} = mem($pids{"nginx-$s"});
 }
 
@@ -160,11 +146,12 @@ sleep 1.2;
 
 my $switch = one_handshake('cdb', 500_000);
 my $replaced = grep { /PSK database .* replaced: 1000000 identities/ }
-	read_lines("$dir/error.log");
+	read_lines("$dir/nginx-cdb.error.log");
 
-die "the database was not replaced (see $dir/error.log)\n" unless $replaced;
+die "the database was not replaced (see $dir/nginx-cdb.error.log)\n"
+	unless $replaced;
 
-my $after = mem(worker('cdb'));
+my $after = mem(nginx_worker('nginx-cdb'));
 
 say(sprintf("handshake %.1f ms, the one switching %.1f ms",
 	1000 * median(@base), 1000 * $switch));
@@ -184,23 +171,14 @@ sub write_text {
 	chmod 0600, $file;
 }
 
-sub write_conf {
+# the store's nginx, as nginx-STORE
+
+sub start_nginx {
 	my ($s) = @_;
 
 	my $st = $stores{$s};
 
-	write_file("$dir/$s.conf", <<"EOF");
-daemon off;
-worker_processes 1;
-user root;
-error_log $dir/error.log notice;
-pid $dir/$s.pid;
-
-events {
-    worker_connections 4096;
-}
-
-stream {
+	nginx_start("nginx-$s", $SERVER_CPU, $NGINX, <<"EOF", $st->{port});
     server {
         listen                127.0.0.1:$st->{port} udp;
         dtls                  on;
@@ -210,7 +188,6 @@ stream {
         proxy_pass            127.0.0.1:$echo_port;
         proxy_timeout         10s;
     }
-}
 EOF
 }
 
@@ -218,13 +195,13 @@ sub measure {
 	my ($s, $rep) = @_;
 
 	my $st = $stores{$s};
-	my $pid = worker($s);
+	my $pid = nginx_worker("nginx-$s");
 	my ($u0, $s0) = cpu_seconds($pid);
 	my $t1 = time();
 
-	my $r = run_load("$TOOLS/dtls_load", $CLIENT_CPU, '-c',
-		"127.0.0.1:$st->{port}", '-m', 'handshake', '-n', 64, '-d', $SECONDS,
-		'-w', 1, '-i', 'bench', '-I', $st->{n}, '-k', $key, '-C', $CIPHER);
+	my $r = run_load('-c', "127.0.0.1:$st->{port}", '-m', 'handshake',
+		'-n', 64, '-d', $SECONDS, '-w', 1, '-i', 'bench', '-I', $st->{n},
+		'-k', $key, '-C', $CIPHER);
 	my ($u1, $s1) = cpu_seconds($pid);
 	my $wall = time() - $t1;
 
@@ -266,46 +243,17 @@ sub mem {
 	return \%m;
 }
 
-sub worker {
-	my ($s) = @_;
-
-	my $master = $pids{"nginx-$s"} or return undef;
-	my ($w) = split /\s+/, `pgrep -P $master 2>/dev/null` || '';
-	return $w || undef;
-}
-
-sub stop_all {
-	for my $name (keys %pids) {
-		my $pid = delete $pids{$name};
-		kill 'QUIT', $pid;
-		for (1 .. 50) {
-			last if waitpid($pid, POSIX::WNOHANG()) == $pid;
-			sleep 0.1;
-		}
-		kill 'KILL', $pid;
-		waitpid($pid, 0);
-	}
-}
-
 sub read_lines {
 	my ($file) = @_;
 	open my $fh, '<', $file or return ();
 	return <$fh>;
 }
 
-sub say {
-	print "bench-psk: @_\n";
-}
-
 ###############################################################################
 
 sub report {
-	my $cpu = `grep -m1 'model name' /proc/cpuinfo`;
-	$cpu =~ s/^.*:\s*//;
-	chomp $cpu;
-	my $nginx_v = `$NGINX -v 2>&1`;
-	chomp $nginx_v;
-	$nginx_v =~ s/^nginx version: //;
+	my %m = machine($NGINX);
+	my ($cpu, $nginx_v) = @m{qw/ cpu nginx /};
 
 	my %hs;
 	for my $s (qw/ text10 cdb /) {
@@ -413,14 +361,13 @@ EOF
 
 	write_file("$OUT/benchmarks-psk.md", $md);
 
-	open my $fh, '>', "$OUT/benchmarks-psk.json" or die $!;
-	print $fh JSON::PP->new->canonical->pretty->encode({
-		runs => \@runs, stores => { map { $_ => { %{$stores{$_}},
-			file => undef } } keys %stores },
-		cdb_build_s => $cdb_build, cdb_bytes => $cdb_size,
-		switch_s => $switch, handshake_s => median(@base),
-	});
-	close $fh;
+	write_file("$OUT/benchmarks-psk.json",
+		JSON::PP->new->canonical->pretty->encode({
+			runs => \@runs, stores => { map { $_ => { %{$stores{$_}},
+				file => undef } } keys %stores },
+			cdb_build_s => $cdb_build, cdb_bytes => $cdb_size,
+			switch_s => $switch, handshake_s => median(@base),
+		}));
 
 	say("wrote $OUT/benchmarks-psk.md");
 }

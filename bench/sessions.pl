@@ -38,9 +38,7 @@
 use warnings;
 use strict;
 
-use Cwd qw/ abs_path /;
 use File::Basename qw/ dirname /;
-use File::Temp qw/ tempdir /;
 use Time::HiRes qw/ time sleep /;
 
 use lib dirname(__FILE__);
@@ -48,9 +46,6 @@ use Bench;
 
 ###############################################################################
 
-my $TOP = abs_path(dirname(__FILE__) . '/..');
-my $TOOLS = "$TOP/build/tools";
-my $NGINX = "$TOP/build/nginx/sbin/nginx";
 my $OUT = $ENV{BENCH_OUT} || "$TOP/docs";
 
 my $N = $ENV{BENCH_SESSIONS} || 10000;
@@ -67,24 +62,11 @@ my $PER_PROCESS = 14000;
 # 512 bytes a session, and room for the slab allocator's own pages
 my $ZONE_MB = int($ZN * 512 / 1048576 * 1.15) + 1;
 
-# nginx on one CPU, the clients and the backend on the other
+start_run();
 
-my $SERVER_CPU = 0;
-my $CLIENT_CPU = 1;
-
-$dir = tempdir('ngx-dtls-sessions-XXXXXXXX', TMPDIR => 1,
-	CLEANUP => !$ENV{BENCH_KEEP});
-my $started = time();
-my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
+my $key = psk_file();
+my $echo = echo_backend();
 my @holders;
-
-$SIG{INT} = $SIG{TERM} = sub { stop_all(); exit 1 };
-
-write_file("$dir/psk", "bench:$key\n");
-chmod 0600, "$dir/psk";
-
-my $echo = free_port();
-spawn('echo', $CLIENT_CPU, "$TOOLS/udp_echo", '-l', "127.0.0.1:$echo");
 
 my @cases = (
 	[ 'own records', 'PSK-AES128-CCM8', '', $N ],
@@ -180,9 +162,9 @@ sub zone_counts {
 sub hold {
 	my ($port, $cipher, $n, $bind) = @_;
 
-	push @holders, holder("$TOOLS/dtls_load", $CLIENT_CPU, '-c',
-		"127.0.0.1:$port", '-N', $n, '-n', 64, '-b', $bind, '-t', 10000,
-		'-i', 'bench', '-k', $key, '-C', $cipher);
+	push @holders, holder('-c', "127.0.0.1:$port", '-N', $n, '-n', 64,
+		'-b', $bind, '-t', 10000, '-i', 'bench', '-k', $key,
+		'-C', $cipher);
 }
 
 # an nginx (the binary, started as NAME), one worker, a server for each
@@ -263,10 +245,9 @@ sub echo_rates {
 			my ($u0, $s0) = cpu_seconds($worker);
 			my $t0 = time();
 
-			my $r = run_load("$TOOLS/dtls_load", $CLIENT_CPU, '-c',
-				"127.0.0.1:$servers[$i]{port}", '-m', 'echo', '-n', 64,
-				'-s', 64, '-d', $ECHO_SECONDS, '-w', 1, '-i', 'bench',
-				'-k', $key, '-C', $cases[$i][1]);
+			my $r = run_load('-c', "127.0.0.1:$servers[$i]{port}",
+				'-m', 'echo', '-n', 64, '-s', 64, '-d', $ECHO_SECONDS,
+				'-w', 1, '-i', 'bench', '-k', $key, '-C', $cases[$i][1]);
 
 			my ($u1, $s1) = cpu_seconds($worker);
 			my $wall = time() - $t0;
@@ -350,7 +331,7 @@ sub report {
 	my $md = "# Sessions: memory and echo rate with the module's records, "
 		. "OpenSSL's, the zone\n\n"
 		. written_by('bench-sessions'
-			. ($BASELINE ? " BASELINE=$BASELINE_NAME" : ''), $started)
+			. ($BASELINE ? " BASELINE=$BASELINE_NAME" : ''))
 		. ".\n\n"
 		. "## Memory per idle session\n\n"
 		. "One nginx worker "

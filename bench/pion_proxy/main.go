@@ -72,14 +72,10 @@ const (
 	downBufSize = 8192
 )
 
-var suites = map[string]dtls.CipherSuiteID{
-	"TLS_PSK_WITH_AES_128_CCM":              dtls.TLS_PSK_WITH_AES_128_CCM,
-	"TLS_PSK_WITH_AES_128_CCM_8":            dtls.TLS_PSK_WITH_AES_128_CCM_8,
-	"TLS_PSK_WITH_AES_256_CCM_8":            dtls.TLS_PSK_WITH_AES_256_CCM_8,
-	"TLS_PSK_WITH_AES_128_GCM_SHA256":       dtls.TLS_PSK_WITH_AES_128_GCM_SHA256,
-	"TLS_PSK_WITH_AES_128_CBC_SHA256":       dtls.TLS_PSK_WITH_AES_128_CBC_SHA256,
-	"TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256": dtls.TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256,
+// the PSK suites pion has, by their OpenSSL names; their IANA names are
+// pion's own (CipherSuiteID.String())
 
+var suites = map[string]dtls.CipherSuiteID{
 	"PSK-AES128-CCM":              dtls.TLS_PSK_WITH_AES_128_CCM,
 	"PSK-AES128-CCM8":             dtls.TLS_PSK_WITH_AES_128_CCM_8,
 	"PSK-AES256-CCM8":             dtls.TLS_PSK_WITH_AES_256_CCM_8,
@@ -183,7 +179,7 @@ func main() {
 	for _, name := range strings.FieldsFunc(*cipher, func(r rune) bool {
 		return r == ',' || r == ':'
 	}) {
-		id, ok := suites[strings.TrimSpace(name)]
+		id, ok := suite(strings.TrimSpace(name))
 		if !ok {
 			usage("unknown cipher %s", name)
 		}
@@ -251,6 +247,22 @@ func main() {
 }
 
 var closing int32
+
+// a suite by its OpenSSL or its IANA name
+
+func suite(name string) (dtls.CipherSuiteID, bool) {
+	if id, ok := suites[name]; ok {
+		return id, true
+	}
+
+	for _, id := range suites {
+		if id.String() == name {
+			return id, true
+		}
+	}
+
+	return 0, false
+}
 
 // Accept is pion's handshake: an error is a failed handshake (pion has
 // closed its connection then) unless the listener is closing
@@ -425,12 +437,18 @@ func (s *session) touch() {
 	atomic.StoreInt64(&s.last, time.Now().UnixNano())
 }
 
-// after a read timed out: whether the session is still live, and if so
-// when the reader's next deadline is
+// after a read of c timed out: whether the session is still live (a
+// datagram went either way within idleTimeout); if so, c's reader waits
+// again, until idleTimeout after that datagram
 
-func (s *session) live() (bool, time.Time) {
+func (s *session) live(c interface{ SetReadDeadline(time.Time) error }) bool {
 	end := time.Unix(0, atomic.LoadInt64(&s.last)).Add(idleTimeout)
-	return time.Now().Before(end), end
+	if !time.Now().Before(end) {
+		return false
+	}
+
+	_ = c.SetReadDeadline(end)
+	return true
 }
 
 func (s *session) close() {
@@ -462,11 +480,9 @@ func (s *session) fromClient() {
 
 		if err != nil {
 			if isTimeout(err) {
-				live, next := s.live()
-				if !live {
+				if !s.live(s.down) {
 					return
 				}
-				_ = s.down.SetReadDeadline(next)
 				continue
 			}
 
@@ -533,12 +549,7 @@ func (s *session) fromBackend() {
 		})
 
 		if err != nil {
-			if isTimeout(err) {
-				live, next := s.live()
-				if !live {
-					return
-				}
-				_ = s.up.SetReadDeadline(next)
+			if isTimeout(err) && s.live(s.up) {
 				continue
 			}
 			return

@@ -31,13 +31,17 @@ import (
 	"github.com/pion/dtls/v2"
 )
 
-var suites = map[string]dtls.CipherSuiteID{
-	"TLS_PSK_WITH_AES_128_CCM":              dtls.TLS_PSK_WITH_AES_128_CCM,
-	"TLS_PSK_WITH_AES_128_CCM_8":            dtls.TLS_PSK_WITH_AES_128_CCM_8,
-	"TLS_PSK_WITH_AES_256_CCM_8":            dtls.TLS_PSK_WITH_AES_256_CCM_8,
-	"TLS_PSK_WITH_AES_128_GCM_SHA256":       dtls.TLS_PSK_WITH_AES_128_GCM_SHA256,
-	"TLS_PSK_WITH_AES_128_CBC_SHA256":       dtls.TLS_PSK_WITH_AES_128_CBC_SHA256,
-	"TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256": dtls.TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256,
+// the PSK suites pion has, in the order offered when --cipher is not
+// given; --cipher names them as pion does (CipherSuiteID.String(): the
+// IANA names)
+
+var suites = []dtls.CipherSuiteID{
+	dtls.TLS_PSK_WITH_AES_128_CCM_8,
+	dtls.TLS_PSK_WITH_AES_128_CCM,
+	dtls.TLS_PSK_WITH_AES_128_GCM_SHA256,
+	dtls.TLS_PSK_WITH_AES_256_CCM_8,
+	dtls.TLS_PSK_WITH_AES_128_CBC_SHA256,
+	dtls.TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256,
 }
 
 // the fields of pion's serialized State this client reads (gob matches
@@ -73,6 +77,16 @@ func (st *store) Del(key []byte) error {
 	defer st.mu.Unlock()
 	delete(st.s, string(key))
 	return nil
+}
+
+func suite(name string) (dtls.CipherSuiteID, bool) {
+	for _, id := range suites {
+		if id.String() == name {
+			return id, true
+		}
+	}
+
+	return 0, false
 }
 
 func out(format string, args ...interface{}) {
@@ -114,16 +128,11 @@ func main() {
 
 	// pion offers no PSK suite unless told to: by default all it has
 
-	var ids []dtls.CipherSuiteID
-	if *cipher == "" {
-		*cipher = "TLS_PSK_WITH_AES_128_CCM_8,TLS_PSK_WITH_AES_128_CCM," +
-			"TLS_PSK_WITH_AES_128_GCM_SHA256,TLS_PSK_WITH_AES_256_CCM_8," +
-			"TLS_PSK_WITH_AES_128_CBC_SHA256," +
-			"TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256"
-	}
-	{
+	ids := suites
+	if *cipher != "" {
+		ids = nil
 		for _, name := range strings.Split(*cipher, ",") {
-			id, ok := suites[name]
+			id, ok := suite(name)
 			if !ok {
 				out("error: unknown cipher %s", name)
 				os.Exit(2)
