@@ -1,75 +1,42 @@
 /*
  * dtls_floor: what OpenSSL alone costs a DTLS 1.2 PSK server, the floor
- * under ngx_dtls in the benchmark.  A client and a server run in one
- * thread over an in-memory datagram BIO (one write is one datagram, one
- * read one datagram; nothing touches a socket), configured as ngx_dtls
- * configures its SSL_CTX (NO_QUERY_MTU, NO_RENEGOTIATION, read-ahead,
- * MTU 1200, the default session cache).
+ * under ngx_dtls in the benchmark.  A client and a server in one thread
+ * over an in-memory datagram BIO (dgram.h), the server's SSL_CTX as
+ * ngx_dtls configures it (NO_QUERY_MTU, NO_RENEGOTIATION, read-ahead,
+ * the default session cache, a cookie exchange through DTLSv1_listen()
+ * with an HMAC-SHA256 cookie over a fixed fake client address).
  *
- *   dtls_floor [-m handshake] [-C CIPHER] [-x] [-d SECONDS] [-s SIZE]
- *              [-M MTU] [-c monotonic|thread]
- *   dtls_floor -m memory [-C CIPHER] [-x] [-N SESSIONS] [-s SIZE]
- *              [-F SIZE] [-R] [-M MTU]
+ *   dtls_floor [-m handshake|memory] [-C CIPHER] [-d SECONDS]
+ *              [-N SESSIONS] [-F SIZE] [-R] [-M MTU]
  *
- * Options:
- *   -m MODE     handshake (default) or memory
- *   -C CIPHER   the one cipher both sides use (default PSK-AES128-CCM8)
- *   -x          no cookie exchange; by default the server answers the
- *               first ClientHello with a HelloVerifyRequest through
- *               DTLSv1_listen(), its cookie an HMAC-SHA256 (EVP_MAC, as
- *               ngx_dtls computes it) over a fixed fake client address
- *   -d SECONDS  handshake mode: how long to run (default 3)
- *   -s SIZE     bytes echoed each way after each handshake (default 16)
- *   -N N        memory mode: sessions kept (default 1000)
- *   -F SIZE     SSL_CTX_set_max_send_fragment() of the server
- *   -R          SSL_MODE_RELEASE_BUFFERS on the server
- *   -M MTU      SSL_set_mtu() of both sides (default 1200, as dtls_mtu)
- *   -c CLOCK    handshake mode: the clock read around every call,
- *               monotonic (default) or thread (see below)
+ * handshake (default): for -d seconds (default 3), full handshakes one
+ * after another, each with a 16-byte echo and close_notify both ways.
+ * Every OpenSSL call of each side is timed with CLOCK_MONOTONIC, less the
+ * clock's own cost, and scaled by the thread's share of the CPU over the
+ * run ("cpu_share"):
  *
- * Handshake mode: full handshakes one after another for -d seconds, each
- * with a new client and server SSL, one echo, close_notify both ways
- * (the server answering the client's), SSL_free both.  Every server-side
- * call (SSL_new, DTLSv1_listen, SSL_do_handshake, SSL_read, SSL_write,
- * SSL_shutdown, SSL_free, and the callbacks they run) is timed, the
- * client's calls likewise, separately; the cost of reading the clock,
- * measured at start, is taken off.  The thread is one and never waits,
- * so the time inside the calls is CPU time but for preemption and a
- * VM's stolen time: with -c monotonic the calls are timed with
- * CLOCK_MONOTONIC (the vDSO, some 30 ns a read) and scaled by the
- * thread's share of the CPU over the run (CLOCK_THREAD_CPUTIME_ID at its
- * start and end, "cpu_share"); with -c thread every call is timed with
- * CLOCK_THREAD_CPUTIME_ID itself, a system call that costs 1.5 us in a
- * VM and distorts what it measures there (20 reads a handshake).
+ *   {"mode":"handshake","cipher":C,"handshakes":N,"seconds":T,
+ *    "server_cpu_us_per_handshake":U,"server_handshakes_per_cpu_s":R,
+ *    "client_cpu_us_per_handshake":U,"wall_handshakes_per_s":R,
+ *    "server_calls_per_handshake":C,"cpu_share":F,"clock_overhead_ns":O}
  *
- *   {"mode":"handshake","cipher":C,"cookie":B,"size":S,"clock":K,
- *    "handshakes":N,"seconds":T,"server_cpu_us_per_handshake":U,
- *    "server_handshakes_per_cpu_s":R,"client_cpu_us_per_handshake":U,
- *    "wall_handshakes_per_s":R,"server_calls_per_handshake":C,
- *    "cpu_share":F,"clock_overhead_ns":O}
+ * memory: OpenSSL's allocations (CRYPTO_set_mem_functions()) are charged
+ * to the side whose call made them.  After one uncounted session, -N
+ * sessions (default 1000) are established, each with one echo, and kept:
+ * the server's live heap over N is that of an idle session, by
+ * allocation size too; then all is freed, and what the server still
+ * holds after SSL_CTX_free() (0 unless something leaks) is reported:
  *
- * Memory mode: OpenSSL's allocations go through CRYPTO_set_mem_functions()
- * wrappers that count live bytes, charged to the server or the client by
- * whose call made them (the datagram queues are not OpenSSL's and are not
- * counted).  After one uncounted session warms OpenSSL's global caches, N
- * sessions are established, each with one echo, and kept; what the
- * server's side then holds is divided by N: the heap of an idle
- * established server session (its SSL, BIO, record buffers, cipher
- * contexts, and its entry in the session cache), with a breakdown by
- * allocation size (>= 16 KB, 1 KB to 16 KB, < 1 KB).  The sessions are
- * then closed and freed, and the server's bytes left after SSL_CTX_free()
- * (0 unless something leaked) are reported too.
- *
- *   {"mode":"memory","cipher":C,"cookie":B,"sessions":N,
- *    "max_send_fragment":F|null,"release_buffers":B,
- *    "server_bytes_per_session":X,"server_allocs_per_session":Y,
- *    "client_bytes_per_session":X,
+ *   {"mode":"memory","cipher":C,"sessions":N,"max_send_fragment":F|null,
+ *    "release_buffers":B,"server_bytes_per_session":X,
+ *    "server_allocs_per_session":Y,"client_bytes_per_session":X,
  *    "classes":{"16k_up":{"allocs":Y,"bytes":X},"1k_16k":{...},
  *               "under_1k":{...}},"server_bytes_left":Z}
  *
- * (per session figures).  One JSON line on stdout; errors on stderr.
- *
- * Exit status: 0 on success, 1 on failure, 2 on usage errors.
+ * -C is the one cipher of both sides (default PSK-AES128-CCM8), -F the
+ * server's SSL_CTX_set_max_send_fragment(), -R its
+ * SSL_MODE_RELEASE_BUFFERS, -M the MTU of both (default 1200, as
+ * dtls_mtu).  Exit status: 0 on success, 1 on failure, 2 on usage errors.
  */
 
 #include <errno.h>
@@ -94,7 +61,7 @@
 
 #define DEFAULT_CIPHER   "PSK-AES128-CCM8"
 #define MTU              1200
-#define MAX_SIZE         16384
+#define ECHO_SIZE        16
 #define ROUNDS           16          /* handshake steps before giving up */
 #define IDENTITY         "client1"
 #define KEY              "00112233445566778899aabbccddeeff"
@@ -126,14 +93,11 @@ static const char *const  modes[] = {
 typedef struct {
     floor_mode_e             mode;
     const char              *cipher;
-    int                      cookie;
     double                   seconds;
-    long                     size;
     long                     sessions;
     long                     max_fragment;
     int                      release;
     long                     mtu;
-    int                      thread_clock;
 } conf_t;
 
 
@@ -159,7 +123,6 @@ typedef struct {
 static conf_t         cf;
 
 static opt_number_t   numbers[] = {
-    { 's', 1, MAX_SIZE, &cf.size },
     { 'N', 1, 10000000, &cf.sessions },
     { 'F', 512, 16384, &cf.max_fragment },
     { 'M', 256, 65507, &cf.mtu },
@@ -186,26 +149,24 @@ static int            charging = 1;
 static int64_t        call_ns[SIDES];
 static int64_t        calls[SIDES];
 static int64_t        call_start;
-static int64_t      (*call_clock)(void);
+static int            timing;
 
 static int64_t        live_bytes[SIDES][CLASSES];
 static int64_t        live_allocs[SIDES][CLASSES];
+static int64_t        live_total[SIDES][2];         /* bytes, allocations */
 
 
 static void usage(void);
 static int parse_args(int argc, char **argv);
 static int64_t thread_ns(void);
-static int64_t clock_overhead_ns(int64_t (*clock)(void));
+static int64_t clock_overhead_ns(void);
 
 static void *mem_malloc(size_t n, const char *file, int line);
 static void *mem_realloc(void *p, size_t n, const char *file, int line);
 static void mem_free(void *p, const char *file, int line);
 static void mem_account(mem_hdr_t *h, int sign);
-static int64_t mem_side_total(int s, int64_t counts[SIDES][CLASSES]);
-
 
 static SSL_CTX *make_ctx(int server);
-static int cookie_make(unsigned char *cookie, unsigned int *len);
 static int cookie_generate_cb(SSL *ssl, unsigned char *cookie,
     unsigned int *len);
 static int cookie_verify_cb(SSL *ssl, const unsigned char *cookie,
@@ -213,10 +174,13 @@ static int cookie_verify_cb(SSL *ssl, const unsigned char *cookie,
 
 static void enter(int s);
 static void leave(void);
+static SSL *pair_ssl(int s, SSL_CTX *c, dgram_end_t *end);
+static int pair_step(SSL *ssl, int s, int *done, const char *what);
 static int pair_open(pair_t *p);
 static int pair_echo(pair_t *p);
 static int pair_close(pair_t *p);
 static void pair_free(pair_t *p);
+static int pair_run(void);
 static int failed(const char *what, SSL *ssl, int rc);
 
 static int mode_handshake(void);
@@ -286,16 +250,12 @@ usage(void)
 {
     fprintf(stderr,
         "usage: dtls_floor [-m handshake|memory] [options]\n"
-        "  -m MODE     handshake (default) or memory\n"
         "  -C CIPHER   cipher of both sides (default " DEFAULT_CIPHER ")\n"
-        "  -x          no cookie exchange\n"
         "  -d SECONDS  handshake mode: run time (default 3)\n"
-        "  -s SIZE     bytes echoed each way (default 16)\n"
         "  -N N        memory mode: sessions (default 1000)\n"
         "  -F SIZE     server's max_send_fragment (512 to 16384)\n"
         "  -R          server's SSL_MODE_RELEASE_BUFFERS\n"
-        "  -M MTU      MTU of both sides (default 1200)\n"
-        "  -c CLOCK    handshake mode: monotonic (default) or thread\n");
+        "  -M MTU      MTU of both sides (default 1200)\n");
 }
 
 
@@ -307,13 +267,11 @@ parse_args(int argc, char **argv)
 
     cf.mode = MODE_HANDSHAKE;
     cf.cipher = DEFAULT_CIPHER;
-    cf.cookie = 1;
     cf.seconds = 3;
-    cf.size = 16;
     cf.sessions = 1000;
     cf.mtu = MTU;
 
-    while ((opt = opt_next("dtls_floor", argc, argv, "m:C:xd:s:N:F:RM:c:h",
+    while ((opt = opt_next("dtls_floor", argc, argv, "m:C:d:N:F:RM:h",
                            numbers, args))
            != -1)
     {
@@ -325,9 +283,6 @@ parse_args(int argc, char **argv)
             }
             cf.mode = mode;
             break;
-        case 'x':
-            cf.cookie = 0;
-            break;
         case 'd':
             cf.seconds = strtod(optarg, &end);
             if (*end != '\0' || !(cf.seconds > 0 && cf.seconds <= 86400)) {
@@ -336,27 +291,12 @@ parse_args(int argc, char **argv)
                 return -1;
             }
             break;
-        case 'c':
-            if (strcmp(optarg, "monotonic") == 0) {
-                cf.thread_clock = 0;
-            } else if (strcmp(optarg, "thread") == 0) {
-                cf.thread_clock = 1;
-            } else {
-                fprintf(stderr, "dtls_floor: unknown clock \"%s\"\n",
-                        optarg);
-                return -1;
-            }
-            break;
         default:
             return -1;
         }
     }
 
-    if (optind != argc) {
-        return -1;
-    }
-
-    return 0;
+    return optind == argc ? 0 : -1;
 }
 
 
@@ -373,40 +313,30 @@ thread_ns(void)
 }
 
 
-/*
- * What one timed call adds by reading the clock: the time an empty
- * bracket measures, the median of a few runs.
- */
+/* what one timed call adds by reading the clock twice: the least of 5 */
 
 static int64_t
-clock_overhead_ns(int64_t (*clock)(void))
+clock_overhead_ns(void)
 {
-    int      i, j, k;
-    int64_t  t0, t1, run[5], v;
+    int      i, j;
+    int64_t  t0, t1, v, least;
+
+    least = INT64_MAX;
 
     for (i = 0; i < 5; i++) {
         t0 = 0;
         t1 = 0;
 
         for (j = 0; j < 20000; j++) {
-            t0 += clock();
-            t1 += clock();
+            t0 += tool_now_ns();
+            t1 += tool_now_ns();
         }
 
-        run[i] = (t1 - t0) / 20000;
+        v = (t1 - t0) / 20000;
+        least = v < least ? v : least;
     }
 
-    for (i = 1; i < 5; i++) {
-        v = run[i];
-
-        for (k = i; k > 0 && run[k - 1] > v; k--) {
-            run[k] = run[k - 1];
-        }
-
-        run[k] = v;
-    }
-
-    return run[2];
+    return least;
 }
 
 
@@ -495,30 +425,9 @@ mem_account(mem_hdr_t *h, int sign)
 
     live_bytes[h->side][h->class] += sign * (int64_t) h->size;
     live_allocs[h->side][h->class] += sign;
+    live_total[h->side][0] += sign * (int64_t) h->size;
+    live_total[h->side][1] += sign;
 }
-
-
-static int64_t
-mem_side_total(int s, int64_t counts[SIDES][CLASSES])
-{
-    int      c;
-    int64_t  total;
-
-    total = 0;
-
-    for (c = 0; c < CLASSES; c++) {
-        total += counts[s][c];
-    }
-
-    return total;
-}
-
-
-/*
- * The datagram BIO: one write is one datagram appended to the peer's
- * queue, one read takes one datagram (truncated to the reader's buffer,
- * as recv() would).  Its ctrl answers as ngx_dtls's BIO does.
- */
 
 
 /* OpenSSL */
@@ -543,10 +452,7 @@ make_ctx(int server)
 
     /* as ngx_dtls: the server's context */
 
-    if (cf.cookie) {
-        SSL_CTX_set_options(c, SSL_OP_COOKIE_EXCHANGE);
-    }
-
+    SSL_CTX_set_options(c, SSL_OP_COOKIE_EXCHANGE);
     SSL_CTX_set_cookie_generate_cb(c, cookie_generate_cb);
     SSL_CTX_set_cookie_verify_cb(c, cookie_verify_cb);
     SSL_CTX_set_max_cert_list(c, 16384);
@@ -579,11 +485,13 @@ make_ctx(int server)
 /* HMAC-SHA256 over the fake address, a context per cookie as ngx_dtls */
 
 static int
-cookie_make(unsigned char *cookie, unsigned int *len)
+cookie_generate_cb(SSL *ssl, unsigned char *cookie, unsigned int *len)
 {
     size_t        n;
     OSSL_PARAM    params[2];
     EVP_MAC_CTX  *mctx;
+
+    (void) ssl;
 
     mctx = EVP_MAC_CTX_new(hmac);
     if (mctx == NULL) {
@@ -612,23 +520,12 @@ cookie_make(unsigned char *cookie, unsigned int *len)
 
 
 static int
-cookie_generate_cb(SSL *ssl, unsigned char *cookie, unsigned int *len)
-{
-    (void) ssl;
-
-    return cookie_make(cookie, len);
-}
-
-
-static int
 cookie_verify_cb(SSL *ssl, const unsigned char *cookie, unsigned int len)
 {
     unsigned int   n;
     unsigned char  want[32];
 
-    (void) ssl;
-
-    if (cookie_make(want, &n) != 1) {
+    if (cookie_generate_cb(ssl, want, &n) != 1) {
         return 0;
     }
 
@@ -648,8 +545,8 @@ enter(int s)
 {
     side = charging ? s : SIDE_NONE;
 
-    if (call_clock) {
-        call_start = call_clock();
+    if (timing) {
+        call_start = tool_now_ns();
     }
 }
 
@@ -657,8 +554,8 @@ enter(int s)
 static void
 leave(void)
 {
-    if (call_clock) {
-        call_ns[side] += call_clock() - call_start;
+    if (timing) {
+        call_ns[side] += tool_now_ns() - call_start;
         calls[side]++;
     }
 
@@ -674,13 +571,79 @@ leave(void)
 #define CLIENT_V(call)    do { enter(SIDE_CLIENT); call; leave(); } while (0)
 
 
+/* a side's SSL, over its end of the pair, as ngx_dtls makes the server's */
+
+static SSL *
+pair_ssl(int s, SSL_CTX *c, dgram_end_t *end)
+{
+    int   ok;
+    BIO  *b;
+    SSL  *ssl;
+
+    enter(s);
+
+    ssl = SSL_new(c);
+    b = ssl ? dgram_bio_new(end) : NULL;
+    ok = 0;
+
+    if (b) {
+        SSL_set_bio(ssl, b, b);
+
+        if (s == SIDE_SERVER) {
+            SSL_set_accept_state(ssl);
+
+        } else {
+            SSL_set_connect_state(ssl);
+        }
+
+        ok = SSL_set_mtu(ssl, cf.mtu) != 0;
+    }
+
+    leave();
+
+    if (!ok) {
+        failed(s == SIDE_SERVER ? "server SSL_new" : "client SSL_new", NULL,
+               0);
+    }
+
+    return ssl;
+}
+
+
+/* a handshake step of a side not done yet: 0, or -1 after printing why */
+
+static int
+pair_step(SSL *ssl, int s, int *done, const char *what)
+{
+    int  rc;
+
+    if (*done) {
+        return 0;
+    }
+
+    enter(s);
+    rc = SSL_do_handshake(ssl);
+    leave();
+
+    if (rc == 1) {
+        *done = 1;
+        return 0;
+    }
+
+    if (SSL_get_error(ssl, rc) != SSL_ERROR_WANT_READ) {
+        return failed(what, ssl, rc);
+    }
+
+    return 0;
+}
+
+
 /* a new pair, handshaked: 0, or -1 after printing why not */
 
 static int
 pair_open(pair_t *p)
 {
-    int   i, rc, server_done, client_done;
-    BIO  *b;
+    int  i, rc, server_done, client_done;
 
     memset(p, 0, sizeof(pair_t));
 
@@ -689,99 +652,52 @@ pair_open(pair_t *p)
     p->client_end.in = &p->to_client;
     p->client_end.out = &p->to_server;
 
-    /* the server's SSL, as ngx_dtls makes it */
+    p->server = pair_ssl(SIDE_SERVER, server_ctx, &p->server_end);
+    p->client = pair_ssl(SIDE_CLIENT, client_ctx, &p->client_end);
 
-    enter(SIDE_SERVER);
-
-    p->server = SSL_new(server_ctx);
-    b = p->server ? dgram_bio_new(&p->server_end) : NULL;
-
-    if (b) {
-        SSL_set_bio(p->server, b, b);
-        SSL_set_accept_state(p->server);
-        rc = SSL_set_mtu(p->server, cf.mtu) != 0;
-
-    } else {
-        rc = 0;
+    if (p->server == NULL || p->client == NULL) {
+        return -1;
     }
 
-    leave();
-
-    if (rc != 1) {
-        return failed("server SSL_new", p->server, 0);
-    }
-
-    CLIENT(p->client, SSL_new(client_ctx));
-    CLIENT(b, p->client ? dgram_bio_new(&p->client_end) : NULL);
-
-    if (b == NULL) {
-        return failed("client SSL_new", NULL, 0);
-    }
-
-    CLIENT_V(SSL_set_bio(p->client, b, b));
-    CLIENT_V(SSL_set_connect_state(p->client));
-    CLIENT(rc, SSL_set_mtu(p->client, cf.mtu) != 0);
-
-    if (rc != 1) {
-        return failed("client SSL_set_mtu", p->client, 0);
-    }
-
-    /* the first ClientHello */
-
-    CLIENT(rc, SSL_do_handshake(p->client));
-
-    if (rc == 1 || SSL_get_error(p->client, rc) != SSL_ERROR_WANT_READ) {
-        return failed("client SSL_do_handshake", p->client, rc);
-    }
-
-    if (cf.cookie) {
-
-        /* HelloVerifyRequest, the ClientHello with the cookie, its check */
-
-        SERVER(rc, DTLSv1_listen(p->server, listen_addr));
-
-        if (rc != 0 || p->to_client.head == NULL) {
-            return failed("first DTLSv1_listen", p->server, rc);
-        }
-
-        CLIENT(rc, SSL_do_handshake(p->client));
-
-        if (rc == 1 || SSL_get_error(p->client, rc) != SSL_ERROR_WANT_READ) {
-            return failed("client SSL_do_handshake after HVR", p->client, rc);
-        }
-
-        SERVER(rc, DTLSv1_listen(p->server, listen_addr));
-
-        if (rc != 1) {
-            return failed("second DTLSv1_listen", p->server, rc);
-        }
-    }
+    /*
+     * the first ClientHello, the server's HelloVerifyRequest, the
+     * ClientHello with the cookie, its check
+     */
 
     server_done = 0;
     client_done = 0;
 
+    if (pair_step(p->client, SIDE_CLIENT, &client_done,
+                  "client SSL_do_handshake") != 0)
+    {
+        return -1;
+    }
+
+    SERVER(rc, DTLSv1_listen(p->server, listen_addr));
+
+    if (rc != 0 || p->to_client.head == NULL) {
+        return failed("first DTLSv1_listen", p->server, rc);
+    }
+
+    if (pair_step(p->client, SIDE_CLIENT, &client_done,
+                  "client SSL_do_handshake after HVR") != 0)
+    {
+        return -1;
+    }
+
+    SERVER(rc, DTLSv1_listen(p->server, listen_addr));
+
+    if (rc != 1) {
+        return failed("second DTLSv1_listen", p->server, rc);
+    }
+
     for (i = 0; i < ROUNDS && !(server_done && client_done); i++) {
-
-        if (!server_done) {
-            SERVER(rc, SSL_do_handshake(p->server));
-
-            if (rc == 1) {
-                server_done = 1;
-
-            } else if (SSL_get_error(p->server, rc) != SSL_ERROR_WANT_READ) {
-                return failed("server SSL_do_handshake", p->server, rc);
-            }
-        }
-
-        if (!client_done) {
-            CLIENT(rc, SSL_do_handshake(p->client));
-
-            if (rc == 1) {
-                client_done = 1;
-
-            } else if (SSL_get_error(p->client, rc) != SSL_ERROR_WANT_READ) {
-                return failed("client SSL_do_handshake", p->client, rc);
-            }
+        if (pair_step(p->server, SIDE_SERVER, &server_done,
+                      "server SSL_do_handshake") != 0
+            || pair_step(p->client, SIDE_CLIENT, &client_done,
+                         "client SSL_do_handshake") != 0)
+        {
+            return -1;
         }
     }
 
@@ -794,33 +710,33 @@ pair_open(pair_t *p)
 }
 
 
-/* -s bytes from the client, echoed by the server */
+/* ECHO_SIZE bytes from the client, echoed by the server */
 
 static int
 pair_echo(pair_t *p)
 {
     int            rc;
-    unsigned char  out[MAX_SIZE], srv[MAX_SIZE], in[MAX_SIZE];
+    unsigned char  out[ECHO_SIZE], srv[ECHO_SIZE], in[ECHO_SIZE];
 
-    memset(out, 'x', cf.size);
+    memset(out, 'x', ECHO_SIZE);
 
-    CLIENT(rc, SSL_write(p->client, out, (int) cf.size));
-    if (rc != cf.size) {
+    CLIENT(rc, SSL_write(p->client, out, ECHO_SIZE));
+    if (rc != ECHO_SIZE) {
         return failed("client SSL_write", p->client, rc);
     }
 
     SERVER(rc, SSL_read(p->server, srv, sizeof(srv)));
-    if (rc != cf.size) {
+    if (rc != ECHO_SIZE) {
         return failed("server SSL_read", p->server, rc);
     }
 
     SERVER(rc, SSL_write(p->server, srv, rc));
-    if (rc != cf.size) {
+    if (rc != ECHO_SIZE) {
         return failed("server SSL_write", p->server, rc);
     }
 
     CLIENT(rc, SSL_read(p->client, in, sizeof(in)));
-    if (rc != cf.size || memcmp(in, out, cf.size) != 0) {
+    if (rc != ECHO_SIZE || memcmp(in, out, ECHO_SIZE) != 0) {
         return failed("client SSL_read", p->client, rc);
     }
 
@@ -901,39 +817,37 @@ failed(const char *what, SSL *ssl, int rc)
 /* modes */
 
 
+/* one whole session: handshake, echo, close_notify both ways, freed */
+
+static int
+pair_run(void)
+{
+    int     rc;
+    pair_t  p;
+
+    rc = (pair_open(&p) == 0 && pair_echo(&p) == 0 && pair_close(&p) == 0)
+         ? 0 : -1;
+
+    pair_free(&p);
+
+    return rc;
+}
+
+
 static int
 mode_handshake(void)
 {
-    double       share;
-    int64_t      n, start, end, wall, cpu, overhead, server_ns, client_ns;
-    pair_t       p;
-    const char  *name;
+    double   share;
+    int64_t  n, start, end, wall, cpu, overhead, server_ns, client_ns;
 
-    call_clock = cf.thread_clock ? thread_ns : tool_now_ns;
-    overhead = clock_overhead_ns(call_clock);
+    overhead = clock_overhead_ns();
+    timing = 1;
 
-    /* one handshake unmeasured: lazy initialisations, the cipher checked */
+    /* one handshake unmeasured: lazy initialisations */
 
-    if (pair_open(&p) != 0) {
-        pair_free(&p);
+    if (pair_run() != 0) {
         return 1;
     }
-
-    name = SSL_get_cipher_name(p.server);
-
-    if (name == NULL || strcmp(name, cf.cipher) != 0) {
-        fprintf(stderr, "dtls_floor: negotiated %s, not %s\n",
-                name ? name : "nothing", cf.cipher);
-        pair_free(&p);
-        return 1;
-    }
-
-    if (pair_echo(&p) != 0 || pair_close(&p) != 0) {
-        pair_free(&p);
-        return 1;
-    }
-
-    pair_free(&p);
 
     memset(call_ns, 0, sizeof(call_ns));
     memset(calls, 0, sizeof(calls));
@@ -944,14 +858,10 @@ mode_handshake(void)
     end = start + (int64_t) (cf.seconds * 1e9);
 
     do {
-        if (pair_open(&p) != 0 || pair_echo(&p) != 0
-            || pair_close(&p) != 0)
-        {
-            pair_free(&p);
+        if (pair_run() != 0) {
             return 1;
         }
 
-        pair_free(&p);
         n++;
 
     } while (tool_now_ns() < end);
@@ -959,22 +869,16 @@ mode_handshake(void)
     wall = tool_now_ns() - start;
     cpu = thread_ns() - cpu;
 
-    server_ns = call_ns[SIDE_SERVER] - calls[SIDE_SERVER] * overhead;
-    client_ns = call_ns[SIDE_CLIENT] - calls[SIDE_CLIENT] * overhead;
-
     share = (double) cpu / wall;
 
     if (share > 1) {
         share = 1;
     }
 
-    if (!cf.thread_clock) {
-        server_ns = (int64_t) (server_ns * share);
-        client_ns = (int64_t) (client_ns * share);
-    }
+    server_ns = (call_ns[SIDE_SERVER] - calls[SIDE_SERVER] * overhead) * share;
+    client_ns = (call_ns[SIDE_CLIENT] - calls[SIDE_CLIENT] * overhead) * share;
 
-    printf("{\"mode\":\"handshake\",\"cipher\":\"%s\",\"cookie\":%s,"
-           "\"size\":%ld,\"clock\":\"%s\",\"handshakes\":%lld,"
+    printf("{\"mode\":\"handshake\",\"cipher\":\"%s\",\"handshakes\":%lld,"
            "\"seconds\":%.3f,"
            "\"server_cpu_us_per_handshake\":%.2f,"
            "\"server_handshakes_per_cpu_s\":%.0f,"
@@ -982,9 +886,7 @@ mode_handshake(void)
            "\"wall_handshakes_per_s\":%.0f,"
            "\"server_calls_per_handshake\":%.1f,"
            "\"cpu_share\":%.3f,\"clock_overhead_ns\":%lld}\n",
-           cf.cipher, cf.cookie ? "true" : "false", cf.size,
-           cf.thread_clock ? "thread" : "monotonic", (long long) n,
-           wall / 1e9,
+           cf.cipher, (long long) n, wall / 1e9,
            server_ns / 1e3 / n,
            n / (server_ns / 1e9),
            client_ns / 1e3 / n,
@@ -1001,9 +903,7 @@ mode_memory(void)
 {
     int      c, rc;
     long     i, n;
-    double   per;
-    pair_t  *pairs, warm;
-    int64_t  server_bytes, server_allocs, client_bytes, left;
+    pair_t  *pairs;
 
     static const char  *class_names[CLASSES] = {
         "16k_up", "1k_16k", "under_1k"
@@ -1024,57 +924,33 @@ mode_memory(void)
      */
 
     charging = 0;
-
-    rc = (pair_open(&warm) == 0 && pair_echo(&warm) == 0
-          && pair_close(&warm) == 0) ? 0 : 1;
-
-    pair_free(&warm);
-
+    rc = pair_run() == 0 ? 0 : 1;
     charging = 1;
 
-    if (rc != 0) {
-        free(pairs);
-        return 1;
-    }
-
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < n && rc == 0; i++) {
         if (pair_open(&pairs[i]) != 0 || pair_echo(&pairs[i]) != 0) {
             fprintf(stderr, "dtls_floor: session %ld failed\n", i + 1);
-            pair_free(&pairs[i]);
-            n = i;
             rc = 1;
-            break;
         }
     }
 
     if (rc == 0) {
-        server_bytes = mem_side_total(SIDE_SERVER, live_bytes);
-        server_allocs = mem_side_total(SIDE_SERVER, live_allocs);
-        client_bytes = mem_side_total(SIDE_CLIENT, live_bytes);
+        printf("{\"mode\":\"memory\",\"cipher\":\"%s\",\"sessions\":%ld,"
+               "\"max_send_fragment\":", cf.cipher, n);
+        printf(cf.max_fragment ? "%ld" : "null", cf.max_fragment);
 
-        printf("{\"mode\":\"memory\",\"cipher\":\"%s\",\"cookie\":%s,"
-               "\"sessions\":%ld,", cf.cipher, cf.cookie ? "true" : "false",
-               n);
-
-        if (cf.max_fragment) {
-            printf("\"max_send_fragment\":%ld,", cf.max_fragment);
-
-        } else {
-            printf("\"max_send_fragment\":null,");
-        }
-
-        printf("\"release_buffers\":%s,\"server_bytes_per_session\":%.0f,"
+        printf(",\"release_buffers\":%s,\"server_bytes_per_session\":%.0f,"
                "\"server_allocs_per_session\":%.1f,"
                "\"client_bytes_per_session\":%.0f,\"classes\":{",
                cf.release ? "true" : "false",
-               (double) server_bytes / n, (double) server_allocs / n,
-               (double) client_bytes / n);
+               (double) live_total[SIDE_SERVER][0] / n,
+               (double) live_total[SIDE_SERVER][1] / n,
+               (double) live_total[SIDE_CLIENT][0] / n);
 
         for (c = 0; c < CLASSES; c++) {
-            per = (double) live_allocs[SIDE_SERVER][c] / n;
-
             printf("%s\"%s\":{\"allocs\":%.2f,\"bytes\":%.0f}",
-                   c ? "," : "", class_names[c], per,
+                   c ? "," : "", class_names[c],
+                   (double) live_allocs[SIDE_SERVER][c] / n,
                    (double) live_bytes[SIDE_SERVER][c] / n);
         }
 
@@ -1096,10 +972,9 @@ mode_memory(void)
     SSL_CTX_free(server_ctx);
     server_ctx = NULL;
 
-    left = mem_side_total(SIDE_SERVER, live_bytes);
-
     if (rc == 0) {
-        printf("\"server_bytes_left\":%lld}\n", (long long) left);
+        printf("\"server_bytes_left\":%lld}\n",
+               (long long) live_total[SIDE_SERVER][0]);
     }
 
     return rc;

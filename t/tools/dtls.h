@@ -7,8 +7,8 @@
 /*
  * What the DTLS tools share (dtls_client, dtls_load, dtls_floor,
  * dtls_record_diff): the cipher lists, a PSK given as hex (-k), the PSK
- * callbacks of both sides, a DTLS 1.2 context with a cipher list, and the
- * monotonic clock.
+ * callbacks of both sides, a DTLS 1.2 context with a cipher list (and a
+ * client's certificate), and the monotonic clock.
  * Included by each tool, which is built from its one .c file, beside
  * addr.h.
  */
@@ -211,6 +211,40 @@ tool_ctx_new(const char *tool, int server, const char *ciphers)
 
     } else {
         SSL_CTX_set_psk_client_callback(c, tool_psk_client_cb);
+    }
+
+    return c;
+}
+
+
+/*
+ * A client's context (tool_ctx_new()) with a certificate chain (PEM, leaf
+ * first) and its key (the chain's file when key is NULL), if cert is not
+ * NULL (inline: not warned of in the tools without certificates)
+ */
+
+static inline SSL_CTX *
+tool_client_ctx(const char *tool, const char *ciphers, const char *cert,
+    const char *key)
+{
+    SSL_CTX  *c;
+
+    c = tool_ctx_new(tool, 0, ciphers);
+    if (c == NULL || cert == NULL) {
+        return c;
+    }
+
+    key = key ? key : cert;
+
+    if (SSL_CTX_use_certificate_chain_file(c, cert) != 1
+        || SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1
+        || SSL_CTX_check_private_key(c) != 1)
+    {
+        fprintf(stderr, "%s: cannot use certificate \"%s\" with key "
+                "\"%s\"\n", tool, cert, key);
+        ERR_print_errors_fp(stderr);
+        SSL_CTX_free(c);
+        return NULL;
     }
 
     return c;

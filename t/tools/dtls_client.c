@@ -443,25 +443,9 @@ make_ctx(void)
 {
     SSL_CTX  *c;
 
-    c = tool_ctx_new("dtls_client", 0, cf.ciphers);
+    c = tool_client_ctx("dtls_client", cf.ciphers, cf.cert, cf.cert_key);
     if (c == NULL) {
         return NULL;
-    }
-
-    if (cf.cert) {
-        if (SSL_CTX_use_certificate_chain_file(c, cf.cert) != 1
-            || SSL_CTX_use_PrivateKey_file(c, cf.cert_key ? cf.cert_key
-                                                          : cf.cert,
-                                           SSL_FILETYPE_PEM) != 1
-            || SSL_CTX_check_private_key(c) != 1)
-        {
-            fprintf(stderr, "dtls_client: cannot use certificate \"%s\" "
-                    "with key \"%s\"\n", cf.cert,
-                    cf.cert_key ? cf.cert_key : cf.cert);
-            ERR_print_errors_fp(stderr);
-            SSL_CTX_free(c);
-            return NULL;
-        }
     }
 
     if (cf.ca) {
