@@ -27,9 +27,7 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-tool($t, 'dtls_load');
-tool($t, 'dtls_floor');
-tool($t, 'udp_echo');
+tool($t, qw/ dtls_load dtls_floor udp_echo /);
 
 my $key = hexkey();
 

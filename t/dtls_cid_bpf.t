@@ -40,8 +40,7 @@ my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 plan(skip_all => 'Linux only') unless $^O eq 'linux';
 plan(skip_all => 'not root: no CAP_BPF') if $> != 0;
 
-tool($t, 'udp_echo');
-tool($t, 'udp_relay');
+tool($t, qw/ udp_echo udp_relay /);
 
 mbedtls_client();
 

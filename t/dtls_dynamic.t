@@ -42,8 +42,7 @@ delete $ENV{TEST_NGINX_GLOBALS};
 
 my $t = Test::Nginx->new()->has(qw/stream udp/);
 
-tool($t, 'dtls_client');
-tool($t, 'udp_echo');
+tool($t, qw/ dtls_client udp_echo /);
 
 my $d = $t->testdir();
 my $key = hexkey();
