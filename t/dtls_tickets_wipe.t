@@ -109,11 +109,9 @@ sub sessions {
 like(sessions(), qr/^summary ok=3 failed=0 reused=2$/m,
 	'two keys: tickets made and resumed');
 
-my %old = map { $_ => 1 } workers($t);
 conf('dtls_session_ticket_key next;');
 
-ok(reload_wait($t) && wait_for($t, sub { !grep { $old{$_} } workers($t) }, 10),
-	'reload to another key');
+ok(reload_done($t), 'reload to another key');
 
 like(sessions(), qr/^summary ok=3 failed=0 reused=2$/m,
 	'another key: tickets made and resumed');
