@@ -27,9 +27,7 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-tool($t, 'dtls_load');
-tool($t, 'dtls_floor');
-tool($t, 'udp_echo');
+tool($t, qw/ dtls_load dtls_floor udp_echo /);
 
 my $key = hexkey();
 
@@ -41,18 +39,19 @@ events {
 }
 
 stream {
+    dtls_psk_file  psk;
+
     server {
-        listen          127.0.0.1:%%PORT_8980_UDP%% udp;
-        dtls            on;
-        dtls_psk_file   psk;
-        proxy_pass      127.0.0.1:%%PORT_8982_UDP%%;
-        proxy_timeout   30s;
+        listen         127.0.0.1:%%PORT_8980_UDP%% udp;
+        dtls           on;
+        proxy_pass     127.0.0.1:%%PORT_8982_UDP%%;
+        proxy_timeout  30s;
     }
 
     server {
-        listen          127.0.0.1:%%PORT_8981_UDP%% udp;
-        proxy_pass      127.0.0.1:%%PORT_8982_UDP%%;
-        proxy_timeout   30s;
+        listen         127.0.0.1:%%PORT_8981_UDP%% udp;
+        proxy_pass     127.0.0.1:%%PORT_8982_UDP%%;
+        proxy_timeout  30s;
     }
 
     # held sessions silent past proxy_timeout: continued from the zone,
@@ -61,18 +60,16 @@ stream {
     server {
         listen             127.0.0.1:%%PORT_8984_UDP%% udp;
         dtls               on;
-        dtls_psk_file      psk;
         dtls_session_zone  held:1m;
         proxy_pass         127.0.0.1:%%PORT_8982_UDP%%;
         proxy_timeout      1s;
     }
 
     server {
-        listen             127.0.0.1:%%PORT_8985_UDP%% udp;
-        dtls               on;
-        dtls_psk_file      psk;
-        proxy_pass         127.0.0.1:%%PORT_8982_UDP%%;
-        proxy_timeout      1s;
+        listen         127.0.0.1:%%PORT_8985_UDP%% udp;
+        dtls           on;
+        proxy_pass     127.0.0.1:%%PORT_8982_UDP%%;
+        proxy_timeout  1s;
     }
 }
 

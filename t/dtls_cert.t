@@ -24,7 +24,7 @@ use Test::DTLS::PKI;
 
 use IO::Select;
 use IO::Socket::IP;
-use POSIX qw/ WNOHANG _exit /;
+use POSIX qw/ WNOHANG /;
 use Time::HiRes qw/ time /;
 
 ###############################################################################
@@ -464,18 +464,9 @@ sub relayed {
 	my $relay = '127.0.0.1:' . $front->sockport();
 	my $outfile = $t->testdir() . '/relay.out';
 
-	my $pid = fork();
-	die "fork: $!\n" unless defined $pid;
-
-	if ($pid == 0) {
-		open STDIN, '<', '/dev/null';
-		open STDOUT, '>', $outfile or _exit(126);
-		open STDERR, '>&', \*STDOUT;
-		my $cmd = "(printf '$input'; sleep 1) | timeout 10 "
-			. "openssl s_client -dtls1_2 -connect $relay @args";
-		{ no warnings 'exec'; exec 'sh', '-c', $cmd; }
-		_exit(127);
-	}
+	my $pid = spawn($t, $outfile, 'sh', '-c',
+		"(printf '$input'; sleep 1) | timeout 10 "
+		. "openssl s_client -dtls1_2 -connect $relay @args");
 
 	my %r = (s2c_max => 0, c2s_max => 0, c2s_flight => 0,
 		c2s_cert_datagrams => 0, cert_datagrams => 0, cert_len => 0,

@@ -36,8 +36,7 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-tool($t, 'udp_echo');
-tool($t, 'udp_relay');
+tool($t, qw/ udp_echo udp_relay /);
 
 my $client = mbedtls_client();
 

@@ -40,8 +40,7 @@ my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 plan(skip_all => 'Linux only') unless $^O eq 'linux';
 plan(skip_all => 'not root: no CAP_BPF') if $> != 0;
 
-tool($t, 'udp_echo');
-tool($t, 'udp_relay');
+tool($t, qw/ udp_echo udp_relay /);
 
 mbedtls_client();
 
@@ -146,13 +145,8 @@ my $master = nginx_pid($t);
 # dtls_bpf on: every nginx session of the client in the worker that did
 # the handshake
 
-my %r = rebinding($port);
+my %r = rebound($port, 'on');
 my @pids = sort keys %{$r{pids}};
-
-ok($r{rc} == 0 && $r{echoed} == 1000 && $r{rebound} >= 99,
-	"on: 1000 echoes over $r{rebound} new source ports")
-	or diag("exit code $r{rc}:\n" . substr($r{out}, -2000));
-is($r{handshakes}, 1, 'on: 1 handshake');
 is(scalar @pids, 1, 'on: all in one worker')
 	or diag(explain($r{pids}));
 is($r{sessions}, 1, 'on: one nginx session, moved with the client');
@@ -190,13 +184,8 @@ $t->write_file_expand('nginx.conf', $off);
 ok(reload_wait($t), 'off: reloaded');
 old_workers_gone();
 
-%r = rebinding($port);
+%r = rebound($port, 'off');
 @pids = sort keys %{$r{pids}};
-
-ok($r{rc} == 0 && $r{echoed} == 1000 && $r{rebound} >= 99,
-	"off: 1000 echoes over $r{rebound} new source ports")
-	or diag("exit code $r{rc}:\n" . substr($r{out}, -2000));
-is($r{handshakes}, 1, 'off: 1 handshake');
 is(scalar @pids, 2, 'off: served by both workers')
 	or diag(explain($r{pids}));
 ok($r{backend_ports} >= 2,
@@ -211,13 +200,8 @@ old_workers_gone();
 
 my %workers = map { $_ => 1 } workers($t);
 
-%r = rebinding($port);
+%r = rebound($port, 'on again');
 @pids = sort keys %{$r{pids}};
-
-ok($r{rc} == 0 && $r{echoed} == 1000 && $r{rebound} >= 99,
-	"on again: 1000 echoes over $r{rebound} new source ports")
-	or diag("exit code $r{rc}:\n" . substr($r{out}, -2000));
-is($r{handshakes}, 1, 'on again: 1 handshake');
 ok(@pids == 1 && $workers{$pids[0]}, 'on again: all in one new worker')
 	or diag(explain($r{pids}));
 
@@ -292,6 +276,22 @@ is(join("\n", grep { !/"dtls_bpf"|length=1/ } split /\n/, log_alerts($t)),
 	'', 'no alerts in the error log');
 
 ###############################################################################
+
+# rebinding(), and what every run of it checks: the echoes and the one
+# handshake
+
+sub rebound {
+	my ($port, $name) = @_;
+
+	my %r = rebinding($port);
+
+	ok($r{rc} == 0 && $r{echoed} == 1000 && $r{rebound} >= 99,
+		"$name: 1000 echoes over $r{rebound} new source ports")
+		or diag("exit code $r{rc}:\n" . substr($r{out}, -2000));
+	is($r{handshakes}, 1, "$name: 1 handshake");
+
+	return %r;
+}
 
 # the client through a NAT that rebinds every 10 datagrams, 1,000 echoes;
 # the nginx sessions of its port logged once proxy_timeout ends them

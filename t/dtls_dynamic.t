@@ -17,7 +17,7 @@ use Cwd qw/ abs_path /;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Nginx;
-use Test::Nginx::DTLS;
+use Test::Nginx::DTLS qw/ :DEFAULT line_of /;
 
 ###############################################################################
 
@@ -42,25 +42,24 @@ delete $ENV{TEST_NGINX_GLOBALS};
 
 my $t = Test::Nginx->new()->has(qw/stream udp/);
 
-tool($t, 'dtls_client');
-tool($t, 'udp_echo');
+tool($t, qw/ dtls_client udp_echo /);
 
 my $d = $t->testdir();
 my $key = hexkey();
 
 psk_file($t, 'psk', "dev:$key\n");
 
-$t->write_file_expand('nginx.conf', <<"EOF");
-load_module  $so;
+# the server, and the same server without load_module
 
+my $conf = <<'EOF';
 %%TEST_GLOBALS%%
 
 events {
 }
 
 stream {
-    log_format  dtls  '\$remote_addr \$dtls_protocol \$dtls_cipher '
-                      '\$dtls_psk_identity \$dtls_session_reused';
+    log_format  dtls  '$remote_addr $dtls_protocol $dtls_cipher '
+                      '$dtls_psk_identity $dtls_session_reused';
 
     server {
         listen          127.0.0.1:%%PORT_8980_UDP%% udp;
@@ -68,29 +67,14 @@ stream {
         dtls_psk_file   psk;
         proxy_pass      127.0.0.1:%%PORT_8981_UDP%%;
         proxy_timeout   5s;
-        access_log      $d/access.log dtls;
+        access_log      %%TESTDIR%%/access.log dtls;
     }
 }
 
 EOF
 
-# the same server without load_module
-
-$t->write_file_expand('noload.conf', <<'EOF');
-%%TEST_GLOBALS%%
-
-events {
-}
-
-stream {
-    server {
-        listen          127.0.0.1:%%PORT_8980_UDP%% udp;
-        dtls            on;
-        dtls_psk_file   psk;
-        proxy_pass      127.0.0.1:%%PORT_8981_UDP%%;
-    }
-}
-EOF
+$t->write_file_expand('nginx.conf', "load_module  $so;\n\n" . $conf);
+$t->write_file_expand('noload.conf', $conf);
 
 udp_echo($t, '127.0.0.1:' . port(8981, udp => 1), 'echo:');
 
@@ -112,8 +96,7 @@ sub echo3 {
 is(nginx_binary($t), $compat, 'binary is nginx-compat');
 
 my ($rc, $out) = test_config($t, 'noload.conf');
-my @lines = split /\n/, $t->read_file('noload.conf');
-my ($line) = grep { $lines[$_ - 1] =~ /^\s*dtls\s+on/ } 1 .. @lines;
+my $line = line_of($t, 'noload.conf', qr/^\s*dtls\s+on/);
 
 isnt($rc, 0, 'without load_module: nginx -t fails');
 like($out, qr/unknown directive "dtls" in \Q$d\E\/noload\.conf:$line\b/,
@@ -145,9 +128,7 @@ like($t->read_file('access.log'),
 
 # a reload with the module loaded: the new workers still speak DTLS
 
-my %old = map { $_ => 1 } workers($t);
-ok(reload_wait($t) && wait_for($t, sub { !grep { $old{$_} } workers($t) }, 10),
-	'reload');
+ok(reload_done($t), 'reload');
 
 $out = echo3();
 like($out, qr/^echo ok n=3$/m, 'echo ok after reload');

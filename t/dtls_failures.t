@@ -30,8 +30,7 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-tool($t, 'dtls_client');
-tool($t, 'udp_echo');
+tool($t, qw/ dtls_client udp_echo /);
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 

@@ -26,8 +26,7 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-tool($t, 'dtls_client');
-tool($t, 'udp_echo');
+tool($t, qw/ dtls_client udp_echo /);
 
 IO::Socket::IP->new(LocalHost => '::1', LocalPort => 0, Proto => 'udp')
 	or plan(skip_all => 'no ::1');

@@ -32,9 +32,7 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-tool($t, 'dtls_client');
-tool($t, 'udp_echo');
-tool($t, 'udp_relay');
+tool($t, qw/ dtls_client udp_echo udp_relay /);
 
 my $pki = Test::DTLS::PKI->new($t->testdir() . '/pki');
 

@@ -141,12 +141,10 @@ my %exited = %{$scan->{exited}};
 ok(defined $exited{$master} && keys %exited >= 2,
 	'shim in the master and a worker');
 
-ok(canary($scan, $master), 'control: canary found in the master');
-ok(canary($scan, $master, 'worker'), 'control: canary found in a worker');
+canaries_ok($scan, $master);
 
 is(found($scan, qr/^(psk|hex):/), '', 'no database key freed unwiped');
 
-diag(join "\n", grep { !/^(exit|hit canary) / } split /\n/, $scan->{log})
-	if !Test::More->builder->is_passing;
+freescan_diag($scan);
 
 ###############################################################################

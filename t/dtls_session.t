@@ -26,9 +26,7 @@ select STDOUT; $| = 1;
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-tool($t, 'dtls_client');
-tool($t, 'dtls_load');
-tool($t, 'udp_echo');
+tool($t, qw/ dtls_client dtls_load udp_echo /);
 
 my $key = join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
 $t->write_file('psk', "dev-1:$key\n");

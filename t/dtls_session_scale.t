@@ -48,9 +48,7 @@ plan(skip_all => "the hard file limit is $hard, $NOFILE needed")
 
 my $t = Test::Nginx->new()->has(qw/stream udp/)->has_module('dtls');
 
-tool($t, 'dtls_client');
-tool($t, 'dtls_load');
-tool($t, 'udp_echo');
+tool($t, qw/ dtls_client dtls_load udp_echo /);
 
 my %key = map { $_ => hexkey() } qw/ bench dev-2 /;
 

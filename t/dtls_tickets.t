@@ -106,15 +106,6 @@ sub ticket_of {
 		=~ /TLS session ticket:\n\s*0000 -/ ? 1 : 0;
 }
 
-# a reload, done once the old workers are gone: they share the socket, and
-# would answer from their session cache
-
-sub reload {
-	my %old = map { $_ => 1 } workers($t);
-	return reload_wait($t)
-		&& wait_for($t, sub { !grep { $old{$_} } workers($t) }, 10);
-}
-
 sub restart {
 	$t->stop();
 	$t->run();
@@ -139,10 +130,10 @@ is(s_client(undef, 's1'), 'New', 'random key: full handshake');
 ok(ticket_of('s1'), 'random key: ticket issued');
 is(s_client('s1'), 'Reused', 'random key: resumed');
 
-ok(reload(), 'reload');
+ok(reload_done($t), 'reload');
 is(s_client('s1'), 'Reused', 'random key: resumed after a reload');
 
-ok(reload(), 'second reload');
+ok(reload_done($t), 'second reload');
 is(s_client('s1'), 'Reused', 'random key: resumed after a second reload');
 
 # a restart draws another key
@@ -153,7 +144,7 @@ is(s_client('s1'), 'New', 'random key: not after a restart');
 # certificate sessions too (dtls_client's certificate and the test CA)
 
 is(s_client(undef, 'c1', @cert), 'New', 'certificate: full handshake');
-ok(reload(), 'reload, certificate');
+ok(reload_done($t), 'reload, certificate');
 is(s_client('c1', undef, @cert), 'Reused',
 	'certificate: resumed after a reload');
 
@@ -186,7 +177,7 @@ is(s_client('f1'), 'Reused', 'key file: resumed after a restart');
 my $mark = log_mark($t);
 
 conf("dtls_session_ticket_key k3;\n        dtls_session_ticket_key k1;");
-ok(reload(), 'reload to a new first key');
+ok(reload_done($t), 'reload to a new first key');
 
 is(s_client('f1'), 'Reused', 'rotation: old ticket resumed');
 my $k3 = unpack('H*', substr($tk{k3}, 0, 16));
@@ -199,7 +190,7 @@ ok(wait_log($t, qr/ticket decrypt, key: "$k1"\n.*ticket encrypt, key: "$k3"/s,
 is(s_client(undef, 'f3'), 'New', 'rotation: full handshake under the new key');
 
 conf('dtls_session_ticket_key k3;');
-ok(reload(), 'reload, old key retired');
+ok(reload_done($t), 'reload, old key retired');
 
 is(s_client('f3'), 'Reused', 'rotation: ticket of the new key resumed');
 is(s_client('f1'), 'New', 'rotation: ticket of the retired key refused');
@@ -233,7 +224,7 @@ restart();
 is(s_client(undef, 'n1'), 'New', 'tickets off: full handshake');
 ok(!ticket_of('n1'), 'tickets off: no ticket');
 is(s_client('n1'), 'Reused', 'tickets off: resumed from the session cache');
-ok(reload(), 'tickets off: reload');
+ok(reload_done($t), 'tickets off: reload');
 is(s_client('n1'), 'New', 'tickets off: not after a reload');
 
 $t->stop();

@@ -51,10 +51,11 @@ events {
 }
 
 stream {
+    dtls_psk_file  psk;
+
     server {
         listen                   127.0.0.1:%%PORT_8980_UDP%% udp;
         dtls                     on;
-        dtls_psk_file            psk;
         dtls_certificate         %%TESTDIR%%/pki/server-ec.crt;
         dtls_certificate_key     %%TESTDIR%%/pki/server-ec.key;
         dtls_client_certificate  %%TESTDIR%%/pki/root.crt;
@@ -66,7 +67,6 @@ stream {
     server {
         listen                   127.0.0.1:%%PORT_8982_UDP%% udp;
         dtls                     on;
-        dtls_psk_file            psk;
         dtls_session_zone        sessions:1m;
         dtls_proxy_protocol      on;
         proxy_pass               127.0.0.1:%%PORT_8981_UDP%%;

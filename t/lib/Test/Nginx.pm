@@ -689,15 +689,20 @@ sub stop_daemons {
 	}
 }
 
-# <repo>/build/tools/NAME, or skip_all
+# <repo>/build/tools/NAME for each NAME (the first in scalar context), or
+# skip_all when one is missing
 
 sub _tool {
-	my ($self, $name) = @_;
+	my ($self, @names) = @_;
 
-	my $path = "$REPO/build/tools/$name";
-	Test::More::plan(skip_all => "no $path (make tools)") unless -x $path;
+	my @paths = map { "$REPO/build/tools/$_" } @names;
 
-	return $path;
+	for my $path (@paths) {
+		Test::More::plan(skip_all => "no $path (make tools)")
+			unless -x $path;
+	}
+
+	return wantarray ? @paths : $paths[0];
 }
 
 # runs a tool (a name in build/tools or a path) with a timeout; returns

@@ -8,15 +8,17 @@ package Test::DTLS::Freescan;
 #	my $master = freescan_run($t);
 #	...
 #	my $scan = freescan_log($t);
-#	ok(canary($scan, $master), 'control: canary found in the master');
+#	canaries_ok($scan, $master);
 #	is(found($scan, qr/^psk:/), '', 'no key freed unwiped');
+#	freescan_diag($scan);
 
 use warnings;
 use strict;
 
 use base qw/ Exporter /;
 
-our @EXPORT = qw/ freescan_needs freescan_run freescan_log found canary /;
+our @EXPORT = qw/ freescan_needs freescan_run freescan_log found canary
+	canaries_ok freescan_diag /;
 
 use Test::More;
 use Test::Nginx::DTLS;
@@ -88,6 +90,26 @@ sub canary {
 	return scalar grep {
 		$_->[0] eq 'canary' && ($_->[1] eq "pid=$master" xor $worker)
 	} @{$scan->{hits}};
+}
+
+# the controls, two tests: the canary, a copy freed unwiped on purpose, is
+# found in the master (nginx.conf's text and arguments) and in a worker
+# (its configuration, freed at exit), or the shim saw nothing
+
+sub canaries_ok {
+	my ($scan, $master) = @_;
+
+	ok(canary($scan, $master), 'control: canary found in the master');
+	ok(canary($scan, $master, 'worker'), 'control: canary found in a worker');
+}
+
+# what the shim logged beside its exits and canaries, once a test failed
+
+sub freescan_diag {
+	my ($scan) = @_;
+
+	diag(join "\n", grep { !/^(exit|hit canary) / } split /\n/, $scan->{log})
+		if !Test::More->builder->is_passing;
 }
 
 1;

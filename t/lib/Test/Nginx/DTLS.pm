@@ -42,7 +42,7 @@ our %HARNESS = (
 	wait_log => '_wait_log',        # waits until it matches
 	log_alerts => '_log_alerts',    # its [alert], [crit], [emerg] lines
 	wait_for => '_wait_for',        # polls a condition, bounded
-	tool => '_tool',                # build/tools/NAME, or skip_all
+	tool => '_tool',                # build/tools/NAME..., or skip_all
 	run_tool => '_run_tool',        # a tool's (stdout, exit code)
 	daemon => '_daemon',            # a background command: its pid
 	daemon_output => '_daemon_output',
@@ -71,7 +71,7 @@ for my $name (keys %HARNESS) {
 sub port_free { Test::Nginx::_port_free(@_) }
 
 our @EXPORT = (qw/ hexkey psk_file dtls_client dtls_lines access_mark
-	access_lines access_line wait_access rule_relay /, sort keys %HARNESS);
+	access_lines access_line wait_access reload_done rule_relay /, sort keys %HARNESS);
 our @EXPORT_OK = qw/ which proc_kb line_of rx port_free /;
 
 ###############################################################################
@@ -191,6 +191,19 @@ sub wait_access {
 	}, $timeout || 5);
 
 	return wantarray ? @lines : $came;
+}
+
+# a reload done: HUP, a new worker up and every old one gone (they share
+# the listening socket, and would answer from the old configuration);
+# true if that came in 10 s
+
+sub reload_done {
+	my ($t) = @_;
+
+	my %old = map { $_ => 1 } workers($t);
+
+	return reload_wait($t)
+		&& wait_for($t, sub { !grep { $old{$_} } workers($t) }, 10);
 }
 
 ###############################################################################
