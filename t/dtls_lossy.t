@@ -251,8 +251,7 @@ ok($stats->{relayed} && $stats->{duplicated} == $stats->{relayed}
 # 35 bytes) and answered each once ("be:" + 7 bytes, 50 bytes), the
 # client got 50 bytes of data
 
-my ($from) = error_log($t, $mark) =~ /udp client 127\.0\.0\.1:(\d+) connected/;
-$from //= 0;
+my $from = client_port($t, $mark);
 
 ok(wait_for($t, sub { access_line($t, $from) }, 5),
 	'dup 100%: access log line');

@@ -353,9 +353,7 @@ for my $kinds ('01234', '5') {
 	cmp_ok($stats->{corrupted} // 0, '>=', 10, "$name: copies sent")
 		or diag($stats->{line});
 
-	my ($from) = error_log($t, $mark)
-		=~ /udp client 127\.0\.0\.1:(\d+) connected/;
-	$from //= 0;
+	my $from = client_port($t, $mark);
 
 	ok(wait_for($t, sub { access_line($t, $from) }, 4),
 		"$name: access log line");
@@ -392,9 +390,7 @@ SKIP: {
 	ok(wait_for($t, sub { daemon_output($t, $client) =~ /^pause/m }, 5),
 		'idle with garbage: first echo');
 
-	my ($from) = error_log($t, $mark)
-		=~ /udp client 127\.0\.0\.1:(\d+) connected/;
-	$from //= 0;
+	my $from = client_port($t, $mark);
 
 	for (1 .. 9) {
 		sleep 0.5;
@@ -422,9 +418,7 @@ SKIP: {
 	ok(wait_for($t, sub { daemon_output($t, $client) =~ /^pause/m }, 5),
 		'short records: first echo');
 
-	($from) = error_log($t, $mark)
-		=~ /udp client 127\.0\.0\.1:(\d+) connected/;
-	$from //= 0;
+	$from = client_port($t, $mark);
 
 	for my $type (20 .. 23) {
 		for my $len (0, 1, 8, 15, 23) {
@@ -483,9 +477,7 @@ SKIP: {
 	is($stats->{reordered}, 1, 'after close_notify: data went after it')
 		or diag($stats->{line});
 
-	my ($from) = error_log($t, $mark)
-		=~ /udp client 127\.0\.0\.1:(\d+) connected/;
-	$from //= 0;
+	my $from = client_port($t, $mark);
 
 	ok(wait_for($t, sub { access_line($t, $from) }, 3),
 		'after close_notify: access log line');

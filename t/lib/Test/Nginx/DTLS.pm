@@ -71,7 +71,8 @@ for my $name (keys %HARNESS) {
 sub port_free { Test::Nginx::_port_free(@_) }
 
 our @EXPORT = (qw/ hexkey psk_file dtls_client dtls_lines access_mark
-	access_lines access_line wait_access reload_done rule_relay /, sort keys %HARNESS);
+	access_lines access_line wait_access client_port reload_done
+	rule_relay /, sort keys %HARNESS);
 our @EXPORT_OK = qw/ which proc_kb line_of rx port_free /;
 
 ###############################################################################
@@ -191,6 +192,17 @@ sub wait_access {
 	}, $timeout || 5);
 
 	return wantarray ? @lines : $came;
+}
+
+# the client port of the first session that nginx logged after a MARK of
+# the error log, or 0 if none was
+
+sub client_port {
+	my ($t, $mark) = @_;
+
+	my ($port) = error_log($t, $mark)
+		=~ /udp client 127\.0\.0\.1:(\d+) connected/;
+	return $port // 0;
 }
 
 # a reload done: HUP, a new worker up and every old one gone (they share
